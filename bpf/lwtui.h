@@ -1,0 +1,123 @@
+/* Structures shared by the BPF programs (lwtui.bpf.c) and user space.
+ *
+ * lwtui/kstructs.py mirrors every struct here with ctypes; tests/unit checks
+ * the two layouts against each other (sizes and offsets compiled from this
+ * file), so change both together.
+ *
+ * Addresses are 16 bytes in network byte order; IPv4 is stored IPv4-mapped
+ * (::ffff:a.b.c.d) so one LPM trie and one key type serve both families.
+ * Ports are in host byte order. ICMP and ICMPv6 flows carry type in sport and
+ * code in dport.
+ */
+#ifndef LWTUI_H
+#define LWTUI_H
+
+#ifndef __KERNEL__
+#include <stdint.h>
+typedef uint8_t __u8;
+typedef uint16_t __u16;
+typedef uint32_t __u32;
+typedef uint64_t __u64;
+#endif
+
+/* Hooks (key.hook, event.key.hook). */
+#define LWTUI_HOOK_IN   0
+#define LWTUI_HOOK_OUT  1
+#define LWTUI_HOOK_XMIT 2
+
+/* key.flags */
+#define LWTUI_KEY_FRAGMENT 0x01  /* a non-first fragment: no L4 header, ports 0 */
+
+/* Verdicts (flow_stats.verdict, event.verdict). */
+#define LWTUI_ALLOW 0
+#define LWTUI_DROP  1
+
+/* Which rule produced a drop verdict (flow_stats.rule_kind, event.rule_kind). */
+#define LWTUI_RULE_NONE 0
+#define LWTUI_RULE_FLOW 1
+#define LWTUI_RULE_HOST 2
+#define LWTUI_RULE_PORT 3
+
+/* Event types. */
+#define LWTUI_EV_NEW  1  /* first packet of a flow */
+#define LWTUI_EV_DROP 2  /* drops (or would-drops) of a flow, rate-limited */
+
+/* Indices of the per-CPU `stats` array. */
+#define LWTUI_ST_PACKETS      0
+#define LWTUI_ST_BYTES        1
+#define LWTUI_ST_DROPS        2  /* packets dropped (BPF_DROP returned) */
+#define LWTUI_ST_WOULD_DROPS  3  /* dry-run: packets a rule matched, passed */
+#define LWTUI_ST_PARSE_ERRORS 4
+#define LWTUI_ST_EVENTS_FAILED 5 /* perf output failed in the program */
+#define LWTUI_ST_NEW_FLOWS    6
+#define LWTUI_ST_FLOW_UPDATE_FAILED 7 /* could not insert into `flows` */
+#define LWTUI_ST_MAX          8
+
+/* Indices in the `config` array (one struct lwtui_config at index 0). */
+struct lwtui_config {
+	__u32 dry_run;            /* 1: count would-drops, never return BPF_DROP */
+	__u32 rules_gen;          /* bumped by user space after every rule change */
+	__u64 drop_event_interval_ns; /* at most one drop event per flow per interval */
+};
+
+struct flow_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;  /* ICMP: type */
+	__u16 dport;  /* ICMP: code */
+	__u8 proto;   /* IPPROTO_* */
+	__u8 family;  /* 4 or 6 */
+	__u8 hook;    /* LWTUI_HOOK_*; 0 in `verdicts` keys (a verdict covers every hook) */
+	__u8 flags;   /* LWTUI_KEY_* */
+};
+
+struct flow_stats {
+	__u64 packets;
+	__u64 bytes;          /* skb->len: the whole IP packet */
+	__u64 first_seen_ns;  /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u64 last_seen_ns;
+	__u64 drops;          /* dropped, or would-dropped in dry-run */
+	__u64 last_event_ns;  /* last drop event sent for this flow */
+	__u32 rules_gen;      /* config.rules_gen when `verdict` was computed */
+	__u8 verdict;         /* LWTUI_ALLOW / LWTUI_DROP (cached) */
+	__u8 rule_kind;       /* LWTUI_RULE_* that gave the verdict */
+	__u8 tcp_flags;       /* OR of the TCP flags seen (FIN=0x01 ... CWR=0x80) */
+	__u8 pad;
+};
+
+/* LPM trie key of `host_rules`: prefixlen counts bits of addr (IPv4 rules are
+ * IPv4-mapped, so 10.0.0.0/8 is ::ffff:10.0.0.0/104). */
+struct host_key {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Key of `port_rules`: proto 0 means any protocol. */
+struct port_key {
+	__u16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+/* Value of every rule map (verdicts, host_rules, port_rules). */
+struct rule_val {
+	__u64 hits;        /* packets this rule matched (dropped or would-drop) */
+	__u64 expires_ns;  /* CLOCK_MONOTONIC; 0 = no TTL. Expired rules never match */
+	__u64 created_ns;  /* CLOCK_REALTIME, for listing */
+};
+
+/* Perf event record. */
+struct lwtui_event {
+	struct flow_key key;
+	__u64 ts_ns;      /* bpf_ktime_get_ns */
+	__u64 packets;    /* flow counters when the event was sent */
+	__u64 bytes;
+	__u64 drops;
+	__u32 len;        /* skb->len of the packet that caused the event */
+	__u8 type;        /* LWTUI_EV_* */
+	__u8 verdict;
+	__u8 rule_kind;
+	__u8 tcp_flags;
+};
+
+#endif /* LWTUI_H */

@@ -1,0 +1,143 @@
+"""The `lwtui` command line (contract: DESIGN.md and README).
+
+Errors reach the user as one line naming the fix, with exit code 2 for bad
+input and 1 for failures at run time; never a traceback for a known problem.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+
+EXAMPLES = """examples:
+  lwtui 10.0.0.3/32 --netns lwtui-cli          dashboard on the route's egress (out) hook
+  lwtui watch 10.0.0.3/32 --netns lwtui-cli --json --duration 10
+  lwtui watch 10.0.0.3/32 --hook in --netns lwtui-srv   (the local route of a local address)
+  lwtui block port 8080/tcp                    from another shell, on the running session
+  lwtui block 'flow tcp 10.0.0.2:40000 10.0.0.3:8080' --ttl 30
+  lwtui allow port 8080/tcp
+  lwtui detach --all                           restore routes left by a killed session
+  lwtui demo                                   build the lab in namespaces and open the dashboard
+
+rules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]
+"""
+
+SUBCOMMANDS = ("watch", "block", "allow", "rules", "sessions", "detach", "doctor", "demo", "lab")
+HOOKS = ("in", "out", "xmit")
+
+
+class UsageError(Exception):
+    """Bad input: exit code 2."""
+
+
+class Terminated(SystemExit):
+    """SIGTERM/SIGHUP: unwind through every finally so routes are restored."""
+
+
+def _on_signal(signum, frame):
+    raise Terminated(128 + signum)
+
+
+def _hooks(text: str) -> list[str]:
+    hooks = [h.strip() for h in text.split(",") if h.strip()]
+    bad = [h for h in hooks if h not in HOOKS]
+    if bad or not hooks:
+        raise UsageError(f"unknown hook {','.join(bad) or text!r}: use in, out or xmit (comma-separated)")
+    return hooks
+
+
+def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("routes", nargs="+" if required else "*", metavar="ROUTE",
+                   help="prefix of an existing route, e.g. 10.0.0.3/32 (the local route for --hook in)")
+    p.add_argument("--hook", default="out", help="in, out, xmit or a comma list (default: out)")
+    p.add_argument("--netns", help="network namespace of the routes (default: this one)")
+    p.add_argument("--dev", help="create a missing route on this device (removed again on exit)")
+    p.add_argument("--dry-run", action="store_true", help="rules count would-drops but drop nothing")
+    p.add_argument("--session", help="session name (default: lwtui-PID-N)")
+    p.add_argument("--max-flows", type=int, default=65536, help="kernel flow map entries (default 65536)")
+    p.add_argument("--interval", type=float, default=1.0, help="refresh interval in seconds (default 1)")
+    p.add_argument("--ebpf", action="store_true", help="print the BPF C source and cflags, then exit")
+
+
+def build_parser(sub: str | None) -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    if sub is None:
+        p = argparse.ArgumentParser(prog="lwtui", formatter_class=fmt, epilog=EXAMPLES,
+                                    description="Live traffic inspector for Linux Lightweight Tunnel "
+                                                "(LWT) BPF hooks. Commands: " + ", ".join(SUBCOMMANDS))
+        _route_args(p, required=False)
+        return p
+    p = argparse.ArgumentParser(prog=f"lwtui {sub}", formatter_class=fmt, epilog=EXAMPLES)
+    if sub == "watch":
+        _route_args(p, required=True)
+        p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
+        p.add_argument("--duration", type=float, help="stop after this many seconds")
+    elif sub in ("block", "allow"):
+        p.add_argument("rule", nargs="+", help="flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]")
+        p.add_argument("--session", help="the session to act on (default: the only one running)")
+        if sub == "block":
+            p.add_argument("--ttl", type=float, help="lift the rule after this many seconds")
+    elif sub == "rules":
+        p.add_argument("--session")
+        p.add_argument("--json", action="store_true")
+    elif sub == "sessions":
+        p.add_argument("--json", action="store_true")
+    elif sub == "detach":
+        g = p.add_mutually_exclusive_group(required=True)
+        g.add_argument("--all", action="store_true", help="every session whose process is gone")
+        g.add_argument("--session", help="one session by name")
+    elif sub == "demo":
+        p.add_argument("--interval", type=float, default=1.0)
+        p.add_argument("--keep-lab", action="store_true", help="leave the lab up on exit")
+    elif sub == "lab":
+        p.add_argument("action", choices=("up", "down", "status"))
+        p.add_argument("--prefix", default="lwtui", help="name prefix of the lab's namespaces")
+        p.add_argument("--json", action="store_true")
+    return p
+
+
+def _targets(args) -> list:
+    from .routes import Target, parse_prefix
+    hooks = _hooks(args.hook)
+    targets = []
+    for r in args.routes:
+        parse_prefix(r)
+        for h in hooks:
+            targets.append(Target(prefix=r, hook=h, netns=args.netns, dev=args.dev))
+    return targets
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    sub = argv[0] if argv and argv[0] in SUBCOMMANDS else None
+    args = build_parser(sub).parse_args(argv[1:] if sub else argv)
+    from . import commands
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+    try:
+        handler = getattr(commands, f"cmd_{sub or 'dashboard'}")
+        return handler(args) or 0
+    except UsageError as e:
+        return _fail(str(e), 2)
+    except KeyboardInterrupt:
+        return 130
+    except Terminated as e:
+        return e.code
+    except Exception as e:  # known errors carry their fix; others are bugs worth a traceback
+        code = commands.error_code(e)
+        if code is None:
+            raise
+        return _fail(str(e), code)
+
+
+def _fail(msg: str, code: int) -> int:
+    print(f"lwtui: {msg}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,303 @@
+"""One function per `lwtui` subcommand; cli.py parses and dispatches here."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+from . import pins
+
+
+def error_code(e: BaseException) -> int | None:
+    """Exit code for an error lwtui knows (its message names the fix), else None."""
+    from .headers import HeadersMissing
+    from .rules import RuleError
+    from .routes import RouteError
+    from .session import SessionError
+    from .verdicts import VerdictError
+    known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError)
+    try:
+        from .probe import ProbeError
+        known += (ProbeError,)
+    except ImportError:  # BCC missing: the probe cannot even be imported
+        pass
+    return 2 if isinstance(e, known) else None
+
+
+def _console(stderr: bool = False):
+    from rich.console import Console
+    return Console(stderr=stderr, highlight=False)
+
+
+def _session(args, targets):
+    from .session import Session
+    status = _console(stderr=True)
+    return Session(targets, name=args.session, dry_run=args.dry_run, max_flows=args.max_flows,
+                   on_status=lambda m: status.print(f"[dim]{m}…[/]") if sys.stderr.isatty() else None)
+
+
+def _print_ebpf() -> int:
+    from .probe import Probe
+    print(f"// cflags: {' '.join(Probe.default_cflags())}")
+    print(Probe.source_path().read_text())
+    return 0
+
+
+def _restored(statuses: list[str]) -> None:
+    if statuses and sys.stderr.isatty():
+        _console(stderr=True).print("[dim]restored: " + "; ".join(statuses) + "[/]")
+
+
+# -- the dashboard and watch ---------------------------------------------
+
+def cmd_dashboard(args) -> int:
+    from .cli import _targets
+    if args.ebpf:
+        return _print_ebpf()
+    from .ui.app import run_dashboard
+    list_routes = None
+    if not args.routes:
+        from .routes import list_routes as lr
+        list_routes = lambda: lr(args.netns)  # noqa: E731
+        targets = _pick_routes(args, list_routes)
+        if not targets:
+            return 0
+    else:
+        targets = _targets(args)
+    session = _session(args, targets)
+    try:
+        session.start()
+        return run_dashboard(session, interval=args.interval) or 0
+    finally:
+        _restored(session.close())
+
+
+def _pick_routes(args, list_routes):
+    from .ui.app import pick_routes
+    from .routes import Target
+    chosen = pick_routes(list_routes)
+    return [Target(prefix=c["prefix"], hook=c["hook"], netns=args.netns, dev=None) for c in chosen or []]
+
+
+def _session_line(session) -> None:
+    """First JSON line of `watch --json`: the session is attached and counting."""
+    print(json.dumps({"type": "session", "name": session.name, "pid": os.getpid(),
+                      "dry_run": session.dry_run,
+                      "routes": [{"prefix": a.target.prefix, "hook": a.target.hook, "netns": a.target.netns}
+                                 for a in session.attachments]}, separators=(",", ":")), flush=True)
+
+
+def cmd_watch(args) -> int:
+    from .cli import _targets
+    from .watch import run_watch
+    if args.ebpf:
+        return _print_ebpf()
+    session = _session(args, _targets(args))
+    try:
+        session.start()
+        run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
+                  out=sys.stdout, on_ready=(lambda: _session_line(session)) if args.json else None)
+    finally:
+        _restored(session.close())
+    return 0
+
+
+# -- verdicts from another shell -----------------------------------------
+
+def _running_session(name: str | None) -> pins.SessionState:
+    states = [s for s in pins.list_states() if s.alive]
+    if name:
+        for s in states:
+            if s.name == name:
+                return s
+        names = ", ".join(s.name for s in states) or "none running"
+        from .session import SessionError
+        raise SessionError(f"no running session named {name!r} ({names}): see `lwtui sessions`")
+    from .session import SessionError
+    if not states:
+        raise SessionError("no lwtui session is running: start one with `lwtui ROUTE` or `lwtui watch ROUTE`")
+    if len(states) > 1:
+        raise SessionError("several sessions are running (" + ", ".join(s.name for s in states) +
+                           "): pick one with --session NAME")
+    return states[0]
+
+
+def _store(args):
+    from .verdicts import RuleStore
+    st = _running_session(args.session)
+    return st, RuleStore(pins.open_pinned(st.name), owns_fds=True)
+
+
+def _guard_ssh(rule, force: bool) -> None:
+    """Refuse, headless, a rule that would cut the user's own SSH connection."""
+    from .guard import ssh_flow_blocked_by
+    hit = ssh_flow_blocked_by(rule)
+    if hit and not force:
+        from .session import SessionError
+        raise SessionError(f"{rule.text!r} would block your own SSH connection ({hit}): add --force to do it anyway")
+
+
+def cmd_block(args) -> int:
+    from .rules import parse_rule
+    rule = parse_rule(" ".join(args.rule))
+    st, store = _store(args)
+    try:
+        store.add(rule, ttl=args.ttl)
+    finally:
+        store.close()
+    ttl = f" for {args.ttl:g}s" if args.ttl else ""
+    _console().print(f"blocked [bold]{rule.text}[/]{ttl} in session {st.name}")
+    return 0
+
+
+def cmd_allow(args) -> int:
+    from .rules import parse_rule
+    rule = parse_rule(" ".join(args.rule))
+    st, store = _store(args)
+    try:
+        gone = store.remove(rule)
+    finally:
+        store.close()
+    if not gone:
+        from .verdicts import VerdictError
+        raise VerdictError(f"no rule {rule.text!r} in session {st.name}: see `lwtui rules`")
+    _console().print(f"allowed [bold]{rule.text}[/] in session {st.name}")
+    return 0
+
+
+def cmd_rules(args) -> int:
+    from .watch import rule_json
+    st, store = _store(args)
+    try:
+        entries = store.entries()
+    finally:
+        store.close()
+    if args.json:
+        for e in entries:
+            print(json.dumps(rule_json(e), separators=(",", ":")))
+        return 0
+    from rich.table import Table
+    t = Table(title=f"rules of session {st.name}", title_justify="left")
+    for c in ("rule", "kind", "hits", "ttl left"):
+        t.add_column(c)
+    for e in entries:
+        t.add_row(e.text, e.kind, str(e.hits), "-" if e.expires_in is None else f"{e.expires_in:.0f}s")
+    if not entries:
+        t.caption = "no rules: block with `lwtui block RULE` or a key in the dashboard"
+    _console().print(t)
+    return 0
+
+
+def cmd_sessions(args) -> int:
+    states = pins.list_states()
+    if args.json:
+        for s in states:
+            print(json.dumps({"type": "session", "name": s.name, "pid": s.pid, "alive": s.alive,
+                              "started": s.started, "dry_run": s.dry_run,
+                              "routes": [a.get("target") for a in s.attachments]}))
+        return 0
+    from rich.table import Table
+    t = Table(title="lwtui sessions", title_justify="left")
+    for c in ("session", "pid", "state", "routes"):
+        t.add_column(c)
+    for s in states:
+        routes = ", ".join(f"{a['target']['prefix']} {a['target']['hook']}"
+                           + (f" ({a['target']['netns']})" if a['target'].get('netns') else "")
+                           for a in s.attachments)
+        t.add_row(s.name, str(s.pid), "running" if s.alive else "[red]stale: run lwtui detach --all[/]", routes)
+    if not states:
+        t.caption = "none"
+    _console().print(t)
+    return 0
+
+
+def cmd_detach(args) -> int:
+    from .routes import Attachment, detach
+    from .session import SessionError
+    states = pins.list_states()
+    if args.session:
+        states = [s for s in states if s.name == args.session]
+        if not states:
+            raise SessionError(f"no session named {args.session!r}: see `lwtui sessions`")
+    todo = [s for s in states if not s.alive]
+    live = [s for s in states if s.alive]
+    if args.session and live:
+        raise SessionError(f"session {args.session} is running (pid {live[0].pid}): quit it (q or Ctrl-C) "
+                           "and it restores its routes itself")
+    con = _console()
+    failed = 0
+    for st in todo:
+        remaining = []
+        for a in reversed(st.attachments):
+            att = Attachment.from_dict(a)
+            try:
+                con.print(f"{st.name}: {att.target.prefix} ({att.target.hook}): {detach(att)}")
+            except Exception as e:
+                failed += 1
+                remaining.append(a)
+                con.print(f"[red]{st.name}: {att.target.prefix} ({att.target.hook}): {e}[/]")
+        pins.unpin(st.name)
+        if remaining:
+            st.attachments = list(reversed(remaining))
+            st.save()
+        else:
+            st.remove()
+    for name in pins.pinned_sessions():  # pins whose state file is gone
+        if not any(s.name == name for s in live):
+            pins.unpin(name)
+    if not todo:
+        con.print("nothing to detach" + (f" ({len(live)} session(s) running)" if live else ""))
+    return 1 if failed else 0
+
+
+# -- environment, lab, demo ----------------------------------------------
+
+def cmd_doctor(args) -> int:
+    from .doctor import run_doctor
+    return run_doctor(_console())
+
+
+def cmd_lab(args) -> int:
+    from .lab import Lab
+    lab = Lab(prefix=args.prefix)
+    if args.action == "up":
+        topo = lab.up()
+        _console().print(f"lab up: {topo.client_ns} ({topo.client_v4}, {topo.client_v6}) <-> "
+                         f"{topo.server_ns} ({topo.server_v4}, {topo.server_v6}); "
+                         f"try: lwtui {topo.server_v4}/32 --netns {topo.client_ns}")
+    elif args.action == "down":
+        lab.down()
+        _console().print("lab down")
+    else:
+        st = lab.status()
+        if args.json:
+            print(json.dumps(st, default=str))
+        else:
+            _console().print(st)
+        return 0 if st.get("up") else 1
+    return 0
+
+
+def cmd_demo(args) -> int:
+    """Build the lab, watch out on the client and in on the server, tear all down on quit."""
+    from .lab import Lab
+    from .routes import Target
+    from .session import Session
+    from .ui.app import run_dashboard
+    lab = Lab(prefix="lwtui")
+    topo = lab.up()
+    try:
+        targets = [Target(prefix=f"{topo.server_v4}/32", hook="out", netns=topo.client_ns),
+                   Target(prefix=f"{topo.server_v6}/128", hook="out", netns=topo.client_ns),
+                   Target(prefix=f"{topo.server_v4}/32", hook="in", netns=topo.server_ns)]
+        session = Session(targets, name="lwtui-demo")
+        try:
+            session.start()
+            return run_dashboard(session, interval=args.interval) or 0
+        finally:
+            _restored(session.close())
+    finally:
+        if not args.keep_lab:
+            lab.down()

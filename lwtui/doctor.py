@@ -1,0 +1,87 @@
+"""`lwtui doctor`: is this host ready? Each check on its own line, with the fix."""
+
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+CheckResult = tuple[bool, str, str]  # ok, what was found, the fix
+
+
+def check_root() -> CheckResult:
+    if os.geteuid() == 0:
+        return True, "running as root", ""
+    return False, "not root (needs CAP_BPF and CAP_NET_ADMIN)", "run lwtui with sudo"
+
+
+def check_bcc() -> CheckResult:
+    try:
+        import bcc  # noqa: F401  (the probe is the only module that uses it)
+    except ImportError as e:
+        return False, f"BCC Python bindings not importable ({e})", \
+            "apt-get install -y python3-bpfcc (Fedora: dnf install python3-bcc; Arch: pacman -S python-bcc)"
+    return True, f"BCC importable ({os.path.dirname(bcc.__file__)})", ""
+
+
+def check_headers() -> CheckResult:
+    from .headers import HeadersMissing, find_headers, install_hint
+    try:
+        h = find_headers()
+    except HeadersMissing:
+        return False, "no kernel headers for BCC", install_hint()
+    return True, f"kernel headers: {h.how}" + (f" ({h.source})" if h.source else ""), ""
+
+
+def check_programs() -> CheckResult:
+    try:
+        from .probe import selftest
+        results = selftest()
+    except Exception as e:  # noqa: BLE001 - doctor reports, never raises
+        return False, f"cannot compile the BPF programs: {e}", "fix the checks above first"
+    bad = [f"{hook}: {err}" for hook, ok, err in results if not ok]
+    if bad:
+        return False, "BPF programs do not load: " + "; ".join(bad), \
+            "needs a kernel with CONFIG_LWTUNNEL_BPF=y and CONFIG_BPF_SYSCALL=y"
+    return True, "BPF programs compile and load as " + ", ".join(f"LWT_{h.upper()}" for h, _, _ in results), ""
+
+
+def check_bpffs() -> CheckResult:
+    from .pins import BPFFS, PinError, bpffs_mounted, ensure_bpffs
+    if bpffs_mounted():
+        return True, f"bpffs mounted at {BPFFS}", ""
+    try:
+        ensure_bpffs()
+    except PinError as e:
+        return False, str(e), f"mount -t bpf bpf {BPFFS}"
+    return True, f"bpffs was not mounted: mounted it at {BPFFS}", ""
+
+
+def check_netlink() -> CheckResult:
+    try:
+        from .routes import list_routes
+        n = len(list_routes(None))
+    except Exception as e:  # noqa: BLE001
+        return False, f"pyroute2 cannot talk netlink: {e}", "pip install 'pyroute2>=0.9.7' in lwtui's environment"
+    return True, f"pyroute2 talks netlink ({n} routes in this namespace)", ""
+
+
+CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
+    ("privileges", check_root),
+    ("bcc", check_bcc),
+    ("headers", check_headers),
+    ("programs", check_programs),
+    ("bpffs", check_bpffs),
+    ("netlink", check_netlink),
+]
+
+
+def run_doctor(console) -> int:
+    """Print every check; exit 0 only when all pass."""
+    failed = 0
+    for name, check in CHECKS:
+        ok, found, fix = check()
+        mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
+        console.print(f"{mark} {name:<10} {found}" + ("" if ok else f"\n           fix: [bold]{fix}[/]"))
+        failed += not ok
+    console.print("ready" if not failed else f"{failed} check(s) failed")
+    return 0 if not failed else 1

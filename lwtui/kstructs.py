@@ -1,0 +1,172 @@
+"""ctypes mirrors of the structs in bpf/lwtui.h, and their decoding.
+
+Each class names the C struct it mirrors; tests/unit/test_kstructs.py compiles
+bpf/lwtui.h and checks sizes and field offsets against these classes.
+Pure Python: no BCC, no netlink.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import ipaddress
+
+HOOK_IN, HOOK_OUT, HOOK_XMIT = 0, 1, 2
+HOOK_NAMES = {HOOK_IN: "in", HOOK_OUT: "out", HOOK_XMIT: "xmit"}
+HOOK_BY_NAME = {v: k for k, v in HOOK_NAMES.items()}
+
+KEY_FRAGMENT = 0x01
+
+ALLOW, DROP = 0, 1
+
+RULE_NONE, RULE_FLOW, RULE_HOST, RULE_PORT = 0, 1, 2, 3
+RULE_KIND_NAMES = {RULE_NONE: "", RULE_FLOW: "flow", RULE_HOST: "host", RULE_PORT: "port"}
+
+EV_NEW, EV_DROP = 1, 2
+
+ST_PACKETS = 0
+ST_BYTES = 1
+ST_DROPS = 2
+ST_WOULD_DROPS = 3
+ST_PARSE_ERRORS = 4
+ST_EVENTS_FAILED = 5
+ST_NEW_FLOWS = 6
+ST_FLOW_UPDATE_FAILED = 7
+ST_MAX = 8
+STAT_NAMES = (
+    "packets", "bytes", "drops", "would_drops", "parse_errors",
+    "events_failed", "new_flows", "flow_update_failed",
+)
+
+IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
+PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMPV6: "icmpv6"}
+PROTO_BY_NAME = {v: k for k, v in PROTO_NAMES.items()}
+ICMP_PROTOS = (IPPROTO_ICMP, IPPROTO_ICMPV6)
+
+TCP_FLAG_NAMES = "FSRPAUEC"  # bit 0 FIN ... bit 7 CWR
+
+_V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
+
+
+class LwtuiConfig(ct.Structure):
+    """struct lwtui_config"""
+    _fields_ = [
+        ("dry_run", ct.c_uint32),
+        ("rules_gen", ct.c_uint32),
+        ("drop_event_interval_ns", ct.c_uint64),
+    ]
+
+
+class FlowKey(ct.Structure):
+    """struct flow_key"""
+    _fields_ = [
+        ("saddr", ct.c_uint8 * 16),
+        ("daddr", ct.c_uint8 * 16),
+        ("sport", ct.c_uint16),
+        ("dport", ct.c_uint16),
+        ("proto", ct.c_uint8),
+        ("family", ct.c_uint8),
+        ("hook", ct.c_uint8),
+        ("flags", ct.c_uint8),
+    ]
+
+
+class FlowStats(ct.Structure):
+    """struct flow_stats"""
+    _fields_ = [
+        ("packets", ct.c_uint64),
+        ("bytes", ct.c_uint64),
+        ("first_seen_ns", ct.c_uint64),
+        ("last_seen_ns", ct.c_uint64),
+        ("drops", ct.c_uint64),
+        ("last_event_ns", ct.c_uint64),
+        ("rules_gen", ct.c_uint32),
+        ("verdict", ct.c_uint8),
+        ("rule_kind", ct.c_uint8),
+        ("tcp_flags", ct.c_uint8),
+        ("pad", ct.c_uint8),
+    ]
+
+
+class HostKey(ct.Structure):
+    """struct host_key (LPM trie key)"""
+    _fields_ = [
+        ("prefixlen", ct.c_uint32),
+        ("addr", ct.c_uint8 * 16),
+    ]
+
+
+class PortKey(ct.Structure):
+    """struct port_key"""
+    _fields_ = [
+        ("port", ct.c_uint16),
+        ("proto", ct.c_uint8),
+        ("pad", ct.c_uint8),
+    ]
+
+
+class RuleVal(ct.Structure):
+    """struct rule_val"""
+    _fields_ = [
+        ("hits", ct.c_uint64),
+        ("expires_ns", ct.c_uint64),
+        ("created_ns", ct.c_uint64),
+    ]
+
+
+class LwtuiEvent(ct.Structure):
+    """struct lwtui_event (perf event record)"""
+    _fields_ = [
+        ("key", FlowKey),
+        ("ts_ns", ct.c_uint64),
+        ("packets", ct.c_uint64),
+        ("bytes", ct.c_uint64),
+        ("drops", ct.c_uint64),
+        ("len", ct.c_uint32),
+        ("type", ct.c_uint8),
+        ("verdict", ct.c_uint8),
+        ("rule_kind", ct.c_uint8),
+        ("tcp_flags", ct.c_uint8),
+    ]
+
+
+MIRRORS = {
+    "lwtui_config": LwtuiConfig,
+    "flow_key": FlowKey,
+    "flow_stats": FlowStats,
+    "host_key": HostKey,
+    "port_key": PortKey,
+    "rule_val": RuleVal,
+    "lwtui_event": LwtuiEvent,
+}
+
+
+def addr_to_bytes(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:
+    """16 bytes as the kernel stores them: IPv4 is IPv4-mapped."""
+    if addr.version == 4:
+        return _V4_MAPPED + addr.packed
+    return addr.packed
+
+
+def bytes_to_addr(raw: bytes, family: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """Inverse of addr_to_bytes; `family` is 4 or 6 (flow_key.family)."""
+    raw = bytes(raw)
+    if family == 4:
+        return ipaddress.IPv4Address(raw[12:16])
+    return ipaddress.IPv6Address(raw)
+
+
+def tcp_flags_str(flags: int) -> str:
+    """'SA' style string of the flags set, in FSRPAUEC order."""
+    return "".join(ch for bit, ch in enumerate(TCP_FLAG_NAMES) if flags & (1 << bit))
+
+
+def proto_name(proto: int) -> str:
+    return PROTO_NAMES.get(proto, str(proto))
+
+
+def decode_event(data: bytes) -> LwtuiEvent:
+    """Copy a raw perf record into an LwtuiEvent; ValueError when it is short."""
+    size = ct.sizeof(LwtuiEvent)
+    if len(data) < size:
+        raise ValueError(f"event record of {len(data)} bytes, expected {size}")
+    return LwtuiEvent.from_buffer_copy(bytes(data[:size]))

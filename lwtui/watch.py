@@ -1,0 +1,163 @@
+"""`lwtui watch`: the headless view of a Session, as JSON lines or a rich table.
+
+JSON lines are a contract (DESIGN.md): one object per line, "type" first;
+flows carry hook, proto, src, dst, sport/dport (ICMP: type/code), packets,
+bytes, drops, verdict, first_seen, last_seen (RFC 3339 UTC).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+from typing import IO, Callable
+
+from .model import EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
+from .units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
+
+
+def rfc3339(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def flow_fields(f: FlowId) -> dict:
+    d = {"hook": f.hook, "proto": f.proto_name, "src": str(f.src), "dst": str(f.dst)}
+    if f.is_icmp:
+        d.update(type=f.sport, code=f.dport)
+    else:
+        d.update(sport=f.sport, dport=f.dport)
+    if f.fragment:
+        d["fragment"] = True
+    return d
+
+
+def flow_json(r: FlowRecord) -> dict:
+    d = {"type": "flow", **flow_fields(r.id), "packets": r.packets, "bytes": r.bytes,
+         "drops": r.drops, "verdict": r.verdict}
+    if r.rule:
+        d["rule"] = r.rule
+    d.update(first_seen=rfc3339(r.first_seen), last_seen=rfc3339(r.last_seen),
+             pps=round(r.pps, 3), bps=round(r.bps, 3))
+    return d
+
+
+def event_json(e: EventEntry) -> dict | None:
+    if e.kind == "new" and e.flow is not None:
+        return {"type": "new", **flow_fields(e.flow), "time": rfc3339(e.time)}
+    if e.kind == "drop" and e.flow is not None:
+        return {"type": "drop", **flow_fields(e.flow), "time": rfc3339(e.time), "text": e.text}
+    if e.kind == "lost":
+        return {"type": "lost", "time": rfc3339(e.time), "text": e.text}
+    return {"type": "log", "kind": e.kind, "time": rfc3339(e.time), "text": e.text}
+
+
+def stats_json(t: Totals, when: float) -> dict:
+    return {"type": "stats", "time": rfc3339(when), "packets": t.packets, "bytes": t.bytes,
+            "drops": t.drops, "would_drops": t.would_drops, "parse_errors": t.parse_errors,
+            "events_lost": t.events_lost + t.events_failed, "new_flows": t.new_flows,
+            "active_flows": t.active_flows, "flow_capacity": t.flow_capacity,
+            "pps": round(t.pps, 3), "bps": round(t.bps, 3)}
+
+
+def rule_json(r: RuleEntry) -> dict:
+    return {"type": "rule", "rule": r.text, "kind": r.kind, "hits": r.hits,
+            "expires_in": None if r.expires_in is None else round(r.expires_in, 3),
+            "created": rfc3339(r.created)}
+
+
+class JsonReporter:
+    """Writes each interval's changes: events, flows whose counters moved, totals."""
+
+    def __init__(self, out: IO[str]):
+        self.out = out
+        self._seen: dict[FlowId, tuple[int, int, str]] = {}
+
+    def report(self, snap: Snapshot) -> None:
+        lines = [e for e in map(event_json, snap.events) if e is not None]
+        for r in snap.flows:
+            sig = (r.packets, r.drops, r.verdict)
+            if self._seen.get(r.id) != sig:
+                self._seen[r.id] = sig
+                lines.append(flow_json(r))
+        lines.append(stats_json(snap.totals, snap.time))
+        self.out.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in lines))
+        self.out.flush()
+        live = {r.id for r in snap.flows}
+        for k in [k for k in self._seen if k not in live]:
+            del self._seen[k]
+
+
+def flow_table(snap: Snapshot, limit: int = 40):
+    """A rich Table of the busiest flows."""
+    from rich.table import Table
+    t = snap.totals
+    title = (f"lwtui {snap.session}  {'DRY-RUN' if snap.dry_run else 'MONITOR'}  "
+             f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)}  flows {t.active_flows}  "
+             f"drops {t.drops + t.would_drops}  parse errors {t.parse_errors}  "
+             f"lost {t.events_lost + t.events_failed}  up {fmt_duration(snap.time - snap.started)}")
+    table = Table(title=title, title_justify="left", expand=False)
+    for col, just in (("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),
+                      ("destination", "left"), ("pkts", "right"), ("bytes", "right"),
+                      ("rate", "right"), ("drops", "right"), ("verdict", "left")):
+        table.add_column(col, justify=just, no_wrap=True)
+    for r in sorted(snap.flows, key=lambda r: (r.bps, r.bytes), reverse=True)[:limit]:
+        f = r.id
+        src, dst = _endpoint(f, f.src, f.sport, True), _endpoint(f, f.dst, f.dport, False)
+        mark = {"drop": "[red]✖[/]", "would-drop": "[yellow]◌[/]"}.get(r.verdict, " ")
+        table.add_row(mark, f.hook, f.proto_name, src, dst, fmt_count(r.packets), fmt_bytes(r.bytes),
+                      fmt_bits(r.bps), str(r.drops), r.verdict + (f" ({r.rule})" if r.rule else ""))
+    if not snap.flows:
+        table.caption = "no traffic on the attached routes yet: send some (e.g. curl or ping through the route)"
+    return table
+
+
+def _endpoint(f: FlowId, addr, port: int, is_src: bool) -> str:
+    a = f"[{addr}]" if addr.version == 6 else str(addr)
+    if f.fragment:
+        return a
+    if f.is_icmp:
+        return f"{a} type {port}" if is_src else f"{a} code {port}"
+    return f"{a}:{port}"
+
+
+def run_watch(session, *, interval: float, duration: float | None, as_json: bool,
+              out: IO[str], stop: threading.Event | None = None,
+              on_ready: Callable[[], None] | None = None) -> None:
+    """Report every `interval` seconds until `duration` or `stop`; the caller owns the session."""
+    stop = stop or threading.Event()
+    reader = threading.Thread(target=_read_events, args=(session, stop), name="lwtui-events", daemon=True)
+    reader.start()
+    deadline = time.monotonic() + duration if duration else None
+    reporter = JsonReporter(out) if as_json else None
+    live = None
+    if not as_json:
+        from rich.console import Console
+        from rich.live import Live
+        live = Live(console=Console(file=out), auto_refresh=False, transient=False)
+        live.start()
+    if on_ready:
+        on_ready()
+    try:
+        while not stop.is_set():
+            end = time.monotonic() + interval
+            if deadline is not None:
+                end = min(end, deadline)
+            stop.wait(max(0.0, end - time.monotonic()))
+            snap = session.snapshot()
+            if reporter:
+                reporter.report(snap)
+            else:
+                live.update(flow_table(snap), refresh=True)
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+    finally:
+        stop.set()
+        if live is not None:
+            live.stop()
+        reader.join(timeout=2)
+
+
+def _read_events(session, stop: threading.Event) -> None:
+    while not stop.is_set() and not session.closed:
+        session.poll_events(100)

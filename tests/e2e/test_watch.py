@@ -1,0 +1,201 @@
+"""End to end: the real `lwtui` command on real routes in namespaces.
+
+`watch --json` counts exactly what the test sends; `block`/`allow` from another
+process act on the running session; after exit the routes are as before
+(`ip -j -d route`, the independent oracle).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from tests.e2e.traffic import curl, http_server, ping, udp_send
+
+LWTUI = [sys.executable, "-m", "lwtui"]
+
+
+class Watch:
+    """A running `lwtui watch --json` whose lines are collected by a thread."""
+
+    def __init__(self, argv: list[str]):
+        self.proc = subprocess.Popen(LWTUI + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue = queue.Queue()
+        self.seen: list[dict] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def wait_for(self, pred, timeout: float = 20.0, what: str = "a line") -> dict:
+        """The first line (from now on, or already seen) for which pred holds."""
+        for d in self.seen:
+            if pred(d):
+                return d
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                d = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if d is None:
+                raise AssertionError(f"watch exited ({self.proc.wait()}) before {what}: {self.proc.stderr.read()}")
+            self.seen.append(d)
+            if pred(d):
+                return d
+        raise AssertionError(f"no {what} within {timeout}s; last lines: {self.seen[-5:]}")
+
+    def latest_flow(self, **match) -> dict | None:
+        for d in reversed(self.seen):
+            if d["type"] == "flow" and all(d.get(k) == v for k, v in match.items()):
+                return d
+        return None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=15)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+
+
+@pytest.fixture
+def watch_factory():
+    started = []
+
+    def start(*argv):
+        w = Watch(list(argv))
+        started.append(w)
+        w.wait_for(lambda d: d["type"] == "session", what="the session line")
+        return w
+
+    yield start
+    for w in started:
+        w.stop()
+
+
+def lwtui(*argv, check=True) -> subprocess.CompletedProcess:
+    r = subprocess.run(LWTUI + list(argv), capture_output=True, text=True, timeout=30)
+    if check and r.returncode != 0:
+        raise AssertionError(f"lwtui {' '.join(argv)} -> {r.returncode}: {r.stderr}")
+    return r
+
+
+def flow_with(w: Watch, timeout=20, **match) -> dict:
+    return w.wait_for(lambda d: d["type"] == "flow" and all(d.get(k) == v for k, v in match.items()),
+                      timeout=timeout, what=f"flow {match}")
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_watch_out_counts_exactly_what_was_sent(topo, route_dump, watch_factory, family):
+    cli, srv = (topo.client_v4, topo.server_v4) if family == 4 else (topo.client_v6, topo.server_v6)
+    prefix = f"{srv}/32" if family == 4 else f"{srv}/128"
+    before = route_dump(topo.client_ns)
+    w = watch_factory("watch", prefix, "--netns", topo.client_ns, "--json", "--interval", "0.3",
+                      "--duration", "120", "--session", f"t{os.getpid()}")
+    n, size = 25, 300
+    sport, sent = udp_send(topo.client_ns, srv, 5353, n, size)
+    assert sent == n
+    hdr = 28 if family == 4 else 48
+    f = flow_with(w, proto="udp", src=cli, dst=srv, sport=sport, dport=5353, packets=n)
+    assert f["bytes"] == n * (size + hdr)
+    assert f["hook"] == "out" and f["verdict"] == "allow" and f["drops"] == 0
+
+    replies = ping(topo.client_ns, srv, 5, size=56)
+    assert replies == 5
+    proto = "icmp" if family == 4 else "icmpv6"
+    echo = 8 if family == 4 else 128
+    f = flow_with(w, proto=proto, type=echo, code=0, packets=5)
+    assert f["bytes"] == 5 * (56 + 8 + (20 if family == 4 else 40))
+    assert f["src"] == cli and f["dst"] == srv
+    assert w.wait_for(lambda d: d["type"] == "new" and d.get("proto") == "udp" and d.get("sport") == sport,
+                      what="the new-flow event")
+    assert w.stop() == 128 + signal.SIGTERM
+    assert route_dump(topo.client_ns) == before
+
+
+def test_block_and_allow_from_another_process(topo, route_dump, watch_factory, tmp_path):
+    before = route_dump(topo.client_ns)
+    (tmp_path / "index.html").write_text("hello\n")
+    name = f"t{os.getpid()}b"
+    with http_server(topo.server_ns, topo.server_v4, 8080, str(tmp_path)):
+        url = f"http://{topo.server_v4}:8080/index.html"
+        w = watch_factory("watch", f"{topo.server_v4}/32", "--netns", topo.client_ns, "--json",
+                          "--interval", "0.3", "--duration", "120", "--session", name)
+        assert curl(topo.client_ns, url)
+        flow_with(w, proto="tcp", dport=8080, dst=topo.server_v4)
+
+        r = lwtui("block", "port", "8080/tcp", "--session", name)
+        assert "8080/tcp" in r.stdout
+        rules = [json.loads(x) for x in lwtui("rules", "--session", name, "--json").stdout.splitlines()]
+        assert [(x["rule"], x["kind"]) for x in rules] == [("port 8080/tcp", "port")]
+
+        assert not curl(topo.client_ns, url, timeout=1.5)
+        # UDP keeps flowing while TCP 8080 is blocked
+        sport, sent = udp_send(topo.client_ns, topo.server_v4, 5353, 10, 100)
+        assert sent == 10
+        flow_with(w, proto="udp", sport=sport, packets=10)
+        dropped = flow_with(w, proto="tcp", dport=8080, verdict="drop")
+        assert dropped["drops"] >= 1 and dropped["rule"] == "port 8080/tcp"
+        hits = [json.loads(x) for x in lwtui("rules", "--session", name, "--json").stdout.splitlines()]
+        assert hits[0]["hits"] >= 1
+
+        lwtui("allow", "port", "8080/tcp", "--session", name)
+        assert curl(topo.client_ns, url)
+        assert lwtui("rules", "--session", name, "--json").stdout == ""
+        assert w.stop() == 128 + signal.SIGTERM
+    assert route_dump(topo.client_ns) == before
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_in_hook_on_local_route_blocks_and_restores(topo, route_dump, watch_factory, tmp_path, family):
+    srv = topo.server_v4 if family == 4 else topo.server_v6
+    prefix = f"{srv}/32" if family == 4 else f"{srv}/128"
+    before = route_dump(topo.server_ns)
+    (tmp_path / "index.html").write_text("hello\n")
+    name = f"t{os.getpid()}i{family}"
+    host = srv if family == 4 else f"[{srv}]"
+    with http_server(topo.server_ns, srv, 8080, str(tmp_path)):
+        w = watch_factory("watch", prefix, "--hook", "in", "--netns", topo.server_ns, "--json",
+                          "--interval", "0.3", "--duration", "120", "--session", name)
+        url = f"http://{host}:8080/index.html"
+        assert curl(topo.client_ns, url)
+        f = flow_with(w, proto="tcp", dport=8080, dst=srv, hook="in")
+        assert f["packets"] >= 3  # SYN, ACK, request at least
+        n, size = 12, 200
+        sport, _ = udp_send(topo.client_ns, srv, 5353, n, size)
+        f = flow_with(w, proto="udp", sport=sport, packets=n, hook="in")
+        assert f["bytes"] == n * (size + (28 if family == 4 else 48))
+
+        client = topo.client_v4 if family == 4 else topo.client_v6
+        lwtui("block", "host", client, "--session", name)
+        assert not curl(topo.client_ns, url, timeout=1.5)
+        lwtui("allow", "host", client, "--session", name)
+        assert curl(topo.client_ns, url)
+        assert w.stop() == 128 + signal.SIGTERM
+    assert route_dump(topo.server_ns) == before
+
+
+def test_block_without_session_is_a_clear_error(tmp_path):
+    r = lwtui("block", "port", "8080", "--session", "lwtui-no-such-session", check=False)
+    assert r.returncode == 2
+    assert r.stderr.startswith("lwtui: no running session named 'lwtui-no-such-session'")
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_rule_is_a_one_line_error():
+    r = lwtui("block", "port", "70000", check=False)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr

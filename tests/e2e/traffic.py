@@ -1,0 +1,71 @@
+"""Bounded traffic between a test topology's namespaces (never anywhere else)."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import sys
+import time
+
+UDP_SEND = """
+import socket, sys
+dst, port, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', 0))
+ok = 0
+for _ in range(n):
+    try:
+        s.sendto(b'x' * size, (dst, port)); ok += 1
+    except OSError:
+        pass
+print(s.getsockname()[1], ok)
+"""
+
+
+def nsrun(ns: str, argv: list[str], timeout: float = 20, check: bool = False) -> subprocess.CompletedProcess:
+    return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
+                          timeout=timeout, check=check)
+
+
+def udp_send(ns: str, dst: str, port: int, n: int, size: int) -> tuple[int, int]:
+    """Send n datagrams of `size` payload bytes; returns (source port, datagrams sent)."""
+    r = nsrun(ns, [sys.executable, "-c", UDP_SEND, dst, str(port), str(n), str(size)], check=True)
+    sport, ok = r.stdout.split()
+    return int(sport), int(ok)
+
+
+def ping(ns: str, dst: str, n: int, size: int = 56, timeout: float = 1) -> int:
+    """ping -c n; returns how many replies came back."""
+    r = nsrun(ns, ["ping", "-c", str(n), "-i", "0.05", "-W", str(timeout), "-s", str(size), "-q", dst],
+              timeout=n * 0.05 + timeout + 10)
+    for line in r.stdout.splitlines():
+        if "received" in line:
+            return int(line.split(",")[1].split()[0])
+    return 0
+
+
+def curl(ns: str, url: str, timeout: float = 2) -> bool:
+    r = nsrun(ns, ["curl", "-s", "-o", "/dev/null", "--max-time", str(timeout), "-w", "%{http_code}", url],
+              timeout=timeout + 10)
+    return r.returncode == 0 and r.stdout.strip() == "200"
+
+
+@contextlib.contextmanager
+def http_server(ns: str, addr: str, port: int, directory: str):
+    """python -m http.server in `ns`, ready when it answers, killed on exit."""
+    bind = addr
+    p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-m", "http.server", str(port),
+                          "--bind", bind, "--directory", directory],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        probe = ["python3", "-c", f"import socket; socket.create_connection(({addr!r}, {port}), 0.5)"]
+        while nsrun(ns, probe).returncode != 0:
+            if time.monotonic() > deadline or p.poll() is not None:
+                raise RuntimeError(f"http server on {addr}:{port} in {ns} did not start")
+            time.sleep(0.05)
+        yield p
+    finally:
+        p.kill()
+        p.wait(timeout=5)
