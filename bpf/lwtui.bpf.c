@@ -1,0 +1,481 @@
+/* lwtui: flow accounting and verdicts at Lightweight Tunnel (LWT) BPF hooks.
+ *
+ * Compiled at run time by BCC (lwtui/probe.py) from this file, configured
+ * with -D flags only:
+ *   -DMAX_FLOWS=N   entries of the `flows` LRU hash (default 65536)
+ *   -DMAX_RULES=N   entries of each rule map (default 4096)
+ *   -DLWTUI_COARSE_CLOCK  stamp flows and events with bpf_ktime_get_coarse_ns
+ *                   (CLOCK_MONOTONIC_COARSE, one tick of resolution) instead of
+ *                   bpf_ktime_get_ns; rule TTLs stay exact. A precise clock read
+ *                   costs ~25 ns per packet on a kvm-clock/tsc VM.
+ *   -DLWTUI_NO_DIRECT_ACCESS  read headers with bpf_skb_load_bytes only: the
+ *                   path non-linear skbs take, which the tests run this way.
+ *
+ * At every LWT hook `data` starts at the IPv4/IPv6 header. Each packet is
+ * parsed into a struct flow_key, counted in `flows`, and given a verdict:
+ * exact flow rule (either direction) -> host rule (LPM trie) -> port rule.
+ * The verdict is cached in the flow entry together with config.rules_gen, so
+ * an allowed flow costs one flow lookup until user space bumps rules_gen;
+ * dropped flows re-evaluate every packet so TTLs and hit counts stay exact.
+ *
+ * The structs shared with user space live in lwtui.h (mirrored by
+ * lwtui/kstructs.py).
+ */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/in6.h>
+#include "lwtui.h"
+
+#ifndef MAX_FLOWS
+#define MAX_FLOWS 65536
+#endif
+#ifndef MAX_RULES
+#define MAX_RULES 4096
+#endif
+
+#define IPV6_EXT_MAX 6              /* extension headers walked before giving up */
+#define DROP_EVENT_INTERVAL_NS 1000000000ULL  /* when config says 0 */
+#define LOAD_MAX_OFF 0x7fff         /* bound for the verifier; 40 + 6 * 2048 fits */
+#define ERR_EEXIST 17
+
+BPF_TABLE("lru_hash", struct flow_key, struct flow_stats, flows, MAX_FLOWS);
+BPF_HASH(verdicts, struct flow_key, struct rule_val, MAX_RULES);
+BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
+BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
+BPF_ARRAY(config, struct lwtui_config, 1);
+BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX);
+BPF_PERF_OUTPUT(events);
+
+/* Header layouts, as copied from the packet into stack buffers. */
+struct ip4_hdr {
+	__u8 ver_ihl;
+	__u8 tos;
+	__be16 tot_len;
+	__be16 id;
+	__be16 frag_off;
+	__u8 ttl;
+	__u8 proto;
+	__be16 check;
+	__be32 saddr;
+	__be32 daddr;
+};
+
+struct ip6_hdr {
+	__be32 ver_tc_flow;
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* The first 8 bytes of any IPv6 extension header (all are at least 8 long);
+ * frag_off is meaningful for the fragment header only. */
+struct ip6_ext {
+	__u8 nexthdr;
+	__u8 hdrlen;
+	__be16 frag_off;
+	__be32 id;
+};
+
+struct tcp_hdr {
+	__be16 source;
+	__be16 dest;
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 doff_res;
+	__u8 flags;
+	__be16 window;
+	__be16 check;
+	__be16 urg_ptr;
+};
+
+struct l4_ports {  /* UDP header; also the first 8 bytes of ICMP (type, code, ...) */
+	__be16 a;
+	__be16 b;
+	__be32 rest;
+};
+
+/* Copy len bytes at offset off of the packet into dst.
+ * Direct packet access when the bytes are in the linear part, else
+ * bpf_skb_load_bytes (non-linear skbs); negative when the packet is short. */
+static __always_inline int load(struct __sk_buff *skb, __u32 off, void *dst, __u32 len)
+{
+	if (off > LOAD_MAX_OFF)
+		return -1;
+#ifndef LWTUI_NO_DIRECT_ACCESS
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (data + off + len <= data_end) {
+		__builtin_memcpy(dst, data + off, len);
+		return 0;
+	}
+#endif
+	return bpf_skb_load_bytes(skb, off, dst, len);
+}
+
+static __always_inline void stat_add(__u32 idx, __u64 v)
+{
+	__u64 *p = stats.lookup(&idx);
+
+	if (p)
+		*p += v;
+}
+
+static __always_inline void map_v4(__u8 *dst, __be32 addr)
+{
+	__builtin_memset(dst, 0, 10);
+	dst[10] = 0xff;
+	dst[11] = 0xff;
+	__builtin_memcpy(dst + 12, &addr, 4);
+}
+
+/* IPv4 header (with options) -> key addresses, proto, fragment flag.
+ * Returns the L4 offset, or -1 for a short or malformed header. */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow_key *key)
+{
+	struct ip4_hdr ip;
+	__u32 hlen;
+
+	if (load(skb, 0, &ip, sizeof(ip)) < 0)
+		return -1;
+	if ((ip.ver_ihl >> 4) != 4)
+		return -1;
+	hlen = (ip.ver_ihl & 0x0f) * 4;
+	if (hlen < sizeof(ip) || hlen > skb->len)
+		return -1;
+	key->family = 4;
+	key->proto = ip.proto;
+	map_v4(key->saddr, ip.saddr);
+	map_v4(key->daddr, ip.daddr);
+	if (ip.frag_off & bpf_htons(0x1fff))
+		key->flags = LWTUI_KEY_FRAGMENT;
+	return hlen;
+}
+
+static __always_inline int ipv6_is_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+	       nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH;
+}
+
+/* IPv6 header and up to IPV6_EXT_MAX extension headers. Returns the L4
+ * offset, or -1 for a short header or a longer chain. */
+static __always_inline int parse_ipv6(struct __sk_buff *skb, struct flow_key *key)
+{
+	struct ip6_hdr ip6;
+	struct ip6_ext ext;
+	__u32 off = sizeof(ip6);
+	__u8 nh;
+
+	if (load(skb, 0, &ip6, sizeof(ip6)) < 0)
+		return -1;
+	if ((ip6.ver_tc_flow & bpf_htonl(0xf0000000)) != bpf_htonl(0x60000000))
+		return -1;
+	key->family = 6;
+	__builtin_memcpy(key->saddr, ip6.saddr, 16);
+	__builtin_memcpy(key->daddr, ip6.daddr, 16);
+	nh = ip6.nexthdr;
+
+#pragma unroll
+	for (int i = 0; i < IPV6_EXT_MAX; i++) {
+		if (!ipv6_is_ext(nh))
+			break;
+		if (load(skb, off, &ext, sizeof(ext)) < 0)
+			return -1;
+		if (nh == IPPROTO_FRAGMENT) {
+			off += 8;
+			if (ext.frag_off & bpf_htons(0xfff8)) {  /* non-first: no L4 here */
+				key->flags = LWTUI_KEY_FRAGMENT;
+				nh = ext.nexthdr;
+				break;
+			}
+		} else if (nh == IPPROTO_AH) {
+			off += ((__u32)ext.hdrlen + 2) * 4;
+		} else {
+			off += ((__u32)ext.hdrlen + 1) * 8;
+		}
+		nh = ext.nexthdr;
+	}
+	if (!(key->flags & LWTUI_KEY_FRAGMENT) && ipv6_is_ext(nh))
+		return -1;  /* chain longer than IPV6_EXT_MAX */
+	if (off > skb->len)
+		return -1;  /* last extension header cut short */
+	key->proto = nh;
+	return off;
+}
+
+/* Ports (ICMP: type and code) and TCP flags; every L4 header must be whole. */
+static __always_inline int parse_l4(struct __sk_buff *skb, struct flow_key *key, __u32 off,
+				    __u8 *tcp_flags)
+{
+	if (key->flags & LWTUI_KEY_FRAGMENT)
+		return 0;
+	if (key->proto == IPPROTO_TCP) {
+		struct tcp_hdr th;
+
+		if (load(skb, off, &th, sizeof(th)) < 0 || (th.doff_res >> 4) < 5)
+			return -1;
+		key->sport = bpf_ntohs(th.source);
+		key->dport = bpf_ntohs(th.dest);
+		*tcp_flags = th.flags;
+	} else if (key->proto == IPPROTO_UDP) {
+		struct l4_ports uh;
+
+		if (load(skb, off, &uh, sizeof(uh)) < 0)
+			return -1;
+		key->sport = bpf_ntohs(uh.a);
+		key->dport = bpf_ntohs(uh.b);
+	} else if (key->proto == IPPROTO_ICMP || key->proto == IPPROTO_ICMPV6) {
+		struct l4_ports ih;
+		/* ICMP's header is 8 bytes, ICMPv6's 4 (type, code, checksum). */
+		__u32 need = key->proto == IPPROTO_ICMP ? 8 : 4;
+
+		if (off + need > skb->len || load(skb, off, &ih, 4) < 0)
+			return -1;
+		key->sport = ((__u8 *)&ih)[0];
+		key->dport = ((__u8 *)&ih)[1];
+	}
+	return 0;
+}
+
+static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __u8 *tcp_flags)
+{
+	__u32 word = 0;
+	__u8 version;
+	int off;
+
+	if (load(skb, 0, &word, 1) < 0)
+		return -1;
+	version = *(__u8 *)&word >> 4;
+	if (version == 4)
+		off = parse_ipv4(skb, key);
+	else if (version == 6)
+		off = parse_ipv6(skb, key);
+	else
+		return -1;
+	if (off < 0)
+		return -1;
+	return parse_l4(skb, key, off, tcp_flags);
+}
+
+/* Timestamp for flows and events (see LWTUI_COARSE_CLOCK above). */
+static __always_inline __u64 flow_clock(void)
+{
+#ifdef LWTUI_COARSE_CLOCK
+	return bpf_ktime_get_coarse_ns();
+#else
+	return bpf_ktime_get_ns();
+#endif
+}
+
+/* The exact clock rule TTLs are checked against, given the flow clock's now. */
+static __always_inline __u64 rule_clock(__u64 now)
+{
+#ifdef LWTUI_COARSE_CLOCK
+	return bpf_ktime_get_ns();
+#else
+	return now;
+#endif
+}
+
+/* A rule that exists and has not expired; counts the hit. */
+static __always_inline int rule_hit(struct rule_val *r, __u64 now)
+{
+	if (!r || (r->expires_ns && r->expires_ns <= now))
+		return 0;
+	__sync_fetch_and_add(&r->hits, 1);
+	return 1;
+}
+
+static __always_inline int match_flow(struct flow_key *key, __u64 now)
+{
+	struct flow_key k = *key;
+
+	k.hook = 0;
+	k.flags = 0;
+	if (rule_hit(verdicts.lookup(&k), now))
+		return 1;
+	__builtin_memcpy(k.saddr, key->daddr, 16);
+	__builtin_memcpy(k.daddr, key->saddr, 16);
+	k.sport = key->dport;
+	k.dport = key->sport;
+	return rule_hit(verdicts.lookup(&k), now);
+}
+
+static __always_inline int match_host(struct flow_key *key, __u64 now)
+{
+	struct host_key hk = {.prefixlen = 128};
+
+	__builtin_memcpy(hk.addr, key->saddr, 16);
+	if (rule_hit(host_rules.lookup(&hk), now))
+		return 1;
+	__builtin_memcpy(hk.addr, key->daddr, 16);
+	return rule_hit(host_rules.lookup(&hk), now);
+}
+
+static __always_inline int match_port(struct flow_key *key, __u64 now)
+{
+	struct port_key pk = {.port = key->sport, .proto = key->proto};
+
+	if ((key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP) ||
+	    (key->flags & LWTUI_KEY_FRAGMENT))
+		return 0;  /* no ports to match */
+	if (rule_hit(port_rules.lookup(&pk), now))
+		return 1;
+	pk.port = key->dport;
+	if (rule_hit(port_rules.lookup(&pk), now))
+		return 1;
+	pk.proto = 0;
+	if (rule_hit(port_rules.lookup(&pk), now))
+		return 1;
+	pk.port = key->sport;
+	return rule_hit(port_rules.lookup(&pk), now);
+}
+
+/* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none. */
+static __always_inline __u8 eval_rules(struct flow_key *key, __u64 flow_now)
+{
+	__u64 now = rule_clock(flow_now);
+
+	if (match_flow(key, now))
+		return LWTUI_RULE_FLOW;
+	if (match_host(key, now))
+		return LWTUI_RULE_HOST;
+	if (match_port(key, now))
+		return LWTUI_RULE_PORT;
+	return LWTUI_RULE_NONE;
+}
+
+static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *key,
+				       struct flow_stats *fs, __u8 type, __u32 len, __u64 now)
+{
+	struct lwtui_event ev = {};
+
+	ev.key = *key;
+	ev.ts_ns = now;
+	ev.packets = fs->packets;
+	ev.bytes = fs->bytes;
+	ev.drops = fs->drops;
+	ev.len = len;
+	ev.type = type;
+	ev.verdict = fs->verdict;
+	ev.rule_kind = fs->rule_kind;
+	ev.tcp_flags = fs->tcp_flags;
+	if (events.perf_submit(skb, &ev, sizeof(ev)) < 0)
+		stat_add(LWTUI_ST_EVENTS_FAILED, 1);
+}
+
+/* Count a matched packet and decide: dry-run passes it, else drop. */
+static __always_inline int drop_verdict(struct lwtui_config *cfg)
+{
+	if (cfg->dry_run) {
+		stat_add(LWTUI_ST_WOULD_DROPS, 1);
+		return BPF_OK;
+	}
+	stat_add(LWTUI_ST_DROPS, 1);
+	return BPF_DROP;
+}
+
+static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key,
+				     struct flow_stats *fs, struct lwtui_config *cfg,
+				     __u32 len, __u64 now)
+{
+	__u64 interval = cfg->drop_event_interval_ns;
+
+	__sync_fetch_and_add(&fs->drops, 1);
+	if (!interval)
+		interval = DROP_EVENT_INTERVAL_NS;
+	if (!fs->last_event_ns || now - fs->last_event_ns >= interval) {
+		fs->last_event_ns = now;
+		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
+	}
+	return drop_verdict(cfg);
+}
+
+/* The flow's entry, created when absent; NULL when `flows` refused it. */
+static __always_inline struct flow_stats *flow_entry(struct flow_key *key, __u64 now, int *created)
+{
+	struct flow_stats *fs = flows.lookup(key);
+	struct flow_stats init = {};
+	int err;
+
+	if (fs)
+		return fs;
+	init.first_seen_ns = now;
+	err = flows.insert(key, &init);
+	if (err == 0)
+		*created = 1;
+	else if (err != -ERR_EEXIST)
+		goto failed;
+	fs = flows.lookup(key);
+	if (fs)
+		return fs;
+failed:
+	*created = 0;
+	stat_add(LWTUI_ST_FLOW_UPDATE_FAILED, 1);
+	return NULL;
+}
+
+static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
+{
+	struct flow_key key = {};
+	struct lwtui_config *cfg;
+	struct flow_stats *fs;
+	__u32 zero = 0, len = skb->len, gen;
+	__u8 tcp_flags = 0, kind;
+	int created = 0;
+	__u64 now;
+
+	stat_add(LWTUI_ST_PACKETS, 1);
+	stat_add(LWTUI_ST_BYTES, len);
+	if (parse(skb, &key, &tcp_flags) < 0) {
+		stat_add(LWTUI_ST_PARSE_ERRORS, 1);
+		return BPF_OK;
+	}
+	key.hook = hook;
+	cfg = config.lookup(&zero);
+	if (!cfg)
+		return BPF_OK;  /* an array always has index 0 */
+	gen = cfg->rules_gen;
+	now = flow_clock();
+
+	fs = flow_entry(&key, now, &created);
+	if (!fs)  /* no entry to cache in: ask the rules for this packet alone */
+		return eval_rules(&key, now) ? drop_verdict(cfg) : BPF_OK;
+
+	__sync_fetch_and_add(&fs->packets, 1);
+	__sync_fetch_and_add(&fs->bytes, len);
+	fs->last_seen_ns = now;
+	if (tcp_flags & ~fs->tcp_flags)
+		fs->tcp_flags |= tcp_flags;
+	if (created || fs->rules_gen != gen || fs->verdict == LWTUI_DROP) {
+		kind = eval_rules(&key, now);
+		fs->verdict = kind ? LWTUI_DROP : LWTUI_ALLOW;
+		fs->rule_kind = kind;
+		fs->rules_gen = gen;
+	}
+	if (created) {
+		stat_add(LWTUI_ST_NEW_FLOWS, 1);
+		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);
+	}
+	if (fs->verdict == LWTUI_DROP)
+		return drop_flow(skb, &key, fs, cfg, len, now);
+	return BPF_OK;
+}
+
+int lwtui_in(struct __sk_buff *skb)
+{
+	return handle(skb, LWTUI_HOOK_IN);
+}
+
+int lwtui_out(struct __sk_buff *skb)
+{
+	return handle(skb, LWTUI_HOOK_OUT);
+}
+
+int lwtui_xmit(struct __sk_buff *skb)
+{
+	return handle(skb, LWTUI_HOOK_XMIT);
+}

@@ -1,0 +1,302 @@
+"""The kernel side, loaded: compile bpf/lwtui.bpf.c with BCC, load one program
+per LWT hook, and give typed access to its maps and perf events.
+
+The only module that imports bcc. Everything read from the kernel leaves here
+as lwtui.kstructs types (copies, never views of BCC buffers), so the rest of
+lwtui does not depend on BCC's generated ctypes classes.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import errno
+import os
+import threading
+from pathlib import Path
+from typing import Callable
+
+from . import bpfsys, headers, kstructs
+
+HOOKS = ("in", "out", "xmit")
+MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats")
+_FUNC = {h: f"lwtui_{h}" for h in HOOKS}
+SOURCE_NAME = "lwtui.bpf.c"
+
+
+class ProbeError(RuntimeError):
+    """The BPF programs could not be built or loaded; the message names the fix."""
+
+
+def bpf_dir() -> Path:
+    """Directory holding lwtui.bpf.c and lwtui.h: the source tree's top-level
+    bpf/, else the copy inside an installed package."""
+    here = Path(__file__).resolve().parent
+    for d in (here.parent / "bpf", Path(__file__).parent / "bpf"):
+        if (d / SOURCE_NAME).is_file():
+            return d
+    raise ProbeError(f"{SOURCE_NAME} not found next to {here}: reinstall lwtui")
+
+
+def _import_bcc():
+    try:
+        import bcc
+    except ImportError as e:
+        raise ProbeError(f"BCC's Python bindings are missing ({e}): apt-get install -y python3-bpfcc "
+                         "and use a Python that sees them (python3 -m venv --system-site-packages)") from e
+    return bcc
+
+
+def _prog_type(bcc, hook: str) -> int:
+    return {"in": bcc.BPF.LWT_IN, "out": bcc.BPF.LWT_OUT, "xmit": bcc.BPF.LWT_XMIT}[hook]
+
+
+def build_cflags(max_flows: int, max_rules: int, extra=()) -> list[str]:
+    """Compiler flags: include path for lwtui.h, map sizes, anything extra."""
+    return [f"-I{bpf_dir()}", f"-DMAX_FLOWS={int(max_flows)}", f"-DMAX_RULES={int(max_rules)}", *extra]
+
+
+def compile_source(cflags: list[str]):
+    """BCC BPF object for bpf/lwtui.bpf.c; ProbeError names the fix on failure."""
+    if os.geteuid() != 0:
+        raise ProbeError("loading BPF programs needs root: run lwtui as root")
+    bcc = _import_bcc()
+    try:
+        headers.use_headers()
+    except headers.HeadersMissing as e:
+        raise ProbeError(str(e)) from e
+    try:
+        return bcc.BPF(src_file=str(bpf_dir() / SOURCE_NAME).encode(), cflags=list(cflags))
+    except Exception as e:  # BCC raises bare Exception; clang's messages went to stderr
+        raise ProbeError(f"compiling {SOURCE_NAME} failed ({e}): run `lwtui doctor`") from e
+
+
+def load_hook(bpf, hook: str):
+    """Load the entry function of `hook` as its LWT program type."""
+    bcc = _import_bcc()
+    try:
+        return bpf.load_func(_FUNC[hook].encode(), _prog_type(bcc, hook))
+    except Exception as e:  # the verifier log went to stderr
+        raise ProbeError(f"loading the {hook} program failed ({e}): "
+                         "run `lwtui doctor` (needs a kernel with CONFIG_LWTUNNEL_BPF)") from e
+
+
+class Probe:
+    """Compiled programs, their maps and the perf buffer of one lwtui session."""
+
+    def __init__(self, hooks=HOOKS, max_flows: int = 65536, max_rules: int = 4096, extra_cflags=()):
+        unknown = [h for h in hooks if h not in HOOKS]
+        if unknown or not hooks:
+            raise ProbeError(f"unknown hook(s) {unknown or hooks}: use in, out, xmit")
+        self.hooks = tuple(hooks)
+        self.source_path = bpf_dir() / SOURCE_NAME
+        self.cflags = build_cflags(max_flows, max_rules, extra_cflags)
+        self._bpf = None
+        self._funcs = {}
+        self._prog_ids = {}
+        self._tables = {}
+        self._events_open = False
+        self._callback_error: BaseException | None = None
+        self._batch = None  # reused key/value arrays for read_flows
+        self._batch_ok = True
+        self._poll_lock = threading.Lock()  # close() waits for a poll in progress
+        self._read_lock = threading.Lock()  # guards the reused batch arrays
+        self._bpf = compile_source(self.cflags)
+        try:
+            for h in self.hooks:
+                fn = load_hook(self._bpf, h)
+                self._funcs[h] = fn
+                self._prog_ids[h] = bpfsys.prog_info(fn.fd)["id"]
+            for name in MAP_NAMES:
+                self._tables[name] = self._bpf.get_table(name.encode())
+        except BaseException:
+            self.close()
+            raise
+
+    # -- programs and maps -------------------------------------------------
+    def _live(self):
+        if self._bpf is None:
+            raise ProbeError("probe is closed")
+        return self._bpf
+
+    def _func(self, hook: str):
+        self._live()
+        if hook not in self._funcs:
+            raise ProbeError(f"no {hook} program in this probe (loaded: {', '.join(self._funcs)})")
+        return self._funcs[hook]
+
+    def prog_fd(self, hook: str) -> int:
+        return self._func(hook).fd
+
+    def prog_name(self, hook: str) -> str:
+        """Unique per load (the kernel compares IPv4 route encaps by program name)."""
+        self._func(hook)
+        return f"lwtui_{hook}_{self._prog_ids[hook]}"
+
+    def _table(self, name: str):
+        self._live()
+        if name not in self._tables:
+            raise ProbeError(f"no map {name!r}: maps are {', '.join(MAP_NAMES)}")
+        return self._tables[name]
+
+    def map_fd(self, name: str) -> int:
+        return self._table(name).map_fd
+
+    def map_max_entries(self, name: str) -> int:
+        return int(self._table(name).max_entries)
+
+    def read_flows(self) -> list[tuple[kstructs.FlowKey, kstructs.FlowStats]]:
+        """Every entry of `flows`, copied; one batch syscall where the kernel has it."""
+        with self._read_lock:
+            fd = self.map_fd("flows")
+            if self._batch_ok:
+                try:
+                    return self._read_flows_batch(fd)
+                except OSError as e:
+                    if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
+                        raise
+                    self._batch_ok = False  # an old kernel: iterate from now on
+            return bpfsys.map_items(fd, kstructs.FlowKey, kstructs.FlowStats)
+
+    def _read_flows_batch(self, fd: int) -> list:
+        """BPF_MAP_LOOKUP_BATCH into arrays kept between calls. (BCC's own
+        items_lookup_batch allocates max_entries-sized arrays per call and
+        passes one variable as both out_batch and count.)"""
+        from bcc.libbcc import lib
+        cap = self.map_max_entries("flows")
+        if self._batch is None:
+            self._batch = ((kstructs.FlowKey * cap)(), (kstructs.FlowStats * cap)())
+        keys, vals = self._batch
+        ks, vs = ct.sizeof(kstructs.FlowKey), ct.sizeof(kstructs.FlowStats)
+        in_batch, out_batch, count = ct.c_uint32(0), ct.c_uint32(0), ct.c_uint32(0)
+        total, first = 0, True
+        while total < cap:
+            count.value = cap - total
+            res = lib.bpf_lookup_batch(fd, None if first else ct.byref(in_batch), ct.byref(out_batch),
+                                       ct.addressof(keys) + ks * total, ct.addressof(vals) + vs * total,
+                                       ct.byref(count))
+            err = ct.get_errno()
+            total += count.value
+            if res != 0:
+                if err == errno.ENOENT:
+                    break  # reached the end
+                raise OSError(err, f"flows batch lookup: {os.strerror(err)}")
+            first = False
+            in_batch.value = out_batch.value
+        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks),
+                 kstructs.FlowStats.from_buffer_copy(vals, i * vs)) for i in range(total)]
+
+    def read_stats(self) -> dict[str, int]:
+        """The per-CPU `stats` counters summed, keyed by kstructs.STAT_NAMES."""
+        table = self._table("stats")
+        return {name: int(sum(table[ct.c_int(i)])) for i, name in enumerate(kstructs.STAT_NAMES)}
+
+    def get_config(self) -> kstructs.LwtuiConfig:
+        cfg = kstructs.LwtuiConfig()
+        bpfsys.map_lookup(self.map_fd("config"), ct.c_uint32(0), cfg)
+        return cfg
+
+    def set_config(self, dry_run: bool | None = None, rules_gen: int | None = None,
+                   drop_event_interval_ns: int | None = None) -> kstructs.LwtuiConfig:
+        """Read-modify-write of config[0]; None leaves a field as it is."""
+        cfg = self.get_config()
+        if dry_run is not None:
+            cfg.dry_run = int(bool(dry_run))
+        if rules_gen is not None:
+            cfg.rules_gen = rules_gen & 0xFFFFFFFF
+        if drop_event_interval_ns is not None:
+            cfg.drop_event_interval_ns = int(drop_event_interval_ns)
+        bpfsys.map_update(self.map_fd("config"), ct.c_uint32(0), cfg)
+        return cfg
+
+    def reset_maps(self) -> None:
+        """Empty flows and rule maps and zero the stats (config is kept)."""
+        for name in ("flows", "verdicts", "host_rules", "port_rules"):
+            fd = self.map_fd(name)
+            ktype = {"flows": kstructs.FlowKey, "verdicts": kstructs.FlowKey,
+                     "host_rules": kstructs.HostKey, "port_rules": kstructs.PortKey}[name]
+            for k in bpfsys.map_keys(fd, ktype):
+                bpfsys.map_delete(fd, k)
+        stats = self._tables["stats"]
+        for i in range(kstructs.ST_MAX):
+            stats.clearitem(ct.c_int(i))
+
+    # -- events -------------------------------------------------------------
+    def open_events(self, on_event: Callable[[kstructs.LwtuiEvent], None], on_lost: Callable[[int], None],
+                    page_cnt: int = 64, wakeup_events: int = 16) -> None:
+        """Open the perf buffer; callbacks run inside poll_events()."""
+        if self._events_open:
+            raise ProbeError("events are already open")
+
+        def raw(cpu, data, size):
+            try:
+                on_event(kstructs.decode_event(ct.string_at(data, size)))
+            except BaseException as e:  # raised again from poll_events, not lost in ctypes
+                self._callback_error = self._callback_error or e
+
+        def lost(count):
+            try:
+                on_lost(int(count))
+            except BaseException as e:
+                self._callback_error = self._callback_error or e
+
+        try:
+            self._live()[b"events"].open_perf_buffer(raw, page_cnt=page_cnt, lost_cb=lost,
+                                                     wakeup_events=wakeup_events)
+        except Exception as e:  # BCC raises bare Exception (page_cnt not a power of two, no memory)
+            raise ProbeError(f"cannot open the perf buffer ({e}): use a power-of-two page_cnt, "
+                             "or raise `ulimit -l`") from e
+        self._events_open = True
+
+    def poll_events(self, timeout_ms: int) -> None:
+        """Wait up to timeout_ms for events, then drain what batched wakeups left.
+
+        Returns at once on a closed probe, so a reader thread may race close().
+        An exception raised by a callback is raised here.
+        """
+        with self._poll_lock:
+            bpf = self._bpf
+            if bpf is None:
+                return
+            if not self._events_open:
+                raise ProbeError("open_events() first")
+            bpf.perf_buffer_poll(timeout_ms)
+            bpf.perf_buffer_consume()
+        if self._callback_error is not None:
+            err, self._callback_error = self._callback_error, None
+            raise err
+
+    # -- lifecycle ----------------------------------------------------------
+    def close(self) -> None:
+        """Free programs, maps and perf buffers; safe to call twice. Programs
+        attached to routes stay alive until the routes drop them."""
+        with self._poll_lock, self._read_lock:
+            bpf, self._bpf = self._bpf, None
+            self._tables, self._funcs, self._batch = {}, {}, None
+            self._events_open = False
+        if bpf is not None:
+            bpf.cleanup()
+
+    def __enter__(self) -> "Probe":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def selftest() -> list[tuple[str, bool, str]]:
+    """Compile the real source and load it at every hook: (hook, ok, error)."""
+    try:
+        bpf = compile_source(build_cflags(1024, 64))
+    except ProbeError as e:
+        return [(h, False, str(e)) for h in HOOKS]
+    out = []
+    try:
+        for h in HOOKS:
+            try:
+                load_hook(bpf, h)
+                out.append((h, True, ""))
+            except ProbeError as e:
+                out.append((h, False, str(e)))
+    finally:
+        bpf.cleanup()
+    return out

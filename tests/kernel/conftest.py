@@ -1,0 +1,79 @@
+"""Fixtures for the kernel tests: the real programs, compiled once per session.
+
+Without root, BCC or kernel headers these tests FAIL with the reason (they
+are never skipped): a machine that cannot run them cannot ship lwtui.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+def _build(extra_cflags=()):
+    if os.geteuid() != 0:
+        pytest.fail("kernel tests need root (BPF program loading): run pytest as root")
+    try:
+        from lwtui.probe import Probe
+        return Probe(extra_cflags=extra_cflags)
+    except Exception as e:  # ProbeError, or anything BCC throws: report it, never skip
+        pytest.fail(f"cannot compile and load bpf/lwtui.bpf.c: {e}")
+
+
+def _reset(p) -> None:
+    p.reset_maps()
+    p.set_config(dry_run=False, rules_gen=1, drop_event_interval_ns=0)
+
+
+@pytest.fixture(scope="session")
+def probe_session():
+    p = _build()
+    yield p
+    p.close()
+
+
+@pytest.fixture(scope="session")
+def probe_load_bytes_session():
+    """The same programs reading headers with bpf_skb_load_bytes only."""
+    p = _build(["-DLWTUI_NO_DIRECT_ACCESS"])
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def probe(probe_session):
+    """The session's probe with empty flows, rules and stats."""
+    _reset(probe_session)
+    return probe_session
+
+
+@pytest.fixture(params=["direct", "load_bytes"])
+def any_probe(request):
+    """Both header-reading paths: direct packet access and bpf_skb_load_bytes."""
+    p = request.getfixturevalue("probe_session" if request.param == "direct" else "probe_load_bytes_session")
+    _reset(p)
+    return p
+
+
+@pytest.fixture(scope="module")
+def event_probe():
+    """A probe of its own with the perf buffer open; events land in .events/.lost."""
+    p = _build()
+    p.events, p.lost = [], []
+    p.open_events(p.events.append, p.lost.append, page_cnt=64, wakeup_events=16)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def ev_probe(event_probe):
+    _reset(event_probe)
+    event_probe.poll_events(0)  # drain anything left by a previous test
+    event_probe.events.clear()
+    event_probe.lost.clear()
+    return event_probe
+

@@ -1,0 +1,102 @@
+"""Perf events from the real programs: one EV_NEW per new flow, EV_DROP
+rate-limited per flow, losses reported."""
+
+from __future__ import annotations
+
+import time
+
+import packets as P
+from kutil import BPF_DROP, BPF_OK, add_rule, flow_key, key_tuple, run, want
+from lwtui import kstructs
+
+A, B = "10.0.0.2", "10.0.0.3"
+A6, B6 = "2001:db8::2", "2001:db8::3"
+
+
+def wait_events(probe, n: int, deadline_s: float = 5.0) -> list:
+    """Poll until at least n events arrived (or the deadline passes)."""
+    end = time.monotonic() + deadline_s
+    while len(probe.events) < n and time.monotonic() < end:
+        probe.poll_events(50)
+    return list(probe.events)
+
+
+def settle(probe) -> list:
+    """One more short poll, to catch events that should not be there."""
+    probe.poll_events(20)
+    return list(probe.events)
+
+
+def test_one_new_event_per_new_flow(ev_probe):
+    frames = {
+        want(A, B, P.TCP, 40000, 80): P.packet(4, P.TCP, A, B, 40000, 80, payload=b"a" * 10),
+        want(A, B, P.UDP, 5000, 53): P.packet(4, P.UDP, A, B, 5000, 53),
+        want(A6, B6, P.ICMPV6, 128, 0): P.packet(6, P.ICMPV6, A6, B6, 128, 0),
+    }
+    for f in frames.values():
+        for _ in range(3):
+            assert run(ev_probe, "out", f) == BPF_OK
+    got = wait_events(ev_probe, 3)
+    got = settle(ev_probe)
+    assert [e.type for e in got] == [kstructs.EV_NEW] * 3
+    assert {key_tuple(e.key): e.len for e in got} == {k: len(f) - 14 for k, f in frames.items()}
+    for e in got:
+        assert (e.packets, e.drops, e.verdict) == (1, 0, kstructs.ALLOW)
+        assert e.bytes == e.len and e.ts_ns > 0
+    tcp_ev = next(e for e in got if e.key.proto == P.TCP)
+    assert tcp_ev.tcp_flags == P.SYN
+    assert ev_probe.read_stats()["events_failed"] == 0 and ev_probe.lost == []
+
+
+def test_drop_events_are_rate_limited_per_flow(ev_probe):
+    ev_probe.set_config(drop_event_interval_ns=60 * 10**9)
+    add_rule(ev_probe, flow_key(A, B, P.UDP, 1, 2))
+    f = P.packet(4, P.UDP, A, B, 1, 2)
+    g = P.packet(4, P.UDP, B, A, 2, 1)  # the reply: a flow of its own
+    for _ in range(5):
+        assert run(ev_probe, "in", f) == BPF_DROP
+    assert run(ev_probe, "in", g) == BPF_DROP
+    got = wait_events(ev_probe, 4)
+    got = settle(ev_probe)
+    kinds = sorted((e.type, key_tuple(e.key)) for e in got)
+    fk, gk = want(A, B, P.UDP, 1, 2, "in"), want(B, A, P.UDP, 2, 1, "in")
+    assert kinds == sorted([(kstructs.EV_NEW, fk), (kstructs.EV_DROP, fk),
+                            (kstructs.EV_NEW, gk), (kstructs.EV_DROP, gk)])
+    drop = next(e for e in got if e.type == kstructs.EV_DROP and key_tuple(e.key) == fk)
+    assert (drop.verdict, drop.rule_kind, drop.drops, drop.packets) == (kstructs.DROP, kstructs.RULE_FLOW, 1, 1)
+    # a shorter interval lets the next drop through
+    ev_probe.events.clear()
+    ev_probe.set_config(drop_event_interval_ns=1)
+    assert run(ev_probe, "in", f) == BPF_DROP
+    got = wait_events(ev_probe, 1)
+    assert [(e.type, e.drops) for e in got] == [(kstructs.EV_DROP, 6)]
+
+
+def test_drop_event_in_dry_run(ev_probe):
+    ev_probe.set_config(dry_run=True)
+    add_rule(ev_probe, flow_key(A, B, P.TCP, 1, 2))
+    assert run(ev_probe, "xmit", P.packet(4, P.TCP, A, B, 1, 2)) == BPF_OK
+    got = wait_events(ev_probe, 2)
+    assert sorted(e.type for e in got) == [kstructs.EV_NEW, kstructs.EV_DROP]
+    assert all(e.verdict == kstructs.DROP for e in got)
+
+
+def test_full_buffer_counts_failures_and_reports_losses():
+    """A one-page buffer overflows; the program counts failed outputs and the
+    reader learns of the loss once the buffer has room again."""
+    from lwtui.probe import Probe
+    events, lost = [], []
+    with Probe(hooks=("out",), max_flows=4096) as p:
+        p.open_events(events.append, lost.append, page_cnt=1, wakeup_events=1)
+        for port in range(1, 301):
+            run(p, "out", P.packet(4, P.UDP, A, B, port, 9))
+        failed = p.read_stats()["events_failed"]
+        assert failed > 0
+        p.poll_events(0)
+        run(p, "out", P.packet(4, P.UDP, A, B, 999, 9))  # the loss record comes with the next write
+        end = time.monotonic() + 5
+        while not lost and time.monotonic() < end:
+            p.poll_events(50)
+        assert sum(lost) == failed
+        assert len(events) + failed == 301
+        assert len({key_tuple(e.key) for e in events}) == len(events)

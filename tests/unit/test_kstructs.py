@@ -1,0 +1,88 @@
+"""The ctypes mirrors in lwtui.kstructs have the layout of bpf/lwtui.h.
+
+A small C program compiled with gcc prints sizeof/offsetof of every field of
+every struct in kstructs.MIRRORS; the ctypes classes must agree. Constants
+shared by both sides are compared too. Pure user space: no root needed.
+"""
+
+from __future__ import annotations
+
+import ctypes as ct
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from lwtui import kstructs
+
+BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
+
+CONSTANTS = {
+    "LWTUI_HOOK_IN": kstructs.HOOK_IN, "LWTUI_HOOK_OUT": kstructs.HOOK_OUT,
+    "LWTUI_HOOK_XMIT": kstructs.HOOK_XMIT, "LWTUI_KEY_FRAGMENT": kstructs.KEY_FRAGMENT,
+    "LWTUI_ALLOW": kstructs.ALLOW, "LWTUI_DROP": kstructs.DROP,
+    "LWTUI_RULE_NONE": kstructs.RULE_NONE, "LWTUI_RULE_FLOW": kstructs.RULE_FLOW,
+    "LWTUI_RULE_HOST": kstructs.RULE_HOST, "LWTUI_RULE_PORT": kstructs.RULE_PORT,
+    "LWTUI_EV_NEW": kstructs.EV_NEW, "LWTUI_EV_DROP": kstructs.EV_DROP,
+    "LWTUI_ST_PACKETS": kstructs.ST_PACKETS, "LWTUI_ST_BYTES": kstructs.ST_BYTES,
+    "LWTUI_ST_DROPS": kstructs.ST_DROPS, "LWTUI_ST_WOULD_DROPS": kstructs.ST_WOULD_DROPS,
+    "LWTUI_ST_PARSE_ERRORS": kstructs.ST_PARSE_ERRORS, "LWTUI_ST_EVENTS_FAILED": kstructs.ST_EVENTS_FAILED,
+    "LWTUI_ST_NEW_FLOWS": kstructs.ST_NEW_FLOWS, "LWTUI_ST_FLOW_UPDATE_FAILED": kstructs.ST_FLOW_UPDATE_FAILED,
+    "LWTUI_ST_MAX": kstructs.ST_MAX,
+}
+
+
+def _program() -> str:
+    lines = ["#include <stdio.h>", "#include <stddef.h>", '#include "lwtui.h"', "int main(void) {"]
+    for name, cls in kstructs.MIRRORS.items():
+        lines.append(f'printf("{name} %zu %zu\\n", sizeof(struct {name}), _Alignof(struct {name}));')
+        for field, *_ in cls._fields_:
+            lines.append(f'printf("{name}.{field} %zu %zu\\n", offsetof(struct {name}, {field}), '
+                         f'sizeof(((struct {name} *)0)->{field}));')
+    for const in CONSTANTS:
+        lines.append(f'printf("{const} %lld\\n", (long long)({const}));')
+    lines += ["return 0;", "}"]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="module")
+def c_layout(tmp_path_factory) -> dict[str, tuple[int, ...]]:
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.fail("gcc is needed to check struct layouts: apt-get install -y gcc")
+    d = tmp_path_factory.mktemp("kstructs")
+    (d / "layout.c").write_text(_program())
+    subprocess.run([gcc, "-Wall", "-Werror", f"-I{BPF_DIR}", "-o", str(d / "layout"), str(d / "layout.c")],
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run([str(d / "layout")], check=True, capture_output=True, text=True).stdout
+    return {name: tuple(int(x) for x in rest) for name, *rest in (ln.split() for ln in out.splitlines())}
+
+
+@pytest.mark.parametrize("name", sorted(kstructs.MIRRORS))
+def test_struct_size_and_alignment(c_layout, name):
+    cls = kstructs.MIRRORS[name]
+    assert c_layout[name] == (ct.sizeof(cls), ct.alignment(cls))
+
+
+@pytest.mark.parametrize("name", sorted(kstructs.MIRRORS))
+def test_field_offsets_and_sizes(c_layout, name):
+    cls = kstructs.MIRRORS[name]
+    for field, ftype in cls._fields_:
+        assert c_layout[f"{name}.{field}"] == (getattr(cls, field).offset, ct.sizeof(ftype)), field
+
+
+def test_every_c_struct_is_mirrored():
+    header = (BPF_DIR / "lwtui.h").read_text()
+    declared = set(re.findall(r"^struct (\w+) \{", header, re.M))
+    assert declared == set(kstructs.MIRRORS)
+
+
+@pytest.mark.parametrize("const", sorted(CONSTANTS))
+def test_constants(c_layout, const):
+    assert c_layout[const] == (CONSTANTS[const],)
+
+
+def test_stat_names_cover_the_stats_array():
+    assert len(kstructs.STAT_NAMES) == kstructs.ST_MAX
