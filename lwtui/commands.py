@@ -38,10 +38,11 @@ def _session(args, targets):
                    on_status=lambda m: status.print(f"[dim]{m}…[/]") if sys.stderr.isatty() else None)
 
 
-def _print_ebpf() -> int:
-    from .probe import Probe
-    print(f"// cflags: {' '.join(Probe.default_cflags())}")
-    print(Probe.source_path().read_text())
+def _print_ebpf(args) -> int:
+    from .probe import SOURCE_NAME, bpf_dir, build_cflags
+    from .session import EXTRA_CFLAGS
+    print(f"// cflags: {' '.join(build_cflags(args.max_flows, 4096, EXTRA_CFLAGS))}")
+    print((bpf_dir() / SOURCE_NAME).read_text())
     return 0
 
 
@@ -55,7 +56,7 @@ def _restored(statuses: list[str]) -> None:
 def cmd_dashboard(args) -> int:
     from .cli import _targets
     if args.ebpf:
-        return _print_ebpf()
+        return _print_ebpf(args)
     from .ui.app import run_dashboard
     list_routes = None
     if not args.routes:
@@ -93,7 +94,7 @@ def cmd_watch(args) -> int:
     from .cli import _targets
     from .watch import run_watch
     if args.ebpf:
-        return _print_ebpf()
+        return _print_ebpf(args)
     session = _session(args, _targets(args))
     try:
         session.start()

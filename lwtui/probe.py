@@ -274,6 +274,16 @@ class Probe:
             self._tables, self._funcs, self._batch = {}, {}, None
             self._events_open = False
         if bpf is not None:
+            # Close the perf readers while the map is still open: BCC's
+            # PerfEventArray.__del__ would otherwise try it after cleanup()
+            # and print a KeyError traceback at exit.
+            events = bpf.tables.get(b"events")
+            if events is not None:
+                for cpu in list(getattr(events, "_open_key_fds", {})):
+                    try:
+                        del events[cpu]
+                    except KeyError:
+                        pass
             bpf.cleanup()
 
     def __enter__(self) -> "Probe":

@@ -25,6 +25,9 @@ from .rules import Rule, parse_rule, rule_for, rules_blocking
 from .verdicts import RuleStore
 
 EVENT_LOG_MAX = 1000
+# Flows and events are stamped with the coarse clock (one tick of resolution,
+# ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
+EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
 
 
 class SessionError(RuntimeError):
@@ -80,7 +83,7 @@ class Session:
         hooks = sorted({t.hook for t in self.targets}, key=lambda h: kstructs.HOOK_BY_NAME[h])
         try:
             self._on_status("compiling BPF programs")
-            self.probe = Probe(hooks=hooks, max_flows=self.max_flows)
+            self.probe = Probe(hooks=hooks, max_flows=self.max_flows, extra_cflags=EXTRA_CFLAGS)
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})

@@ -1,8 +1,9 @@
 """`lwtui watch`: the headless view of a Session, as JSON lines or a rich table.
 
 JSON lines are a contract (DESIGN.md): one object per line, "type" first;
-flows carry hook, proto, src, dst, sport/dport (ICMP: type/code), packets,
-bytes, drops, verdict, first_seen, last_seen (RFC 3339 UTC).
+flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
+verdict, first_seen, last_seen (RFC 3339 UTC). ICMP flows carry icmp_type and
+icmp_code in place of ports: "type" is taken by the record type.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def rfc3339(ts: float) -> str:
 def flow_fields(f: FlowId) -> dict:
     d = {"hook": f.hook, "proto": f.proto_name, "src": str(f.src), "dst": str(f.dst)}
     if f.is_icmp:
-        d.update(type=f.sport, code=f.dport)
+        d.update(icmp_type=f.sport, icmp_code=f.dport)
     else:
         d.update(sport=f.sport, dport=f.dport)
     if f.fragment:

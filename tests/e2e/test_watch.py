@@ -53,7 +53,7 @@ class Watch:
             self.seen.append(d)
             if pred(d):
                 return d
-        raise AssertionError(f"no {what} within {timeout}s; last lines: {self.seen[-5:]}")
+        raise AssertionError(f"no {what} within {timeout}s; flows: {[d for d in self.seen if d['type'] == 'flow'][-4:]}")
 
     def latest_flow(self, **match) -> dict | None:
         for d in reversed(self.seen):
@@ -117,7 +117,7 @@ def test_watch_out_counts_exactly_what_was_sent(topo, route_dump, watch_factory,
     assert replies == 5
     proto = "icmp" if family == 4 else "icmpv6"
     echo = 8 if family == 4 else 128
-    f = flow_with(w, proto=proto, type=echo, code=0, packets=5)
+    f = flow_with(w, proto=proto, icmp_type=echo, icmp_code=0, packets=5)
     assert f["bytes"] == 5 * (56 + 8 + (20 if family == 4 else 40))
     assert f["src"] == cli and f["dst"] == srv
     assert w.wait_for(lambda d: d["type"] == "new" and d.get("proto") == "udp" and d.get("sport") == sport,
@@ -147,8 +147,9 @@ def test_block_and_allow_from_another_process(topo, route_dump, watch_factory, t
         sport, sent = udp_send(topo.client_ns, topo.server_v4, 5353, 10, 100)
         assert sent == 10
         flow_with(w, proto="udp", sport=sport, packets=10)
-        dropped = flow_with(w, proto="tcp", dport=8080, verdict="drop")
-        assert dropped["drops"] >= 1 and dropped["rule"] == "port 8080/tcp"
+        dropped = w.wait_for(lambda d: d["type"] == "flow" and d["dport"] == 8080 and d["drops"] >= 1,
+                             what="a dropped 8080 flow")
+        assert dropped["verdict"] == "drop" and dropped["rule"] == "port 8080/tcp"
         hits = [json.loads(x) for x in lwtui("rules", "--session", name, "--json").stdout.splitlines()]
         assert hits[0]["hits"] >= 1
 
@@ -197,5 +198,8 @@ def test_block_without_session_is_a_clear_error(tmp_path):
 
 def test_bad_rule_is_a_one_line_error():
     r = lwtui("block", "port", "70000", check=False)
-    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    error, text, caret = r.stderr.rstrip("\n").splitlines()
+    assert error.startswith("lwtui: port must be a number 0..65535")
+    # the pointer line sits under the offending token
+    assert text[caret.index("^"):caret.rindex("^") + 1] == "70000"

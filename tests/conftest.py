@@ -1,0 +1,55 @@
+"""Shared fixtures: a fresh client/server namespace pair per test, and the route oracle.
+
+The oracle is iproute2's JSON output (`ip -j -d route`, `ip -j -d rule`), never
+pyroute2, which lwtui itself uses: a bug there must not hide in the check.
+Tests that need the kernel FAIL without root (they are never skipped).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+
+import pytest
+
+from lwtui.netns import Topology, create_topology, destroy_topology
+
+_counter = itertools.count(1)
+
+_ORACLE = (
+    ("route4", ["-4", "-j", "-d", "route", "show", "table", "all"]),
+    ("route6", ["-6", "-j", "-d", "route", "show", "table", "all"]),
+    ("rule4", ["-4", "-j", "-d", "rule", "show"]),
+    ("rule6", ["-6", "-j", "-d", "rule", "show"]),
+)
+
+
+def route_dump_of(ns: str) -> str:
+    """Every route and rule of namespace `ns` as one JSON text, byte for byte as iproute2 prints it.
+
+    Equal strings mean identical routing state; `json.loads` gives
+    {"route4": [...], "route6": [...], "rule4": [...], "rule6": [...]}.
+    """
+    parts = []
+    for key, args in _ORACLE:
+        res = subprocess.run(["ip", "-n", ns, *args], capture_output=True, text=True, timeout=10)
+        assert res.returncode == 0, f"ip -n {ns} {' '.join(args)}: {res.stderr.strip()}"
+        parts.append(f'"{key}": {res.stdout.strip() or "[]"}')
+    return "{" + ", ".join(parts) + "}"
+
+
+@pytest.fixture
+def route_dump():
+    """route_dump(ns) -> the oracle JSON text of a namespace's routes and rules."""
+    return route_dump_of
+
+
+@pytest.fixture
+def topo(request) -> Topology:
+    """A fresh topology (namespaces `lwtui-t<pid>-<n>-cli/-srv`), deleted when the test ends."""
+    if os.geteuid() != 0:
+        pytest.fail("this test needs root (network namespaces, bpf(2)): run pytest as root")
+    prefix = f"lwtui-t{os.getpid() % 10000}-{next(_counter)}"
+    request.addfinalizer(lambda: destroy_topology(prefix))
+    return create_topology(prefix)
