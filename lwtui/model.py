@@ -32,6 +32,14 @@ class FlowId:
     dport: int
     fragment: bool = False
 
+    def __hash__(self) -> int:
+        # Flow ids key every dict of the flow table and the UI: hash once.
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.hook, self.proto, self.src, self.sport, self.dst, self.dport, self.fragment))
+            object.__setattr__(self, "_hash", h)
+        return h
+
     @property
     def family(self) -> int:
         return self.src.version

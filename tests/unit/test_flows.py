@@ -1,0 +1,327 @@
+"""FlowTable maths (lwtui/flows.py): rates, resets, decay, expiry, bounds, history."""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import pytest
+
+from lwtui import kstructs
+from lwtui.flows import Counters, FlowTable, RateMeter, flow_id_from_key
+from lwtui.model import FlowId
+
+
+def fid(n: int = 1, hook: str = "out") -> FlowId:
+    return FlowId(hook, 6, ipaddress.ip_address("10.0.0.2"), 40000 + n,
+                  ipaddress.ip_address("10.0.0.3"), 8080)
+
+
+def ctr(packets, nbytes=None, drops=0, first=90.0, last=None, **kw) -> Counters:
+    return Counters(packets, packets * 100 if nbytes is None else nbytes, drops, first,
+                    100.0 if last is None else last, **kw)
+
+
+def steady(table: FlowTable, flow: FlowId, start: float, ticks: int, pps: int = 10, dps: int = 0):
+    """`ticks` polls one second apart of a flow at `pps` packets of 100 bytes."""
+    for i in range(ticks):
+        t = start + i
+        table.update(t, [(flow, ctr(pps * (i + 1), drops=dps * (i + 1), first=start - 1, last=t))])
+
+
+# -- rates ---------------------------------------------------------------------------
+
+def test_steady_rates_are_exact_over_the_window():
+    t = FlowTable(rate_window=3.0)
+    steady(t, fid(), 100.0, 6, pps=10, dps=2)
+    r = t.get(fid())
+    assert (r.pps, r.bps, r.drops_ps) == (10.0, 8000.0, 2.0)
+    assert (r.packets, r.bytes, r.drops) == (60, 6000, 12)
+
+
+def test_rate_window_smooths_a_burst():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    for i, packets in enumerate([10, 20, 30, 60]):       # +10, +10, +10, then +30 in the last second
+        t.update(100.0 + i, [(f, ctr(packets, first=99.0, last=100.0 + i))])
+    r = t.get(f)
+    assert r.pps == pytest.approx((60 - 10) / 3)           # window [100, 103]
+    assert r.history[-1] == 30 * 100 * 8                   # history: the last tick alone, in bits/s
+
+
+def test_first_poll_baseline_is_first_seen_or_the_window():
+    t = FlowTable(rate_window=3.0)
+    old, recent, unknown = fid(1), fid(2), fid(3)
+    t.update(100.0, [(old, ctr(40, first=90.0)), (recent, ctr(30, first=99.5)),
+                     (unknown, ctr(30, first=0.0))])
+    assert t.get(old).pps == 4.0          # 40 packets since 90: 10 s
+    assert t.get(recent).pps == 10.0      # started inside the window: 30 over the 3 s window
+    assert t.get(unknown).pps == 10.0
+
+
+def test_a_new_flow_counts_since_the_previous_poll():
+    t = FlowTable(rate_window=3.0)
+    t.update(100.0, [(fid(1), ctr(1))])
+    t.update(100.5, [(fid(1), ctr(1)), (fid(2), ctr(50, first=100.2, last=100.4))])
+    r = t.get(fid(2))
+    assert r.pps == 100.0 and r.bps == 50 * 100 * 8 / 0.5
+    assert r.history == (r.bps,)
+
+
+def test_counter_reset_restarts_the_flow_without_negative_rates():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    steady(t, f, 100.0, 5, pps=100)                     # 500 packets at t=104
+    t.update(105.0, [(f, ctr(20, first=104.5, last=105.0))])   # evicted by the kernel, back with 20
+    r = t.get(f)
+    assert r.packets == 20 and r.pps == 20.0 and r.bps == 20 * 100 * 8
+    assert all(v >= 0 for v in r.history)
+
+
+def test_reinsert_detected_by_first_seen_even_when_counters_grew():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    steady(t, f, 100.0, 4, pps=10)                      # 40 packets at t=103, first_seen 99
+    t.update(104.0, [(f, ctr(70, first=103.5, last=104.0))])   # a new kernel entry with 70 already
+    assert t.get(f).pps == 70.0                          # not (70 - 10) / 3
+
+
+def test_clock_stepping_back_gives_zero_not_nonsense():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    steady(t, f, 100.0, 3)
+    t.update(50.0, [(f, ctr(40, first=99.0, last=50.0))])
+    r = t.get(f)
+    assert (r.pps, r.bps, r.drops_ps) == (0.0, 0.0, 0.0)
+    t.update(51.0, [(f, ctr(50, first=99.0, last=51.0))])
+    assert t.get(f).pps == 10.0
+
+
+def test_same_instant_twice_is_not_a_division_by_zero():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    t.update(100.0, [(f, ctr(30, first=99.0))])
+    t.update(100.0, [(f, ctr(30, first=99.0))])
+    r = t.get(f)
+    assert r.pps == 10.0 and r.history[-1] == 0.0
+
+
+def test_absent_flows_keep_counters_and_decay_to_zero():
+    t = FlowTable(rate_window=3.0)
+    f, other = fid(1), fid(2)
+    steady(t, f, 100.0, 4, pps=30)                      # 120 packets at t=103
+    pps = []
+    for now in (104.0, 105.0, 106.0, 107.0):
+        t.update(now, [(other, ctr(1, first=103.5, last=now))])
+        pps.append(t.get(f).pps)
+    assert pps == [20.0, 10.0, 0.0, 0.0]
+    r = t.get(f)
+    assert r.packets == 120 and r.bytes == 12000 and r.history[-4:] == (0.0, 0.0, 0.0, 0.0)
+
+
+# -- note_new --------------------------------------------------------------------------
+
+def test_note_new_makes_the_row_before_the_poll():
+    t = FlowTable()
+    t.note_new(fid(), 100.25)
+    r = t.get(fid())
+    assert len(t) == 1 and (r.packets, r.bytes, r.pps) == (0, 0, 0.0)
+    assert r.first_seen == r.last_seen == 100.25
+    t.note_new(fid(), 200.0)                           # a second event changes nothing
+    assert t.get(fid()) is r
+
+
+def test_note_new_then_poll_uses_the_previous_poll_as_baseline():
+    t = FlowTable()
+    t.update(100.0, [])
+    t.note_new(fid(), 100.4)
+    t.update(101.0, [(fid(), ctr(8, first=100.4, last=100.9))])
+    assert t.get(fid()).pps == 8.0
+
+
+def test_noted_flow_that_never_shows_up_expires():
+    t = FlowTable(idle_timeout=5.0)
+    t.note_new(fid(), 100.0)
+    t.update(104.0, [])
+    assert fid() in t
+    t.update(105.5, [])
+    assert fid() not in t and len(t) == 0
+
+
+# -- expiry and bounds -----------------------------------------------------------------
+
+def test_idle_flows_expire_even_when_the_kernel_still_lists_them():
+    t = FlowTable(idle_timeout=10.0)
+    busy, idle = fid(1), fid(2)
+    t.update(100.0, [(busy, ctr(1, last=100.0)), (idle, ctr(1, last=95.0))])
+    assert len(t) == 2
+    t.update(106.0, [(busy, ctr(2, last=106.0)), (idle, ctr(1, last=95.0))])
+    assert busy in t and idle not in t
+    t.update(107.0, [(busy, ctr(3, last=107.0)), (idle, ctr(1, last=95.0))])
+    assert idle not in t                               # not re-added from the poll either
+
+
+def test_idle_flows_absent_from_the_poll_expire_too():
+    t = FlowTable(idle_timeout=10.0)
+    t.update(100.0, [(fid(1), ctr(1, last=99.0))])
+    t.update(108.0, [])
+    assert fid(1) in t
+    t.update(109.5, [])
+    assert fid(1) not in t
+
+
+def test_size_is_bounded_evicting_the_most_idle():
+    t = FlowTable(max_flows=3)
+    rows = [(fid(n), ctr(1, last=90.0 + n)) for n in range(6)]
+    t.update(100.0, rows)
+    assert len(t) == 3
+    assert sorted(r.id.sport for r in t.records()) == [40003, 40004, 40005]
+
+
+def test_note_new_at_capacity_evicts_the_most_idle():
+    t = FlowTable(max_flows=3)
+    t.update(100.0, [(fid(n), ctr(1, last=95.0 + n)) for n in range(3)])
+    t.note_new(fid(9), 100.5)
+    assert len(t) == 3 and fid(9) in t and fid(0) not in t
+
+
+def test_table_never_grows_without_bound():
+    t = FlowTable(max_flows=100, idle_timeout=1000.0)
+    for tick in range(50):
+        now = 100.0 + tick
+        t.update(now, [(fid(tick * 10 + k), ctr(1, first=now, last=now)) for k in range(10)])
+        for k in range(10):
+            t.note_new(fid(10_000 + tick * 10 + k), now)
+        assert len(t) <= 100
+
+
+def test_history_is_bounded_and_per_tick():
+    t = FlowTable(history_len=4, rate_window=3.0)
+    f = fid()
+    for i, packets in enumerate([1, 3, 6, 10, 15, 21]):   # +1 (from baseline), +2, +3, +4, +5, +6
+        t.update(100.0 + i, [(f, ctr(packets, first=99.0, last=100.0 + i))])
+    assert t.get(f).history == (3 * 800.0, 4 * 800.0, 5 * 800.0, 6 * 800.0)
+
+
+def test_long_idle_flow_keeps_its_record_and_wakes_up_right():
+    t = FlowTable(history_len=3, rate_window=3.0, idle_timeout=100.0)
+    f = fid()
+    t.update(100.0, [(f, ctr(30, first=99.0, last=100.0))])
+    for i in range(1, 8):
+        t.update(100.0 + i, [(f, ctr(30, first=99.0, last=100.0))])
+    r = t.get(f)
+    assert r.history == (0.0, 0.0, 0.0) and r.pps == 0.0
+    t.update(108.0, [(f, ctr(30, first=99.0, last=100.0))])
+    assert t.get(f) is r                                 # nothing changed: nothing rebuilt
+    t.update(109.0, [(f, ctr(60, first=99.0, last=109.0))])
+    r2 = t.get(f)
+    assert r2.pps == 10.0 and r2.history == (0.0, 0.0, 30 * 100 * 8.0)
+
+
+# -- records -----------------------------------------------------------------------------
+
+def test_records_are_copies_that_later_updates_do_not_touch():
+    t = FlowTable()
+    t.update(100.0, [(fid(), ctr(10, first=99.0))])
+    before = t.records()
+    snap = (before[0].packets, before[0].pps, before[0].history)
+    t.update(101.0, [(fid(), ctr(50, first=99.0, last=101.0))])
+    assert (before[0].packets, before[0].pps, before[0].history) == snap
+    assert t.get(fid()).packets == 50
+
+
+def test_verdict_rule_and_flags_pass_through():
+    t = FlowTable()
+    t.update(100.0, [(fid(), ctr(5, tcp_flags=0x12, verdict="drop", rule="port 8080"))])
+    r = t.get(fid())
+    assert (r.tcp_flags, r.verdict, r.rule) == (0x12, "drop", "port 8080")
+    t.update(101.0, [(fid(), ctr(5, tcp_flags=0x12))])   # rule lifted while idle
+    assert (t.get(fid()).verdict, t.get(fid()).rule) == ("allow", "")
+
+
+def test_a_duplicate_row_in_one_poll_is_ignored():
+    t = FlowTable()
+    t.update(100.0, [(fid(), ctr(30, first=99.0)), (fid(), ctr(3000, first=99.0))])
+    assert t.get(fid()).packets == 30
+
+
+def test_sorted_records():
+    t = FlowTable()
+    t.update(100.0, [(fid(1), ctr(10, nbytes=5000, drops=3, first=91.0, last=99.0)),
+                     (fid(2), ctr(30, nbytes=1000, drops=1, first=95.0, last=100.0)),
+                     (fid(3), ctr(20, nbytes=3000, drops=2, first=93.0, last=98.0))])
+    ports = lambda key, rev=True: [r.id.sport - 40000 for r in t.sorted_records(key, reverse=rev)]
+    assert ports("packets") == [2, 3, 1]
+    assert ports("bytes") == [1, 3, 2]
+    assert ports("drops") == [1, 3, 2]
+    assert ports("rate") == [1, 3, 2]           # bits/s
+    assert ports("age") == [1, 3, 2]            # oldest first
+    assert ports("idle") == [3, 1, 2]           # most idle first
+    assert ports("packets", rev=False) == [1, 3, 2]
+    with pytest.raises(ValueError, match="sort key"):
+        t.sorted_records("name")
+
+
+def test_constructor_refuses_nonsense():
+    with pytest.raises(ValueError):
+        FlowTable(max_flows=0)
+    with pytest.raises(ValueError):
+        FlowTable(rate_window=0)
+
+
+# -- RateMeter -------------------------------------------------------------------------------
+
+def test_rate_meter():
+    m = RateMeter(window=2.0)
+    assert m.update(10.0, 100) == 0.0                   # one reading: no rate yet
+    assert m.update(10.0, 150) == 0.0                   # zero period
+    assert m.update(11.0, 200) == 100.0
+    assert m.update(12.0, 400) == 125.0                 # (400 - 150) / 2: the newest reading at 10
+    assert m.update(13.0, 500) == 150.0                 # (500 - 200) / 2
+    assert m.update(14.0, 50) == 0.0                    # counter reset
+    assert m.update(15.0, 80) == 30.0 and m.rate == 30.0
+    assert m.update(1.0, 90) == 0.0                     # clock stepped back
+
+
+# -- flow_key decoding ---------------------------------------------------------------------
+
+def key(src, dst, family, hook=1, flags=0, proto=17, sport=5000, dport=53):
+    k = kstructs.FlowKey(sport=sport, dport=dport, proto=proto, family=family, hook=hook, flags=flags)
+    k.saddr[:] = list(kstructs.addr_to_bytes(ipaddress.ip_address(src)))
+    k.daddr[:] = list(kstructs.addr_to_bytes(ipaddress.ip_address(dst)))
+    return k
+
+
+def test_flow_id_from_key():
+    f = flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4, hook=kstructs.HOOK_XMIT))
+    assert f == FlowId("xmit", 17, ipaddress.ip_address("10.0.0.2"), 5000,
+                       ipaddress.ip_address("10.0.0.3"), 53, False)
+    f6 = flow_id_from_key(key("fd00::2", "fd00::3", 6, hook=kstructs.HOOK_IN, flags=kstructs.KEY_FRAGMENT,
+                              sport=0, dport=0))
+    assert (f6.hook, f6.src, f6.fragment, f6.family) == ("in", ipaddress.ip_address("fd00::2"), True, 6)
+    assert flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4, hook=7)).hook == "7"
+
+
+def test_flow_id_from_key_gives_the_same_object_for_the_same_key():
+    a = flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4))
+    b = flow_id_from_key(kstructs.FlowKey.from_buffer_copy(bytes(key("10.0.0.2", "10.0.0.3", 4))))
+    assert a is b
+    assert flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4, sport=5001)) is not a
+
+
+# -- cost -----------------------------------------------------------------------------------
+
+def test_update_is_linear_and_cheap():
+    """A guard against accidental O(n^2): 20k flows per tick well within a generous bound."""
+    server = ipaddress.IPv4Address("10.9.0.1")
+    ids = [FlowId("out", 6, ipaddress.IPv4Address(0x0A000000 + i), 40000, server, 80) for i in range(20_000)]
+    t = FlowTable()
+    best = float("inf")
+    for tick in range(3):
+        now = 100.0 + tick
+        rows = [(f, Counters(tick + 1, 100 * (tick + 1), 0, 99.0, now)) for f in ids]
+        t0 = time.perf_counter()
+        t.update(now, rows)
+        best = min(best, time.perf_counter() - t0)
+    assert len(t) == 20_000
+    assert best < 0.5, f"update of 20k flows took {best * 1000:.0f} ms"
