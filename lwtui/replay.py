@@ -1,0 +1,263 @@
+"""Recorded snapshots, and a Session stand-in that plays them back.
+
+The dashboard talks to a session-like object (snapshot, poll_events, block,
+allow, block_flow, allow_flow, rules, set_dry_run, dry_run, name). A
+`ReplaySession` implements that interface over a list of recorded `Snapshot`s,
+so screenshots, snapshot tests and demos show the same screen every time
+without a kernel. Blocks and allows act on the replay's own rule list and flip
+the verdict of the flows they match, as the kernel maps would.
+
+Recording format (JSON, one file):
+    {"format": "lwtui-recording", "version": 1, "snapshots": [SNAPSHOT, ...]}
+where SNAPSHOT is `Snapshot` as a dict (dataclasses.asdict shape), addresses
+as strings, `history` as a list. Pure Python: no BCC, no netlink, no textual.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import ipaddress
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+from .model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
+from .rules import parse_rule, rule_for, rules_blocking
+
+FORMAT = "lwtui-recording"
+_PRECEDENCE = {"flow": 0, "host": 1, "port": 2}
+VERSION = 1
+
+
+# -- serialisation ----------------------------------------------------------
+
+def _flow_id_to_dict(f: FlowId) -> dict:
+    return {"hook": f.hook, "proto": f.proto, "src": str(f.src), "sport": f.sport,
+            "dst": str(f.dst), "dport": f.dport, "fragment": f.fragment}
+
+
+def _flow_id_from_dict(d: dict) -> FlowId:
+    return FlowId(hook=d["hook"], proto=int(d["proto"]), src=ipaddress.ip_address(d["src"]),
+                  sport=int(d["sport"]), dst=ipaddress.ip_address(d["dst"]), dport=int(d["dport"]),
+                  fragment=bool(d.get("fragment", False)))
+
+
+def snapshot_to_dict(s: Snapshot) -> dict:
+    """A Snapshot as plain JSON-ready data."""
+    flows = []
+    for r in s.flows:
+        d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "id"}
+        d["id"] = _flow_id_to_dict(r.id)
+        d["history"] = list(r.history)
+        flows.append(d)
+    events = [{"time": e.time, "kind": e.kind, "text": e.text,
+               "flow": _flow_id_to_dict(e.flow) if e.flow else None} for e in s.events]
+    return {"time": s.time, "flows": flows, "totals": dataclasses.asdict(s.totals),
+            "rules": [dataclasses.asdict(r) for r in s.rules], "events": events,
+            "routes": [dataclasses.asdict(r) for r in s.routes], "dry_run": s.dry_run,
+            "keep_blocks": s.keep_blocks, "started": s.started, "session": s.session}
+
+
+def snapshot_from_dict(d: dict) -> Snapshot:
+    """The inverse of snapshot_to_dict."""
+    flows = []
+    for fd in d.get("flows", []):
+        fd = dict(fd)
+        fid = _flow_id_from_dict(fd.pop("id"))
+        fd["history"] = tuple(fd.get("history", ()))
+        flows.append(FlowRecord(id=fid, **fd))
+    events = [EventEntry(time=e["time"], kind=e["kind"], text=e["text"],
+                         flow=_flow_id_from_dict(e["flow"]) if e.get("flow") else None)
+              for e in d.get("events", [])]
+    return Snapshot(time=d["time"], flows=flows, totals=Totals(**d.get("totals", {})),
+                    rules=[RuleEntry(**r) for r in d.get("rules", [])], events=events,
+                    routes=[AttachedRoute(**r) for r in d.get("routes", [])],
+                    dry_run=d.get("dry_run", False), keep_blocks=d.get("keep_blocks", False),
+                    started=d.get("started", 0.0), session=d.get("session", ""))
+
+
+def record_snapshots(snapshots: Iterable[Snapshot], path: str | os.PathLike) -> Path:
+    """Write snapshots to a recording file (see the module docstring); returns the path."""
+    lines = [json.dumps(snapshot_to_dict(s), separators=(",", ":")) for s in snapshots]
+    p = Path(path)
+    # One snapshot per line: diffs of a regenerated recording stay readable.
+    p.write_text(f'{{"format": "{FORMAT}", "version": {VERSION}, "snapshots": [\n'
+                 + ",\n".join(lines) + "\n]}\n")
+    return p
+
+
+def load_recording(path: str | os.PathLike) -> list[Snapshot]:
+    """Read a recording file; ValueError names what is wrong with it."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ValueError(f"{path}: not an lwtui recording (no \"format\": \"{FORMAT}\")")
+    if data.get("version") != VERSION:
+        raise ValueError(f"{path}: recording version {data.get('version')}, this lwtui reads {VERSION}")
+    snaps = [snapshot_from_dict(s) for s in data.get("snapshots", [])]
+    if not snaps:
+        raise ValueError(f"{path}: the recording holds no snapshots")
+    return snaps
+
+
+# -- playback ---------------------------------------------------------------
+
+@dataclasses.dataclass
+class _Active:
+    """A rule the replay holds, with the bookkeeping the kernel maps would keep."""
+    rule: Any
+    created: float
+    expires_at: float | None
+    hits: int = 0
+
+
+class ReplaySession:
+    """Plays recorded Snapshots through the Session interface the dashboard uses.
+
+    Each snapshot() call serves the next recorded frame (the last one again
+    once the recording ends), with the replay's rules applied: matching flows
+    get verdict "drop" ("would-drop" in dry-run) and count the packets seen
+    since as drops. Every call the dashboard makes is appended to `calls`, so
+    tests can assert on exactly what a key press asked for. `start` skips
+    the first frames (a screenshot wants flows with some history already).
+    """
+
+    def __init__(self, snapshots: Iterable[Snapshot], *, name: str | None = None,
+                 dry_run: bool | None = None, start: int = 0):
+        self._frames = [copy.deepcopy(s) for s in snapshots]
+        if not self._frames:
+            raise ValueError("a replay needs at least one snapshot")
+        first = self._frames[0]
+        self.name = name or first.session or "replay"
+        self.dry_run = first.dry_run if dry_run is None else dry_run
+        self.calls: list[tuple] = []
+        self._index = min(max(0, start), len(self._frames) - 1)
+        self._now = self._frames[self._index].time
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        # Events of skipped frames come out with the first snapshot, as a
+        # session's first snapshot carries everything since it started.
+        self._events: list[EventEntry] = [e for f in self._frames[:self._index] for e in f.events]
+        self._rules: dict[str, _Active] = {}
+        self._extra_drops: dict[FlowId, int] = {}
+        self._last_packets: dict[FlowId, int] = {}
+        for entry in first.rules:
+            self._rules[entry.text] = _Active(parse_rule(entry.text), entry.created,
+                                              None if entry.expires_in is None
+                                              else first.time + entry.expires_in, entry.hits)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, **kw) -> "ReplaySession":
+        return cls(load_recording(path), **kw)
+
+    @property
+    def frame(self) -> int:
+        """Index of the next frame snapshot() will serve."""
+        return self._index
+
+    # -- the Session interface ------------------------------------------
+    def snapshot(self) -> Snapshot:
+        """The next recorded frame, with the replay's rules and events applied."""
+        with self._lock:
+            snap = copy.deepcopy(self._frames[self._index])
+            self._index = min(self._index + 1, len(self._frames) - 1)
+            self._now = snap.time
+            self._expire(snap.time)
+            self._apply_rules(snap)
+            snap.events = snap.events + self._events
+            self._events = []
+            snap.rules = self._entries(snap.time)
+            snap.dry_run = self.dry_run
+            snap.session = self.name
+            return snap
+
+    def poll_events(self, timeout_ms: int = 100) -> None:
+        """Events come with the frames: just wait, as a real reader would."""
+        self._closed.wait(timeout_ms / 1000)
+
+    def block(self, rule, ttl: float | None = None):
+        r = parse_rule(rule) if isinstance(rule, str) else rule
+        self.calls.append(("block", r.text, ttl))
+        with self._lock:
+            self._rules[r.text] = _Active(r, self._now, None if not ttl else self._now + ttl)
+            self._log("block", f"block {r.text}" + (f" for {ttl:g}s" if ttl else ""))
+        return r
+
+    def allow(self, rule) -> bool:
+        r = parse_rule(rule) if isinstance(rule, str) else rule
+        self.calls.append(("allow", r.text))
+        with self._lock:
+            gone = self._rules.pop(r.text, None) is not None
+            if gone:
+                self._log("allow", f"allow {r.text}")
+        return gone
+
+    def block_flow(self, flow: FlowId, kind: str = "flow", ttl: float | None = None):
+        self.calls.append(("block_flow", flow, kind, ttl))
+        return self.block(rule_for(flow, kind), ttl=ttl)
+
+    def allow_flow(self, flow: FlowId) -> list:
+        self.calls.append(("allow_flow", flow))
+        with self._lock:
+            active = [a.rule for a in self._rules.values()]
+        return [r for r in rules_blocking(flow, active) if self.allow(r)]
+
+    def rules(self) -> list[RuleEntry]:
+        with self._lock:
+            return self._entries(self._now)
+
+    def set_dry_run(self, on: bool) -> None:
+        self.calls.append(("set_dry_run", on))
+        with self._lock:
+            self.dry_run = on
+            self._log("info", "dry-run on: rules count would-drops, nothing is dropped" if on
+                      else "dry-run off: rules drop packets")
+
+    def close(self) -> list[str]:
+        self._closed.set()
+        return []
+
+    # -- internals ------------------------------------------------------
+    def _log(self, kind: str, text: str) -> None:
+        self._events.append(EventEntry(time=self._now, kind=kind, text=text))
+
+    def _expire(self, now: float) -> None:
+        for text, a in list(self._rules.items()):
+            if a.expires_at is not None and a.expires_at <= now:
+                del self._rules[text]
+                self._log("allow", f"rule expired: {text}")
+
+    def _apply_rules(self, snap: Snapshot) -> None:
+        """Recompute every flow's verdict from the replay's rules, as the kernel would."""
+        active = [a.rule for a in self._rules.values()]
+        word = "would-drop" if self.dry_run else "drop"
+        extra_total = extra_ps = 0.0
+        for rec in snap.flows:
+            delta = max(0, rec.packets - self._last_packets.get(rec.id, rec.packets))
+            self._last_packets[rec.id] = rec.packets
+            # The kernel looks up exact flow, then host, then port: the first hit decides.
+            matched = sorted(rules_blocking(rec.id, active), key=lambda r: _PRECEDENCE[r.kind]) if active else []
+            if not matched:
+                rec.verdict, rec.rule = "allow", ""
+            else:
+                rec.verdict, rec.rule = word, matched[0].text
+                self._extra_drops[rec.id] = self._extra_drops.get(rec.id, 0) + delta
+                self._rules[matched[0].text].hits += delta
+                rec.drops_ps = rec.pps
+                extra_ps += rec.pps
+            extra = self._extra_drops.get(rec.id, 0)
+            rec.drops += extra
+            extra_total += extra
+        if extra_total or extra_ps:
+            t = snap.totals
+            field = "would_drops" if self.dry_run else "drops"
+            snap.totals = dataclasses.replace(t, drops_ps=t.drops_ps + extra_ps,
+                                              **{field: getattr(t, field) + int(extra_total)})
+
+    def _entries(self, now: float) -> list[RuleEntry]:
+        return [RuleEntry(text=text, kind=text.split()[0], hits=a.hits,
+                          expires_in=None if a.expires_at is None else max(0.0, a.expires_at - now),
+                          created=a.created)
+                for text, a in self._rules.items()]

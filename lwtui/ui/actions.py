@@ -1,0 +1,128 @@
+"""What the keys do to the session: block, allow, TTL, dry-run, filter, sort, pause.
+
+A mixin for the App, so app.py stays composition and routing. Session calls
+are quick map writes, made directly; anything they raise becomes a
+notification, never a crash. After a change the app asks for a tick at once,
+so the row shows the new verdict without waiting out the interval.
+"""
+
+from __future__ import annotations
+
+from ..guard import ssh_flow_blocked_by
+from ..rules import RuleError, parse_filter, rule_for
+from ..units import fmt_duration
+from .dialogs import FilterBar, TtlScreen
+from .selection import SORTS
+
+KIND_WORDS = {"flow": "flow", "host": "remote host", "port": "service port"}
+
+
+class ActionsMixin:
+    """Key actions; needs the App's session, header, flow table and render_flows()."""
+
+    def _selected_or_warn(self):
+        flow = self.selected_flow
+        if flow is None:
+            self.notify("No flow selected: move the cursor onto a flow first.", severity="warning")
+        return flow
+
+    def action_block(self, kind: str) -> None:
+        """d / h / p: block the selected flow, its remote host, or its service port."""
+        flow = self._selected_or_warn()
+        if flow is None:
+            return
+        try:
+            wanted = rule_for(flow, kind)
+            ssh = ssh_flow_blocked_by(wanted)
+            if ssh:
+                self.notify(f"{wanted.text} would cut your own SSH connection ({ssh}). If you mean it, "
+                            f"use the command line: lwtui block '{wanted.text}' --force",
+                            title="not blocked", severity="error", timeout=10)
+                return
+            ttl = self.next_ttl
+            rule = self.session.block_flow(flow, kind, ttl)
+        except (RuleError, ValueError) as e:
+            self.notify(str(e), title=f"cannot block {KIND_WORDS.get(kind, kind)}", severity="warning")
+            return
+        except Exception as e:  # a session error must not take the dashboard down
+            self.notify(f"{type(e).__name__}: {e}", title="block failed", severity="error", timeout=10)
+            return
+        self.next_ttl = None
+        self.header.show(next_ttl=None)
+        text = f"blocked {rule.text}" + (f" for {fmt_duration(ttl)}" if ttl else "")
+        if self.session.dry_run:
+            text += " (dry-run: counted as would-drop, nothing is dropped)"
+        self.notify(text + " — a undoes it")
+        self.after_session_change()
+
+    def action_allow(self) -> None:
+        """a: lift whichever rules block the selected flow (the undo of d/h/p)."""
+        flow = self._selected_or_warn()
+        if flow is None:
+            return
+        try:
+            lifted = self.session.allow_flow(flow)
+        except Exception as e:
+            self.notify(f"{type(e).__name__}: {e}", title="allow failed", severity="error", timeout=10)
+            return
+        if lifted:
+            self.notify("allowed again: lifted " + ", ".join(r.text for r in lifted))
+        else:
+            self.notify("No rule blocks this flow.", severity="warning")
+        self.after_session_change()
+
+    def action_ttl(self) -> None:
+        """t: ask for the TTL of the next block."""
+        def done(seconds: float | None) -> None:
+            self.next_ttl = seconds
+            self.header.show(next_ttl=seconds)
+            if seconds:
+                self.notify(f"next block lifts itself after {fmt_duration(seconds)}")
+        self.push_screen(TtlScreen(self.next_ttl), done)
+
+    def action_toggle_dry_run(self) -> None:
+        """D: switch between dropping and counting would-drops."""
+        try:
+            self.session.set_dry_run(not self.session.dry_run)
+        except Exception as e:
+            self.notify(f"{type(e).__name__}: {e}", title="dry-run not changed", severity="error")
+            return
+        on = self.session.dry_run
+        self.header.show(dry_run=on)
+        self.notify("DRY-RUN: rules count would-drops, nothing is dropped" if on
+                    else "MONITOR: rules drop packets again", severity="warning" if on else "information")
+        self.after_session_change()
+
+    def action_cycle_sort(self) -> None:
+        """s: next sort column."""
+        self.sort_index = (self.sort_index + 1) % len(SORTS)
+        self.flow_table.set_sort_column(SORTS[self.sort_index].column)
+        self.render_flows()
+
+    def action_pause(self) -> None:
+        """space: freeze the table (snapshots keep coming; the kernel keeps counting)."""
+        self.paused = not self.paused
+        self.header.show(paused=self.paused)
+        if not self.paused:
+            self.shown = self.snapshot
+            self.render_flows()
+
+    def action_filter(self) -> None:
+        """/: open the filter bar with the current filter."""
+        self.query_one(FilterBar).open(self.filter_text)
+
+    def apply_filter(self, text: str) -> bool:
+        """Parse and apply a filter; False (and a notification) when it does not parse."""
+        text = text.strip()
+        if not text:
+            self.filter, self.filter_text = None, ""
+        else:
+            try:
+                self.filter = parse_filter(text)
+            except RuleError as e:
+                self.notify(e.pretty(text), title="filter not applied", severity="error", timeout=8)
+                self.query_one(FilterBar).show_error(e.pretty(text, indent=""))
+                return False
+            self.filter_text = text
+        self.render_flows()
+        return True

@@ -1,0 +1,309 @@
+"""The dashboard app: composition and routing only.
+
+Widgets live in their own modules, key actions in actions.py, the workers in
+feed.py, styles in lwtui.tcss. The app holds the state the views share (the
+latest Snapshot, filter, sort, pause, next TTL) and routes messages: a
+SnapshotReady from the tick worker goes to the header, the flow table, the
+detail pane, the rules view and the event log.
+
+The session is duck-typed (Session or replay.ReplaySession): snapshot(),
+poll_events(ms), block_flow(flow, kind, ttl), allow_flow(flow), block(text,
+ttl), allow(text), rules(), set_dry_run(bool), dry_run, name.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.containers import Vertical
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
+from textual.worker import Worker, WorkerState
+
+from ..model import FlowId, FlowRecord, Snapshot
+from ..units import fmt_count
+from .actions import ActionsMixin
+from .cells import row_key
+from .detail import DetailPane
+from .dialogs import FilterBar, HelpScreen
+from .emptystate import EmptyState
+from .eventlog import EventLog
+from .feed import FeedMixin, SnapshotReady, TickFailed
+from .flowtable import FlowTable
+from .header import HeaderStrip
+from .keys import KEYS, bindings
+from .picker import pick_routes  # noqa: F401  (the CLI imports it from here)
+from .rulesview import RulesTable, RulesView
+from .selection import DEFAULT_LIMIT, SORTS, select_flows
+
+FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter"}
+
+
+class DashboardApp(FeedMixin, ActionsMixin, App[int]):
+    """lwtui's dashboard over one session.
+
+    interval: seconds between snapshots; list_routes: optional callable for the
+    empty state's "other routes" hint; fade_after: idle seconds after which a
+    row is dimmed; expire_after: idle seconds after which the table hides a
+    flow (None: until the session expires it); max_rows: the table shows the
+    top N by the sort key; autotick=False: snapshots only on request_tick()
+    (tests, screenshots).
+    """
+
+    CSS_PATH = Path(__file__).with_name("lwtui.tcss")
+    TITLE = "lwtui"
+    BINDINGS = bindings()
+
+    def __init__(self, session, interval: float = 1.0, list_routes: Callable[[], list] | None = None, *,
+                 fade_after: float = 5.0, expire_after: float | None = None, max_rows: int = DEFAULT_LIMIT,
+                 autotick: bool = True):
+        super().__init__()
+        self.session = session
+        self.interval = interval
+        self.autotick = autotick
+        self.list_routes = list_routes
+        self.fade_after = fade_after
+        self.expire_after = expire_after
+        self.max_rows = max_rows
+        self.snapshot: Snapshot | None = None   # the latest one received
+        self.shown: Snapshot | None = None      # the one the flow table shows (frozen while paused)
+        self.ticks = 0
+        self.paused = False
+        self.next_ttl: float | None = None
+        self.filter = None
+        self.filter_text = ""
+        self.sort_index = 0
+        self.view = "flows"
+        self.other_routes: list[dict] | None = None
+        self._routes_asked = False
+        self._records: dict[str, FlowRecord] = {}
+        self._keys: dict[FlowId, str] = {}
+        self._last_error = ""
+        self.notes: list[tuple[str, str, str]] = []
+        self.apply_seconds: list[float] = []
+        self.init_feed()
+
+    # -- composition -----------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield HeaderStrip(id="header")
+        with ContentSwitcher(initial="flows", id="views"):
+            with Vertical(id="flows"):
+                yield Static("", id="table-note")
+                yield EmptyState("", id="empty")
+                yield FlowTable(id="flow-table")
+                yield DetailPane(id="detail")
+            yield RulesView(id="rules")
+            yield EventLog(id="events")
+        yield FilterBar(id="filter-bar")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.header.show(session=getattr(self.session, "name", ""), dry_run=bool(self.session.dry_run))
+        self.query_one("#filter-bar").display = False
+        self.query_one("#empty").display = False
+        self.query_one("#detail-chart").interval = self.interval
+        self.flow_table.focus()
+        self.start_feed()
+
+    def on_unmount(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    @property
+    def header(self) -> HeaderStrip:
+        return self.query_one(HeaderStrip)
+
+    @property
+    def flow_table(self) -> FlowTable:
+        return self.query_one(FlowTable)
+
+    # -- what tests and callers read --------------------------------------
+    @property
+    def selected_flow(self) -> FlowId | None:
+        return self.flow_table.selected_flow if self.view == "flows" else None
+
+    @property
+    def selected_record(self) -> FlowRecord | None:
+        key = self.flow_table.selected_key
+        return self._records.get(key) if key else None
+
+    def record(self, flow: FlowId) -> FlowRecord | None:
+        """The shown record of a flow, if it is in the table."""
+        return self._records.get(row_key(flow))
+
+    @property
+    def flow_ids(self) -> list[FlowId]:
+        """The flows in the table, in display order."""
+        return self.flow_table.flow_ids
+
+    def row_key_of(self, rec: FlowRecord) -> str:
+        key = self._keys.get(rec.id)
+        if key is None:
+            key = self._keys[rec.id] = row_key(rec.id)
+        return key
+
+    # -- routing: snapshots -----------------------------------------------
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        snap = self.mailbox.take()
+        if snap is None:
+            return
+        self.snapshot, self.ticks, self._last_error = snap, self.ticks + 1, ""
+        self.header.show(snapshot=snap, dry_run=snap.dry_run)
+        self.query_one(EventLog).add(snap.events)
+        self.query_one(RulesView).show(snap.rules)
+        if not self.paused:
+            self.shown = snap
+            self.render_flows()
+
+    def on_tick_failed(self, message: TickFailed) -> None:
+        if message.error != self._last_error:
+            self._last_error = message.error
+            self.notify(message.error, title="cannot read the session", severity="error", timeout=10)
+
+    def render_flows(self) -> None:
+        """Apply the shown snapshot to the flow area: table or empty state, note, detail.
+
+        Its duration is kept in `apply_seconds` (the last 100): the UI thread's cost per tick.
+        """
+        snap = self.shown
+        if snap is None:
+            return
+        began = time.perf_counter()
+        sort = SORTS[self.sort_index]
+        sel = select_flows(snap.flows, now=snap.time, sort=sort, flt=self.filter,
+                           expire_after=self.expire_after, limit=self.max_rows)
+        self._records = {self.row_key_of(r): r for r in sel.rows}
+        if len(self._keys) > 4 * max(1000, len(snap.flows)):
+            self._keys = {}
+        table, empty = self.flow_table, self.query_one(EmptyState)
+        empty.display = not sel.rows
+        table.display = bool(sel.rows)
+        self.query_one(DetailPane).set_class(not sel.rows, "empty")
+        if not snap.flows:
+            empty.show_no_traffic(snap, self.other_routes)
+            if self.list_routes is not None and not self._routes_asked:
+                self._routes_asked = True
+                self._fetch_other_routes()
+        elif not sel.rows:
+            empty.show_filtered(self.filter_text or "(idle flows expired)", sel.total)
+        table.show(sel.rows, snap.time, self.fade_after, self.row_key_of)
+        self._show_note(sel, sort.name)
+        self.query_one(DetailPane).show(self.selected_record, snap.time)
+        self.apply_seconds = (self.apply_seconds + [time.perf_counter() - began])[-100:]
+
+    def _show_note(self, sel, sort_name: str) -> None:
+        note = f" {fmt_count(sel.total)} flows · sorted by {sort_name} (s)"
+        if self.filter_text:
+            note += f" · filter: {self.filter_text} → {fmt_count(sel.matched)} match (/ to change)"
+        if sel.matched > len(sel.rows):
+            note += f" · showing top {fmt_count(len(sel.rows))} of {fmt_count(sel.matched)}"
+        if self.paused:
+            note += " · PAUSED (space resumes)"
+        self.query_one("#table-note", Static).update(note)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="routes", name="list-routes")
+    def _fetch_other_routes(self) -> None:
+        """Once, for the empty state: the namespace's routes lwtui could watch."""
+        routes = list(self.list_routes())
+        self.call_from_thread(setattr, self, "other_routes", routes)
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:
+            self.notify(f"{event.worker.name}: {event.worker.error}", title="background task failed",
+                        severity="error", timeout=10)
+
+    # -- routing: widgets --------------------------------------------------
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table is self.flow_table and self.shown is not None:
+            self.query_one(DetailPane).show(self._records.get(event.row_key.value), self.shown.time)
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table is self.flow_table:
+            self.action_toggle_detail()
+
+    def on_rules_table_remove_rule(self, message: RulesTable.RemoveRule) -> None:
+        try:
+            gone = self.session.allow(message.text)
+        except Exception as e:
+            self.notify(f"{type(e).__name__}: {e}", title="rule not removed", severity="error")
+            return
+        self.notify(f"removed {message.text}" if gone else f"{message.text} was already gone")
+        self.after_session_change()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter-input" and self.apply_filter(event.value):
+            self.query_one(FilterBar).close()
+            self.flow_table.focus()
+
+    def after_session_change(self) -> None:
+        """Rules changed: redraw the rules view now and take a snapshot at once."""
+        try:
+            self.query_one(RulesView).show(self.session.rules())
+        except Exception:  # the next snapshot carries the rules anyway
+            pass
+        self.request_tick()
+
+    # -- routing: views and screens ---------------------------------------
+    def action_view(self, name: str) -> None:
+        """r / e: switch to a view; the same key again goes back to the flows."""
+        self.view = "flows" if self.view == name else name
+        self.query_one(ContentSwitcher).current = self.view
+        self.header.show(view=self.view)
+        focus = {"flows": FlowTable, "rules": RulesTable, "events": EventLog}[self.view]
+        self.query_one(focus).focus()
+        self.refresh_bindings()
+
+    def action_toggle_detail(self) -> None:
+        self.query_one(DetailPane).toggle_class("closed")
+
+    def action_back(self) -> None:
+        bar = self.query_one(FilterBar)
+        if bar.display:
+            bar.close()
+            self.flow_table.focus()
+        elif self.view != "flows":
+            self.action_view("flows")
+        else:
+            self.query_one(DetailPane).add_class("closed")
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        """Flow keys only act (and show in the footer) in the flow view."""
+        if action in FLOW_ACTIONS and self.view != "flows":
+            return False
+        return True
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for _, action, label, text, _ in KEYS:
+            if action not in ("cursor_down", "cursor_up", "command_palette", "quit", "back"):
+                yield SystemCommand(label.capitalize(), text, lambda a=action: self.run_action(a))
+
+    def notify(self, message: str, *, markup: bool = False, **kw) -> None:
+        """Notifications carry rule text ([IPv6]:port): never read it as markup.
+
+        The last 50 are kept in `notes` as (severity, title, message) for tests.
+        """
+        self.notes = (self.notes + [(kw.get("severity", "information"), kw.get("title", ""), message)])[-50:]
+        super().notify(message, markup=markup, **kw)
+
+
+def run_dashboard(session, interval: float = 1.0, list_routes: Callable[[], list] | None = None,
+                  **options) -> int:
+    """Run the dashboard until q; returns the exit code. The caller starts and closes the session.
+
+    `list_routes` (optional) lets the empty state name other routes worth
+    watching. Options: fade_after, expire_after, max_rows (see DashboardApp).
+    """
+    app = DashboardApp(session, interval, list_routes, **options)
+    try:
+        code = app.run()
+    finally:
+        app.stop_feed()
+    return code or 0

@@ -1,0 +1,130 @@
+"""How a flow looks in a table row: one Rich Text per column.
+
+Pure formatting (Rich only, no widgets), so the table widget only diffs cells
+and the detail pane reuses the same words.
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.text import Text
+
+from ..model import FlowId, FlowRecord
+from ..units import fmt_bits, fmt_bytes, fmt_count, fmt_duration, sparkline
+
+# (column key, label, width or None for auto-sized)
+COLUMNS = [
+    ("v", " ", 1),
+    ("hook", "hook", 4),
+    ("proto", "proto", 6),
+    ("src", "source", None),
+    ("dst", "destination", None),
+    ("pkts", "pkts", 6),
+    ("bytes", "bytes", 8),
+    ("bps", "bits/s", 10),
+    ("pps", "pkts/s", 7),
+    ("trend", "trend", 8),
+    ("flags", "flags", 5),
+    ("drops", "drops", 6),
+    ("age", "age/idle", 11),
+]
+RIGHT = {"pkts", "bytes", "bps", "pps", "drops", "age"}
+TREND_WIDTH = 8
+
+MARKERS = {"allow": ("●", "green"), "drop": ("×", "bold red"), "would-drop": ("◐", "bold yellow")}
+VERDICT_WORDS = {"allow": "allowed", "drop": "DROPPED", "would-drop": "WOULD DROP (dry-run)"}
+
+TCP_FLAGS = [(0x02, "S", "SYN"), (0x10, "A", "ACK"), (0x08, "P", "PSH"), (0x01, "F", "FIN"),
+             (0x04, "R", "RST"), (0x20, "U", "URG"), (0x40, "E", "ECE"), (0x80, "C", "CWR")]
+ICMP_NAMES = {(1, 0): "reply", (1, 8): "echo", (1, 3): "unreach", (1, 11): "ttl-exc",
+              (58, 128): "echo", (58, 129): "reply", (58, 1): "unreach", (58, 3): "ttl-exc",
+              (58, 135): "nd-sol", (58, 136): "nd-adv"}
+
+
+class KeyedText(Text):
+    """A cell that knows its row's key, so the table can sort rows by our own order."""
+
+    def __init__(self, *args, row_key: str = "", **kw):
+        super().__init__(*args, **kw)
+        self.row_key = row_key
+
+
+def row_key(f: FlowId) -> str:
+    """Stable string key of a flow (DataTable row keys are strings)."""
+    return f"{f.hook} {f.proto} {f.src} {f.sport} {f.dst} {f.dport}" + (" frag" if f.fragment else "")
+
+
+def addr_text(addr) -> str:
+    return f"[{addr}]" if addr.version == 6 else str(addr)
+
+
+def endpoint(f: FlowId, src: bool) -> str:
+    """An address with its port; ICMP puts type/code on the destination instead."""
+    addr, port = (f.src, f.sport) if src else (f.dst, f.dport)
+    if f.is_icmp:
+        if src:
+            return str(addr)
+        name = ICMP_NAMES.get((f.proto, f.sport), "")
+        return f"{addr} {f.sport}/{f.dport}" + (f" {name}" if name else "")
+    if f.fragment:
+        return f"{addr_text(addr)} (frag)"
+    return f"{addr_text(addr)}:{port}"
+
+
+def flags_text(f: FlowId, flags: int, long: bool = False) -> str:
+    """TCP flags seen, as letters (S A P F R U E C) or names; '-' for other protocols."""
+    if f.proto != 6:
+        return "-"
+    parts = [name if long else letter for bit, letter, name in TCP_FLAGS if flags & bit]
+    return (" " if long else "").join(parts) or "none"
+
+
+def rate_bits(bps: float) -> str:
+    return fmt_bits(bps)
+
+
+def rate_pkts(pps: float) -> str:
+    return f"{fmt_count(pps)}/s"
+
+
+def age_text(rec: FlowRecord, now: float) -> str:
+    return f"{fmt_duration(max(0.0, now - rec.first_seen))} / {fmt_duration(rec.idle(now))}"
+
+
+def clock_text(t: float) -> str:
+    """Wall-clock time of day, local time (TZ decides; tests pin it)."""
+    return time.strftime("%H:%M:%S", time.localtime(t))
+
+
+def row_cells(rec: FlowRecord, now: float, fade_after: float, key: str) -> tuple[Text, ...]:
+    """The cells of one flow row, in COLUMNS order; idle flows are dimmed."""
+    f = rec.id
+    faded = rec.idle(now) >= fade_after
+    base = "dim" if faded else ""
+    mark, mstyle = MARKERS.get(rec.verdict, ("?", "magenta"))
+    marker = KeyedText(mark, style="dim " + mstyle if faded else mstyle, row_key=key)
+    blocked = rec.verdict != "allow"
+    addr_style = base + (" red" if rec.verdict == "drop" else " yellow" if blocked else "")
+    drops = Text(fmt_count(rec.drops) if rec.drops else "·", justify="right",
+                 style=(base + " bold red") if rec.drops and not faded else base)
+    # Headroom above the row's own peak: a steady flow reads as a level line,
+    # not a solid slab merging with the rows around it.
+    hist = list(rec.history)[-TREND_WIDTH:]
+    trend = sparkline(hist, TREND_WIDTH, top=max(hist, default=0.0) * 1.15) if hist else ""
+    trend_style = "red" if rec.verdict == "drop" else "yellow" if blocked else "cyan"
+    return (
+        marker,
+        Text(f.hook, style=base),
+        Text(f.proto_name, style=base),
+        Text(endpoint(f, True), style=addr_style),
+        Text(endpoint(f, False), style=addr_style),
+        Text(fmt_count(rec.packets), justify="right", style=base),
+        Text(fmt_bytes(rec.bytes), justify="right", style=base),
+        Text(rate_bits(rec.bps), justify="right", style=base if rec.bps else "dim"),
+        Text(rate_pkts(rec.pps), justify="right", style=base if rec.pps else "dim"),
+        Text(trend, style="dim " + trend_style if faded else trend_style),
+        Text(flags_text(f, rec.tcp_flags), style=base),
+        drops,
+        Text(age_text(rec, now), justify="right", style=base),
+    )

@@ -1,0 +1,97 @@
+"""Modal screens and the filter bar: help, the TTL prompt, `/`."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Input, Static
+
+from .keys import KEYS, display
+
+FILTER_HINT = "filter: host 10.0.0.3 and port 8080 · not proto udp · verdict drop — Enter applies, empty clears, Esc cancels"
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key with what it does (the same list the footer is built from)."""
+
+    BINDINGS = [Binding("escape,question_mark,q", "dismiss", "close")]
+
+    def compose(self) -> ComposeResult:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan", justify="right")
+        table.add_column()
+        for keys, _, _, text, _ in KEYS:
+            table.add_row(display(keys), text)
+        table.add_row("", "")
+        table.add_row("", Text("A block acts from the next packet on; the row shows it at the next "
+                               "refresh. a undoes it.", style="dim"))
+        table.add_row("", Text("Filter words: host, port, flow, proto, src, dst, hook, verdict; "
+                               "and, or, not, ( ).", style="dim"))
+        with Vertical(id="help-box"):
+            yield Static(Text("lwtui keys", style="bold"), id="help-title")
+            yield Static(table)
+            yield Static(Text("esc closes", style="dim"), id="help-foot")
+
+
+class TtlScreen(ModalScreen[float | None]):
+    """Asks for the TTL of the next block; returns seconds, or None to clear it."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, current: float | None):
+        super().__init__()
+        self.current = current
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="ttl-box"):
+            yield Static("TTL for the next block, in seconds (empty: no TTL). The rule lifts itself when it "
+                         "runs out.", id="ttl-title")
+            yield Input(value="" if not self.current else f"{self.current:g}", placeholder="e.g. 30",
+                        id="ttl-input")
+            yield Static("", id="ttl-error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            self.dismiss(None)
+            return
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = -1.0
+        if not 0 < seconds <= 7 * 86400:
+            self.query_one("#ttl-error", Static).update(
+                Text(f"{text!r}: give a number of seconds between 1 and 604800", style="bold red"))
+            return
+        self.dismiss(seconds)
+
+    def action_cancel(self) -> None:
+        self.dismiss(self.current)
+
+
+class FilterBar(Vertical):
+    """An input line for the filter; the app parses what is submitted."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(FILTER_HINT, id="filter-hint")
+        yield Input(placeholder="host 10.0.0.3 and port 8080", id="filter-input")
+
+    def open(self, text: str) -> None:
+        self.query_one("#filter-hint", Static).update(FILTER_HINT)
+        self.display = True
+        field = self.query_one(Input)
+        field.value = text
+        field.cursor_position = len(text)
+        field.focus()
+
+    def close(self) -> None:
+        self.display = False
+
+    def show_error(self, text: str) -> None:
+        """The parse error, with its caret, above the line being edited."""
+        self.query_one("#filter-hint", Static).update(Text(text, style="bold red"))

@@ -1,0 +1,131 @@
+"""The header strip: what is attached, the totals, the mode, and how long it has run.
+
+Three lines, always visible. Events lost and parse errors are shown even when
+zero: a person should see that nothing was lost, not guess it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ..model import Snapshot
+from ..units import fmt_bits, fmt_count, fmt_duration
+
+VIEWS = [("flows", "Flows"), ("rules", "Rules"), ("events", "Events")]
+
+
+@dataclass
+class HeaderState:
+    """What the app tells the header besides the snapshot."""
+    snapshot: Snapshot | None = None
+    dry_run: bool = False
+    paused: bool = False
+    next_ttl: float | None = None
+    view: str = "flows"
+    session: str = ""
+    extra: list[str] = field(default_factory=list)
+
+
+def routes_text(snap: Snapshot) -> Text:
+    """Attached routes grouped by prefix, with their hooks and namespace."""
+    by_prefix: dict[tuple, list[str]] = {}
+    for r in snap.routes:
+        by_prefix.setdefault((r.prefix, r.netns), []).append(r.hook)
+    namespaces = {ns for _, ns in by_prefix}
+    out = Text(" routes ", style="bold")
+    if not by_prefix:
+        return out.append("none attached", style="yellow")
+    for i, ((prefix, ns), hooks) in enumerate(by_prefix.items()):
+        if i:
+            out.append("  ·  ", style="dim")
+        out.append(prefix, style="bold cyan").append(" " + ",".join(hooks), style="cyan")
+        if len(namespaces) > 1:
+            out.append(f" (netns {ns or 'host'})", style="dim")
+    if len(namespaces) == 1:
+        ns = next(iter(namespaces))
+        out.append("   netns ", style="dim").append(ns or "host (initial namespace)")
+    return out
+
+
+def _stat(out: Text, value: str, label: str, style: str = "bold") -> None:
+    out.append("  ").append(value, style=style).append(" " + label, style="dim")
+
+
+def totals_text(snap: Snapshot) -> Text:
+    """Rates and counters; loss and errors coloured when they are not zero."""
+    t = snap.totals
+    out = Text(" ")
+    _stat(out, fmt_count(t.pps), "pkts/s")
+    _stat(out, fmt_bits(t.bps), "")
+    _stat(out, fmt_count(t.active_flows), "active flows")
+    _stat(out, fmt_count(t.drops_ps), "drops/s", "bold red" if t.drops_ps else "bold")
+    _stat(out, fmt_count(t.parse_errors), "parse errors", "bold yellow" if t.parse_errors else "bold")
+    lost = t.events_lost + t.events_failed
+    _stat(out, fmt_count(lost), "events lost", "bold white on red" if lost else "bold")
+    if t.flow_capacity and t.active_flows >= t.flow_capacity:
+        out.append("  ").append(f" FLOW TABLE FULL ({fmt_count(t.flow_capacity)}): new flows are not counted ",
+                                style="bold white on red")
+    elif t.flow_capacity and t.active_flows >= 0.9 * t.flow_capacity:
+        out.append("  ").append(f" flow table {100 * t.active_flows // t.flow_capacity}% full ",
+                                style="bold black on yellow")
+    return out
+
+
+def title_text(state: HeaderState) -> Text:
+    """Name, mode badge, flags, uptime."""
+    snap = state.snapshot
+    out = Text.assemble((" lwtui ", "bold reverse"), " ")
+    out.append(f"session {state.session or (snap.session if snap else '')}  ", style="dim")
+    if state.dry_run:
+        out.append(" DRY-RUN ", style="bold black on yellow")
+    else:
+        out.append(" MONITOR ", style="bold black on green")
+    if snap is not None and snap.keep_blocks:
+        out.append(" ").append(" KEEP-BLOCKS ", style="bold white on magenta")
+    if state.paused:
+        out.append(" ").append(" PAUSED ", style="bold white on blue")
+        out.append(" space resumes (the kernel keeps counting)", style="dim")
+    if state.next_ttl:
+        out.append(" ").append(f" next block: TTL {fmt_duration(state.next_ttl)} ", style="bold black on cyan")
+    for extra in state.extra:
+        out.append("  " + extra, style="yellow")
+    if snap is not None:
+        out.append(f"   up {fmt_duration(max(0.0, snap.time - snap.started))}", style="dim")
+    return out
+
+
+def tabs_text(state: HeaderState) -> Text:
+    out = Text()
+    count = len(state.snapshot.rules) if state.snapshot else 0
+    for key, label in VIEWS:
+        name = f"{label} ({count})" if key == "rules" and count else label
+        out.append(f" {name} ", style="bold reverse" if key == state.view else "dim")
+        out.append(" ")
+    return out
+
+
+class HeaderStrip(Static):
+    """Renders HeaderState; the app calls show() with a new state."""
+
+    def __init__(self, **kw):
+        super().__init__("", **kw)
+        self.state = HeaderState()
+
+    def show(self, **changes) -> None:
+        """Change some HeaderState fields and redraw."""
+        for k, v in changes.items():
+            setattr(self.state, k, v)
+        top = Table.grid(expand=True)
+        top.add_column(ratio=1, no_wrap=True)
+        top.add_column(justify="right", no_wrap=True)
+        top.add_row(title_text(self.state), tabs_text(self.state))
+        snap = self.state.snapshot
+        if snap is None:
+            self.update(Group(top, Text(" waiting for the first snapshot…", style="dim")))
+            return
+        self.update(Group(top, routes_text(snap), totals_text(snap)))

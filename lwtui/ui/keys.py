@@ -1,0 +1,39 @@
+"""The dashboard's keys, in one list: the app's bindings and the help screen both read it."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+# (keys, action, footer label, help text, shown in footer)
+KEYS = [
+    ("j,down", "cursor_down", "down", "move down (also in the rules view)", False),
+    ("k,up", "cursor_up", "up", "move up", False),
+    ("enter", "toggle_detail", "detail", "show or hide the detail pane of the selected flow", True),
+    ("d", "block('flow')", "drop", "drop the selected flow (exact 5-tuple, both directions)", True),
+    ("h", "block('host')", "host", "block the selected flow's remote host", True),
+    ("p", "block('port')", "port", "block the selected flow's service port", True),
+    ("a", "allow", "allow", "allow the selected flow again: lifts whichever rule blocks it (undo)", True),
+    ("t", "ttl", "ttl", "set a TTL (seconds) for the next block", True),
+    ("slash", "filter", "filter", "filter with the rule grammar: host 10.0.0.3 and port 8080, not proto udp", True),
+    ("s", "cycle_sort", "sort", "cycle the sort column (rate, pkts/s, bytes, packets, drops, age)", True),
+    ("space", "pause", "pause", "pause the display (the kernel keeps counting)", True),
+    ("r", "view('rules')", "rules", "rules view: active verdicts; x or delete removes one", True),
+    ("e", "view('events')", "events", "event log: new flows, drops, blocks, allows, losses", True),
+    ("D", "toggle_dry_run", "dry-run", "toggle dry-run: rules count would-drops instead of dropping", True),
+    ("escape", "back", "back", "back to the flow table; closes the detail pane, the filter bar, dialogs", False),
+    ("question_mark", "help", "help", "this help", True),
+    ("ctrl+p", "command_palette", "palette", "command palette: every action by name", False),
+    ("q", "quit", "quit", "quit (routes are restored as they were)", True),
+]
+
+
+def bindings() -> list[Binding]:
+    """Bindings for the App, built from KEYS."""
+    return [Binding(keys, action, label, show=show) for keys, action, label, _, show in KEYS
+            if action not in ("cursor_down", "cursor_up", "command_palette")]
+
+
+def display(keys: str) -> str:
+    """How a person types it: 'slash' -> '/', 'question_mark' -> '?'."""
+    names = {"slash": "/", "question_mark": "?", "space": "space", "escape": "esc", "down": "↓", "up": "↑"}
+    return " ".join(names.get(k, k) for k in keys.split(","))
