@@ -5,36 +5,45 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 
 from . import pins
 
 
 def error_code(e: BaseException) -> int | None:
-    """Exit code for an error lwtui knows (its message names the fix), else None."""
+    """Exit code for an error lwtui knows (its message names the fix), else None.
+
+    2: bad input or an environment that is not ready (nothing was changed);
+    1: a failure at run time (the routes were restored on the way out).
+    """
+    from .faults import InjectedFault
+    from .guard import PrivilegeError
     from .headers import HeadersMissing
     from .rules import RuleError
     from .routes import RouteError
-    from .session import SessionError
+    from .session import RoutesGone, SessionError
     from .verdicts import VerdictError
-    known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError)
+    from .watch import ReaderFailed
+    known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError, PrivilegeError)
     try:
         from .probe import ProbeError
         known += (ProbeError,)
     except ImportError:  # BCC missing: the probe cannot even be imported
         pass
+    if isinstance(e, (RoutesGone, ReaderFailed, InjectedFault)):
+        return 1
     return 2 if isinstance(e, known) else None
 
 
 def _console(stderr: bool = False):
     from rich.console import Console
-    return Console(stderr=stderr, highlight=False)
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
 def _session(args, targets):
     from .session import Session
     status = _console(stderr=True)
     return Session(targets, name=args.session, dry_run=args.dry_run, max_flows=args.max_flows,
+                   keep_blocks=getattr(args, "keep_blocks", False),
                    on_status=lambda m: status.print(f"[dim]{m}…[/]") if sys.stderr.isatty() else None)
 
 
@@ -46,9 +55,20 @@ def _print_ebpf(args) -> int:
     return 0
 
 
-def _restored(statuses: list[str]) -> None:
-    if statuses and sys.stderr.isatty():
-        _console(stderr=True).print("[dim]restored: " + "; ".join(statuses) + "[/]")
+def _finish(session) -> None:
+    """Close the session (restore, or keep with --keep-blocks) and say what happened.
+
+    Printing never gets in the way of the restore: it comes after, and a
+    terminal that went away (SIGHUP, EIO) or a closed pipe is ignored.
+    """
+    statuses = session.close()
+    try:
+        if session.kept:
+            print(statuses[0], file=sys.stderr, flush=True)
+        elif statuses and sys.stderr.isatty():
+            _console(stderr=True).print("[dim]restored: " + "; ".join(statuses) + "[/]")
+    except OSError:
+        pass
 
 
 # -- the dashboard and watch ---------------------------------------------
@@ -72,7 +92,7 @@ def cmd_dashboard(args) -> int:
         session.start()
         return run_dashboard(session, interval=args.interval) or 0
     finally:
-        _restored(session.close())
+        _finish(session)
 
 
 def _pick_routes(args, list_routes):
@@ -101,32 +121,35 @@ def cmd_watch(args) -> int:
         run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
                   out=sys.stdout, on_ready=(lambda: _session_line(session)) if args.json else None)
     finally:
-        _restored(session.close())
+        _finish(session)
     return 0
 
 
 # -- verdicts from another shell -----------------------------------------
 
 def _running_session(name: str | None) -> pins.SessionState:
-    states = [s for s in pins.list_states() if s.alive]
+    """The session `block`/`allow`/`rules` act on: a running one, or one kept with --keep-blocks."""
+    from .session import SessionError
+    states = [s for s in pins.list_states() if s.status in ("running", "kept")]
     if name:
         for s in states:
             if s.name == name:
                 return s
         names = ", ".join(s.name for s in states) or "none running"
-        from .session import SessionError
         raise SessionError(f"no running session named {name!r} ({names}): see `lwtui sessions`")
-    from .session import SessionError
+    running = [s for s in states if s.status == "running"]
+    if len(running) == 1 or (not running and len(states) == 1):
+        return (running or states)[0]
     if not states:
         raise SessionError("no lwtui session is running: start one with `lwtui ROUTE` or `lwtui watch ROUTE`")
-    if len(states) > 1:
-        raise SessionError("several sessions are running (" + ", ".join(s.name for s in states) +
-                           "): pick one with --session NAME")
-    return states[0]
+    raise SessionError("several sessions are running (" + ", ".join(s.name for s in states) +
+                       "): pick one with --session NAME")
 
 
 def _store(args):
+    from .guard import require_privileges
     from .verdicts import RuleStore
+    require_privileges()
     st = _running_session(args.session)
     return st, RuleStore(pins.open_pinned(st.name), owns_fds=True)
 
@@ -143,6 +166,7 @@ def _guard_ssh(rule, force: bool) -> None:
 def cmd_block(args) -> int:
     from .rules import parse_rule
     rule = parse_rule(" ".join(args.rule))
+    _guard_ssh(rule, args.force)
     st, store = _store(args)
     try:
         store.add(rule, ttl=args.ttl)
@@ -191,12 +215,17 @@ def cmd_rules(args) -> int:
     return 0
 
 
+_STATE_TEXT = {"running": "running", "kept": "[yellow]kept (blocks active)[/]",
+               "stale": "[red]stale: run lwtui detach --all[/]"}
+
+
 def cmd_sessions(args) -> int:
     states = pins.list_states()
     if args.json:
         for s in states:
             print(json.dumps({"type": "session", "name": s.name, "pid": s.pid, "alive": s.alive,
-                              "started": s.started, "dry_run": s.dry_run,
+                              "state": s.status, "started": s.started, "dry_run": s.dry_run,
+                              "keep_blocks": s.keep_blocks,
                               "routes": [a.get("target") for a in s.attachments]}))
         return 0
     from rich.table import Table
@@ -207,7 +236,7 @@ def cmd_sessions(args) -> int:
         routes = ", ".join(f"{a['target']['prefix']} {a['target']['hook']}"
                            + (f" ({a['target']['netns']})" if a['target'].get('netns') else "")
                            for a in s.attachments)
-        t.add_row(s.name, str(s.pid), "running" if s.alive else "[red]stale: run lwtui detach --all[/]", routes)
+        t.add_row(s.name, str(s.pid), _STATE_TEXT[s.status], routes)
     if not states:
         t.caption = "none"
     _console().print(t)
@@ -215,42 +244,57 @@ def cmd_sessions(args) -> int:
 
 
 def cmd_detach(args) -> int:
-    from .routes import Attachment, detach
+    """Restore the routes of sessions that are not running: killed ones (stale) and kept ones.
+
+    Then remove their state files and pins, pins without a state file, and
+    half-written state files. A running session restores its own routes.
+    """
+    from .guard import require_privileges
     from .session import SessionError
+    require_privileges()
     states = pins.list_states()
     if args.session:
         states = [s for s in states if s.name == args.session]
         if not states:
             raise SessionError(f"no session named {args.session!r}: see `lwtui sessions`")
-    todo = [s for s in states if not s.alive]
-    live = [s for s in states if s.alive]
+    live = [s for s in states if s.status == "running"]
+    todo = [s for s in states if s.status != "running"]
     if args.session and live:
         raise SessionError(f"session {args.session} is running (pid {live[0].pid}): quit it (q or Ctrl-C) "
                            "and it restores its routes itself")
     con = _console()
-    failed = 0
-    for st in todo:
-        remaining = []
-        for a in reversed(st.attachments):
-            att = Attachment.from_dict(a)
-            try:
-                con.print(f"{st.name}: {att.target.prefix} ({att.target.hook}): {detach(att)}")
-            except Exception as e:
-                failed += 1
-                remaining.append(a)
-                con.print(f"[red]{st.name}: {att.target.prefix} ({att.target.hook}): {e}[/]")
-        pins.unpin(st.name)
-        if remaining:
-            st.attachments = list(reversed(remaining))
-            st.save()
-        else:
-            st.remove()
-    for name in pins.pinned_sessions():  # pins whose state file is gone
-        if not any(s.name == name for s in live):
-            pins.unpin(name)
+    failed = sum(_detach_state(con, st) for st in todo)
+    running = {s.name for s in pins.list_states() if s.status != "stale"} - {s.name for s in todo}
+    orphans = [n for n in pins.pinned_sessions() if n not in running] if not args.session else []
+    for name in orphans:  # pins whose state file is gone
+        pins.unpin(name)
+    tmp = pins.remove_stale_tmp()
     if not todo:
-        con.print("nothing to detach" + (f" ({len(live)} session(s) running)" if live else ""))
+        con.print("nothing to detach" + (f" ({len(live)} session(s) running)" if live else "")
+                  + (f"; removed {len(orphans)} orphaned pin dir(s)" if orphans else "")
+                  + (f"; removed {len(tmp)} half-written state file(s)" if tmp else ""))
     return 1 if failed else 0
+
+
+def _detach_state(con, st: pins.SessionState) -> int:
+    """Restore one session's routes from its state file; returns how many failed."""
+    from .routes import Attachment, detach
+    remaining = []
+    for a in reversed(st.attachments):
+        att = Attachment.from_dict(a)
+        try:
+            con.print(f"{st.name}: {att.target.prefix} ({att.target.hook}): {detach(att)}")
+        except Exception as e:
+            remaining.append(a)
+            con.print(f"[red]{st.name}: {att.target.prefix} ({att.target.hook}): {e}[/]")
+    pins.unpin(st.name)
+    if remaining:
+        st.attachments = list(reversed(remaining))
+        st.kept = False
+        st.save()
+    else:
+        st.remove()
+    return len(remaining)
 
 
 # -- environment, lab, demo ----------------------------------------------
@@ -298,7 +342,7 @@ def cmd_demo(args) -> int:
             session.start()
             return run_dashboard(session, interval=args.interval) or 0
         finally:
-            _restored(session.close())
+            _finish(session)
     finally:
         if not args.keep_lab:
             lab.down()

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("LWTUI_CACHE_DIR", "/var/cache/lwtui"))
+# Where header discovery looks (/lib/modules, /sys/kernel, /usr/src below it): tests point it at an empty tree.
+SEARCH_ROOT = Path(os.environ.get("LWTUI_HEADERS_SEARCH_ROOT", "/"))
 
 _ARCH_DIR = {"x86_64": "x86", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86")
 _DEB_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "amd64")
@@ -51,7 +53,7 @@ def _usable(tree: Path) -> bool:
     return (tree / "include" / "linux").is_dir() and (tree / "include" / "generated").exists()
 
 
-def _pairs(src_root: Path = Path("/usr/src")) -> list[tuple[Path, Path]]:
+def _pairs(src_root: Path = SEARCH_ROOT / "usr/src") -> list[tuple[Path, Path]]:
     """Installed (arch, common) header directory pairs, newest version first."""
     pairs = []
     for arch_dir in glob.glob(str(src_root / f"linux-headers-*-{_DEB_ARCH}")):
@@ -108,10 +110,10 @@ def find_headers(release: str | None = None) -> Headers:
     env = os.environ.get("BCC_KERNEL_SOURCE")
     if env and Path(env).is_dir():
         return Headers("BCC_KERNEL_SOURCE", env)
-    own = Path("/lib/modules") / release / "build"
+    own = SEARCH_ROOT / "lib/modules" / release / "build"
     if (own / "include").is_dir():
         return Headers("running kernel", None)
-    if Path("/sys/kernel/kheaders.tar.xz").exists():
+    if (SEARCH_ROOT / "sys/kernel/kheaders.tar.xz").exists():
         return Headers("kheaders", None)
     pairs = _pairs()
     if pairs:

@@ -1,9 +1,14 @@
 """Where a session lives on the host: pinned maps and the state file.
 
 A running session pins its verdict maps under /sys/fs/bpf/lwtui/<session>/
-(mode 0700) so `lwtui block/allow/rules` from another shell act on it, and
-keeps /run/lwtui/<session>.json (mode 0600) with its pid and every original
-route attribute, so `lwtui detach --all` can restore routes after SIGKILL.
+(directories 0700, pins 0600) so `lwtui block/allow/rules` from another shell
+act on it, and keeps /run/lwtui/<session>.json (directory 0700, file 0600)
+with its pid and every original route attribute, so `lwtui detach --all` can
+restore routes after SIGKILL. Both go away when the session ends, unless it
+ends with --keep-blocks and active rules: then the state is marked `kept` and
+stays, with the pins, until `lwtui detach`.
+
+LWTUI_BPFFS, LWTUI_PIN_ROOT and LWTUI_RUN_DIR move these places (tests).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from pathlib import Path
 
 from . import bpfsys
 
-BPFFS = Path("/sys/fs/bpf")
+BPFFS = Path(os.environ.get("LWTUI_BPFFS", "/sys/fs/bpf"))
 PIN_ROOT = Path(os.environ.get("LWTUI_PIN_ROOT", str(BPFFS / "lwtui")))
 RUN_DIR = Path(os.environ.get("LWTUI_RUN_DIR", "/run/lwtui"))
 
@@ -80,7 +85,8 @@ class SessionState:
     started: float
     attachments: list[dict] = field(default_factory=list)
     dry_run: bool = False
-    keep_blocks: bool = False
+    keep_blocks: bool = False   # started with --keep-blocks
+    kept: bool = False          # ended with active rules and --keep-blocks: programs stay attached
 
     @property
     def path(self) -> Path:
@@ -94,9 +100,16 @@ class SessionState:
     def alive(self) -> bool:
         return pid_alive(self.pid, self.start_time)
 
+    @property
+    def status(self) -> str:
+        """"running", "kept" (ended with --keep-blocks and active rules) or "stale" (killed)."""
+        if self.kept:
+            return "kept"
+        return "running" if self.alive else "stale"
+
     def save(self) -> None:
         """Write atomically with mode 0600 (the directory is 0700)."""
-        RUN_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _private_dir(RUN_DIR)
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -118,6 +131,12 @@ class SessionState:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
 
+def _private_dir(path: Path) -> None:
+    """Create `path` (and parents) and make it root-only (0700) even if it existed."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+
+
 def list_states() -> list[SessionState]:
     """Every session state file, alive or stale, oldest first."""
     if not RUN_DIR.is_dir():
@@ -134,10 +153,9 @@ def list_states() -> list[SessionState]:
 def pin_maps(session: str, fds: dict[str, int]) -> Path:
     """Pin the session's verdict maps; returns the directory (0700)."""
     ensure_bpffs()
-    PIN_ROOT.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _private_dir(PIN_ROOT)
     d = PIN_ROOT / valid_name(session)
-    d.mkdir(mode=0o700, exist_ok=True)
-    os.chmod(d, 0o700)
+    _private_dir(d)
     for name in PINNED_MAPS:
         path = d / name
         if path.exists():
@@ -182,6 +200,22 @@ def pinned_sessions() -> list[str]:
     if not PIN_ROOT.is_dir():
         return []
     return sorted(p.name for p in PIN_ROOT.iterdir() if p.is_dir())
+
+
+def remove_stale_tmp() -> list[Path]:
+    """Delete half-written state files (`NAME.tmpPID`) whose writer is gone; returns them."""
+    gone = []
+    if not RUN_DIR.is_dir():
+        return gone
+    for p in RUN_DIR.glob("*.tmp*"):
+        pid = p.suffix[len(".tmp"):]
+        if pid.isdigit() and proc_start_time(int(pid)) is None:
+            try:
+                p.unlink()
+                gone.append(p)
+            except FileNotFoundError:
+                pass
+    return gone
 
 
 def new_session_name() -> str:

@@ -1,30 +1,38 @@
 """Session: the one API the dashboard and the headless commands use.
 
 Owns the probe (programs and maps), the route attachments, the flow table and
-the rule store. Its lifecycle is a fixed sequence (start: compile, pin, attach;
-then snapshot/poll; close: detach, unpin), and close() is idempotent and
-reached from every exit path: use it as a context manager.
+the rule store. Its lifecycle is a fixed sequence (start: check, compile, pin,
+attach; then snapshot/poll; close: detach, unpin), and close() is idempotent
+and reached from every exit path: use it as a context manager.
+
+Restore guarantee (DESIGN.md): start() checks every target before it changes
+anything, records each attachment (state file and self.attachments) before
+its route changes, and undoes what it did when anything fails; close() runs
+with SIGINT/SIGTERM/SIGHUP held (lwtui.signals.critical) so a second Ctrl-C
+cannot stop a restore half-way. With keep_blocks and active rules, close()
+leaves the programs and pins in place and marks the state file `kept`.
 
 Threads: poll_events() blocks (the reader thread's loop); snapshot() reads
-maps (a worker thread, once per tick); block()/allow() are quick map writes,
-fine from any thread. A lock keeps the flow table consistent between them.
+maps and, every few seconds, checks that the routes still carry the programs
+(a worker thread, once per tick); block()/allow() are quick map writes, fine
+from any thread. A lock keeps the flow table consistent between them.
 """
 
 from __future__ import annotations
 
-import collections
 import os
 import threading
 import time
+from dataclasses import asdict
 from typing import Callable, Iterable
 
-from . import kstructs, pins, routes
-from .flows import FlowTable, flow_id_from_key, Counters
-from .model import AttachedRoute, EventEntry, FlowId, Snapshot, Totals
+from . import faults, guard, kstructs, pins, routes, signals
+from .flows import Counters, FlowTable, flow_id_from_key
+from .model import AttachedRoute, FlowId, Snapshot, Totals
 from .rules import Rule, parse_rule, rule_for, rules_blocking
+from .sessionlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from .verdicts import RuleStore
-
-EVENT_LOG_MAX = 1000
+ROUTE_CHECK_INTERVAL = 2.0    # seconds between checks that the routes still carry the programs
 # Flows and events are stamped with the coarse clock (one tick of resolution,
 # ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
@@ -34,9 +42,20 @@ class SessionError(RuntimeError):
     """The session cannot start or act; the message names the fix."""
 
 
+class RoutesGone(RuntimeError):
+    """Every route the session watched went away (deleted, device or namespace removed)."""
+
+
 def _require_root() -> None:
-    if os.geteuid() != 0:
-        raise SessionError("lwtui needs root (CAP_BPF and CAP_NET_ADMIN): run it with sudo")
+    try:
+        guard.require_privileges()
+    except guard.PrivilegeError as e:
+        raise SessionError(str(e)) from None
+
+
+def _route_kind(netns: str | None, prefix: str, hook: str) -> tuple:
+    """Which route a hook uses: `in` the local route, out/xmit the main-table one (one encap each)."""
+    return netns, prefix, "local" if hook == "in" else "main"
 
 
 class Session:
@@ -44,27 +63,33 @@ class Session:
 
     def __init__(self, targets: Iterable[routes.Target], *, name: str | None = None,
                  dry_run: bool = False, max_flows: int = 65536, idle_timeout: float = 60.0,
-                 drop_event_interval: float = 1.0, on_status: Callable[[str], None] | None = None):
+                 drop_event_interval: float = 1.0, keep_blocks: bool = False,
+                 on_status: Callable[[str], None] | None = None):
         self.targets = list(targets)
         if not self.targets:
             raise SessionError("no route given: name at least one ROUTE (see `lwtui --help`)")
         self.name = pins.valid_name(name or pins.new_session_name())
         self.dry_run = dry_run
+        self.keep_blocks = keep_blocks
         self.max_flows = max_flows
         self.drop_event_interval = drop_event_interval
-        self.flows = FlowTable(idle_timeout=idle_timeout)
+        self.flows = FlowTable(max_flows=max_flows, idle_timeout=idle_timeout)
         self.attachments: list[routes.Attachment] = []
+        self.lost: list[tuple[routes.Target, str]] = []   # routes that went away while attached, and why
+        self.kept = False
         self.probe = None
         self.store: RuleStore | None = None
         self.state: pins.SessionState | None = None
         self.started = time.time()
         self._mono_to_wall = time.time() - time.monotonic()
         self._lock = threading.Lock()
-        self._events: collections.deque[EventEntry] = collections.deque(maxlen=EVENT_LOG_MAX)
+        self._routes_lock = threading.Lock()
+        self._events = EventLog()
         self._lost = 0
         self._closed = False
         self._on_status = on_status or (lambda msg: None)
         self._last_totals: tuple[float, dict] | None = None
+        self._next_route_check = 0.0
         self._totals = Totals()
 
     # -- lifecycle -------------------------------------------------------
@@ -76,9 +101,12 @@ class Session:
         self.close()
 
     def start(self) -> None:
-        """Compile, pin, attach every target; on any failure undo what was done and raise."""
+        """Check, compile, pin, attach every target; on any failure undo what was done and raise."""
         _require_root()
         self._refuse_busy_routes()
+        for t in self.targets:          # bad routes are refused before anything is compiled or changed
+            routes.preflight(t)
+        pins.ensure_bpffs()
         from .probe import Probe  # BCC is heavy: import only when a session starts
         hooks = sorted({t.hook for t in self.targets}, key=lambda h: kstructs.HOOK_BY_NAME[h])
         try:
@@ -89,46 +117,71 @@ class Session:
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
             self.state = pins.SessionState(name=self.name, pid=os.getpid(),
                                            start_time=pins.proc_start_time(os.getpid()),
-                                           started=self.started, dry_run=self.dry_run)
+                                           started=self.started, dry_run=self.dry_run,
+                                           keep_blocks=self.keep_blocks)
             self.state.save()
             pins.pin_maps(self.name, self.store.fds)
             self.probe.open_events(self._on_event, self._on_lost)
             for t in self.targets:
-                self._on_status(f"attaching {t.hook} to {t.prefix}" + (f" in {t.netns}" if t.netns else ""))
-                att = routes.attach(t, self.probe.prog_fd(t.hook), self.probe.prog_name(t.hook),
-                                    on_saved=self._save_attachment)
-                self.attachments.append(att)
+                self._attach(t)
         except BaseException:
             self.close()
             raise
+        self._next_route_check = time.monotonic() + ROUTE_CHECK_INTERVAL
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
 
+    def _attach(self, t: routes.Target) -> None:
+        """Attach one target with signals held, so it is never half done when a signal lands."""
+        self._on_status(f"attaching {t.hook} to {t.prefix}" + (f" in {t.netns}" if t.netns else ""))
+        with signals.critical():
+            try:
+                faults.check("attach")
+            except faults.InjectedFault as e:
+                raise routes.RouteError(f"attaching {t.hook} to {t.prefix}: {e}") from None
+            routes.attach(t, self.probe.prog_fd(t.hook), self.probe.prog_name(t.hook),
+                          on_saved=self._save_attachment)
+
     def _refuse_busy_routes(self) -> None:
-        mine = {(t.netns, t.prefix, t.hook) for t in self.targets}
+        """One route, one session: refuse routes a running, kept or killed session holds."""
+        mine = {_route_kind(t.netns, t.prefix, t.hook) for t in self.targets}
         for st in pins.list_states():
             for a in st.attachments:
                 t = a.get("target", {})
-                if (t.get("netns"), t.get("prefix"), t.get("hook")) in mine:
-                    if st.alive:
-                        raise SessionError(f"{t.get('prefix')} ({t.get('hook')}) is already watched by "
-                                           f"session {st.name} (pid {st.pid}): stop it first")
-                    raise SessionError(f"{t.get('prefix')} ({t.get('hook')}) is held by stale session "
-                                       f"{st.name} (pid {st.pid} is gone): run `lwtui detach --all` first")
+                if _route_kind(t.get("netns"), t.get("prefix"), t.get("hook")) not in mine:
+                    continue
+                what = f"{t.get('prefix')} ({t.get('hook')})"
+                status = st.status
+                if status == "running":
+                    raise SessionError(f"{what} is already watched by session {st.name} (pid {st.pid}): "
+                                       "stop it first")
+                if status == "kept":
+                    raise SessionError(f"{what} still carries the kept blocks of session {st.name}: "
+                                       f"run `lwtui detach --session {st.name}` first")
+                raise SessionError(f"{what} is held by stale session {st.name} (pid {st.pid} is gone): "
+                                   "run `lwtui detach --all` first")
 
     def _save_attachment(self, att: routes.Attachment) -> None:
-        """Called by routes.attach before it modifies the route: persist the original."""
+        """Called by routes.attach before it modifies the route: persist the original, and
+        remember the attachment so close() restores it even if attach() never returns."""
         assert self.state is not None
+        self.attachments.append(att)
         self.state.attachments.append(att.to_dict())
         self.state.save()
 
     def close(self) -> list[str]:
-        """Detach every route and remove pins and state; idempotent, never raises for gone routes."""
+        """Detach every route and remove pins and state (or keep them: keep_blocks with active
+        rules); idempotent, never raises for gone routes. Returns one status line per route."""
         if self._closed:
             return []
         self._closed = True
-        statuses = []
-        errors = []
+        with signals.critical(), self._routes_lock:
+            if self.keep_blocks and self.attachments and self._active_rules():
+                return self._keep()
+            return self._restore()
+
+    def _restore(self) -> list[str]:
+        statuses, errors = [], []
         for att in reversed(self.attachments):
             try:
                 statuses.append(f"{att.target.prefix} ({att.target.hook}): {routes.detach(att)}")
@@ -140,20 +193,82 @@ class Session:
                 self.state.save()  # keep the state file so `lwtui detach --all` can retry
             else:
                 self.state.remove()
-        pins.unpin(self.name)
+        if not errors:
+            pins.unpin(self.name)
         if self.probe is not None:
             self.probe.close()
         if errors:
             raise SessionError("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
         return statuses
 
+    def _active_rules(self) -> int:
+        try:
+            return len(self.store.entries()) if self.store is not None else 0
+        except OSError:
+            return 0
+
+    def _keep(self) -> list[str]:
+        """--keep-blocks: leave programs, rules and pins; mark the state file `kept`."""
+        n = self._active_rules()
+        self.kept = True
+        self.state.kept = True
+        self.state.save()
+        for att in self.attachments:
+            routes.forget(att)
+        if self.probe is not None:
+            self.probe.close()   # the routes hold the programs, the pins hold the verdict maps
+        return [f"session {self.name} kept: {n} rule(s) stay active on "
+                f"{', '.join(f'{a.target.prefix} ({a.target.hook})' for a in self.attachments)}; "
+                f"lift them with `lwtui allow RULE --session {self.name}`, restore the routes with "
+                f"`lwtui detach --session {self.name}`"]
+
     @property
     def closed(self) -> bool:
         return self._closed
 
+    # -- route health (worker thread) -------------------------------------
+    def check_routes(self, force: bool = False) -> list[tuple[routes.Target, str]]:
+        """Every ROUTE_CHECK_INTERVAL seconds (or now, with force): drop attachments whose route
+        went away, clean what is left of them, log why. Returns the routes lost by this call."""
+        now = time.monotonic()
+        if not force and now < self._next_route_check:
+            return []
+        self._next_route_check = now + ROUTE_CHECK_INTERVAL
+        lost = []
+        with self._routes_lock:
+            if self._closed:
+                return []
+            for att in list(self.attachments):
+                try:
+                    reason = routes.check(att)
+                except (routes.RouteError, OSError):
+                    continue        # netlink hiccup: look again next time
+                if reason is None:
+                    continue
+                try:
+                    cleanup = routes.detach(att)
+                except (routes.RouteError, OSError) as e:
+                    cleanup = f"cleanup failed: {e}"
+                self.attachments.remove(att)
+                self._forget_state(att)
+                lost.append((att.target, reason))
+                where = f" in {att.target.netns}" if att.target.netns else ""
+                self._log("error", f"{att.target.prefix} ({att.target.hook}){where}: {reason} ({cleanup}); "
+                          f"no longer watched, {len(self.attachments)} route(s) left")
+        self.lost.extend(lost)
+        return lost
+
+    def _forget_state(self, att: routes.Attachment) -> None:
+        if self.state is None:
+            return
+        key = (asdict(att.target), att.prog_name)
+        self.state.attachments = [a for a in self.state.attachments if (a.get("target"), a.get("prog_name")) != key]
+        self.state.save()
+
     # -- events (reader thread) -----------------------------------------
     def poll_events(self, timeout_ms: int = 100) -> None:
         """Block up to timeout_ms for perf events; callbacks fill the event log."""
+        faults.check("reader")
         if not self._closed and self.probe is not None:
             self.probe.poll_events(timeout_ms)
 
@@ -163,10 +278,10 @@ class Session:
         if ev.type == kstructs.EV_NEW:
             with self._lock:
                 self.flows.note_new(fid, when)
-            self._log("new", _flow_text(fid), fid, when)
+            self._log("new", flow_text(fid), fid, when)
         elif ev.type == kstructs.EV_DROP:
             what = "would drop" if self.dry_run else "dropped"
-            self._log("drop", f"{what} {_flow_text(fid)} ({ev.drops} so far, "
+            self._log("drop", f"{what} {flow_text(fid)} ({ev.drops} so far, "
                       f"{kstructs.RULE_KIND_NAMES.get(ev.rule_kind, '')} rule)", fid, when)
 
     def _on_lost(self, count: int) -> None:
@@ -174,13 +289,15 @@ class Session:
         self._log("lost", f"{count} events lost (reader too slow)")
 
     def _log(self, kind: str, text: str, flow: FlowId | None = None, when: float | None = None) -> None:
-        self._events.append(EventEntry(time=when or time.time(), kind=kind, text=text, flow=flow))
+        self._events.add(kind, text, flow, when)
 
     # -- snapshots (worker thread) ---------------------------------------
     def snapshot(self) -> Snapshot:
         """Read counters from the kernel, merge them, and return a copy for the views."""
         if self.probe is None or self._closed:
             raise SessionError("session is not running")
+        faults.check("snapshot")
+        self.check_routes()
         now = time.time()
         expired = self.store.expire()
         for r in expired:
@@ -190,33 +307,31 @@ class Session:
         rule_list = self.store.entries()
         active_rules = [parse_rule(e.text) for e in rule_list]
         gen = self.store.config().rules_gen
-        drop_word = "would-drop" if self.dry_run else "drop"
-        rows = []
-        for key, st in raw:
-            fid = flow_id_from_key(key)
-            verdict, rule_text = "allow", ""
-            # The kernel's cached verdict is current when its generation matches;
-            # otherwise the rules changed since the flow's last packet: ask them.
-            if st.verdict == kstructs.DROP or st.rules_gen != gen:
-                matched = rules_blocking(fid, active_rules) if active_rules else []
-                if matched:
-                    verdict, rule_text = drop_word, matched[0].text
-            rows.append((fid, Counters(
-                packets=st.packets, bytes=st.bytes, drops=st.drops,
-                first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,
-                last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
-                tcp_flags=st.tcp_flags, verdict=verdict, rule=rule_text)))
+        rows = [self._row(key, st, active_rules, gen) for key, st in raw]
         with self._lock:
             self.flows.update(now, rows)
             records = self.flows.records()
-        events = []
-        while self._events:
-            events.append(self._events.popleft())
         self._totals = self._make_totals(now, stats, len(records))
-        return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, events=events,
+        return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list,
+                        events=self._events.drain(),
                         routes=[AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
                                 for a in self.attachments],
-                        dry_run=self.dry_run, started=self.started, session=self.name)
+                        dry_run=self.dry_run, keep_blocks=self.keep_blocks, started=self.started,
+                        session=self.name)
+
+    def _row(self, key, st, active_rules: list[Rule], gen: int) -> tuple[FlowId, Counters]:
+        fid = flow_id_from_key(key)
+        verdict, rule_text = "allow", ""
+        # The kernel's cached verdict is current when its generation matches;
+        # otherwise the rules changed since the flow's last packet: ask them.
+        if st.verdict == kstructs.DROP or st.rules_gen != gen:
+            matched = rules_blocking(fid, active_rules) if active_rules else []
+            if matched:
+                verdict, rule_text = ("would-drop" if self.dry_run else "drop"), matched[0].text
+        return fid, Counters(packets=st.packets, bytes=st.bytes, drops=st.drops,
+                             first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,
+                             last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
+                             tcp_flags=st.tcp_flags, verdict=verdict, rule=rule_text)
 
     def _make_totals(self, now: float, stats: dict, active: int) -> Totals:
         pps = bps = dps = 0.0
@@ -237,10 +352,14 @@ class Session:
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:
-        """Drop what `rule` matches from the next packet on."""
+        """Drop what `rule` matches from the next packet on (ask would_cut_ssh first)."""
         r = self._store().add(rule, ttl=ttl)
         self._log("block", f"block {r.text}" + (f" for {ttl:g}s" if ttl else ""))
         return r
+
+    def would_cut_ssh(self, rule: Rule | str) -> str | None:
+        """The user's own SSH connection (SSH_CONNECTION) when `rule` would block it, else None."""
+        return guard.ssh_flow_blocked_by(parse_rule(rule) if isinstance(rule, str) else rule)
 
     def allow(self, rule: Rule | str) -> bool:
         """Lift a rule; False when it was not there."""
@@ -277,11 +396,3 @@ class Session:
             raise SessionError("session is not running")
         return self.store
 
-
-def _flow_text(f: FlowId) -> str:
-    def ep(addr, port):
-        a = f"[{addr}]" if addr.version == 6 else str(addr)
-        return a if f.is_icmp or f.fragment else f"{a}:{port}"
-    extra = f" type {f.sport} code {f.dport}" if f.is_icmp else ""
-    frag = " (fragment)" if f.fragment else ""
-    return f"{f.hook} {f.proto_name} {ep(f.src, f.sport)} -> {ep(f.dst, f.dport)}{extra}{frag}"

@@ -56,9 +56,16 @@ def event_json(e: EventEntry) -> dict | None:
 def stats_json(t: Totals, when: float) -> dict:
     return {"type": "stats", "time": rfc3339(when), "packets": t.packets, "bytes": t.bytes,
             "drops": t.drops, "would_drops": t.would_drops, "parse_errors": t.parse_errors,
-            "events_lost": t.events_lost + t.events_failed, "new_flows": t.new_flows,
+            "events_lost": events_lost(t), "new_flows": t.new_flows,
             "active_flows": t.active_flows, "flow_capacity": t.flow_capacity,
             "pps": round(t.pps, 3), "bps": round(t.bps, 3)}
+
+
+def events_lost(t: Totals) -> int:
+    """Events that never reached lwtui. The programs count every failed perf output
+    (events_failed, exact); the reader's lost callback reports the same losses later
+    and in part, so the two are not added: the larger is the count."""
+    return max(t.events_failed, t.events_lost)
 
 
 def rule_json(r: RuleEntry) -> dict:
@@ -93,10 +100,12 @@ def flow_table(snap: Snapshot, limit: int = 40):
     """A rich Table of the busiest flows."""
     from rich.table import Table
     t = snap.totals
-    title = (f"lwtui {snap.session}  {'DRY-RUN' if snap.dry_run else 'MONITOR'}  "
+    full = "TABLE FULL  " if t.flow_capacity and t.active_flows >= t.flow_capacity else ""
+    keep = "KEEP-BLOCKS  " if snap.keep_blocks else ""
+    title = (f"lwtui {snap.session}  {'DRY-RUN' if snap.dry_run else 'MONITOR'}  {keep}"
              f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)}  flows {t.active_flows}  "
              f"drops {t.drops + t.would_drops}  parse errors {t.parse_errors}  "
-             f"lost {t.events_lost + t.events_failed}  up {fmt_duration(snap.time - snap.started)}")
+             f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
     table = Table(title=title, title_justify="left", expand=False)
     for col, just in (("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),
                       ("destination", "left"), ("pkts", "right"), ("bytes", "right"),
@@ -122,12 +131,22 @@ def _endpoint(f: FlowId, addr, port: int, is_src: bool) -> str:
     return f"{a}:{port}"
 
 
+class ReaderFailed(RuntimeError):
+    """The event reader thread died; the watch stops (and its caller restores the routes)."""
+
+
 def run_watch(session, *, interval: float, duration: float | None, as_json: bool,
               out: IO[str], stop: threading.Event | None = None,
               on_ready: Callable[[], None] | None = None) -> None:
-    """Report every `interval` seconds until `duration` or `stop`; the caller owns the session."""
+    """Report every `interval` seconds until `duration` or `stop`; the caller owns the session.
+
+    Raises ReaderFailed when the event reader dies, and session.RoutesGone
+    (after reporting why) when every watched route went away.
+    """
     stop = stop or threading.Event()
-    reader = threading.Thread(target=_read_events, args=(session, stop), name="lwtui-events", daemon=True)
+    failures: list[BaseException] = []
+    reader = threading.Thread(target=_read_events, args=(session, stop, failures), name="lwtui-events",
+                              daemon=True)
     reader.start()
     deadline = time.monotonic() + duration if duration else None
     reporter = JsonReporter(out) if as_json else None
@@ -145,20 +164,42 @@ def run_watch(session, *, interval: float, duration: float | None, as_json: bool
             if deadline is not None:
                 end = min(end, deadline)
             stop.wait(max(0.0, end - time.monotonic()))
+            if failures:
+                break
             snap = session.snapshot()
             if reporter:
                 reporter.report(snap)
             else:
                 live.update(flow_table(snap), refresh=True)
+            if not snap.routes:
+                _all_gone(session)
             if deadline is not None and time.monotonic() >= deadline:
                 break
+        if failures:
+            raise ReaderFailed(f"the event reader failed ({type(failures[0]).__name__}: {failures[0]})") \
+                from failures[0]
     finally:
         stop.set()
         if live is not None:
-            live.stop()
+            try:
+                live.stop()
+            except OSError:     # the terminal went away (SIGHUP follows): nothing to show it on
+                pass
         reader.join(timeout=2)
 
 
-def _read_events(session, stop: threading.Event) -> None:
-    while not stop.is_set() and not session.closed:
-        session.poll_events(100)
+def _all_gone(session) -> None:
+    from .session import RoutesGone
+    why = "; ".join(f"{t.prefix} ({t.hook}){' in ' + t.netns if t.netns else ''}: {reason}"
+                    for t, reason in getattr(session, "lost", [])) or "no route left"
+    raise RoutesGone(f"every watched route is gone ({why}): nothing left to watch")
+
+
+def _read_events(session, stop: threading.Event, failures: list) -> None:
+    """The reader thread: poll until stopped; a failure is handed to the main loop, which stops."""
+    try:
+        while not stop.is_set() and not session.closed:
+            session.poll_events(100)
+    except BaseException as e:  # noqa: BLE001 - reported by run_watch, never lost in a thread
+        failures.append(e)
+        stop.set()
