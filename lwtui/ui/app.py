@@ -39,6 +39,7 @@ from .keys import KEYS, bindings
 from .picker import pick_routes  # noqa: F401  (the CLI imports it from here)
 from .rulesview import RulesTable, RulesView
 from .selection import DEFAULT_LIMIT, SORTS, select_flows
+from .terminal import size_from_terminal
 
 FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter"}
 
@@ -302,6 +303,7 @@ def run_dashboard(session, interval: float = 1.0, list_routes: Callable[[], list
     watching. Options: fade_after, expire_after, max_rows (see DashboardApp).
     """
     app = DashboardApp(session, interval, list_routes, **options)
+    size_from_terminal()
     try:
         code = app.run()
     finally:

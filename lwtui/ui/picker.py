@@ -18,6 +18,7 @@ from textual.binding import Binding
 from textual.widgets import Footer, Static
 
 from .flowtable import VimTable
+from .terminal import size_from_terminal
 
 ListRoutes = Callable[[], list]
 
@@ -132,4 +133,5 @@ class RoutePickerApp(App[list]):
 
 def pick_routes(list_routes: ListRoutes) -> list[dict]:
     """Run the picker; the chosen {prefix, hook, dev, table} dicts ([] when quit)."""
+    size_from_terminal()
     return RoutePickerApp(list_routes).run() or []

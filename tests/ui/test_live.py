@@ -1,0 +1,219 @@
+"""The dashboard on a live kernel session: Pilot presses real keys while real
+packets cross two namespaces, and the kernel (curl, UDP sockets, `ip -j -d
+route`) says whether the keys did what they claim.
+
+The session watches the client namespace's route to 10.0.0.3/32 at `out`, so
+each connection shows as one flow, client -> server. Every flow the test makes
+has a fixed source port, so the test knows each flow's exact id and counts.
+
+Session.start() runs in the sync test body (pyroute2 refuses to run inside an
+event loop); only the Pilot part runs in asyncio.run(). Blocking traffic runs
+in a thread (asyncio.to_thread) so the app keeps refreshing meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import sys
+import time
+
+import pytest
+
+from lwtui.model import FlowId
+from lwtui.routes import Target
+from lwtui.session import Session
+from lwtui.ui.app import DashboardApp
+from lwtui.ui.dialogs import FilterBar
+from tests.e2e.traffic import http_server, nsrun
+
+from .conftest import SIZE, wait_until
+
+SERVER = "10.0.0.3"
+CLIENT = "10.0.0.2"
+INTERVAL = 0.3
+UDP_PORT, UDP_SPORT = 5353, 40053
+HTTP_FIRST, HTTP_BLOCKED, HTTP_AFTER = 40080, 40081, 40082
+
+UDP_FROM = """
+import socket, sys
+dst, dport, sport, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', sport))
+ok = 0
+for _ in range(n):
+    try:
+        s.sendto(b'x' * size, (dst, dport)); ok += 1
+    except OSError:
+        pass
+print(ok)
+"""
+
+
+def flow(proto: int, sport: int, dport: int) -> FlowId:
+    return FlowId("out", proto, ipaddress.ip_address(CLIENT), sport, ipaddress.ip_address(SERVER), dport)
+
+
+UDP = flow(17, UDP_SPORT, UDP_PORT)
+
+
+def udp_from(ns: str, n: int, size: int = 100) -> int:
+    """n datagrams from CLIENT:UDP_SPORT (always the same flow); returns how many the socket sent."""
+    r = nsrun(ns, [sys.executable, "-c", UDP_FROM, SERVER, str(UDP_PORT), str(UDP_SPORT), str(n), str(size)],
+              check=True)
+    return int(r.stdout)
+
+
+def curl_from(ns: str, url: str, local_port: int, timeout: float = 2.0) -> bool:
+    """One GET from a fixed local port; True when it returned 200 within `timeout`."""
+    r = nsrun(ns, ["curl", "-s", "-o", "/dev/null", "--local-port", str(local_port), "--max-time",
+                   str(timeout), "-w", "%{http_code}", url], timeout=timeout + 10)
+    return r.returncode == 0 and r.stdout.strip() == "200"
+
+
+@pytest.fixture
+def web(topo, tmp_path):
+    """An HTTP server on SERVER:8080 in the server namespace; yields the URL."""
+    (tmp_path / "index.html").write_text("hello\n")
+    with http_server(topo.server_ns, SERVER, 8080, str(tmp_path)):
+        yield f"http://{SERVER}:8080/index.html"
+
+
+@pytest.fixture
+def start_session(topo):
+    """start_session() -> a started Session on SERVER/32 (out) in the client namespace; closed at the end."""
+    sessions = []
+
+    def start(**kw) -> Session:
+        s = Session([Target(prefix=f"{SERVER}/32", hook="out", netns=topo.client_ns)],
+                    name=f"lwtui-test-{os.getpid()}-{len(sessions)}", **kw)
+        sessions.append(s)
+        s.start()
+        return s
+
+    yield start
+    for s in sessions:
+        s.close()
+
+
+async def within_refreshes(pilot, app, condition, what: str, refreshes: int = 3, timeout: float = 10.0) -> None:
+    """Wait until condition() holds, failing when `refreshes` snapshots (or `timeout` s) passed without it."""
+    first, deadline = app.ticks, time.monotonic() + timeout
+    while not condition():
+        if app.ticks - first > refreshes or time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not shown after {app.ticks - first} refreshes "
+                                 f"({time.monotonic() - deadline + timeout:.1f} s)")
+        await pilot.pause(0.05)
+
+
+def run_app(app: DashboardApp, scenario) -> None:
+    """Run `scenario(pilot)` in the app under Pilot, then stop its workers (as run_dashboard does)."""
+    async def main():
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_until(pilot, lambda: app.ticks >= 1, "the first snapshot", timeout=10)
+            await scenario(pilot)
+    try:
+        asyncio.run(main())
+    finally:
+        assert app.stop_feed(timeout=3.0), "the tick and event threads did not end"
+
+
+def test_filter_block_port_allow_and_quit_on_live_traffic(topo, web, start_session, route_dump):
+    before = route_dump(topo.client_ns)
+    session = start_session()
+    attached = route_dump(topo.client_ns)
+    assert attached != before and "lwtui_out" in attached, "the session did not attach its program"
+    app = DashboardApp(session, interval=INTERVAL)
+    cli = topo.client_ns
+    http = flow(6, HTTP_FIRST, 8080)
+    blocked = flow(6, HTTP_BLOCKED, 8080)
+    after = flow(6, HTTP_AFTER, 8080)
+
+    async def scenario(pilot):
+        # Traffic appears: one HTTP GET and 20 datagrams, each one flow.
+        assert await asyncio.to_thread(curl_from, cli, web, HTTP_FIRST)
+        assert await asyncio.to_thread(udp_from, cli, 20) == 20
+        await within_refreshes(pilot, app, lambda: app.record(http) is not None and app.record(UDP) is not None
+                               and app.record(UDP).packets == 20, "the HTTP and UDP flows")
+        assert set(app.flow_ids) == {http, UDP}
+        assert app.record(http).packets >= 4 and app.record(http).verdict == "allow"   # SYN, ACK, GET, FIN...
+
+        # `/` + a filter + Enter narrows the table to the HTTP flow.
+        await pilot.press("slash", *"port 8080", "enter")
+        assert not app.query_one(FilterBar).display
+        assert app.flow_ids == [http] and app.selected_flow == http
+
+        # `p` on it blocks the service port: a new connection fails in the kernel.
+        await pilot.press("p")
+        assert app.notes[-1][2].startswith("blocked port 8080/tcp"), app.notes[-1]
+        assert [r.text for r in session.rules()] == ["port 8080/tcp"]
+        assert not await asyncio.to_thread(curl_from, cli, web, HTTP_BLOCKED, 1.5)
+        await within_refreshes(pilot, app, lambda: app.record(blocked) is not None and app.record(blocked).drops >= 1,
+                               "the blocked connection's drops")
+        rec = app.record(blocked)
+        assert (rec.verdict, rec.rule) == ("drop", "port 8080/tcp") and rec.packets == rec.drops   # SYNs only
+        assert app.flow_table.get_cell(app.flow_table.selected_key, "v").plain == "×"   # the first flow too
+        assert set(app.flow_ids) == {http, blocked}                                   # UDP is filtered out
+
+        # The UDP flow keeps counting: exactly what was sent after the block.
+        await pilot.press("slash", "ctrl+u", "enter")
+        assert set(app.flow_ids) == {http, blocked, UDP}
+        assert app.selected_flow == http                    # the cursor stayed on its flow
+        assert await asyncio.to_thread(udp_from, cli, 15) == 15
+        await within_refreshes(pilot, app, lambda: app.record(UDP).packets == 35, "the UDP flow at 35 packets")
+        assert app.record(UDP).verdict == "allow" and app.record(UDP).drops == 0
+
+        # `a` lifts the rule: connections work again.
+        await pilot.press("a")
+        assert app.notes[-1][2] == "allowed again: lifted port 8080/tcp", app.notes[-1]
+        assert session.rules() == []
+        assert await asyncio.to_thread(curl_from, cli, web, HTTP_AFTER)
+        await within_refreshes(pilot, app, lambda: app.record(after) is not None and app.record(after).packets >= 4,
+                               "the connection after allow")
+        assert app.record(after).verdict == "allow" and app.record(after).drops == 0
+        assert app.record(http).verdict == "allow"
+
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, "the app to exit")
+
+    run_app(app, scenario)
+    assert app.return_code == 0
+    statuses = session.close()                               # as the CLI does after run_dashboard
+    assert statuses == [f"{SERVER}/32 (out): restored"]
+    assert route_dump(topo.client_ns) == before
+
+
+def test_dry_run_key_counts_would_drops_and_lets_traffic_through(topo, web, start_session, route_dump):
+    before = route_dump(topo.client_ns)
+    session = start_session()
+    app = DashboardApp(session, interval=INTERVAL)
+    cli = topo.client_ns
+    http = flow(6, HTTP_FIRST, 8080)
+    second = flow(6, HTTP_BLOCKED, 8080)
+
+    async def scenario(pilot):
+        assert await asyncio.to_thread(curl_from, cli, web, HTTP_FIRST)
+        await within_refreshes(pilot, app, lambda: app.record(http) is not None, "the HTTP flow")
+        await pilot.press("D")
+        assert session.dry_run
+        await pilot.press("p")
+        assert "dry-run" in app.notes[-1][2]
+        assert await asyncio.to_thread(curl_from, cli, web, HTTP_BLOCKED)      # nothing is dropped
+        await within_refreshes(pilot, app, lambda: app.record(second) is not None and app.record(second).drops >= 4,
+                               "the would-drops of the second connection")
+        rec = app.record(second)
+        assert rec.verdict == "would-drop" and rec.drops == rec.packets
+        assert app.snapshot.totals.would_drops >= rec.drops and app.snapshot.totals.drops == 0
+        await pilot.press("D")                                                # MONITOR: drops again
+        assert not session.dry_run
+        assert not await asyncio.to_thread(curl_from, cli, web, HTTP_AFTER, 1.5)
+        await pilot.press("a")
+        assert session.rules() == []
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, "the app to exit")
+
+    run_app(app, scenario)
+    session.close()
+    assert route_dump(topo.client_ns) == before
