@@ -18,12 +18,15 @@ def error_code(e: BaseException) -> int | None:
     from .faults import InjectedFault
     from .guard import PrivilegeError
     from .headers import HeadersMissing
+    from .lab import LabError
+    from .netns import TopologyError
     from .rules import RuleError
     from .routes import RouteError
     from .session import RoutesGone, SessionError
     from .verdicts import VerdictError
     from .watch import ReaderFailed
-    known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError, PrivilegeError)
+    known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError, PrivilegeError,
+             LabError, TopologyError)
     try:
         from .probe import ProbeError
         known += (ProbeError,)

@@ -65,10 +65,33 @@ def lwtui_env(tmp_path) -> LwtuiEnv:
 
 
 def run(env: dict, *argv: str, timeout: float = 60, python: list[str] | None = None,
-        **kw) -> subprocess.CompletedProcess:
+        cwd: Path = ROOT, **kw) -> subprocess.CompletedProcess:
     """`lwtui ARGV` to completion (bounded by `timeout`)."""
     return subprocess.run((python or LWTUI) + list(argv), capture_output=True, text=True, timeout=timeout,
-                          env=env, cwd=ROOT, **kw)
+                          env=env, cwd=cwd, **kw)
+
+
+@pytest.fixture(scope="session")
+def world_readable_copy():
+    """lwtui and its environment's packages where an unprivileged user can read them.
+
+    The checkout may sit under a private home (/root is 0700): an unprivileged
+    lwtui must get as far as its own privilege check to be tested.
+    """
+    import sysconfig
+    import tempfile
+    top = Path(tempfile.mkdtemp(prefix="lwtui-world-"))
+    try:
+        ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+        shutil.copytree(ROOT / "lwtui", top / "src" / "lwtui", ignore=ignore)
+        shutil.copytree(ROOT / "bpf", top / "src" / "bpf", ignore=ignore)
+        shutil.copytree(sysconfig.get_paths()["purelib"], top / "site", ignore=ignore)
+        for p in [top, *top.rglob("*")]:
+            if not p.is_symlink():
+                p.chmod(0o755 if p.is_dir() else 0o644)
+        yield top
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 def ok(env: dict, *argv: str, **kw) -> subprocess.CompletedProcess:

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.e2e.cli import lwtui_env, run, which  # noqa: F401 (fixtures)
+from tests.e2e.cli import lwtui_env, run, which, world_readable_copy  # noqa: F401 (fixtures)
 
 NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups"]
 NO_BCC = [sys.executable, "-c",
@@ -68,7 +68,7 @@ RULE_CASES = {"rule-unparsable", "rule-port-range", "rule-ipv6-brackets"}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_line_exit_2_and_changes_nothing(topo, route_dump, lwtui_env, case):
+def test_bad_input_is_one_line_exit_2_and_changes_nothing(topo, route_dump, lwtui_env, world_readable_copy, case):
     name, argv, expected, how, extra = case
     names = {"cli": topo.client_ns, "srv": topo.server_ns}
     argv = [a.format(**names) for a in argv]
@@ -76,7 +76,10 @@ def test_bad_input_is_one_line_exit_2_and_changes_nothing(topo, route_dump, lwtu
     env = dict(lwtui_env, **extra)
     if how == "nobody":
         os.chmod(lwtui_env.run_dir.parent, 0o755)   # the private dirs stay root-only; lwtui must say why
-        r = run(env, *argv, python=[which("setpriv"), *NOBODY, sys.executable, "-m", "lwtui"])
+        top = world_readable_copy
+        env["PYTHONPATH"] = f"{top / 'src'}:{top / 'site'}"
+        r = run(env, *argv, cwd=top, python=[which("setpriv"), *NOBODY, os.path.realpath(sys.executable),
+                                             "-m", "lwtui"])
     else:
         r = run(env, *argv, python=NO_BCC if how == "nobcc" else None)
     assert r.returncode == 2, r.stderr
