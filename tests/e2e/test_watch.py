@@ -9,88 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
-import subprocess
-import sys
-import threading
-import time
 
 import pytest
 
+from tests.e2e.cli import Watch, lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
 from tests.e2e.traffic import curl, http_server, ping, udp_send
-
-LWTUI = [sys.executable, "-m", "lwtui"]
-
-
-class Watch:
-    """A running `lwtui watch --json` whose lines are collected by a thread."""
-
-    def __init__(self, argv: list[str]):
-        self.proc = subprocess.Popen(LWTUI + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue = queue.Queue()
-        self.seen: list[dict] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            self.lines.put(json.loads(line))
-        self.lines.put(None)
-
-    def wait_for(self, pred, timeout: float = 20.0, what: str = "a line") -> dict:
-        """The first line (from now on, or already seen) for which pred holds."""
-        for d in self.seen:
-            if pred(d):
-                return d
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                d = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if d is None:
-                raise AssertionError(f"watch exited ({self.proc.wait()}) before {what}: {self.proc.stderr.read()}")
-            self.seen.append(d)
-            if pred(d):
-                return d
-        raise AssertionError(f"no {what} within {timeout}s; flows: {[d for d in self.seen if d['type'] == 'flow'][-4:]}")
-
-    def latest_flow(self, **match) -> dict | None:
-        for d in reversed(self.seen):
-            if d["type"] == "flow" and all(d.get(k) == v for k, v in match.items()):
-                return d
-        return None
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-
-
-@pytest.fixture
-def watch_factory():
-    started = []
-
-    def start(*argv):
-        w = Watch(list(argv))
-        started.append(w)
-        w.wait_for(lambda d: d["type"] == "session", what="the session line")
-        return w
-
-    yield start
-    for w in started:
-        w.stop()
-
-
-def lwtui(*argv, check=True) -> subprocess.CompletedProcess:
-    r = subprocess.run(LWTUI + list(argv), capture_output=True, text=True, timeout=30)
-    if check and r.returncode != 0:
-        raise AssertionError(f"lwtui {' '.join(argv)} -> {r.returncode}: {r.stderr}")
-    return r
 
 
 def flow_with(w: Watch, timeout=20, **match) -> dict:
@@ -99,11 +23,11 @@ def flow_with(w: Watch, timeout=20, **match) -> dict:
 
 
 @pytest.mark.parametrize("family", [4, 6])
-def test_watch_out_counts_exactly_what_was_sent(topo, route_dump, watch_factory, family):
+def test_watch_out_counts_exactly_what_was_sent(topo, route_dump, watch, family):
     cli, srv = (topo.client_v4, topo.server_v4) if family == 4 else (topo.client_v6, topo.server_v6)
     prefix = f"{srv}/32" if family == 4 else f"{srv}/128"
     before = route_dump(topo.client_ns)
-    w = watch_factory("watch", prefix, "--netns", topo.client_ns, "--json", "--interval", "0.3",
+    w = watch(prefix, "--netns", topo.client_ns, "--interval", "0.3",
                       "--duration", "120", "--session", f"t{os.getpid()}")
     n, size = 25, 300
     sport, sent = udp_send(topo.client_ns, srv, 5353, n, size)
@@ -126,20 +50,20 @@ def test_watch_out_counts_exactly_what_was_sent(topo, route_dump, watch_factory,
     assert route_dump(topo.client_ns) == before
 
 
-def test_block_and_allow_from_another_process(topo, route_dump, watch_factory, tmp_path):
+def test_block_and_allow_from_another_process(topo, route_dump, watch, lwtui_env, tmp_path):
     before = route_dump(topo.client_ns)
     (tmp_path / "index.html").write_text("hello\n")
     name = f"t{os.getpid()}b"
     with http_server(topo.server_ns, topo.server_v4, 8080, str(tmp_path)):
         url = f"http://{topo.server_v4}:8080/index.html"
-        w = watch_factory("watch", f"{topo.server_v4}/32", "--netns", topo.client_ns, "--json",
+        w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns,
                           "--interval", "0.3", "--duration", "120", "--session", name)
         assert curl(topo.client_ns, url)
         flow_with(w, proto="tcp", dport=8080, dst=topo.server_v4)
 
-        r = lwtui("block", "port", "8080/tcp", "--session", name)
+        r = ok(lwtui_env, "block", "port", "8080/tcp", "--session", name)
         assert "8080/tcp" in r.stdout
-        rules = [json.loads(x) for x in lwtui("rules", "--session", name, "--json").stdout.splitlines()]
+        rules = [json.loads(x) for x in ok(lwtui_env, "rules", "--session", name, "--json").stdout.splitlines()]
         assert [(x["rule"], x["kind"]) for x in rules] == [("port 8080/tcp", "port")]
 
         assert not curl(topo.client_ns, url, timeout=1.5)
@@ -150,18 +74,18 @@ def test_block_and_allow_from_another_process(topo, route_dump, watch_factory, t
         dropped = w.wait_for(lambda d: d["type"] == "flow" and d["dport"] == 8080 and d["drops"] >= 1,
                              what="a dropped 8080 flow")
         assert dropped["verdict"] == "drop" and dropped["rule"] == "port 8080/tcp"
-        hits = [json.loads(x) for x in lwtui("rules", "--session", name, "--json").stdout.splitlines()]
+        hits = [json.loads(x) for x in ok(lwtui_env, "rules", "--session", name, "--json").stdout.splitlines()]
         assert hits[0]["hits"] >= 1
 
-        lwtui("allow", "port", "8080/tcp", "--session", name)
+        ok(lwtui_env, "allow", "port", "8080/tcp", "--session", name)
         assert curl(topo.client_ns, url)
-        assert lwtui("rules", "--session", name, "--json").stdout == ""
+        assert ok(lwtui_env, "rules", "--session", name, "--json").stdout == ""
         assert w.stop() == 128 + signal.SIGTERM
     assert route_dump(topo.client_ns) == before
 
 
 @pytest.mark.parametrize("family", [4, 6])
-def test_in_hook_on_local_route_blocks_and_restores(topo, route_dump, watch_factory, tmp_path, family):
+def test_in_hook_on_local_route_blocks_and_restores(topo, route_dump, watch, lwtui_env, tmp_path, family):
     srv = topo.server_v4 if family == 4 else topo.server_v6
     prefix = f"{srv}/32" if family == 4 else f"{srv}/128"
     before = route_dump(topo.server_ns)
@@ -169,7 +93,7 @@ def test_in_hook_on_local_route_blocks_and_restores(topo, route_dump, watch_fact
     name = f"t{os.getpid()}i{family}"
     host = srv if family == 4 else f"[{srv}]"
     with http_server(topo.server_ns, srv, 8080, str(tmp_path)):
-        w = watch_factory("watch", prefix, "--hook", "in", "--netns", topo.server_ns, "--json",
+        w = watch(prefix, "--hook", "in", "--netns", topo.server_ns,
                           "--interval", "0.3", "--duration", "120", "--session", name)
         url = f"http://{host}:8080/index.html"
         assert curl(topo.client_ns, url)
@@ -181,23 +105,23 @@ def test_in_hook_on_local_route_blocks_and_restores(topo, route_dump, watch_fact
         assert f["bytes"] == n * (size + (28 if family == 4 else 48))
 
         client = topo.client_v4 if family == 4 else topo.client_v6
-        lwtui("block", "host", client, "--session", name)
+        ok(lwtui_env, "block", "host", client, "--session", name)
         assert not curl(topo.client_ns, url, timeout=1.5)
-        lwtui("allow", "host", client, "--session", name)
+        ok(lwtui_env, "allow", "host", client, "--session", name)
         assert curl(topo.client_ns, url)
         assert w.stop() == 128 + signal.SIGTERM
     assert route_dump(topo.server_ns) == before
 
 
-def test_block_without_session_is_a_clear_error(tmp_path):
-    r = lwtui("block", "port", "8080", "--session", "lwtui-no-such-session", check=False)
+def test_block_without_session_is_a_clear_error(lwtui_env):
+    r = run(lwtui_env, "block", "port", "8080", "--session", "lwtui-no-such-session")
     assert r.returncode == 2
     assert r.stderr.startswith("lwtui: no running session named 'lwtui-no-such-session'")
     assert "Traceback" not in r.stderr
 
 
-def test_bad_rule_is_a_one_line_error():
-    r = lwtui("block", "port", "70000", check=False)
+def test_bad_rule_is_a_one_line_error(lwtui_env):
+    r = run(lwtui_env, "block", "port", "70000")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     error, text, caret = r.stderr.rstrip("\n").splitlines()
     assert error.startswith("lwtui: port must be a number 0..65535")
