@@ -80,11 +80,10 @@ def cmd_dashboard(args) -> int:
     from .cli import _targets
     if args.ebpf:
         return _print_ebpf(args)
+    from .routes import list_routes as lr
     from .ui.app import run_dashboard
-    list_routes = None
+    list_routes = lambda: lr(args.netns)  # noqa: E731  (the picker's, and the no-traffic screen's other routes)
     if not args.routes:
-        from .routes import list_routes as lr
-        list_routes = lambda: lr(args.netns)  # noqa: E731
         targets = _pick_routes(args, list_routes)
         if not targets:
             return 0
@@ -93,7 +92,7 @@ def cmd_dashboard(args) -> int:
     session = _session(args, targets)
     try:
         session.start()
-        return run_dashboard(session, interval=args.interval) or 0
+        return run_dashboard(session, interval=args.interval, list_routes=list_routes) or 0
     finally:
         _finish(session)
 

@@ -5,6 +5,8 @@ POINT (1 when N is omitted) it raises InjectedFault there. Points:
   attach    before attaching each route (attach:2 fails the second one)
   reader    in the event reader's poll loop
   snapshot  at the start of a snapshot (a refresh tick)
+  ui        in the dashboard's handler of a new snapshot (a message handler
+            on the UI thread, as a bug there would raise)
 The tests use it to prove that routes come back whatever fails; a user who
 sets it gets exactly that failure.
 """

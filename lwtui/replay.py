@@ -1,7 +1,7 @@
 """Recorded snapshots, and a Session stand-in that plays them back.
 
 The dashboard talks to a session-like object (snapshot, poll_events, block,
-allow, block_flow, allow_flow, rules, set_dry_run, dry_run, name). A
+allow, block_flow, allow_flow, would_cut_ssh, rules, set_dry_run, dry_run, name). A
 `ReplaySession` implements that interface over a list of recorded `Snapshot`s,
 so screenshots, snapshot tests and demos show the same screen every time
 without a kernel. Blocks and allows act on the replay's own rule list and flip
@@ -24,6 +24,7 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
+from .guard import ssh_flow_blocked_by
 from .model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
 from .rules import parse_rule, rule_for, rules_blocking
 
@@ -184,6 +185,10 @@ class ReplaySession:
             self._rules[r.text] = _Active(r, self._now, None if not ttl else self._now + ttl)
             self._log("block", f"block {r.text}" + (f" for {ttl:g}s" if ttl else ""))
         return r
+
+    def would_cut_ssh(self, rule) -> str | None:
+        """As Session.would_cut_ssh: the user's own SSH connection when `rule` would block it."""
+        return ssh_flow_blocked_by(parse_rule(rule) if isinstance(rule, str) else rule)
 
     def allow(self, rule) -> bool:
         r = parse_rule(rule) if isinstance(rule, str) else rule

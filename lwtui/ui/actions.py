@@ -8,10 +8,9 @@ so the row shows the new verdict without waiting out the interval.
 
 from __future__ import annotations
 
-from ..guard import ssh_flow_blocked_by
 from ..rules import RuleError, parse_filter, rule_for
 from ..units import fmt_duration
-from .dialogs import FilterBar, TtlScreen
+from .dialogs import ConfirmScreen, FilterBar, TtlScreen
 from .selection import SORTS
 
 KIND_WORDS = {"flow": "flow", "host": "remote host", "port": "service port"}
@@ -27,19 +26,39 @@ class ActionsMixin:
         return flow
 
     def action_block(self, kind: str) -> None:
-        """d / h / p: block the selected flow, its remote host, or its service port."""
+        """d / h / p: block the selected flow, its remote host, or its service port.
+
+        A rule that would cut the user's own SSH connection (SSH_CONNECTION)
+        is only made after a `y` in a question whose default is no.
+        """
         flow = self._selected_or_warn()
         if flow is None:
             return
         try:
             wanted = rule_for(flow, kind)
-            ssh = ssh_flow_blocked_by(wanted)
-            if ssh:
-                self.notify(f"{wanted.text} would cut your own SSH connection ({ssh}). If you mean it, "
-                            f"use the command line: lwtui block '{wanted.text}' --force",
-                            title="not blocked", severity="error", timeout=10)
-                return
-            ttl = self.next_ttl
+            ssh = self.session.would_cut_ssh(wanted)
+        except (RuleError, ValueError) as e:
+            self.notify(str(e), title=f"cannot block {KIND_WORDS.get(kind, kind)}", severity="warning")
+            return
+        ttl = self.next_ttl
+        if not ssh:
+            self._block(flow, kind, ttl)
+            return
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self._block(flow, kind, ttl)
+            else:
+                self.notify(f"{wanted.text} would cut your own SSH connection ({ssh})", title="not blocked",
+                            severity="warning")
+        self.push_screen(ConfirmScreen(
+            f"Block {wanted.text}?",
+            f"It matches the SSH connection you are using:\n  {ssh}\nBlocking it can cut you off from this "
+            "machine, dashboard included.", yes="block it anyway", no="do not block"), answer)
+
+    def _block(self, flow, kind: str, ttl: float | None) -> None:
+        """Make the rule in the session, then say so (or why not)."""
+        try:
             rule = self.session.block_flow(flow, kind, ttl)
         except (RuleError, ValueError) as e:
             self.notify(str(e), title=f"cannot block {KIND_WORDS.get(kind, kind)}", severity="warning")
@@ -70,6 +89,10 @@ class ActionsMixin:
         else:
             self.notify("No rule blocks this flow.", severity="warning")
         self.after_session_change()
+
+    def action_interrupt(self) -> None:
+        """ctrl+c: quit as q does (the routes are restored), with an interrupt's exit code, 130."""
+        self.exit(return_code=130)
 
     def action_ttl(self) -> None:
         """t: ask for the TTL of the next block."""

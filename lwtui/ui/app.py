@@ -1,14 +1,21 @@
 """The dashboard app: composition and routing only.
 
 Widgets live in their own modules, key actions in actions.py, the workers in
-feed.py, styles in lwtui.tcss. The app holds the state the views share (the
+feed.py, the ways out in exits.py, styles in lwtui.tcss. The app holds the state the views share (the
 latest Snapshot, filter, sort, pause, next TTL) and routes messages: a
 SnapshotReady from the tick worker goes to the header, the flow table, the
 detail pane, the rules view and the event log.
 
 The session is duck-typed (Session or replay.ReplaySession): snapshot(),
 poll_events(ms), block_flow(flow, kind, ttl), allow_flow(flow), block(text,
-ttl), allow(text), rules(), set_dry_run(bool), dry_run, name.
+ttl), allow(text), would_cut_ssh(rule), rules(), set_dry_run(bool), dry_run,
+name.
+
+Ways out: q (exit code 0), ctrl+c (130), SIGINT/SIGTERM/SIGHUP (128 + N,
+through a normal exit of the app: exits.py), the terminal hanging up (129,
+also when no SIGHUP arrives), and an exception in a handler: the app ends and
+run_dashboard raises it once the terminal is restored. The caller restores
+the routes after run_dashboard, whichever way it ended.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
+from .. import faults
 from ..model import FlowId, FlowRecord, Snapshot
 from ..units import fmt_count
 from .actions import ActionsMixin
@@ -32,9 +40,10 @@ from .detail import DetailPane
 from .dialogs import FilterBar, HelpScreen
 from .emptystate import EmptyState
 from .eventlog import EventLog
+from .exits import ExitsMixin, exit_on_signals
 from .feed import FeedMixin, SnapshotReady, TickFailed
 from .flowtable import FlowTable
-from .header import HeaderStrip
+from .header import ROUTES_GONE, HeaderStrip
 from .keys import KEYS, bindings
 from .picker import pick_routes  # noqa: F401  (the CLI imports it from here)
 from .rulesview import RulesTable, RulesView
@@ -44,7 +53,7 @@ from .terminal import size_from_terminal
 FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter"}
 
 
-class DashboardApp(FeedMixin, ActionsMixin, App[int]):
+class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     """lwtui's dashboard over one session.
 
     interval: seconds between snapshots; list_routes: optional callable for the
@@ -85,8 +94,12 @@ class DashboardApp(FeedMixin, ActionsMixin, App[int]):
         self._keys: dict[FlowId, str] = {}
         self._last_error = ""
         self.notes: list[tuple[str, str, str]] = []
+        self.errors: list[str] = []             # texts of the last "error" events (routes that went away)
+        self.error_count = 0
+        self.routes_gone = False                # the session has no route left
         self.apply_seconds: list[float] = []
         self.init_feed()
+        self.init_exits()
 
     # -- composition -----------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -109,6 +122,7 @@ class DashboardApp(FeedMixin, ActionsMixin, App[int]):
         self.query_one("#detail-chart").interval = self.interval
         self.flow_table.focus()
         self.start_feed()
+        self.watch_exits()
 
     def on_unmount(self) -> None:
         self._stop.set()
@@ -149,16 +163,35 @@ class DashboardApp(FeedMixin, ActionsMixin, App[int]):
 
     # -- routing: snapshots -----------------------------------------------
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        faults.check("ui")
         snap = self.mailbox.take()
         if snap is None:
             return
         self.snapshot, self.ticks, self._last_error = snap, self.ticks + 1, ""
-        self.header.show(snapshot=snap, dry_run=snap.dry_run)
+        self._note_errors(snap)
+        self.header.show(snapshot=snap, dry_run=snap.dry_run, errors=self.error_count)
         self.query_one(EventLog).add(snap.events)
         self.query_one(RulesView).show(snap.rules)
         if not self.paused:
             self.shown = snap
             self.render_flows()
+
+    def _note_errors(self, snap: Snapshot) -> None:
+        """The tick's "error" events (routes that went away) as one notification; when no route is
+        left, one that says so, once."""
+        new = [e.text for e in snap.events if e.kind == "error"]
+        self.errors = (self.errors + new)[-100:]
+        self.error_count += len(new)
+        gone_now = not snap.routes and not self.routes_gone
+        self.routes_gone = self.routes_gone or not snap.routes
+        if not new and not gone_now:
+            return
+        lines = new[:3] + ([f"… and {len(new) - 3} more (e: the event log)"] if len(new) > 3 else [])
+        if gone_now:
+            self.notify("\n".join(lines) or "e: the event log says why", title=ROUTES_GONE, severity="error",
+                        timeout=3600)
+        else:
+            self.notify("\n".join(lines), title="no longer watched", severity="error", timeout=15)
 
     def on_tick_failed(self, message: TickFailed) -> None:
         if message.error != self._last_error:
@@ -184,7 +217,9 @@ class DashboardApp(FeedMixin, ActionsMixin, App[int]):
         empty.display = not sel.rows
         table.display = bool(sel.rows)
         self.query_one(DetailPane).set_class(not sel.rows, "empty")
-        if not snap.flows:
+        if not snap.flows and not snap.routes:
+            empty.show_routes_gone(self.errors)
+        elif not snap.flows:
             empty.show_no_traffic(snap, self.other_routes)
             if self.list_routes is not None and not self._routes_asked:
                 self._routes_asked = True
@@ -301,11 +336,15 @@ def run_dashboard(session, interval: float = 1.0, list_routes: Callable[[], list
 
     `list_routes` (optional) lets the empty state name other routes worth
     watching. Options: fade_after, expire_after, max_rows (see DashboardApp).
+    An exception that ended the app is raised here, after the terminal is restored.
     """
     app = DashboardApp(session, interval, list_routes, **options)
     size_from_terminal()
     try:
-        code = app.run()
+        with exit_on_signals(app):
+            app.run()
     finally:
         app.stop_feed()
-    return code or 0
+    if app.failure is not None:
+        raise app.failure
+    return app.return_code or 0

@@ -1,4 +1,4 @@
-"""Modal screens and the filter bar: help, the TTL prompt, `/`."""
+"""Modal screens and the filter bar: help, the TTL prompt, the lock-out question, `/`."""
 
 from __future__ import annotations
 
@@ -72,6 +72,29 @@ class TtlScreen(ModalScreen[float | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(self.current)
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """A yes/no question whose safe answer is the default: only `y` says yes.
+
+    n, Esc and Enter say no, so a key pressed out of habit never confirms.
+    """
+
+    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape,enter", "answer(False)", "no")]
+
+    def __init__(self, title: str, detail: str, yes: str, no: str):
+        super().__init__()
+        self.title_text, self.detail, self.yes, self.no = title, detail, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Static(Text(self.title_text, style="bold"), id="confirm-title")
+            yield Static(Text(self.detail), id="confirm-detail")   # [IPv6]:port is not markup
+            yield Static(Text.assemble(("y", "bold red"), f" {self.yes}    ", ("n", "bold green"),
+                                       f" / esc / enter  {self.no} (default)"), id="confirm-keys")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
 class FilterBar(Vertical):

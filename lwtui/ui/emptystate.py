@@ -56,6 +56,18 @@ def no_traffic_text(snap: Snapshot, other_routes: list[dict] | None = None) -> T
     return out
 
 
+def routes_gone_text(reasons: list[str]) -> Text:
+    """Every watched route went away: nothing more can be counted."""
+    out = Text.assemble(("No routes attached any more: press q.", "bold red"),
+                        ("\n\nEvery route this session watched went away (deleted, or its device or "
+                         "namespace removed): nothing is counted any more.\n", ""))
+    if reasons:
+        out.append("\n")
+        for text in reasons[-6:]:
+            out.append("  • ", style="red").append(text + "\n")
+    return out
+
+
 def filtered_out_text(filter_text: str, hidden: int) -> Text:
     """Flows exist but the filter hides them all."""
     return Text.assemble(("No flow matches ", "bold"), (filter_text, "bold yellow"),
@@ -68,6 +80,9 @@ class EmptyState(Static):
 
     def show_no_traffic(self, snap: Snapshot, other_routes: list[dict] | None) -> None:
         self.update(no_traffic_text(snap, other_routes))
+
+    def show_routes_gone(self, reasons: list[str]) -> None:
+        self.update(routes_gone_text(reasons))
 
     def show_filtered(self, filter_text: str, hidden: int) -> None:
         self.update(filtered_out_text(filter_text, hidden))

@@ -1,4 +1,8 @@
-"""The event log view: new flows, drops, blocks, allows and losses, with timestamps."""
+"""The event log view: new flows, drops, blocks, allows, losses and errors, with timestamps.
+
+Errors (a watched route went away) stand out in red; the app also shows each
+as a notification and counts them on the Events tab.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +16,15 @@ from .cells import clock_text
 
 KIND_STYLES = {"new": ("NEW", "green"), "drop": ("DROP", "bold red"), "block": ("BLOCK", "red"),
                "allow": ("ALLOW", "cyan"), "lost": ("LOST", "bold white on red"), "info": ("INFO", "blue"),
-               "error": ("ERROR", "bold red")}
+               "error": ("ERROR", "bold white on red")}
 MAX_LINES = 5000
 MAX_PER_TICK = 300   # a flood of new flows must not stall the UI thread
 
 
 def event_line(e: EventEntry) -> Text:
     label, style = KIND_STYLES.get(e.kind, (e.kind.upper(), ""))
-    return Text.assemble((clock_text(e.time), "dim"), "  ", (f"{label:<6}", style), " ", e.text)
+    return Text.assemble((clock_text(e.time), "dim"), "  ", (f"{label:<6}", style), " ",
+                         (e.text, "bold red" if e.kind == "error" else ""))
 
 
 class EventLog(RichLog):
@@ -30,7 +35,8 @@ class EventLog(RichLog):
         self.entries: collections.deque[EventEntry] = collections.deque(maxlen=MAX_LINES)
 
     def on_mount(self) -> None:
-        self.write(Text("Events: new flows, drops, blocks, allows and losses, newest at the bottom.", style="dim"))
+        self.write(Text("Events: new flows, drops, blocks, allows, losses and errors, newest at the bottom.",
+                        style="dim"))
 
     def add(self, events: list[EventEntry]) -> None:
         """Write events; past MAX_PER_TICK in one tick, write the newest and say how many were folded."""

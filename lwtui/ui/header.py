@@ -17,6 +17,7 @@ from ..model import Snapshot
 from ..units import fmt_bits, fmt_count, fmt_duration
 
 VIEWS = [("flows", "Flows"), ("rules", "Rules"), ("events", "Events")]
+ROUTES_GONE = "no routes attached any more: press q"
 
 
 @dataclass
@@ -28,18 +29,20 @@ class HeaderState:
     next_ttl: float | None = None
     view: str = "flows"
     session: str = ""
+    errors: int = 0              # "error" events seen (a route went away): the Events tab says so
     extra: list[str] = field(default_factory=list)
 
 
 def routes_text(snap: Snapshot) -> Text:
-    """Attached routes grouped by prefix, with their hooks and namespace."""
+    """Attached routes grouped by prefix, with their hooks and namespace; a warning when none is left."""
     by_prefix: dict[tuple, list[str]] = {}
     for r in snap.routes:
         by_prefix.setdefault((r.prefix, r.netns), []).append(r.hook)
     namespaces = {ns for _, ns in by_prefix}
     out = Text(" routes ", style="bold")
-    if not by_prefix:
-        return out.append("none attached", style="yellow")
+    if not by_prefix:   # a session starts with at least one: every route went away since
+        out.append(f" {ROUTES_GONE} ", style="bold white on red")
+        return out.append("  (nothing is watched; e: the event log says why)", style="dim")
     for i, ((prefix, ns), hooks) in enumerate(by_prefix.items()):
         if i:
             out.append("  ·  ", style="dim")
@@ -104,7 +107,11 @@ def tabs_text(state: HeaderState) -> Text:
     count = len(state.snapshot.rules) if state.snapshot else 0
     for key, label in VIEWS:
         name = f"{label} ({count})" if key == "rules" and count else label
-        out.append(f" {name} ", style="bold reverse" if key == state.view else "dim")
+        style = "bold reverse" if key == state.view else "dim"
+        if key == "events" and state.errors:
+            name += f" ({state.errors} error{'s' if state.errors > 1 else ''})"
+            style = "bold white on red"
+        out.append(f" {name} ", style=style)
         out.append(" ")
     return out
 

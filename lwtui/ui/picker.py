@@ -78,7 +78,8 @@ class RoutePickerApp(App[list]):
 
     CSS_PATH = Path(__file__).with_name("lwtui.tcss")
     TITLE = "lwtui: choose routes"
-    BINDINGS = [Binding("enter", "done", "watch"), Binding("q,escape", "quit_empty", "quit")]
+    BINDINGS = [Binding("enter", "done", "watch"), Binding("q,escape", "quit_empty", "quit"),
+                Binding("ctrl+c", "quit_empty", "quit", show=False, priority=True)]
 
     def __init__(self, list_routes: ListRoutes):
         super().__init__()

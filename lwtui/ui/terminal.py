@@ -1,10 +1,11 @@
-"""What the apps need from the terminal before they start."""
+"""What the apps need from the terminal: its real size at start, and whether it is still there."""
 
 from __future__ import annotations
 
 import os
 
 STALE_SIZE_VARS = ("COLUMNS", "LINES")
+HANGUP_CHECK_SECONDS = 0.5
 
 
 def size_from_terminal() -> None:
@@ -19,3 +20,15 @@ def size_from_terminal() -> None:
     """
     for name in STALE_SIZE_VARS:
         os.environ.pop(name, None)
+
+
+def terminal_alive(fd: int) -> bool:
+    """False once the terminal behind `fd` hung up (its window closed, the SSH connection dropped).
+
+    A hung-up terminal answers every ioctl with EIO, so it is no longer a tty.
+    On a hangup the kernel signals only the session leader (the shell); its
+    jobs get SIGHUP from the shell, or when it exits. Under a leader that
+    ignores HUP and waits (a wrapper script, say), none comes: this is how
+    lwtui learns it then.
+    """
+    return os.isatty(fd)

@@ -1,17 +1,20 @@
 """What the dashboard shows in special states: errors, no traffic, losses, a full
-flow table, keep-blocks; and the route picker."""
+flow table, keep-blocks, the lock-out question, routes that go away; and the
+route picker."""
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
 
-from lwtui.model import AttachedRoute, Snapshot, Totals
+from lwtui.model import AttachedRoute, EventEntry, Snapshot, Totals
 from lwtui.replay import ReplaySession
+from lwtui.ui.dialogs import ConfirmScreen
 from lwtui.ui.emptystate import EmptyState
 from lwtui.ui.picker import RoutePickerApp
 
 from .conftest import SIZE, make_app, next_tick, screen_text, started, wait_until
+from .test_keys import BULK
 
 
 class BrokenReplay(ReplaySession):
@@ -94,14 +97,85 @@ async def test_header_never_hides_losses_and_warns_when_the_flow_table_is_full(r
         assert "FLOW TABLE FULL" in text and "KEEP-BLOCKS" in text
 
 
-async def test_ssh_guard_refuses_to_cut_the_users_own_connection(replay, monkeypatch):
-    monkeypatch.setenv("SSH_CONNECTION", "10.0.0.3 51000 10.0.0.2 22")
+async def test_ssh_guard_asks_before_cutting_the_users_own_connection(replay, monkeypatch):
+    """SSH_CONNECTION says the user came in to 10.0.0.3:5201: `p` on the bulk flow (port 5201/tcp) asks first."""
+    monkeypatch.setenv("SSH_CONNECTION", "192.0.2.10 50022 10.0.0.3 5201")
     app = make_app(replay)
+    blocks = lambda: [c for c in replay.calls if c[0] == "block"]  # noqa: E731
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
-        await pilot.press("h")                  # host 10.0.0.3 is the SSH client
-        assert not [c for c in replay.calls if c[0] == "block"]
-        assert app.notes[-1][1] == "not blocked" and "SSH" in app.notes[-1][2]
+        assert app.selected_flow == BULK
+        await pilot.press("p")
+        assert isinstance(app.screen, ConfirmScreen)
+        await wait_until(pilot, lambda: "Block port 5201/tcp?" in screen_text(app), "the question on screen")
+        assert "ssh 192.0.2.10:50022 -> 10.0.0.3:5201" in screen_text(app)
+        await pilot.press("d", "h", "a", "q")       # nothing but y, n, esc, enter acts here
+        assert isinstance(app.screen, ConfirmScreen) and app.is_running and replay.calls == []
+        await pilot.press("n")
+        assert not isinstance(app.screen, ConfirmScreen) and blocks() == []
+        assert app.notes[-1][:2] == ("warning", "not blocked") and "SSH" in app.notes[-1][2]
+        for no in ("enter", "escape"):                  # the default answer is no
+            await pilot.press("p", no)
+            assert not isinstance(app.screen, ConfirmScreen) and blocks() == []
+        await pilot.press("t", *"30", "enter", "p")       # the TTL set before the question is kept
+        await pilot.press("y")
+        assert blocks() == [("block", "port 5201/tcp", 30.0)]
+        assert app.notes[-1][2].startswith("blocked port 5201/tcp for 30s")
+        await next_tick(pilot, app)
+        assert app.record(BULK).verdict == "drop"
+        await pilot.press("a", "d")                     # the exact flow does not match the SSH flow: no question
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert blocks()[-1] == ("block", "flow tcp 10.0.0.2:45678 10.0.0.3:5201", None)
+
+
+def _routes_going_away(recording) -> list[Snapshot]:
+    """Frames of the demo where the routes go one by one (with the session's "error" events),
+    then the flows expire: a session whose namespace was deleted under it."""
+    first, later = recording[30], recording[31:36]
+    gone = [dataclasses.replace(later[0], routes=first.routes[1:], events=[EventEntry(
+                later[0].time, "error", "10.0.0.3/32 (out) in lwtui-demo-a: route gone (already restored); "
+                "no longer watched, 3 route(s) left")])]
+    gone.append(dataclasses.replace(later[1], routes=[], events=[EventEntry(
+        later[1].time, "error", f"{r.prefix} ({r.hook}) in lwtui-demo-a: namespace gone (nothing to restore); "
+        f"no longer watched, {n} route(s) left") for n, r in reversed(list(enumerate(first.routes[1:])))]))
+    gone += [dataclasses.replace(s, routes=[], events=[]) for s in later[2:4]]
+    return [first] + gone + [dataclasses.replace(later[4], routes=[], flows=[], events=[])]
+
+
+async def test_routes_going_away_are_errors_and_the_end_says_press_q(recording):
+    app = make_app(ReplaySession(_routes_going_away(recording)))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert "10.0.0.3/32 out,xmit" in screen_text(app) and app.errors == []
+        await next_tick(pilot, app)                     # the out route went away
+        text = screen_text(app)
+        assert "10.0.0.3/32 xmit" in text and "out,xmit" not in text
+        assert "Events (1 error)" in text and "no routes attached" not in text
+        assert app.notes[-1][:2] == ("error", "no longer watched") and "route gone" in app.notes[-1][2]
+        await next_tick(pilot, app)                     # and then every other one
+        text = screen_text(app)
+        assert "no routes attached any more: press q" in text and "Events (4 errors)" in text
+        severity, title, message = app.notes[-1]               # one notification for the three
+        assert (severity, title) == ("error", "no routes attached any more: press q")
+        assert message.count("namespace gone") == 3 and message.count("\n") == 2
+        assert [n[1] for n in app.notes].count("no longer watched") == 1
+        assert app.flow_ids, "the flows seen so far stay on screen until they expire"
+        await next_tick(pilot, app)
+        assert [n[1] for n in app.notes].count(title) == 1, "said once, not every tick"
+        await pilot.press("e")
+        log = app.query_one("#events")
+        assert [e.kind for e in log.entries].count("error") == 4
+        assert any("ERROR" in str(line.text) for line in log.lines)
+        await pilot.press("e")
+        for _ in range(2):                              # the flows expired too: the empty state says it
+            await next_tick(pilot, app)
+        assert app.query_one(EmptyState).display
+        text = screen_text(app)
+        assert "No routes attached any more: press q." in text and "No traffic yet" not in text
+        assert "2001:db8::3/128 (out) in lwtui-demo-a: namespace gone" in text
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, "the app to exit")
+    assert app.return_code == 0
 
 
 ROUTES = [

@@ -1,0 +1,109 @@
+"""How the dashboard ends other than by a key: signals, a terminal that hangs up, a bug.
+
+Whatever ends it, the app exits through Textual's own shutdown (so the
+terminal is restored), then run_dashboard returns the exit code or raises
+the error, and the caller restores the routes.
+
+- Signals: lwtui.signals turns SIGINT, SIGTERM and SIGHUP into exceptions
+  that unwind through every `finally`. Raised in the middle of Textual's
+  event loop, such an exception leaves Textual's tasks half run: the routes
+  still come back, but the terminal can stay in application mode and the
+  interpreter prints pages of "Task was destroyed but it is pending!". While
+  the app runs, `exit_on_signals` asks it to exit instead (code 128 + N),
+  through the loop's thread-safe queue. A second signal, or one before the
+  app runs or after its loop closed, goes to the handler that was there
+  before (the exception). As in lwtui.signals, a fork()ed child (pyroute2's
+  namespace helper) that gets a signal exits at once.
+- A hung-up terminal with no SIGHUP: checked every HANGUP_CHECK_SECONDS.
+- An exception in a handler: kept in `failure`, raised by run_dashboard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from typing import Iterator
+
+from .terminal import HANGUP_CHECK_SECONDS, terminal_alive
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class ExitsMixin:
+    """For the App: exits on a hung-up terminal, and exceptions kept for run_dashboard."""
+
+    def init_exits(self) -> None:
+        self.failure: Exception | None = None   # what ended the app; run_dashboard raises it
+        self.running_loop: asyncio.AbstractEventLoop | None = None    # for exit_on_signals
+
+    def watch_exits(self) -> None:
+        """From on_mount: note the running loop; on a real terminal, check it is still there."""
+        self.running_loop = asyncio.get_running_loop()
+        stdin = sys.__stdin__
+        if not self.is_headless and stdin is not None and os.isatty(stdin.fileno()):
+            self.set_interval(HANGUP_CHECK_SECONDS, lambda fd=stdin.fileno(): self._check_terminal(fd))
+
+    def _check_terminal(self, fd: int) -> None:
+        """The terminal hung up and no SIGHUP came (the shell that started lwtui ignores HUP and
+        waits): quit as SIGHUP would. Textual's input thread spins on a hung-up terminal and never
+        ends the app itself."""
+        if not terminal_alive(fd):
+            self.exit(return_code=128 + signal.SIGHUP)
+
+    def _handle_exception(self, error: Exception) -> None:
+        """An exception in a handler ends the app (Textual's rule); keep it for run_dashboard.
+
+        Textual would print a traceback with locals; run_dashboard raises the
+        error instead once the terminal is back, so the CLI prints lwtui's own
+        errors as one line (a real bug still gets its traceback) after the
+        routes are restored. Under Pilot, Textual's handling re-raises it into
+        the test.
+        """
+        if self.failure is None:
+            self.failure = error
+        if self.is_headless:
+            super()._handle_exception(error)
+            return
+        self.exit(return_code=1)
+        self.panic()            # nothing to print: end the message loop now, as Textual does
+
+
+@contextlib.contextmanager
+def exit_on_signals(app) -> Iterator[None]:
+    """Within the block, the first of these signals makes `app` exit with code 128 + N.
+
+    `app` needs `running_loop` (the running loop, or None) and `exit(return_code=)`.
+    The previous handlers are back when the block ends.
+    """
+    owner = os.getpid()
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    asked: list[int] = []
+
+    def handle(signum: int, frame) -> None:
+        if os.getpid() != owner:
+            os._exit(128 + signum)
+        loop = app.running_loop
+        if not asked and loop is not None and not loop.is_closed():
+            asked.append(signum)
+            try:
+                loop.call_soon_threadsafe(lambda: app.exit(return_code=128 + signum))
+                return
+            except RuntimeError:      # the loop closed meanwhile: nothing left to ask
+                pass
+        old = previous[signum]
+        if callable(old):
+            old(signum, frame)
+        elif old == signal.SIG_DFL:
+            signal.signal(signum, signal.SIG_DFL)
+            signal.raise_signal(signum)
+
+    for s in SIGNALS:
+        signal.signal(s, handle)
+    try:
+        yield
+    finally:
+        for s, old in previous.items():
+            signal.signal(s, old)
