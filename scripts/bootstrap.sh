@@ -7,7 +7,7 @@
 # when BCC has none to use (lwtui/headers.py merges an installed Debian pair into
 # a private tree itself, so nothing is ever written to /lib/modules), the venv
 # only when it is missing or cannot import BCC, and lwtui only when
-# pyproject.toml changed since the last install. `--bench` also wants iperf3.
+# pyproject.toml changed since the last install. `--bench` also wants iperf3 and tcpdump.
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -48,6 +48,7 @@ missing_packages() {
     command -v tmux >/dev/null 2>&1 || echo tmux
     [ -e /usr/include/stdio.h ] || echo libc6-dev
     [ -z "$WITH_BENCH" ] || command -v iperf3 >/dev/null 2>&1 || echo iperf3
+    [ -z "$WITH_BENCH" ] || command -v tcpdump >/dev/null 2>&1 || echo tcpdump
     [ -x "$PY" ] || echo python3
     "$PY" -c 'import bcc' >/dev/null 2>&1 || echo python3-bpfcc
     "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
