@@ -163,7 +163,7 @@ def run_watch(session, *, interval: float, duration: float | None, as_json: bool
             end = time.monotonic() + interval
             if deadline is not None:
                 end = min(end, deadline)
-            stop.wait(max(0.0, end - time.monotonic()))
+            _sleep_until(end, stop)
             if failures:
                 break
             snap = session.snapshot()
@@ -186,6 +186,21 @@ def run_watch(session, *, interval: float, duration: float | None, as_json: bool
             except OSError:     # the terminal went away (SIGHUP follows): nothing to show it on
                 pass
         reader.join(timeout=2)
+
+
+def _sleep_until(end: float, stop: threading.Event) -> None:
+    """Sleep in short slices until `end` (monotonic) or `stop`.
+
+    Not stop.wait(): a signal that raises while the main thread waits on an
+    Event can leave the Event's internal lock held, and the stop.set() in the
+    caller's finally then blocks for ever (seen about once in 100 Ctrl-Cs).
+    time.sleep is interrupted cleanly.
+    """
+    while not stop.is_set():
+        left = end - time.monotonic()
+        if left <= 0:
+            return
+        time.sleep(min(left, 0.05))
 
 
 def _all_gone(session) -> None:
