@@ -82,6 +82,9 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--keep-blocks", action="store_true",
                    help="on exit with active rules, leave the programs and rules in place "
                         "(restore later with `lwtui detach --session NAME`); default: everything ends with lwtui")
+    p.add_argument("--events", choices=("perf", "ringbuf"), default="perf",
+                   help="event transport: perf buffer (default) or BPF ring buffer (kernel 5.8+, "
+                        "cheaper per event in the kernel)")
     p.add_argument("--ebpf", action="store_true", help="print the BPF C source and cflags, then exit")
 
 

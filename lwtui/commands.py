@@ -46,14 +46,15 @@ def _session(args, targets):
     from .session import Session
     status = _console(stderr=True)
     return Session(targets, name=args.session, dry_run=args.dry_run, max_flows=args.max_flows,
-                   keep_blocks=getattr(args, "keep_blocks", False),
+                   keep_blocks=getattr(args, "keep_blocks", False), events=getattr(args, "events", "perf"),
                    on_status=lambda m: status.print(f"[dim]{m}…[/]") if sys.stderr.isatty() else None)
 
 
 def _print_ebpf(args) -> int:
-    from .probe import SOURCE_NAME, bpf_dir, build_cflags
+    from .probe import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
     from .session import EXTRA_CFLAGS
-    print(f"// cflags: {' '.join(build_cflags(args.max_flows, 4096, EXTRA_CFLAGS))}")
+    extra = [*EXTRA_CFLAGS, *events_cflags(getattr(args, "events", "perf"))]
+    print(f"// cflags: {' '.join(build_cflags(args.max_flows, 4096, extra))}")
     print((bpf_dir() / SOURCE_NAME).read_text())
     return 0
 

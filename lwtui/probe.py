@@ -1,5 +1,9 @@
 """The kernel side, loaded: compile bpf/lwtui.bpf.c with BCC, load one program
-per LWT hook, and give typed access to its maps and perf events.
+per LWT hook, and give typed access to its maps and events.
+
+Events travel through a perf buffer (the default, any kernel lwtui runs on)
+or, with events="ringbuf", a BPF ring buffer (kernel 5.8+), which costs about
+half as much per event in the program (BENCHMARKS.md, new-flow storm).
 
 The only module that imports bcc. Everything read from the kernel leaves here
 as lwtui.kstructs types (copies, never views of BCC buffers), so the rest of
@@ -21,6 +25,8 @@ HOOKS = ("in", "out", "xmit")
 MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
+EVENT_TRANSPORTS = ("perf", "ringbuf")
+RINGBUF_PAGES = 64  # 256 KiB with 4 KiB pages, shared by all CPUs
 
 
 class ProbeError(RuntimeError):
@@ -55,6 +61,18 @@ def build_cflags(max_flows: int, max_rules: int, extra=()) -> list[str]:
     return [f"-I{bpf_dir()}", f"-DMAX_FLOWS={int(max_flows)}", f"-DMAX_RULES={int(max_rules)}", *extra]
 
 
+def events_cflags(events: str = "perf", ringbuf_pages: int = RINGBUF_PAGES) -> list[str]:
+    """The -D flags that select the event transport (see bpf/lwtui.bpf.c)."""
+    if events not in EVENT_TRANSPORTS:
+        raise ProbeError(f"unknown event transport {events!r}: use perf or ringbuf")
+    if events == "perf":
+        return []
+    pages = int(ringbuf_pages)
+    if pages < 1 or pages & (pages - 1):
+        raise ProbeError(f"the ring buffer needs a power-of-two page count, got {ringbuf_pages}")
+    return ["-DLWTUI_RINGBUF", f"-DLWTUI_RINGBUF_PAGES={pages}"]
+
+
 def compile_source(cflags: list[str]):
     """BCC BPF object for bpf/lwtui.bpf.c; ProbeError names the fix on failure."""
     if os.geteuid() != 0:
@@ -81,15 +99,21 @@ def load_hook(bpf, hook: str):
 
 
 class Probe:
-    """Compiled programs, their maps and the perf buffer of one lwtui session."""
+    """Compiled programs, their maps and the event buffer of one lwtui session.
 
-    def __init__(self, hooks=HOOKS, max_flows: int = 65536, max_rules: int = 4096, extra_cflags=()):
+    events: "perf" (a perf buffer, sized and batched in open_events) or
+    "ringbuf" (a BPF ring buffer of ringbuf_pages pages, fixed at compile time).
+    """
+
+    def __init__(self, hooks=HOOKS, max_flows: int = 65536, max_rules: int = 4096, extra_cflags=(),
+                 events: str = "perf", ringbuf_pages: int = RINGBUF_PAGES):
         unknown = [h for h in hooks if h not in HOOKS]
         if unknown or not hooks:
             raise ProbeError(f"unknown hook(s) {unknown or hooks}: use in, out, xmit")
         self.hooks = tuple(hooks)
+        self.transport = events  # "perf" or "ringbuf"
         self.source_path = bpf_dir() / SOURCE_NAME
-        self.cflags = build_cflags(max_flows, max_rules, extra_cflags)
+        self.cflags = build_cflags(max_flows, max_rules, [*extra_cflags, *events_cflags(events, ringbuf_pages)])
         self._bpf = None
         self._funcs = {}
         self._prog_ids = {}
@@ -140,6 +164,10 @@ class Probe:
 
     def map_fd(self, name: str) -> int:
         return self._table(name).map_fd
+
+    def events_map_fd(self) -> int:
+        """The `events` map: a perf event array, or a ring buffer with events="ringbuf"."""
+        return self._live()[b"events"].map_fd
 
     def map_max_entries(self, name: str) -> int:
         return int(self._table(name).max_entries)
@@ -222,16 +250,25 @@ class Probe:
 
     # -- events -------------------------------------------------------------
     def open_events(self, on_event: Callable[[kstructs.LwtuiEvent], None], on_lost: Callable[[int], None],
-                    page_cnt: int = 64, wakeup_events: int = 16) -> None:
-        """Open the perf buffer; callbacks run inside poll_events()."""
+                    page_cnt: int = 64, wakeup_events: int = 128) -> None:
+        """Open the event buffer; callbacks run inside poll_events().
+
+        Perf buffer: page_cnt pages per CPU, the reader woken every
+        wakeup_events events (a wakeup costs the program ~8 us; at 128 an event
+        costs ~170 ns, at 16 ~600 ns); poll_events() drains the rest, so
+        nothing waits longer than one poll. Ring buffer: page_cnt and
+        wakeup_events do not apply and on_lost is never called; failed outputs
+        are counted in stats["events_failed"].
+        """
         if self._events_open:
             raise ProbeError("events are already open")
 
-        def raw(cpu, data, size):
+        def raw(data, size):
             try:
                 on_event(kstructs.decode_event(ct.string_at(data, size)))
             except BaseException as e:  # raised again from poll_events, not lost in ctypes
                 self._callback_error = self._callback_error or e
+            return 0  # a ring buffer stops consuming on non-zero
 
         def lost(count):
             try:
@@ -239,12 +276,16 @@ class Probe:
             except BaseException as e:
                 self._callback_error = self._callback_error or e
 
+        table = self._live()[b"events"]
         try:
-            self._live()[b"events"].open_perf_buffer(raw, page_cnt=page_cnt, lost_cb=lost,
-                                                     wakeup_events=wakeup_events)
+            if self.transport == "ringbuf":
+                table.open_ring_buffer(lambda ctx, data, size: raw(data, size))
+            else:
+                table.open_perf_buffer(lambda cpu, data, size: raw(data, size), page_cnt=page_cnt,
+                                       lost_cb=lost, wakeup_events=wakeup_events)
         except Exception as e:  # BCC raises bare Exception (page_cnt not a power of two, no memory)
-            raise ProbeError(f"cannot open the perf buffer ({e}): use a power-of-two page_cnt, "
-                             "or raise `ulimit -l`") from e
+            raise ProbeError(f"cannot open the {self.transport} event buffer ({e}): use a power-of-two "
+                             "page_cnt, or raise `ulimit -l`") from e
         self._events_open = True
 
     def poll_events(self, timeout_ms: int) -> None:
@@ -259,15 +300,19 @@ class Probe:
                 return
             if not self._events_open:
                 raise ProbeError("open_events() first")
-            bpf.perf_buffer_poll(timeout_ms)
-            bpf.perf_buffer_consume()
+            if self.transport == "ringbuf":
+                bpf.ring_buffer_poll(timeout_ms)
+                bpf.ring_buffer_consume()
+            else:
+                bpf.perf_buffer_poll(timeout_ms)
+                bpf.perf_buffer_consume()
         if self._callback_error is not None:
             err, self._callback_error = self._callback_error, None
             raise err
 
     # -- lifecycle ----------------------------------------------------------
     def close(self) -> None:
-        """Free programs, maps and perf buffers; safe to call twice. Programs
+        """Free programs, maps and event buffers; safe to call twice. Programs
         attached to routes stay alive until the routes drop them."""
         with self._poll_lock, self._read_lock:
             bpf, self._bpf = self._bpf, None
@@ -284,7 +329,7 @@ class Probe:
                         del events[cpu]
                     except KeyError:
                         pass
-            bpf.cleanup()
+            bpf.cleanup()  # also frees the ring buffer's reader
 
     def __enter__(self) -> "Probe":
         return self

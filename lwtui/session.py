@@ -63,7 +63,7 @@ class Session:
 
     def __init__(self, targets: Iterable[routes.Target], *, name: str | None = None,
                  dry_run: bool = False, max_flows: int = 65536, idle_timeout: float = 60.0,
-                 drop_event_interval: float = 1.0, keep_blocks: bool = False,
+                 drop_event_interval: float = 1.0, keep_blocks: bool = False, events: str = "perf",
                  on_status: Callable[[str], None] | None = None):
         self.targets = list(targets)
         if not self.targets:
@@ -72,6 +72,7 @@ class Session:
         self.dry_run = dry_run
         self.keep_blocks = keep_blocks
         self.max_flows = max_flows
+        self.transport = events  # how events travel: "perf" or "ringbuf" (lwtui.probe)
         self.drop_event_interval = drop_event_interval
         self.flows = FlowTable(max_flows=max_flows, idle_timeout=idle_timeout)
         self.attachments: list[routes.Attachment] = []
@@ -111,7 +112,8 @@ class Session:
         hooks = sorted({t.hook for t in self.targets}, key=lambda h: kstructs.HOOK_BY_NAME[h])
         try:
             self._on_status("compiling BPF programs")
-            self.probe = Probe(hooks=hooks, max_flows=self.max_flows, extra_cflags=EXTRA_CFLAGS)
+            self.probe = Probe(hooks=hooks, max_flows=self.max_flows, extra_cflags=EXTRA_CFLAGS,
+                               events=self.transport)
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
@@ -267,7 +269,7 @@ class Session:
 
     # -- events (reader thread) -----------------------------------------
     def poll_events(self, timeout_ms: int = 100) -> None:
-        """Block up to timeout_ms for perf events; callbacks fill the event log."""
+        """Block up to timeout_ms for events; callbacks fill the event log."""
         faults.check("reader")
         if not self._closed and self.probe is not None:
             self.probe.poll_events(timeout_ms)

@@ -14,12 +14,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def _build(extra_cflags=()):
+def _build(extra_cflags=(), **kw):
     if os.geteuid() != 0:
         pytest.fail("kernel tests need root (BPF program loading): run pytest as root")
     try:
         from lwtui.probe import Probe
-        return Probe(extra_cflags=extra_cflags)
+        return Probe(extra_cflags=extra_cflags, **kw)
     except Exception as e:  # ProbeError, or anything BCC throws: report it, never skip
         pytest.fail(f"cannot compile and load bpf/lwtui.bpf.c: {e}")
 
@@ -59,12 +59,13 @@ def any_probe(request):
     return p
 
 
-@pytest.fixture(scope="module")
-def event_probe():
-    """A probe of its own with the perf buffer open; events land in .events/.lost."""
-    p = _build()
+@pytest.fixture(scope="module", params=["perf", "ringbuf"])
+def event_probe(request):
+    """A probe of its own with events open (perf buffer with lwtui's default
+    batching, or the ring buffer build); events land in .events/.lost."""
+    p = _build(events=request.param)
     p.events, p.lost = [], []
-    p.open_events(p.events.append, p.lost.append, page_cnt=64, wakeup_events=16)
+    p.open_events(p.events.append, p.lost.append, page_cnt=64)
     yield p
     p.close()
 

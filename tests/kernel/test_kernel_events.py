@@ -1,13 +1,19 @@
-"""Perf events from the real programs: one EV_NEW per new flow, EV_DROP
-rate-limited per flow, losses reported."""
+"""Events from the real programs, through both transports (perf buffer and
+ring buffer): one EV_NEW per new flow, EV_DROP rate-limited per flow, losses
+reported."""
 
 from __future__ import annotations
 
 import time
 
 import packets as P
+import pytest
 from kutil import BPF_DROP, BPF_OK, add_rule, flow_key, key_tuple, run, want
-from lwtui import kstructs
+from lwtui import bpfsys, kstructs
+from lwtui.probe import Probe, ProbeError
+
+BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF = 4, 27
+RECORD = 8 + 80  # a ring buffer record: 8-byte header + struct lwtui_event
 
 A, B = "10.0.0.2", "10.0.0.3"
 A6, B6 = "2001:db8::2", "2001:db8::3"
@@ -25,6 +31,22 @@ def settle(probe) -> list:
     """One more short poll, to catch events that should not be there."""
     probe.poll_events(20)
     return list(probe.events)
+
+
+def test_events_map_is_the_chosen_transport(ev_probe):
+    info = bpfsys.map_info(ev_probe.events_map_fd())
+    if ev_probe.transport == "ringbuf":
+        assert (info["type"], info["max_entries"]) == (BPF_MAP_TYPE_RINGBUF, 64 * 4096)
+    else:
+        assert info["type"] == BPF_MAP_TYPE_PERF_EVENT_ARRAY
+
+
+def test_batched_wakeups_strand_nothing(ev_probe):
+    """Fewer events than wakeup_events (128) still arrive: poll_events drains after its wait."""
+    for port in range(1, 6):
+        run(ev_probe, "out", P.packet(4, P.UDP, A, B, port, 9))
+    ev_probe.poll_events(0)
+    assert sorted(e.key.sport for e in ev_probe.events) == [1, 2, 3, 4, 5]
 
 
 def test_one_new_event_per_new_flow(ev_probe):
@@ -82,9 +104,8 @@ def test_drop_event_in_dry_run(ev_probe):
 
 
 def test_full_buffer_counts_failures_and_reports_losses():
-    """A one-page buffer overflows; the program counts failed outputs and the
-    reader learns of the loss once the buffer has room again."""
-    from lwtui.probe import Probe
+    """A one-page perf buffer overflows; the program counts failed outputs and
+    the reader learns of the loss once the buffer has room again."""
     events, lost = [], []
     with Probe(hooks=("out",), max_flows=4096) as p:
         p.open_events(events.append, lost.append, page_cnt=1, wakeup_events=1)
@@ -100,3 +121,31 @@ def test_full_buffer_counts_failures_and_reports_losses():
         assert sum(lost) == failed
         assert len(events) + failed == 301
         assert len({key_tuple(e.key) for e in events}) == len(events)
+
+
+def test_full_ring_buffer_counts_failures():
+    """A one-page ring buffer overflows; with no lost callback the program's
+    failed-output counter is the exact loss count, and a drained ring takes
+    events again."""
+    events, lost = [], []
+    with Probe(hooks=("out",), max_flows=4096, events="ringbuf", ringbuf_pages=1) as p:
+        assert bpfsys.map_info(p.events_map_fd())["max_entries"] == 4096
+        p.open_events(events.append, lost.append)
+        for port in range(1, 301):
+            run(p, "out", P.packet(4, P.UDP, A, B, port, 9))
+        failed = p.read_stats()["events_failed"]
+        assert 300 - 4096 // RECORD <= failed < 300
+        p.poll_events(0)
+        assert len(events) + failed == 300
+        assert len({key_tuple(e.key) for e in events}) == len(events)
+        assert [e.key.sport for e in events] == sorted(e.key.sport for e in events)  # the first ones fit
+        run(p, "out", P.packet(4, P.UDP, A, B, 999, 9))
+        p.poll_events(0)
+        assert events[-1].key.sport == 999 and p.read_stats()["events_failed"] == failed
+        assert lost == []
+
+
+@pytest.mark.parametrize("events, pages", [("kafka", 64), ("ringbuf", 3), ("ringbuf", 0)])
+def test_bad_transport_is_refused_before_compiling(events, pages):
+    with pytest.raises(ProbeError, match="perf or ringbuf|power-of-two"):
+        Probe(hooks=("out",), events=events, ringbuf_pages=pages)
