@@ -9,10 +9,11 @@ import time
 
 UDP_SEND = """
 import socket, sys
-dst, port, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+dst, port, n, size, sport = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
 s = socket.socket(fam, socket.SOCK_DGRAM)
-s.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', 0))
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', sport))
 ok = 0
 for _ in range(n):
     try:
@@ -28,9 +29,10 @@ def nsrun(ns: str, argv: list[str], timeout: float = 20, check: bool = False) ->
                           timeout=timeout, check=check)
 
 
-def udp_send(ns: str, dst: str, port: int, n: int, size: int) -> tuple[int, int]:
-    """Send n datagrams of `size` payload bytes; returns (source port, datagrams sent)."""
-    r = nsrun(ns, [sys.executable, "-c", UDP_SEND, dst, str(port), str(n), str(size)], check=True)
+def udp_send(ns: str, dst: str, port: int, n: int, size: int, sport: int = 0) -> tuple[int, int]:
+    """Send n datagrams of `size` payload bytes from `sport` (0: any);
+    returns (source port, datagrams sent)."""
+    r = nsrun(ns, [sys.executable, "-c", UDP_SEND, dst, str(port), str(n), str(size), str(sport)], check=True)
     sport, ok = r.stdout.split()
     return int(sport), int(ok)
 
@@ -45,9 +47,11 @@ def ping(ns: str, dst: str, n: int, size: int = 56, timeout: float = 1) -> int:
     return 0
 
 
-def curl(ns: str, url: str, timeout: float = 2) -> bool:
-    r = nsrun(ns, ["curl", "-s", "-o", "/dev/null", "--max-time", str(timeout), "-w", "%{http_code}", url],
-              timeout=timeout + 10)
+def curl(ns: str, url: str, timeout: float = 2, local_port: int | None = None) -> bool:
+    """One GET (from `local_port` when given); True when it returned 200 within `timeout`."""
+    port = ["--local-port", str(local_port)] if local_port else []
+    r = nsrun(ns, ["curl", "-s", "-o", "/dev/null", *port, "--max-time", str(timeout), "-w", "%{http_code}",
+                   url], timeout=timeout + 10)
     return r.returncode == 0 and r.stdout.strip() == "200"
 
 

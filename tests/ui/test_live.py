@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
-import sys
 import time
 
 import pytest
@@ -26,7 +25,7 @@ from lwtui.routes import Target
 from lwtui.session import Session
 from lwtui.ui.app import DashboardApp
 from lwtui.ui.dialogs import FilterBar
-from tests.e2e.traffic import http_server, nsrun
+from tests.e2e.traffic import curl, http_server, udp_send
 
 from .conftest import SIZE, wait_until
 
@@ -35,22 +34,6 @@ CLIENT = "10.0.0.2"
 INTERVAL = 0.3
 UDP_PORT, UDP_SPORT = 5353, 40053
 HTTP_FIRST, HTTP_BLOCKED, HTTP_AFTER = 40080, 40081, 40082
-
-UDP_FROM = """
-import socket, sys
-dst, dport, sport, n, size = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', sport))
-ok = 0
-for _ in range(n):
-    try:
-        s.sendto(b'x' * size, (dst, dport)); ok += 1
-    except OSError:
-        pass
-print(ok)
-"""
-
 
 def flow(proto: int, sport: int, dport: int) -> FlowId:
     return FlowId("out", proto, ipaddress.ip_address(CLIENT), sport, ipaddress.ip_address(SERVER), dport)
@@ -61,16 +44,12 @@ UDP = flow(17, UDP_SPORT, UDP_PORT)
 
 def udp_from(ns: str, n: int, size: int = 100) -> int:
     """n datagrams from CLIENT:UDP_SPORT (always the same flow); returns how many the socket sent."""
-    r = nsrun(ns, [sys.executable, "-c", UDP_FROM, SERVER, str(UDP_PORT), str(UDP_SPORT), str(n), str(size)],
-              check=True)
-    return int(r.stdout)
+    return udp_send(ns, SERVER, UDP_PORT, n, size, sport=UDP_SPORT)[1]
 
 
 def curl_from(ns: str, url: str, local_port: int, timeout: float = 2.0) -> bool:
     """One GET from a fixed local port; True when it returned 200 within `timeout`."""
-    r = nsrun(ns, ["curl", "-s", "-o", "/dev/null", "--local-port", str(local_port), "--max-time",
-                   str(timeout), "-w", "%{http_code}", url], timeout=timeout + 10)
-    return r.returncode == 0 and r.stdout.strip() == "200"
+    return curl(ns, url, timeout=timeout, local_port=local_port)
 
 
 @pytest.fixture
