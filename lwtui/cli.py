@@ -79,6 +79,8 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="kernel flow map entries (default 65536; the oldest flows are evicted past it)")
     p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0,
                    help="refresh interval in seconds (default 1)")
+    p.add_argument("--expire", type=_ranged(float, 1, 1e7, "--expire"), default=60.0,
+                   help="hide flows idle this many seconds (default 60; they fade after 5)")
     p.add_argument("--keep-blocks", action="store_true",
                    help="on exit with active rules, leave the programs and rules in place "
                         "(restore later with `lwtui detach --session NAME`); default: everything ends with lwtui")

@@ -46,7 +46,7 @@ def _session(args, targets):
     from .session import Session
     status = _console(stderr=True)
     return Session(targets, name=args.session, dry_run=args.dry_run, max_flows=args.max_flows,
-                   keep_blocks=getattr(args, "keep_blocks", False), events=getattr(args, "events", "perf"),
+                   idle_timeout=getattr(args, "expire", 60.0), keep_blocks=getattr(args, "keep_blocks", False), events=getattr(args, "events", "perf"),
                    on_status=lambda m: status.print(f"[dim]{m}…[/]") if sys.stderr.isatty() else None)
 
 
@@ -331,7 +331,7 @@ def cmd_lab(args) -> int:
 def cmd_demo(args) -> int:
     """Build the lab, watch out on the client and in on the server, tear all down on quit."""
     from .lab import Lab
-    from .routes import Target
+    from .routes import Target, list_routes
     from .session import Session
     from .ui.app import run_dashboard
     lab = Lab(prefix="lwtui")
@@ -340,10 +340,11 @@ def cmd_demo(args) -> int:
         targets = [Target(prefix=f"{topo.server_v4}/32", hook="out", netns=topo.client_ns),
                    Target(prefix=f"{topo.server_v6}/128", hook="out", netns=topo.client_ns),
                    Target(prefix=f"{topo.server_v4}/32", hook="in", netns=topo.server_ns)]
-        session = Session(targets, name="lwtui-demo")
+        session = Session(targets, name="lwtui-demo", keep_blocks=getattr(args, "keep_blocks", False))
         try:
             session.start()
-            return run_dashboard(session, interval=args.interval) or 0
+            return run_dashboard(session, interval=args.interval,
+                                 list_routes=lambda: list_routes(topo.client_ns)) or 0
         finally:
             _finish(session)
     finally:

@@ -127,3 +127,14 @@ def test_bad_rule_is_a_one_line_error(lwtui_env):
     assert error.startswith("lwtui: port must be a number 0..65535")
     # the pointer line sits under the offending token
     assert text[caret.index("^"):caret.rindex("^") + 1] == "70000"
+
+
+def test_idle_flows_expire_after_the_configured_time(topo, watch):
+    w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", "0.2", "--expire", "1",
+              "--duration", "60")
+    sport, _ = udp_send(topo.client_ns, topo.server_v4, 5353, 3, 50)
+    flow_with(w, proto="udp", sport=sport, packets=3)
+    active = w.wait_for(lambda d: d["type"] == "stats" and d["active_flows"] >= 1, what="an active flow")
+    gone = w.wait_for(lambda d: d["type"] == "stats" and d["active_flows"] == 0, timeout=10,
+                      what="the idle flow expired")
+    assert active["time"] < gone["time"]
