@@ -23,13 +23,18 @@ Pure Python: no BCC, no netlink.
 from __future__ import annotations
 
 import heapq
+import struct
 from typing import Iterable, NamedTuple, Optional
 
 from . import kstructs
 from .model import FlowId, FlowRecord
 
 _MAX_SAMPLES = 64     # per flow, in case ticks are much shorter than the window
-_ZERO = 0.0           # one shared object for the many zeros in idle histories
+_PACK_ONE = struct.Struct("d").pack   # one history value, as FlowRecord.history stores it (model.py)
+
+
+def _pack_history(values) -> bytes:
+    return struct.pack(f"{len(values)}d", *values)
 
 
 class Counters(NamedTuple):
@@ -200,42 +205,54 @@ class FlowTable:
     # -- internals ---------------------------------------------------------------
     def _merge(self, e: _Entry, fid: FlowId, now: float, c: Counters) -> None:
         """Fold one reading into a flow's samples and publish a new record."""
-        old = e.counters
         s = e.samples
         r = e.record
-        if (c == old and e.quiet >= self.history_len and s[-1][0] <= now
+        if (e.quiet >= self.history_len and c == e.counters and s[-1][0] <= now
                 and not (r.bps or r.pps or r.drops_ps)):
             s.append((now, c[0], c[1], c[2]))   # idle for a whole history: the record stands
             if s[1][0] <= now - self.rate_window or len(s) > _MAX_SAMPLES:
                 _trim(s, now, self.rate_window)
             return
+        packets, nbytes, drops, first_seen, last_seen, tcp_flags, verdict, rule = c
+        old = e.counters
         if s and now < s[-1][0]:               # wall clock stepped back: restart the series here
-            s[:] = [(now, c[0], c[1], c[2])]
-        elif old is None or c[0] < old[0] or c[3] != old[3] or c[1] < old[1] or c[2] < old[2]:
+            s[:] = [(now, packets, nbytes, drops)]
+        elif (old is None or packets < old[0] or first_seen != old[3] or nbytes < old[1]
+              or drops < old[2]):
             s.clear()                          # new, or evicted and re-inserted (first_seen moved)
-            s.append((self._baseline(now, c[3]), 0, 0, 0))
-        prev_t, _, prev_b, _ = s[-1]
-        s.append((now, c[0], c[1], c[2]))
-        if s[1][0] <= now - self.rate_window or len(s) > _MAX_SAMPLES:
+            s.append((self._baseline(now, first_seen), 0, 0, 0))
+        prev = s[-1]
+        s.append((now, packets, nbytes, drops))
+        start = now - self.rate_window
+        if s[1][0] <= start:
+            del s[0]                           # steady ticks: one sample leaves the window
+            if s[1][0] <= start or len(s) > _MAX_SAMPLES:
+                _trim(s, now, self.rate_window)
+        elif len(s) > _MAX_SAMPLES:
             _trim(s, now, self.rate_window)
         t0, p0, b0, d0 = s[0]
         period = now - t0
         if period > 0:
-            pps, bps, dps = (c[0] - p0) / period, (c[1] - b0) * 8 / period, (c[2] - d0) / period
+            pps, bps, dps = (packets - p0) / period, (nbytes - b0) * 8 / period, (drops - d0) / period
         else:
             pps = bps = dps = 0.0
         # History: bits/s of this tick alone, so a sparkline shows bursts the window smooths.
-        tick_bps = (c[1] - prev_b) * 8 / (now - prev_t) if now > prev_t else 0.0
+        prev_t = prev[0]
+        tick_bps = (nbytes - prev[2]) * 8 / (now - prev_t) if now > prev_t else 0.0
         if tick_bps:
             e.quiet = 0
         else:
-            tick_bps = _ZERO
             e.quiet += 1
-        hist = r.history if r is not None else ()
-        if len(hist) >= self.history_len:
-            hist = hist[len(hist) - self.history_len + 1:]
-        e.record = FlowRecord(fid, c[0], c[1], c[2], c[5], c[6], c[7], c[3], c[4], pps, bps, dps,
-                              hist + (tick_bps,))
+        # Published as packed doubles (FlowRecord.history reads them as a tuple):
+        # immutable, no float object per value, nothing for the GC to track.
+        hist = r._history if r is not None else b""
+        if hist.__class__ is not bytes:        # a record made by note_new()
+            hist = _pack_history(hist)
+        keep = (self.history_len - 1) * 8
+        if len(hist) > keep:
+            hist = hist[len(hist) - keep:]
+        e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
+                              pps, bps, dps, hist + _PACK_ONE(tick_bps))
         e.counters = c
 
     def _baseline(self, now: float, first_seen: float) -> float:

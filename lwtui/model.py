@@ -8,6 +8,7 @@ thread.
 from __future__ import annotations
 
 import ipaddress
+import struct
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -34,11 +35,12 @@ class FlowId:
 
     def __hash__(self) -> int:
         # Flow ids key every dict of the flow table and the UI: hash once.
-        h = self.__dict__.get("_hash")
-        if h is None:
+        try:
+            return self._hash
+        except AttributeError:
             h = hash((self.hook, self.proto, self.src, self.sport, self.dst, self.dport, self.fragment))
             object.__setattr__(self, "_hash", h)
-        return h
+            return h
 
     @property
     def family(self) -> int:
@@ -68,10 +70,29 @@ class FlowRecord:
     pps: float = 0.0             # over the rate window
     bps: float = 0.0             # bits per second
     drops_ps: float = 0.0
-    history: tuple[float, ...] = ()  # bits/s per tick, oldest first, bounded
+    history: tuple[float, ...] = ()  # bits/s per tick, oldest first, bounded (see the property below)
 
     def idle(self, now: float) -> float:
         return max(0.0, now - self.last_seen)
+
+
+def _get_history(rec: FlowRecord) -> tuple[float, ...]:
+    h = rec._history
+    if h.__class__ is bytes:              # as a FlowTable publishes it: unpacked on first read
+        h = rec._history = struct.unpack(f"{len(h) >> 3}d", h)   # same value from any thread
+    return h
+
+
+def _set_history(rec: FlowRecord, value) -> None:
+    rec._history = value
+
+
+# `history` stays a dataclass field (init, ==, repr, fields(), replace() see a
+# tuple) stored in `_history`. A FlowTable stores native doubles packed in bytes
+# there: immutable, no float object per value, nothing for the garbage collector
+# to track, and most records are never drawn (a terminal shows a few dozen of
+# 10,000 flows), so the tuple is built only when someone reads `history`.
+FlowRecord.history = property(_get_history, _set_history, doc="bits/s per tick, oldest first, bounded")
 
 
 @dataclass(frozen=True)

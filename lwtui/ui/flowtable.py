@@ -4,24 +4,85 @@ Each tick the app hands over the rows to show (already filtered, sorted and
 capped, see selection.py). The table removes rows that left, adds rows that
 came, calls update_cell only for cells whose text changed, re-sorts only when
 the order changed, and puts the cursor back on the flow it was on. It never
-clears itself, so the user's place survives every refresh.
+clears itself, so the user's place survives every refresh. When most rows
+changed (a refill), only the rows on screen get their cells built at once; the
+others get lazy cells that build themselves when drawn or read (_LazyRow).
 """
 
 from __future__ import annotations
 
+from rich.cells import cell_len
+from rich.measure import Measurement
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
 from ..model import FlowId, FlowRecord
-from .cells import COLUMNS, RIGHT, row_cells
+from .cells import COLUMNS, RIGHT, endpoint, row_cells
 
 REBUILD_AT = 20    # rows leaving in one tick above which refilling beats removing (~1.5 ms each at 500)
+EAGER_MARGIN = 10  # rows above and below the screen whose cells a refill builds at once
 
 
 def _look(cell: Text) -> tuple:
     """What a cell looks like: Text's own == ignores the base style (a verdict turning red)."""
     return cell.plain, str(cell.style), cell.spans
+
+
+class _LazyRow:
+    """A row a refill placed off screen: its cells are built when first drawn or read.
+
+    The table shows the top 500 flows; a terminal shows a few dozen. When most
+    rows change in a tick (the table is refilled), building Rich Text for
+    every row would be most of the UI thread's work, for rows nobody sees.
+    Each _LazyCell builds the whole row (row_cells, the same call and inputs
+    an eager row gets) the first time DataTable renders it or someone reads
+    it, so what is drawn is identical; only the auto-width columns (source,
+    destination) need their width up front, for DataTable's column sizing.
+    """
+    __slots__ = ("rec", "now", "fade_after", "key", "_built")
+
+    def __init__(self, rec: FlowRecord, now: float, fade_after: float, key: str):
+        self.rec, self.now, self.fade_after, self.key, self._built = rec, now, fade_after, key, None
+
+    def built(self) -> tuple[Text, ...]:
+        if self._built is None:
+            self._built = row_cells(self.rec, self.now, self.fade_after, self.key)
+        return self._built
+
+    def cells(self, widths: dict) -> tuple["_LazyCell", ...]:
+        """One lazy cell per column; `widths` caches the auto-width columns' widths by row key."""
+        w = widths.get(self.key)
+        if w is None:
+            f = self.rec.id
+            w = widths[self.key] = {i: cell_len(endpoint(f, key == "src"))
+                                    for i, (key, _, width) in enumerate(COLUMNS) if width is None}
+        return tuple([_LazyCell(self, i, w.get(i, 0)) for i in _COLUMN_INDEXES])
+
+
+_COLUMN_INDEXES = range(len(COLUMNS))
+
+
+class _LazyCell:
+    """One cell of a _LazyRow: renders, measures and reads as the Text it stands for."""
+    __slots__ = ("row", "index", "width")
+
+    def __init__(self, row: _LazyRow, index: int, width: int):
+        self.row, self.index, self.width = row, index, width
+
+    @property
+    def row_key(self) -> str:          # the marker column's KeyedText.row_key, without building
+        return self.row.key
+
+    def __rich_console__(self, console, options):
+        yield self.row.built()[self.index]
+
+    def __rich_measure__(self, console, options) -> Measurement:
+        # Only auto-width columns' measures are used; theirs is the endpoint text's width.
+        return Measurement(self.width, self.width)
+
+    def __getattr__(self, name):       # .plain, .style, .spans ...: the real cell's
+        return getattr(self.row.built()[self.index], name)
 
 
 class VimTable(DataTable):
@@ -42,6 +103,7 @@ class FlowTable(VimTable):
         self._flows: dict[str, FlowId] = {}
         self._order: list[str] = []
         self._sort_column = "bps"
+        self._widths: dict[str, dict] = {}   # row key -> auto-width column widths, for lazy rows
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
@@ -91,16 +153,19 @@ class FlowTable(VimTable):
         """Make the table show `rows` in this order, touching only what changed."""
         selected = self.selected_key
         old_index = self.cursor_row
+        order = [key_of(rec) for rec in rows]
+        stale = len(self._cells) - sum(1 for k in order if k in self._cells)
+        rebuild = stale > REBUILD_AT
+        eager = self._eager_rows(order, selected) if rebuild else None
         new_cells = {}
-        order = []
-        for rec in rows:
-            key = key_of(rec)
-            order.append(key)
-            new_cells[key] = row_cells(rec, now, fade_after, key)
+        for i, (key, rec) in enumerate(zip(order, rows)):
+            if eager is None or eager[0] <= i < eager[1] or key == selected:
+                new_cells[key] = row_cells(rec, now, fade_after, key)
+            else:
+                new_cells[key] = _LazyRow(rec, now, fade_after, key).cells(self._widths)
             self._flows[key] = rec.id
-        stale = len(self._cells) - sum(1 for k in new_cells if k in self._cells)
         with self.app.batch_update():
-            if stale > REBUILD_AT:
+            if rebuild:
                 self._rebuild(order, new_cells)
             else:
                 self._remove_stale(new_cells)
@@ -111,6 +176,12 @@ class FlowTable(VimTable):
                     self._order = order
             self._restore_cursor(selected, old_index)
 
+    def _eager_rows(self, order: list[str], selected: str | None) -> tuple[int, int]:
+        """Row indexes worth building now on a refill: the screenful at the kept
+        scroll offset, with a margin. The rest get lazy cells (see _LazyRow)."""
+        top = int(self.scroll_y)
+        return max(0, top - EAGER_MARGIN), top + self.size.height + EAGER_MARGIN
+
     def _rebuild(self, order: list[str], new_cells: dict) -> None:
         """Most rows changed: DataTable.remove_row is O(rows) each, so refill instead.
 
@@ -119,12 +190,20 @@ class FlowTable(VimTable):
         """
         scroll_y = self.scroll_y
         self.clear()
-        for key in order:
-            self.add_row(*new_cells[key], key=key)
+        self._add_rows(order, new_cells)
         self._cells = dict(new_cells)
         self._order = list(order)
+        if len(self._widths) > 8 * max(len(order), 1000):
+            self._widths = {}
         self._flows = {k: v for k, v in self._flows.items() if k in new_cells}
         self.scroll_to(y=scroll_y, animate=False)
+
+    def _add_rows(self, order: list[str], new_cells: dict) -> None:
+        """add_row for every key into the just-cleared table (public API only:
+        writing DataTable's own row structures would save ~a third of a refill
+        but break on the next textual release)."""
+        for key in order:
+            self.add_row(*new_cells[key], key=key)
 
     def _remove_stale(self, new_cells: dict) -> None:
         for key in [k for k in self._cells if k not in new_cells]:
