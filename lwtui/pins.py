@@ -60,20 +60,31 @@ def ensure_bpffs(path: Path = BPFFS) -> None:
                        f"run `mount -t bpf bpf {path}` as root")
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Start time of a process in clock ticks (field 22 of /proc/PID/stat), None if gone."""
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of /proc/PID/stat after the command name (state first), None if gone."""
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    return stat.rsplit(")", 1)[1].split()
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks (field 22 of /proc/PID/stat), None if gone."""
+    fields = _proc_stat(pid)
+    return int(fields[19]) if fields else None
 
 
 def pid_alive(pid: int, start_time: int | None) -> bool:
-    """True when `pid` runs and is the same process (start time guards against reuse)."""
-    now = proc_start_time(pid)
-    return now is not None and (start_time is None or now == start_time)
+    """True when `pid` runs and is the same process (start time guards against reuse).
+
+    A zombie is not alive: it has exited, whatever it left behind is stale.
+    """
+    fields = _proc_stat(pid)
+    if not fields or fields[0] in ("Z", "X"):
+        return False
+    return start_time is None or int(fields[19]) == start_time
 
 
 @dataclass

@@ -13,7 +13,9 @@ the error, and the caller restores the routes.
   through the loop's thread-safe queue. A second signal, or one before the
   app runs or after its loop closed, goes to the handler that was there
   before (the exception). As in lwtui.signals, a fork()ed child (pyroute2's
-  namespace helper) that gets a signal exits at once.
+  namespace helper) that gets a signal exits at once. If the app has not
+  exited EXIT_GRACE_SECONDS after the signal, the signal comes again and
+  takes the exception path, so a stuck shutdown cannot keep the routes.
 - A hung-up terminal with no SIGHUP: checked every HANGUP_CHECK_SECONDS.
 - An exception in a handler: kept in `failure`, raised by run_dashboard.
 """
@@ -25,11 +27,16 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 from typing import Iterator
 
 from .terminal import HANGUP_CHECK_SECONDS, terminal_alive
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# After asking the app to exit on a signal, how long its shutdown may take
+# before the signal is delivered again, this time as the exception: a
+# shutdown stuck on a terminal that went away must not keep the routes.
+EXIT_GRACE_SECONDS = 3.0
 
 
 class ExitsMixin:
@@ -81,6 +88,7 @@ def exit_on_signals(app) -> Iterator[None]:
     owner = os.getpid()
     previous = {s: signal.getsignal(s) for s in SIGNALS}
     asked: list[int] = []
+    watchdogs: list[threading.Timer] = []
 
     def handle(signum: int, frame) -> None:
         if os.getpid() != owner:
@@ -90,6 +98,10 @@ def exit_on_signals(app) -> Iterator[None]:
             asked.append(signum)
             try:
                 loop.call_soon_threadsafe(lambda: app.exit(return_code=128 + signum))
+                again = threading.Timer(EXIT_GRACE_SECONDS, os.kill, (owner, signum))
+                again.daemon = True
+                watchdogs.append(again)
+                again.start()
                 return
             except RuntimeError:      # the loop closed meanwhile: nothing left to ask
                 pass
@@ -105,5 +117,7 @@ def exit_on_signals(app) -> Iterator[None]:
     try:
         yield
     finally:
+        for w in watchdogs:
+            w.cancel()
         for s, old in previous.items():
             signal.signal(s, old)

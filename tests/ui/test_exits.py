@@ -119,3 +119,37 @@ def test_a_signal_asks_the_app_to_exit_and_a_second_one_goes_to_the_old_handler(
         for s, handler in saved.items():
             signal.signal(s, handler)
         loop.close()
+
+
+def test_a_stuck_shutdown_gets_the_signal_again(monkeypatch):
+    """The app was asked to exit on SIGHUP but never does: the signal comes back
+    as the handler that was there before (lwtui's exception), so the routes are
+    still restored."""
+    import os
+    import signal as sig
+    import time as t
+    from lwtui.ui import exits
+
+    class Loop:
+        def is_closed(self):
+            return False
+
+        def call_soon_threadsafe(self, fn):
+            self.asked = fn          # the app "never" runs it
+
+    class StuckApp:
+        running_loop = Loop()
+
+    got = []
+    old = sig.signal(sig.SIGHUP, lambda signum, frame: got.append(signum))
+    monkeypatch.setattr(exits, "EXIT_GRACE_SECONDS", 0.1)
+    try:
+        with exits.exit_on_signals(StuckApp()):
+            os.kill(os.getpid(), sig.SIGHUP)
+            deadline = t.monotonic() + 5
+            while not got and t.monotonic() < deadline:
+                t.sleep(0.01)
+        assert got == [sig.SIGHUP]
+        assert callable(StuckApp.running_loop.asked)     # it was asked to exit first
+    finally:
+        sig.signal(sig.SIGHUP, old)

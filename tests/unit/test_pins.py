@@ -83,3 +83,19 @@ def test_invalid_session_names(pins, name):
 def test_bpffs_that_cannot_be_mounted_names_the_fix(pins, tmp_path):
     with pytest.raises(pins.PinError, match=r"cannot mount bpffs at .*nowhere.*: run `mount -t bpf bpf "):
         pins.ensure_bpffs(tmp_path / "nowhere")
+
+
+def test_a_zombie_is_not_alive(pins):
+    import subprocess
+    import time
+    child = subprocess.Popen(["true"])
+    start = pins.proc_start_time(child.pid)
+    deadline = time.monotonic() + 5
+    while open(f"/proc/{child.pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z":
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+    try:
+        assert start is not None and not pins.pid_alive(child.pid, start)
+    finally:
+        child.wait()
+    assert not pins.pid_alive(child.pid, start)
