@@ -301,13 +301,13 @@ class Session:
         faults.check("snapshot")
         self.check_routes()
         now = time.time()
-        expired = self.store.expire()
+        active, expired = self.store.sweep()
         for r in expired:
             self._log("allow", f"rule expired: {r.text}")
         raw = self.probe.read_flows()
         stats = self.probe.read_stats()
-        rule_list = self.store.entries()
-        active_rules = [parse_rule(e.text) for e in rule_list]
+        rule_list = [e for e, _ in active]
+        active_rules = [r for _, r in active]
         gen = self.store.config().rules_gen
         rows = [self._row(key, st, active_rules, gen) for key, st in raw]
         with self._lock:

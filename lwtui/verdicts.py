@@ -114,30 +114,36 @@ class RuleStore:
 
     def entries(self, now_mono_ns: int | None = None) -> list[RuleEntry]:
         """Active rules for display, expired ones left out."""
+        return [e for e, _ in self._split(self.items(), now_mono_ns)[0]]
+
+    def expire(self, now_mono_ns: int | None = None) -> list[Rule]:
+        """Delete rules whose TTL ran out (the kernel already ignores them)."""
+        return self.sweep(now_mono_ns)[1]
+
+    def sweep(self, now_mono_ns: int | None = None) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
+        """One read of the rule maps for a refresh tick: the active rules (for
+        display, with their parsed Rule) and the expired ones, which it deletes."""
+        active, expired = self._split(self.items(), now_mono_ns)
+        gone = [r for r in expired if bpfsys.map_delete(self.fds[encode(r)[0]], encode(r)[1])]
+        if gone:
+            self.bump_generation()
+        return active, gone
+
+    @staticmethod
+    def _split(items, now_mono_ns: int | None) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
         now = time.monotonic_ns() if now_mono_ns is None else now_mono_ns
-        out = []
-        for rule, val in self.items():
+        active, expired = [], []
+        for rule, val in items:
             left = None
             if val.expires_ns:
                 left = (val.expires_ns - now) / 1e9
                 if left <= 0:
+                    expired.append(rule)
                     continue
-            out.append(RuleEntry(text=rule.text, kind=rule.kind, hits=val.hits,
-                                 expires_in=left, created=val.created_ns / 1e9))
-        return sorted(out, key=lambda e: (e.kind, e.text))
-
-    def expire(self, now_mono_ns: int | None = None) -> list[Rule]:
-        """Delete rules whose TTL ran out (the kernel already ignores them)."""
-        now = time.monotonic_ns() if now_mono_ns is None else now_mono_ns
-        gone = []
-        for rule, val in self.items():
-            if val.expires_ns and val.expires_ns <= now:
-                map_name, key = encode(rule)
-                if bpfsys.map_delete(self.fds[map_name], key):
-                    gone.append(rule)
-        if gone:
-            self.bump_generation()
-        return gone
+            active.append((RuleEntry(text=rule.text, kind=rule.kind, hits=val.hits,
+                                     expires_in=left, created=val.created_ns / 1e9), rule))
+        active.sort(key=lambda er: (er[0].kind, er[0].text))
+        return active, expired
 
     def clear(self) -> int:
         n = 0

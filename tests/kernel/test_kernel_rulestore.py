@@ -1,0 +1,38 @@
+"""RuleStore on the real maps: add, list, expire, remove, and the generation bump."""
+
+from __future__ import annotations
+
+import time
+
+from lwtui.pins import PINNED_MAPS
+from lwtui.rules import parse_rule
+from lwtui.verdicts import RuleStore
+
+
+def store_of(probe) -> RuleStore:
+    return RuleStore({n: probe.map_fd(n) for n in PINNED_MAPS})
+
+
+def test_sweep_lists_active_rules_in_kernel_order_and_deletes_expired(probe):
+    s = store_of(probe)
+    gen0 = s.config().rules_gen
+    s.add("port 8080/tcp")
+    s.add("host 10.0.0.3", ttl=30)
+    s.add("flow udp 10.0.0.2:5000 10.0.0.3:53", ttl=0.5)
+    assert s.config().rules_gen == gen0 + 3
+    active, expired = s.sweep(time.monotonic_ns())
+    assert [e.text for e, _ in active] == ["flow udp 10.0.0.2:5000 10.0.0.3:53", "host 10.0.0.3",
+                                           "port 8080/tcp"]
+    assert [r for _, r in active] == [parse_rule(e.text) for e, _ in active]
+    assert expired == [] and s.config().rules_gen == gen0 + 3
+
+    later = time.monotonic_ns() + int(5e9)          # the flow rule's TTL ran out, the host rule's not
+    active, expired = s.sweep(later)
+    assert [r.text for r in expired] == ["flow udp 10.0.0.2:5000 10.0.0.3:53"]
+    assert [e.text for e, _ in active] == ["host 10.0.0.3", "port 8080/tcp"]
+    assert s.config().rules_gen == gen0 + 4        # the deletion re-evaluates cached verdicts
+    assert [e.text for e in s.entries(later)] == ["host 10.0.0.3", "port 8080/tcp"]
+    assert 25 < s.entries()[0].expires_in <= 30
+
+    assert s.remove("port 8080/tcp") and not s.remove("port 8080/tcp")
+    assert [e.text for e in s.entries()] == ["host 10.0.0.3"]
