@@ -18,6 +18,8 @@ import pytest
 from lwtui.replay import ReplaySession, load_recording
 from lwtui.ui.app import DashboardApp
 
+from .scenarios import wait_until  # noqa: F401  (the tests import it from here)
+
 DATA = Path(__file__).parent / "data"
 SIZE = (140, 40)
 START = 25          # frames skipped: flows have some history on the first screen
@@ -59,13 +61,6 @@ def make_app(session, **kw) -> DashboardApp:
     return DashboardApp(session, interval=1.0, autotick=False, **kw)
 
 
-async def wait_until(pilot, condition, what: str, timeout: float = 5.0) -> None:
-    """Let the app run until condition() holds; fail naming `what` after `timeout`."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await pilot.pause(0.01)
 
 
 async def started(pilot, app) -> None:

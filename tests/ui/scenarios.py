@@ -22,11 +22,12 @@ V6_HTTP = FlowId("out", 6, ipaddress.ip_address("2001:db8::2"), 50412, ipaddress
 HTTP_IN = FlowId("in", 6, ipaddress.ip_address("10.0.0.3"), 8080, ipaddress.ip_address("10.0.0.2"), 40312)
 
 
-async def _until(pilot, cond, what: str, timeout: float = 10.0) -> None:
+async def wait_until(pilot, condition, what: str, timeout: float = 5.0) -> None:
+    """Let the app run until condition() holds; fail naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
-    while not cond():
+    while not condition():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await pilot.pause(0.01)
 
 
@@ -34,7 +35,7 @@ async def tick(pilot) -> None:
     app = pilot.app
     n = app.ticks
     app.request_tick()
-    await _until(pilot, lambda: app.ticks > n, "a snapshot")
+    await wait_until(pilot, lambda: app.ticks > n, "a snapshot", timeout=10.0)
 
 
 def select(flow: FlowId):
@@ -65,7 +66,7 @@ def make_app() -> DashboardApp:
 async def play(pilot, name: str) -> None:
     """Wait for the first snapshot, then run the scenario's keys and steps."""
     app = pilot.app
-    await _until(pilot, lambda: app.ticks >= 1, "the first snapshot")
+    await wait_until(pilot, lambda: app.ticks >= 1, "the first snapshot", timeout=10.0)
     for step in SCENARIOS[name]:
         if isinstance(step, str):
             await pilot.press(step)
