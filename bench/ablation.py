@@ -17,8 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from lwtui import bpfsys
-from lwtui.probe import bpf_dir
+from lwtui.kernel import bpfsys
+from lwtui.kernel.probe import bpf_dir
 
 from . import packets
 from .common import BenchError, Result, Spread, log, ratio_spread, require_root
@@ -62,7 +62,7 @@ def _variant_source(tmp: Path, name: str, edits: list[tuple[str, str]]) -> Path:
 
 def run(rounds: int = 5, repeat: int = 1_000_000) -> Result:
     require_root()
-    from lwtui.probe import build_cflags
+    from lwtui.kernel.probe import build_cflags
     res = Result("ablation", params={"rounds": rounds, "repeat": repeat, "packet": "tcp", "hook": "out",
                                      "lwtui_cflags": list(lwtui_cflags())})
     pkt = packets.packet("tcp")

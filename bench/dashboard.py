@@ -14,7 +14,7 @@ for the table's diff), FlowTable.update, records(), a Snapshot. Per tick:
   tick    from request_tick() to the snapshot applied and the screen idle
 Then, in the same worker, the part the synthetic session leaves out: a real
 Probe's flow map filled with N entries, read with Probe.read_flows() and
-turned into FlowIds (flows.flow_id_from_key), as Session.snapshot() does.
+turned into FlowIds (codec.flow_id_from_key), as Session.snapshot() does.
 RSS is taken after the ticks (Python + Textual + table), and again after
 loading BCC for the kernel read.
 """
@@ -47,7 +47,7 @@ class SyntheticSession:
     dry_run = False
 
     def __init__(self, n: int, churn: bool = False):
-        from lwtui.flows import FlowTable
+        from lwtui.core.flows import FlowTable
         self.n, self.churn, self.t0, self.step = n, churn, time.time() - 60, 0
         self.table = FlowTable()
         self.ids = self._ids(0)
@@ -55,15 +55,15 @@ class SyntheticSession:
         self._quiet = threading.Event()
 
     def _ids(self, block: int) -> list:
-        from lwtui.model import FlowId
+        from lwtui.core.model import FlowId
         base = int(ipaddress.ip_address("10.1.0.0")) + block * self.n // 200 + block
         dst = ipaddress.ip_address("10.0.0.3")
         return [FlowId("out", 6 if i % 3 else 17, ipaddress.ip_address(base + i // 200), 30000 + i % 200,
                        dst, 8080 + i % 7) for i in range(self.n)]
 
     def snapshot(self):
-        from lwtui.flows import Counters
-        from lwtui.model import Snapshot, Totals
+        from lwtui.core.flows import Counters
+        from lwtui.core.model import Snapshot, Totals
         self.step += 1
         if self.churn and self.step > 1:
             self.ids = self._ids(self.step)
@@ -120,9 +120,9 @@ async def _until(pilot, cond, timeout: float) -> None:
 
 def kernel_read(n: int, reads: int) -> dict:
     """Fill a real flow map with n entries; time read_flows() + flow_id_from_key per read."""
-    from lwtui import bpfsys, kstructs
-    from lwtui.flows import flow_id_from_key
-    from lwtui.probe import Probe
+    from lwtui.kernel import bpfsys, kstructs
+    from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
+    from lwtui.kernel.probe import Probe
     probe = Probe(hooks=("out",), max_flows=max(1024, 2 * n))
     try:
         fd = probe.map_fd("flows")
@@ -134,11 +134,11 @@ def kernel_read(n: int, reads: int) -> dict:
             key.saddr[12:16] = (10, 1 + (i >> 16), (i >> 8) & 0xFF, i & 0xFF)
             key.sport = 1024 + i % 50000
             bpfsys.map_update(fd, key, val)
-        times, got = [], 0
+        times, got, cache = [], 0, FlowIdCache()
         for _ in range(reads):
             t = time.perf_counter()
             rows = probe.read_flows()
-            ids = [flow_id_from_key(k) for k, _ in rows]
+            ids = [flow_id_from_key(k, cache) for k, _ in rows]
             times.append(time.perf_counter() - t)
             got = len(ids)
         return {"kernel_read_s": times, "kernel_rows": got, "rss_with_bcc_kib": rss_kib()}

@@ -1,5 +1,5 @@
 """The benchmarks' network: two namespaces (prefix lwtui-bench) joined by a
-veth pair, built by lwtui.netns, plus bounded traffic and observers.
+veth pair, built by lwtui.net.netns, plus bounded traffic and observers.
 
 Traffic never leaves these namespaces: iperf3 and the UDP senders run in the
 client namespace toward the server's address. Every process started here is
@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from lwtui import netns
+from lwtui.net import netns
 
 from .common import ROOT, BenchError, log, require_root, require_tool
 
@@ -215,7 +215,7 @@ def stop_lwtui(topo, proc: subprocess.Popen) -> None:
 
 def instrumented_session(target, name: str):
     """A lwtui Session that also counts the events its callback receives."""
-    from lwtui.session import Session
+    from lwtui.session.live import Session
 
     class InstrumentedSession(Session):
         """Session + a count of delivered events (losses are counted by the kernel)."""

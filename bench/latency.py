@@ -29,7 +29,7 @@ import sys
 import threading
 import time
 
-from lwtui import bpfsys, kstructs
+from lwtui.kernel import bpfsys, kstructs
 
 from . import lab
 from .common import ROOT, Result, Spread, log
@@ -152,7 +152,7 @@ def _drops_reader(sess):
 
 
 def _verdicts(topo, rounds: int) -> list[dict]:
-    from lwtui.routes import Target
+    from lwtui.net.routes import Target
     sess = lab.instrumented_session(Target(lab.ROUTE, "out", netns=topo.client_ns), "bench-latency")
     stop = threading.Event()
 

@@ -26,15 +26,15 @@ from __future__ import annotations
 import ipaddress
 import threading
 
-from lwtui import bpfsys
-from lwtui.probe import Probe
-from lwtui.verdicts import RuleStore
+from lwtui.kernel import bpfsys
+from lwtui.kernel.probe import Probe
+from lwtui.kernel.verdicts import RuleStore
 
 from . import packets
 from .common import BenchError, Result, Spread, log, ratio_spread, require_root
 from .progs import Minimal, Noop, lwtui_cflags
 
-HOOKS = ("in", "out", "xmit")
+from lwtui.core.names import HOOKS
 BPF_OK, BPF_DROP = 0, 2
 SMALL_MAP = 1024
 

@@ -18,7 +18,8 @@ import signal
 import sys
 
 from .common import ROOT  # noqa: F401 (puts the project on sys.path)
-from lwtui import bpfsys, routes
+from lwtui.kernel import bpfsys
+from lwtui.net import routes
 
 from .progs import compile_c, load_type
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from lwtui import bpfsys, headers
+from lwtui.kernel import bpfsys, headers
 
 from .common import BASELINES, BenchError
 
@@ -48,7 +48,7 @@ def load_type(bpf, func: str, hook: str) -> int:
 def lwtui_cflags() -> tuple[str, ...]:
     """The extra -D flags a Session compiles lwtui's program with: the benchmarks
     measure what users run."""
-    from lwtui import session
+    from lwtui.session import live as session
     return tuple(getattr(session, "EXTRA_CFLAGS", ()))
 
 

@@ -3,7 +3,7 @@ lost events, and what happens past that.
 
 Each round starts a fresh worker process (`python -m bench.storm --worker`)
 that runs what `lwtui watch ROUTE --json > /dev/null` runs: a Session on the
-client's route 10.0.0.3/32 and lwtui.watch.run_watch (reader thread, 1 s
+client's route 10.0.0.3/32 and lwtui.cli.watch.run_watch (reader thread, 1 s
 ticks, JSON to /dev/null). bench/flowgen.py then sends one UDP datagram per
 new flow at a fixed rate for a few seconds, stepping the rate up. Per step:
   new_flows  the kernel's count (stats map)
@@ -68,8 +68,8 @@ def _step(sess, netns: str, server: str, rate: float, seconds: float) -> dict:
 
 def worker(netns: str, server: str, rates: list[float], seconds: float) -> list[dict]:
     """One round in this process: a watch-equivalent session and the rate sweep."""
-    from lwtui.routes import Target
-    from lwtui.watch import run_watch
+    from lwtui.net.routes import Target
+    from lwtui.cli.watch import run_watch
     rss_start = rss_kib()
     sess = lab.instrumented_session(Target(lab.ROUTE, "out", netns=netns), f"bench-storm-{os.getpid()}")
     stop = threading.Event()

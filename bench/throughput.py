@@ -27,7 +27,8 @@ import signal
 import subprocess
 import sys
 
-from lwtui import bpfsys, routes
+from lwtui.kernel import bpfsys
+from lwtui.net import routes
 
 from . import lab
 from .common import ROOT, BenchError, Result, Spread, log, ratio_spread, require_tool

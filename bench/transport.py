@@ -23,7 +23,7 @@ import sys
 import threading
 import time
 
-from lwtui import bpfsys
+from lwtui.kernel import bpfsys
 
 from . import packets
 from .common import ROOT, BenchError, Spread, log
@@ -34,7 +34,7 @@ PAGES_PER_CPU = 64
 _GEN = r"""
 import sys, time, json
 sys.path.insert(0, sys.argv[1])
-from lwtui import bpfsys
+from lwtui.kernel import bpfsys
 fd, rate, seconds, pkt = int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), bytes.fromhex(sys.argv[5])
 t0 = time.monotonic(); done = 0; slice_s = 0.001
 while True:

@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from lwtui.netns import Topology, create_topology, destroy_topology
+from lwtui.net.netns import Topology, create_topology, destroy_topology
 
 _counter = itertools.count(1)
 

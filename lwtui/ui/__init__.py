@@ -4,7 +4,7 @@ run_dashboard(session, interval=1.0, list_routes=None, **options) -> int
 pick_routes(list_routes) -> list[dict]
 """
 
-from .app import DashboardApp, run_dashboard
-from .picker import pick_routes
+from lwtui.ui.app import DashboardApp, run_dashboard
+from lwtui.ui.picker import pick_routes
 
 __all__ = ["DashboardApp", "pick_routes", "run_dashboard"]

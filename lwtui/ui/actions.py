@@ -8,10 +8,11 @@ so the row shows the new verdict without waiting out the interval.
 
 from __future__ import annotations
 
-from ..rules import RuleError, parse_filter, rule_for
-from ..units import fmt_duration
-from .dialogs import ConfirmScreen, FilterBar, TtlScreen
-from .selection import SORTS
+from lwtui.core.filters import parse_filter
+from lwtui.core.rules import RuleError, rule_for
+from lwtui.core.units import fmt_duration
+from lwtui.ui.dialogs import ConfirmScreen, FilterBar, TtlScreen
+from lwtui.ui.selection import SORTS
 
 KIND_WORDS = {"flow": "flow", "host": "remote host", "port": "service port"}
 

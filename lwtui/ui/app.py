@@ -31,24 +31,24 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
-from .. import faults
-from ..model import FlowId, FlowRecord, Snapshot
-from ..units import fmt_count
-from .actions import ActionsMixin
-from .cells import row_key
-from .detail import DetailPane
-from .dialogs import FilterBar, HelpScreen
-from .emptystate import EmptyState
-from .eventlog import EventLog
-from .exits import ExitsMixin, exit_on_signals
-from .feed import FeedMixin, SnapshotReady, TickFailed
-from .flowtable import FlowTable
-from .header import ROUTES_GONE, HeaderStrip
-from .keys import KEYS, bindings
-from .picker import pick_routes  # noqa: F401  (the CLI imports it from here)
-from .rulesview import RulesTable, RulesView
-from .selection import DEFAULT_LIMIT, SORTS, select_flows
-from .terminal import size_from_terminal
+from lwtui.session import faults
+from lwtui.core.model import FlowId, FlowRecord, Snapshot
+from lwtui.core.units import fmt_count
+from lwtui.ui.actions import ActionsMixin
+from lwtui.ui.cells import row_key
+from lwtui.ui.detail import DetailPane
+from lwtui.ui.dialogs import FilterBar, HelpScreen
+from lwtui.ui.emptystate import EmptyState
+from lwtui.ui.eventlog import EventLog
+from lwtui.ui.exits import ExitsMixin, exit_on_signals
+from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
+from lwtui.ui.flowtable import FlowTable
+from lwtui.ui.header import ROUTES_GONE, HeaderStrip
+from lwtui.ui.keys import KEYS, bindings
+from lwtui.ui.picker import pick_routes  # noqa: F401  (the CLI imports it from here)
+from lwtui.ui.rulesview import RulesTable, RulesView
+from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
+from lwtui.ui.terminal import size_from_terminal
 
 FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter"}
 

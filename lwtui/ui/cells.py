@@ -10,8 +10,8 @@ import time
 
 from rich.text import Text
 
-from ..model import FlowId, FlowRecord
-from ..units import fmt_bits, fmt_bytes, fmt_count, fmt_duration, sparkline
+from lwtui.core.model import FlowId, FlowRecord
+from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration, sparkline
 
 # (column key, label, width or None for auto-sized)
 COLUMNS = [

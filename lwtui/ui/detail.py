@@ -8,10 +8,10 @@ from textual.containers import Horizontal
 from textual.widget import Widget
 from textual.widgets import Static
 
-from ..model import FlowRecord
-from ..units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
-from .cells import MARKERS, VERDICT_WORDS, addr_text, clock_text, flags_text, rate_pkts
-from .chart import bar_chart
+from lwtui.core.model import FlowRecord
+from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.ui.cells import MARKERS, VERDICT_WORDS, addr_text, clock_text, flags_text, rate_pkts
+from lwtui.ui.chart import bar_chart
 
 MAX_STRETCH = 4   # columns per tick at most, when a flow has few ticks of history
 

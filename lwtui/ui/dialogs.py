@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
-from .keys import KEYS, display
+from lwtui.ui.keys import KEYS, display
 
 FILTER_HINT = "filter: host 10.0.0.3 and port 8080 · not proto udp · verdict drop — Enter applies, empty clears, Esc cancels"
 

@@ -7,8 +7,8 @@ import ipaddress
 from rich.text import Text
 from textual.widgets import Static
 
-from ..model import Snapshot
-from ..units import fmt_duration
+from lwtui.core.model import Snapshot
+from lwtui.core.units import fmt_duration
 
 
 def _probe_address(prefix: str) -> str:

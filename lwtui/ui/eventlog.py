@@ -11,8 +11,8 @@ import collections
 from rich.text import Text
 from textual.widgets import RichLog
 
-from ..model import EventEntry
-from .cells import clock_text
+from lwtui.core.model import EventEntry
+from lwtui.ui.cells import clock_text
 
 KIND_STYLES = {"new": ("NEW", "green"), "drop": ("DROP", "bold red"), "block": ("BLOCK", "red"),
                "allow": ("ALLOW", "cyan"), "lost": ("LOST", "bold white on red"), "info": ("INFO", "blue"),

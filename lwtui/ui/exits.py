@@ -4,7 +4,7 @@ Whatever ends it, the app exits through Textual's own shutdown (so the
 terminal is restored), then run_dashboard returns the exit code or raises
 the error, and the caller restores the routes.
 
-- Signals: lwtui.signals turns SIGINT, SIGTERM and SIGHUP into exceptions
+- Signals: lwtui.session.signals turns SIGINT, SIGTERM and SIGHUP into exceptions
   that unwind through every `finally`. Raised in the middle of Textual's
   event loop, such an exception leaves Textual's tasks half run: the routes
   still come back, but the terminal can stay in application mode and the
@@ -12,7 +12,7 @@ the error, and the caller restores the routes.
   the app runs, `exit_on_signals` asks it to exit instead (code 128 + N),
   through the loop's thread-safe queue. A second signal, or one before the
   app runs or after its loop closed, goes to the handler that was there
-  before (the exception). As in lwtui.signals, a fork()ed child (pyroute2's
+  before (the exception). As in lwtui.session.signals, a fork()ed child (pyroute2's
   namespace helper) that gets a signal exits at once. If the app has not
   exited EXIT_GRACE_SECONDS after the signal, the signal comes again and
   takes the exception path, so a stuck shutdown cannot keep the routes.
@@ -30,7 +30,7 @@ import sys
 import threading
 from typing import Iterator
 
-from .terminal import HANGUP_CHECK_SECONDS, terminal_alive
+from lwtui.ui.terminal import HANGUP_CHECK_SECONDS, terminal_alive
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # After asking the app to exit on a signal, how long its shutdown may take

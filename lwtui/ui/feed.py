@@ -21,7 +21,7 @@ from textual import work
 from textual.message import Message
 from textual.worker import get_current_worker
 
-from ..model import Snapshot
+from lwtui.core.model import Snapshot
 
 MAX_CARRIED_EVENTS = 5000
 

@@ -17,8 +17,8 @@ from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
 
-from ..model import FlowId, FlowRecord
-from .cells import COLUMNS, RIGHT, endpoint, row_cells
+from lwtui.core.model import FlowId, FlowRecord
+from lwtui.ui.cells import COLUMNS, RIGHT, endpoint, row_cells
 
 REBUILD_AT = 20    # rows leaving in one tick above which refilling beats removing (~1.5 ms each at 500)
 EAGER_MARGIN = 10  # rows above and below the screen whose cells a refill builds at once

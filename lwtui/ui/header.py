@@ -13,8 +13,8 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
-from ..model import Snapshot
-from ..units import fmt_bits, fmt_count, fmt_duration
+from lwtui.core.model import Snapshot
+from lwtui.core.units import fmt_bits, fmt_count, fmt_duration
 
 VIEWS = [("flows", "Flows"), ("rules", "Rules"), ("events", "Events")]
 ROUTES_GONE = "no routes attached any more: press q"

@@ -17,8 +17,8 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
-from .flowtable import VimTable
-from .terminal import size_from_terminal
+from lwtui.ui.flowtable import VimTable
+from lwtui.ui.terminal import size_from_terminal
 
 ListRoutes = Callable[[], list]
 

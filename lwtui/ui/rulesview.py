@@ -9,10 +9,10 @@ from textual.containers import Vertical
 from textual.message import Message
 from textual.widgets import Static
 
-from ..model import RuleEntry
-from ..units import fmt_count, fmt_duration
-from .cells import clock_text
-from .flowtable import VimTable
+from lwtui.core.model import RuleEntry
+from lwtui.core.units import fmt_count, fmt_duration
+from lwtui.ui.cells import clock_text
+from lwtui.ui.flowtable import VimTable
 
 EMPTY = ("No active rules.\n\nFrom the flow table: d drops the selected flow, h blocks its remote host, "
          "p blocks its service port (t first for a TTL).\nFrom another shell: lwtui block 'port 8080/tcp'.")

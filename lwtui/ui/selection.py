@@ -12,7 +12,7 @@ import heapq
 from dataclasses import dataclass
 from typing import Callable
 
-from ..model import FlowRecord
+from lwtui.core.model import FlowRecord
 
 DEFAULT_LIMIT = 500
 

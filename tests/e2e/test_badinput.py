@@ -16,7 +16,7 @@ from tests.e2e.cli import lwtui_env, run, which, world_readable_copy  # noqa: F4
 
 NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups"]
 NO_BCC = [sys.executable, "-c",
-          "import sys; sys.modules['bcc'] = None; from lwtui.cli import main; sys.exit(main())"]
+          "import sys; sys.modules['bcc'] = None; from lwtui.cli.entry import main; sys.exit(main())"]
 
 # (id, argv with {cli}/{srv} for the namespaces, expected stderr start after "lwtui: ", how, extra env)
 CASES = [

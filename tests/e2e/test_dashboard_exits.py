@@ -27,7 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from lwtui.pins import PIN_ROOT, RUN_DIR
+from lwtui.kernel.pins import PIN_ROOT
+from lwtui.session.state import RUN_DIR
 from tests.e2e.test_tmux import Tmux, _wait_gone, _zombie, all_of, tmux  # noqa: F401 (tmux is a fixture)
 
 START_TIMEOUT = 30.0     # compile + attach + first snapshot

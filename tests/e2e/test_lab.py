@@ -15,10 +15,10 @@ import time
 
 import pytest
 
-from lwtui import labtraffic
-from lwtui.lab import BULK_SIZE, Lab, LabError, netns_pids
-from lwtui.netns import ns_run
-from lwtui.pins import proc_start_time
+from lwtui.lab import traffic as labtraffic
+from lwtui.lab.lab import BULK_SIZE, Lab, LabError, netns_pids
+from lwtui.net.netns import ns_run
+from lwtui.core.procs import proc_start_time
 from tests.e2e.traffic import udp_send
 
 JOBS = ("http4", "http6", "bulk", "ping4", "ping6", "udp4", "udp6")

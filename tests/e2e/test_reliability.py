@@ -337,7 +337,7 @@ def test_block_refuses_to_cut_the_own_ssh_connection(topo, watch, lwtui_env):
 
 CHILD_SIGNAL = """
 import os, signal, sys, time
-from lwtui import signals
+from lwtui.session import signals
 signals.install()
 marker = sys.argv[1]
 pid = os.fork()

@@ -1,4 +1,4 @@
-"""lwtui.routes on real routes in real namespaces, checked with iproute2 (the oracle).
+"""lwtui.net.routes on real routes in real namespaces, checked with iproute2 (the oracle).
 
 Every test attaches real programs (`r0 = retval; exit`, loaded with bpf(2)),
 checks with `ip -j -d route` that the route carries them, checks with ping that
@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from lwtui import bpfsys, routes
-from lwtui.netns import destroy_topology, ns_run
-from lwtui.routes import Attachment, RouteError, Target
+from lwtui.kernel import bpfsys
+from lwtui.net import routes
+from lwtui.net.netns import destroy_topology, ns_run
+from lwtui.net.routes import Attachment, RouteError, Target
 
 pytestmark = pytest.mark.kernel
 
@@ -30,7 +31,8 @@ _serial = itertools.count(1)
 # A separate process attaching a program: a foreign owner, or a session to SIGKILL.
 CHILD = """
 import json, sys
-from lwtui import bpfsys, routes
+from lwtui.kernel import bpfsys
+from lwtui.net import routes
 hook, prefix, ns, name, mode = sys.argv[1:6]
 types = {"in": bpfsys.PROG_TYPE_LWT_IN, "out": bpfsys.PROG_TYPE_LWT_OUT, "xmit": bpfsys.PROG_TYPE_LWT_XMIT}
 fd = bpfsys.prog_load_trivial(types[hook], 0, name)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-from lwtui.pins import RUN_DIR
+from lwtui.session.state import RUN_DIR
 from tests.e2e.traffic import http_server
 from tests.ui.test_live import HTTP_AFTER, HTTP_BLOCKED, HTTP_FIRST, UDP_PORT, UDP_SPORT, curl_from, udp_from
 

@@ -18,7 +18,7 @@ def _build(extra_cflags=(), **kw):
     if os.geteuid() != 0:
         pytest.fail("kernel tests need root (BPF program loading): run pytest as root")
     try:
-        from lwtui.probe import Probe
+        from lwtui.kernel.probe import Probe
         return Probe(extra_cflags=extra_cflags, **kw)
     except Exception as e:  # ProbeError, or anything BCC throws: report it, never skip
         pytest.fail(f"cannot compile and load bpf/lwtui.bpf.c: {e}")

@@ -6,7 +6,7 @@ import ctypes as ct
 import ipaddress
 import time
 
-from lwtui import bpfsys, kstructs
+from lwtui.kernel import bpfsys, kstructs
 
 BPF_OK, BPF_DROP = 0, 2
 HOOKS = tuple(kstructs.HOOK_NAMES.values())

@@ -11,7 +11,7 @@ import pytest
 
 import packets as P
 from kutil import BPF_OK, HOOKS, flows, run, want
-from lwtui import kstructs
+from lwtui.kernel import kstructs
 
 V4 = ("10.0.0.2", "10.0.0.3")
 V6 = ("2001:db8::2", "2001:db8::3")

@@ -1,4 +1,4 @@
-"""lwtui.probe against the kernel: programs, maps, config, flow reads, lifecycle."""
+"""lwtui.kernel.probe against the kernel: programs, maps, config, flow reads, lifecycle."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 
 import packets as P
 from kutil import BPF_OK, key_tuple, run, want
-from lwtui import bpfsys, kstructs
-from lwtui.probe import MAP_NAMES, Probe, ProbeError, selftest
+from lwtui.kernel import bpfsys, kstructs
+from lwtui.kernel.probe import MAP_NAMES, Probe, ProbeError, selftest
 
 # enum bpf_map_type
 HASH, ARRAY, PERCPU_ARRAY, LRU_HASH, LPM_TRIE = 1, 2, 6, 9, 11

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from lwtui.pins import PINNED_MAPS
-from lwtui.rules import parse_rule
-from lwtui.verdicts import RuleStore
+from lwtui.kernel.pins import PINNED_MAPS
+from lwtui.core.grammar import parse_rule
+from lwtui.kernel.verdicts import RuleStore
 
 
 def store_of(probe) -> RuleStore:

@@ -8,7 +8,7 @@ import pytest
 import packets as P
 from kutil import (BPF_DROP, BPF_OK, HOOKS, add_rule, bump_gen, del_rule, flow_key, flows, host_key,
                    mono_ns, port_key, rule_val, run, want)
-from lwtui import bpfsys, kstructs
+from lwtui.kernel import bpfsys, kstructs
 
 A, B, C = "10.0.0.2", "10.0.0.3", "10.0.0.4"
 A6, B6 = "2001:db8:1::2", "2001:db8:2::3"

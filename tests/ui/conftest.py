@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lwtui.replay import ReplaySession, load_recording
+from lwtui.session.replay import ReplaySession, load_recording
 from lwtui.ui.app import DashboardApp
 
 from .scenarios import wait_until  # noqa: F401  (the tests import it from here)

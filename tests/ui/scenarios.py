@@ -10,8 +10,8 @@ import ipaddress
 import time
 from pathlib import Path
 
-from lwtui.model import FlowId
-from lwtui.replay import ReplaySession, load_recording
+from lwtui.core.model import FlowId
+from lwtui.session.replay import ReplaySession, load_recording
 from lwtui.ui.app import DashboardApp
 
 RECORDING = Path(__file__).parent / "data" / "demo.json"

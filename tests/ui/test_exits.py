@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from lwtui import faults
+from lwtui.session import faults
 from lwtui.ui.dialogs import HelpScreen, TtlScreen
 from lwtui.ui.exits import exit_on_signals
 from lwtui.ui.terminal import terminal_alive

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 
-from lwtui.model import FlowId
+from lwtui.core.model import FlowId
 from lwtui.ui.dialogs import FilterBar, HelpScreen, TtlScreen
 
 from .conftest import SIZE, make_app, next_tick, screen_text, started, wait_until
@@ -54,7 +54,7 @@ async def test_cursor_stays_on_its_flow_while_rows_move(replay):
 
 
 async def test_identical_snapshot_touches_no_cell(recording):
-    from lwtui.replay import ReplaySession
+    from lwtui.session.replay import ReplaySession
     app = make_app(ReplaySession([recording[30], recording[30]]))
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)

@@ -20,9 +20,9 @@ import time
 
 import pytest
 
-from lwtui.model import FlowId
-from lwtui.routes import Target
-from lwtui.session import Session
+from lwtui.core.model import FlowId
+from lwtui.net.routes import Target
+from lwtui.session.live import Session
 from lwtui.ui.app import DashboardApp
 from lwtui.ui.dialogs import FilterBar
 from tests.e2e.traffic import curl, http_server, udp_send

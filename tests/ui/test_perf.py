@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from lwtui.model import FlowId, FlowRecord, Snapshot, Totals
-from lwtui.replay import ReplaySession
+from lwtui.core.model import FlowId, FlowRecord, Snapshot, Totals
+from lwtui.session.replay import ReplaySession
 
 from .conftest import SIZE, make_app, next_tick, started
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from lwtui.model import EventEntry, Snapshot
-from lwtui.replay import ReplaySession, load_recording, record_snapshots
+from lwtui.core.model import EventEntry, Snapshot
+from lwtui.session.replay import ReplaySession, load_recording, record_snapshots
 from lwtui.ui.chart import bar_chart
 from lwtui.ui.feed import Mailbox
 from lwtui.ui.selection import SORTS, select_flows
@@ -88,7 +88,7 @@ def test_replay_start_carries_the_skipped_events(recording):
 
 
 def test_select_flows_filters_sorts_caps_and_keeps_ties_in_order(recording):
-    from lwtui.rules import parse_filter
+    from lwtui.core.filters import parse_filter
     snap = recording[-1]
     sel = select_flows(snap.flows, now=snap.time, sort=SORTS[0], limit=4)
     assert sel.total == sel.matched == 11 and len(sel.rows) == 4

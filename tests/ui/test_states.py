@@ -7,8 +7,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
-from lwtui.model import AttachedRoute, EventEntry, Snapshot, Totals
-from lwtui.replay import ReplaySession
+from lwtui.core.model import AttachedRoute, EventEntry, Snapshot, Totals
+from lwtui.session.replay import ReplaySession
 from lwtui.ui.dialogs import ConfirmScreen
 from lwtui.ui.emptystate import EmptyState
 from lwtui.ui.picker import RoutePickerApp

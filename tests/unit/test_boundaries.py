@@ -1,8 +1,8 @@
-"""The core/UI boundary, checked on the import statements themselves.
+"""The rooms' library boundaries, checked on the import statements themselves
+(the layer order between rooms is import-linter's, in pyproject.toml).
 
-Only the probe talks to BCC (doctor only checks that it imports), only the
-route and namespace code talks netlink, only lwtui/ui uses textual, and the
-flow model and rule grammar import none of them.
+Only lwtui/kernel talks to BCC, only lwtui/net talks netlink (pyroute2), only
+lwtui/ui uses textual, and lwtui/core imports none of them nor any other room.
 """
 
 from __future__ import annotations
@@ -14,22 +14,27 @@ import pytest
 
 PKG = Path(__file__).resolve().parents[2] / "lwtui"
 ALLOWED = {
-    "bcc": {"probe.py", "doctor.py"},
-    "pyroute2": {"routes.py", "routes_nl.py", "routes_policy.py", "netns.py", "lab.py"},
+    "bcc": {"kernel/"},
+    "pyroute2": {"net/"},
     "textual": {"ui/"},
 }
-PURE = ["model.py", "flows.py", "rules.py", "filters.py", "units.py", "kstructs.py", "replay.py", "routes_attrs.py"]
+ROOMS = ("core", "kernel", "net", "session", "cli", "lab", "ui")
 
 
 def imports(path: Path) -> set[str]:
     """Top-level package names a module imports (anywhere in it, also inside functions)."""
+    return {m.split(".")[0] for m in dotted_imports(path)}
+
+
+def dotted_imports(path: Path) -> set[str]:
+    """Absolute module names a module imports (anywhere in it)."""
     tree = ast.parse(path.read_text(), str(path))
     out = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            out.update(a.name.split(".")[0] for a in node.names)
+            out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            out.add(node.module.split(".")[0])
+            out.add(node.module)
     return out
 
 
@@ -42,15 +47,23 @@ def allowed(rel: str, lib: str) -> bool:
 
 
 @pytest.mark.parametrize("lib", sorted(ALLOWED))
-def test_only_its_own_modules_import_each_library(lib):
+def test_only_its_own_room_imports_each_library(lib):
     offenders = [str(p.relative_to(PKG)) for p in modules()
                  if lib in imports(p) and not allowed(str(p.relative_to(PKG)), lib)]
     assert offenders == []
 
 
-@pytest.mark.parametrize("name", PURE)
-def test_pure_modules_import_no_kernel_or_ui_library(name):
-    assert imports(PKG / name) & set(ALLOWED) == set()
+@pytest.mark.parametrize("path", sorted((PKG / "core").glob("*.py")), ids=lambda p: p.name)
+def test_core_imports_no_library_and_no_other_room(path):
+    assert imports(path) & set(ALLOWED) == set()
+    rooms = {m.split(".")[1] for m in dotted_imports(path) if m.startswith("lwtui.") and m.count(".") >= 1}
+    assert rooms <= {"core"}
+
+
+def test_only_entry_points_are_loose_in_the_package():
+    loose = sorted(p.name for p in PKG.glob("*.py"))
+    assert loose == ["__init__.py", "__main__.py"]
+    assert sorted(p.name for p in PKG.iterdir() if p.is_dir() and p.name != "__pycache__") == sorted(ROOMS)
 
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):

@@ -6,9 +6,10 @@ import ipaddress
 
 import pytest
 
-from lwtui import kstructs
-from lwtui.flows import Counters, FlowTable, RateMeter, flow_id_from_key
-from lwtui.model import FlowId
+from lwtui.kernel import kstructs
+from lwtui.core.flows import Counters, FlowTable, RateMeter
+from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
+from lwtui.core.model import FlowId
 
 
 def fid(n: int = 1, hook: str = "out") -> FlowId:
@@ -302,7 +303,8 @@ def test_flow_id_from_key():
 
 
 def test_flow_id_from_key_gives_the_same_object_for_the_same_key():
-    a = flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4))
-    b = flow_id_from_key(kstructs.FlowKey.from_buffer_copy(bytes(key("10.0.0.2", "10.0.0.3", 4))))
+    cache = FlowIdCache()
+    a = flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4), cache)
+    b = flow_id_from_key(kstructs.FlowKey.from_buffer_copy(bytes(key("10.0.0.2", "10.0.0.3", 4))), cache)
     assert a is b
-    assert flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4, sport=5001)) is not a
+    assert flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4, sport=5001), cache) is not a

@@ -9,10 +9,12 @@ import os
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lwtui import kstructs
-from lwtui.model import FlowId, FlowRecord
-from lwtui.rules import (FlowRule, HostRule, PortRule, RuleError, decode, encode, format_rule,
-                         parse_filter, parse_rule)
+from lwtui.kernel import kstructs
+from lwtui.core.model import FlowId, FlowRecord
+from lwtui.kernel.codec import decode, encode
+from lwtui.core.filters import parse_filter
+from lwtui.core.grammar import parse_rule
+from lwtui.core.rules import FlowRule, HostRule, PortRule, RuleError, format_rule
 
 # LWTUI_FUZZ_EXAMPLES=20000 for a deeper run than the default suite's.
 FUZZ = settings(max_examples=int(os.environ.get("LWTUI_FUZZ_EXAMPLES", "400")), deadline=None, database=None,

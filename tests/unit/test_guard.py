@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lwtui import guard
-from lwtui.rules import parse_rule
+from lwtui.session import guard
+from lwtui.core.grammar import parse_rule
 
 SSH4 = {"SSH_CONNECTION": "192.0.2.10 51234 192.0.2.1 22"}
 SSH6 = {"SSH_CONNECTION": "2001:db8::10 51234 2001:db8::1 22"}

@@ -1,4 +1,4 @@
-"""The ctypes mirrors in lwtui.kstructs have the layout of bpf/lwtui.h.
+"""The ctypes mirrors in lwtui.kernel.kstructs have the layout of bpf/lwtui.h.
 
 A small C program compiled with gcc prints sizeof/offsetof of every field of
 every struct in kstructs.MIRRORS; the ctypes classes must agree. Constants
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lwtui import kstructs
+from lwtui.kernel import kstructs
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 

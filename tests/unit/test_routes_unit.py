@@ -1,4 +1,4 @@
-"""The pure parts of lwtui.routes: prefix parsing and route attribute round trips.
+"""The pure parts of lwtui.net.routes: prefix parsing and route attribute round trips.
 
 The route messages below were recorded from pyroute2 0.9.7 dumps on the
 target kernel (as dicts of the same shape: header fields plus an `attrs` list
@@ -13,8 +13,8 @@ import struct
 
 import pytest
 
-from lwtui import routes
-from lwtui.routes import Attachment, RouteError, Target
+from lwtui.net import routes
+from lwtui.net.routes import Attachment, RouteError, Target
 
 CACHE0 = {"rta_clntref": 0, "rta_lastuse": 0, "rta_expires": 0, "rta_error": 0, "rta_used": 0, "rta_id": 0,
           "rta_ts": 0, "rta_tsage": 0}

@@ -1,5 +1,5 @@
 """Rule grammar, matching semantics, kernel encoding, and the filter language
-(lwtui/rules.py, lwtui/filters.py)."""
+(lwtui.core.grammar, rules, filters; lwtui.kernel.codec)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from ipaddress import ip_network as N
 
 import pytest
 
-from lwtui import kstructs
-from lwtui.model import FlowId, FlowRecord
-from lwtui.rules import (FlowRule, HostRule, PortRule, RuleError, decode, encode, format_rule,
-                         parse_filter, parse_rule, rule_for, rules_blocking, service_port)
+from lwtui.kernel import kstructs
+from lwtui.core.model import FlowId, FlowRecord
+from lwtui.kernel.codec import decode, encode
+from lwtui.core.filters import parse_filter
+from lwtui.core.grammar import parse_rule
+from lwtui.core.rules import FlowRule, HostRule, PortRule, RuleError, format_rule, rule_for, rules_blocking, service_port
 
 
 def flow(proto=6, src="10.0.0.2", sport=40000, dst="10.0.0.3", dport=8080, hook="out", fragment=False):

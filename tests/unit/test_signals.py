@@ -1,4 +1,4 @@
-"""lwtui.signals and lwtui.faults: signals held during a restore, faults on demand.
+"""lwtui.session.signals and lwtui.session.faults: signals held during a restore, faults on demand.
 
 Each signal test runs in a fresh interpreter (handlers are process-wide).
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lwtui import faults
+from lwtui.session import faults
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ def _py(code: str) -> subprocess.CompletedProcess:
 
 HELD = """
 import os, signal
-from lwtui import signals
+from lwtui.session import signals
 signals.install()
 log = []
 try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lwtui.units import BLOCKS, fmt_bits, fmt_bytes, fmt_count, fmt_duration, fmt_rate_pps, sparkline
+from lwtui.core.units import BLOCKS, fmt_bits, fmt_bytes, fmt_count, fmt_duration, fmt_rate_pps, sparkline
 
 
 @pytest.mark.parametrize("bps, text", [

@@ -16,8 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from lwtui.model import AttachedRoute, EventEntry, FlowId, FlowRecord, Snapshot, Totals  # noqa: E402
-from lwtui.replay import record_snapshots  # noqa: E402
+from lwtui.core.model import AttachedRoute, EventEntry, FlowId, FlowRecord, Snapshot, Totals  # noqa: E402
+from lwtui.session.replay import record_snapshots  # noqa: E402
 
 T0 = 1767268800.0          # 2026-01-01 12:00:00 UTC: a fixed clock for screenshots
 STARTED = T0 - 27.0

@@ -24,9 +24,10 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable
 
-from .guard import ssh_flow_blocked_by
-from .model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
-from .rules import parse_rule, rule_for, rules_blocking
+from lwtui.session.guard import ssh_flow_blocked_by
+from lwtui.core.model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
+from lwtui.core.grammar import parse_rule
+from lwtui.core.rules import rule_for, rules_blocking
 
 FORMAT = "lwtui-recording"
 _PRECEDENCE = {"flow": 0, "host": 1, "port": 2}

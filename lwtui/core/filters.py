@@ -8,7 +8,7 @@
 
 joined by `and`, `or`, `not` and parentheses; juxtaposition means `and`, and
 `and` binds tighter than `or`. Atoms shared with rules behave as the rules do
-(rules.py), so what a person filters on is what they can block. The empty
+(lwtui.core.rules), so what a person filters on is what they can block. The empty
 filter matches everything. Pure Python.
 """
 
@@ -16,15 +16,15 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from . import kstructs
-from .model import FlowRecord
-from .rules import (MAX_NESTING, HostRule, RuleError, _network, _number, _port_atom, _proto,
-                    _rule_atom, _Tokens)
+from lwtui.core import names
+from lwtui.core.grammar import MAX_NESTING, Tokens, network, number, port_atom, protocol, rule_atom
+from lwtui.core.model import FlowRecord
+from lwtui.core.names import HOOKS
+from lwtui.core.rules import HostRule, RuleError
 
 Pred = Callable[[FlowRecord], bool]
 
 _EXAMPLES = "e.g. host 10.0.0.3, port 80, proto udp, hook in, verdict drop"
-_HOOKS = ("in", "out", "xmit")
 _VERDICTS = {"drop": ("drop", "would-drop"), "would-drop": ("would-drop",), "allow": ("allow",)}
 
 __all__ = ["Filter", "RuleError", "parse_filter"]
@@ -50,7 +50,7 @@ class Filter:
 
 def parse_filter(text: str) -> Filter:
     """Compile a filter; RuleError with the offending token's position when it does not parse."""
-    tk = _Tokens(text)
+    tk = Tokens(text)
     if tk.peek() is None:
         return Filter(text)
     pred = _or(tk, 0)
@@ -84,7 +84,7 @@ def _any(preds: list[Pred]) -> Pred:
     return some
 
 
-def _or(tk: _Tokens, depth: int) -> Pred:
+def _or(tk: Tokens, depth: int) -> Pred:
     preds = [_and(tk, depth)]
     while tk.peek() == "or":
         tk.take("or")
@@ -92,7 +92,7 @@ def _or(tk: _Tokens, depth: int) -> Pred:
     return _any(preds)
 
 
-def _and(tk: _Tokens, depth: int) -> Pred:
+def _and(tk: Tokens, depth: int) -> Pred:
     preds = [_unary(tk, depth)]
     while tk.peek() not in (None, ")", "or"):
         if tk.peek() == "and":
@@ -101,7 +101,7 @@ def _and(tk: _Tokens, depth: int) -> Pred:
     return _all(preds)
 
 
-def _unary(tk: _Tokens, depth: int) -> Pred:
+def _unary(tk: Tokens, depth: int) -> Pred:
     """[not ...] ( expr ) | atom; `not` chains are folded, nesting is bounded."""
     negate = False
     while tk.peek() == "not":
@@ -130,26 +130,26 @@ def _unary(tk: _Tokens, depth: int) -> Pred:
     return pred
 
 
-def _atom(word: str, tok: str, pos: int, tk: _Tokens) -> Pred:
+def _atom(word: str, tok: str, pos: int, tk: Tokens) -> Pred:
     if word in ("flow", "host", "port"):
-        rule = _rule_atom(word, pos, tk)
+        rule = rule_atom(word, pos, tk)
         return lambda r: rule.matches(r.id)
     if word == "proto":
-        num = _proto(*tk.take("a protocol: proto tcp|udp|icmp|icmpv6|NUMBER"), tk)
+        num = protocol(*tk.take("a protocol: proto tcp|udp|icmp|icmpv6|NUMBER"), tk)
         return lambda r: r.id.proto == num
     if word in ("src", "dst"):
-        net = _network(*tk.take(f"an address: {word} ADDR[/LEN], e.g. {word} 10.0.0.0/24"), tk)
+        net = network(*tk.take(f"an address: {word} ADDR[/LEN], e.g. {word} 10.0.0.0/24"), tk)
         if word == "src":
             return lambda r: r.id.src in net
         return lambda r: r.id.dst in net
     if word == "hook":
-        return _choice(tk, "hook", _HOOKS, lambda r, v: r.id.hook == v)
+        return _choice(tk, "hook", HOOKS, lambda r, v: r.id.hook == v)
     if word == "verdict":
         return _choice(tk, "verdict", tuple(_VERDICTS), lambda r, v: r.verdict in _VERDICTS[v])
     return _bare(word, tok, pos, tk)
 
 
-def _choice(tk: _Tokens, key: str, allowed: tuple, test) -> Pred:
+def _choice(tk: Tokens, key: str, allowed: tuple, test) -> Pred:
     tok, pos = tk.take(f"{key} {'|'.join(allowed)}")
     value = tok.lower()
     if value not in allowed:
@@ -157,17 +157,17 @@ def _choice(tk: _Tokens, key: str, allowed: tuple, test) -> Pred:
     return lambda r: test(r, value)
 
 
-def _bare(word: str, tok: str, pos: int, tk: _Tokens) -> Pred:
+def _bare(word: str, tok: str, pos: int, tk: Tokens) -> Pred:
     """Conveniences: an address or network, a port (PORT[/PROTO]), a protocol name."""
-    if word in kstructs.PROTO_BY_NAME:
-        num = kstructs.PROTO_BY_NAME[word]
+    if word in names.PROTO_BY_NAME:
+        num = names.PROTO_BY_NAME[word]
         return lambda r: r.id.proto == num
     if "." in tok or ":" in tok:
-        rule = HostRule(_network(tok, pos, tk))
+        rule = HostRule(network(tok, pos, tk))
         return lambda r: rule.matches(r.id)
     if tok[:1].isdigit():
-        _number(tok.partition("/")[0], pos, "port", 65535, tk)  # the port's own error first
-        rule = _port_atom(tok, pos, tk)
+        number(tok.partition("/")[0], pos, "port", 65535, tk)  # the port's own error first
+        rule = port_atom(tok, pos, tk)
         return lambda r: rule.matches(r.id)
     raise tk.error(f"unknown word {tok!r}: expected flow, host, port, proto, src, dst, hook, "
                    f"verdict, not, an address or a port", pos, len(tok))

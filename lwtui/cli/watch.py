@@ -14,8 +14,8 @@ import threading
 import time
 from typing import IO, Callable
 
-from .model import EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
-from .units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.core.model import EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
+from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
 
 
 def rfc3339(ts: float) -> str:
@@ -204,7 +204,7 @@ def _sleep_until(end: float, stop: threading.Event) -> None:
 
 
 def _all_gone(session) -> None:
-    from .session import RoutesGone
+    from lwtui.session.live import RoutesGone
     why = "; ".join(f"{t.prefix} ({t.hook}){' in ' + t.netns if t.netns else ''}: {reason}"
                     for t, reason in getattr(session, "lost", [])) or "no route left"
     raise RoutesGone(f"every watched route is gone ({why}): nothing left to watch")

@@ -4,7 +4,7 @@ Errors reach the user as one line starting with "lwtui: " and naming the fix,
 with exit code 2 for bad input (nothing was changed) and 1 for failures at run
 time (routes restored on the way out); never a traceback for a known problem
 (LWTUI_DEBUG=1 shows it). Ctrl-C exits 130, SIGTERM 143, SIGHUP 129, a closed
-output pipe 141: each after the session restored its routes (lwtui.signals).
+output pipe 141: each after the session restored its routes (lwtui.session.signals).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 
-from .signals import Terminated, install as install_signals
+from lwtui.cli.targets import UsageError
+from lwtui.session.signals import Terminated, install as install_signals
 
 EXAMPLES = """examples:
   lwtui 10.0.0.3/32 --netns lwtui-cli          dashboard on the route's egress (out) hook
@@ -31,11 +32,6 @@ rules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]
 """
 
 SUBCOMMANDS = ("watch", "block", "allow", "rules", "sessions", "detach", "doctor", "demo", "lab")
-HOOKS = ("in", "out", "xmit")
-
-
-class UsageError(Exception):
-    """Bad input: exit code 2."""
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,14 +53,6 @@ def _ranged(kind, low, high, what: str):
             raise argparse.ArgumentTypeError(f"{what} must be {low}..{high}, got {text}")
         return v
     return parse
-
-
-def _hooks(text: str) -> list[str]:
-    hooks = [h.strip() for h in text.split(",") if h.strip()]
-    bad = [h for h in hooks if h not in HOOKS]
-    if bad or not hooks:
-        raise UsageError(f"unknown hook {','.join(bad) or text!r}: use in, out or xmit (comma-separated)")
-    return hooks
 
 
 def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
@@ -130,22 +118,11 @@ def build_parser(sub: str | None) -> argparse.ArgumentParser:
     return p
 
 
-def _targets(args) -> list:
-    from .routes import Target, parse_prefix
-    hooks = _hooks(args.hook)
-    targets = []
-    for r in args.routes:
-        parse_prefix(r)
-        for h in hooks:
-            targets.append(Target(prefix=r, hook=h, netns=args.netns, dev=args.dev))
-    return targets
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     sub = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     args = build_parser(sub).parse_args(argv[1:] if sub else argv)
-    from . import commands
+    from lwtui.cli import commands
     install_signals()
     try:
         handler = getattr(commands, f"cmd_{sub or 'dashboard'}")

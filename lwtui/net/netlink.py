@@ -1,4 +1,4 @@
-"""rtnetlink plumbing for lwtui.routes: a socket in a namespace, dumps, errors.
+"""rtnetlink plumbing for lwtui.net.routes: a socket in a namespace, dumps, errors.
 
 Sockets are short-lived on purpose: a socket held open in a namespace keeps
 that namespace alive after `ip netns del`, and lwtui must never keep the
@@ -14,7 +14,7 @@ from typing import Iterator
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .routes_attrs import GONE, RouteError, attr_pairs, plain, route_to_dict
+from lwtui.net.attrs import GONE, RouteError, attr_pairs, plain, route_to_dict
 
 RTM_F_FIB_MATCH = 0x2000           # `ip route get fibmatch`: return the FIB entry that matched
 

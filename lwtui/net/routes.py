@@ -4,7 +4,7 @@ Methods, as verified on the target kernel:
 - "replace" (out, xmit; in on IPv4): `replace` the route with every attribute
   copied from its dump plus the encap (replace keeps only what is sent), and
   restore by `replace` with the saved attributes.
-- "policy" (in on IPv6): see lwtui.routes_policy.
+- "policy" (in on IPv6): see lwtui.net.policy.
 - "add" (a Target with `dev` and no route): create the route with the encap,
   delete it on detach.
 Hooks of one process on the same route share one encap (e.g. out and xmit).
@@ -16,8 +16,8 @@ the route after SIGKILL (`Attachment.from_dict`). `check` tells, cheaply,
 whether an attachment is still in place (the route may be deleted, its device
 or namespace removed, or its encap replaced by someone else).
 
-The pure half (route dicts, lookups, refusals) is lwtui.routes_attrs, the
-netlink plumbing lwtui.routes_nl; their public names are re-exported here.
+The pure half (route dicts, lookups, refusals) is lwtui.net.attrs, the
+netlink plumbing lwtui.net.netlink; their public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from typing import Callable
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .routes_attrs import (  # noqa: F401 (re-exported: lwtui.routes is the public face)
+from lwtui.net.attrs import (  # noqa: F401 (re-exported: lwtui.net.routes is the public face)
     GONE, HOOKS, LOCAL, MAIN, MAX_HEADROOM, RTN_LOCAL, RTN_UNICAST, RTNH_F_ONLINK, RTPROT_STATIC, Attachment,
     RouteError, Target, _closest, bpf_encap, check_target, describe_encap, find_route, parse_prefix,
     refuse_unusable, route_key, route_kwargs, route_net, route_priority, route_table, route_to_dict, same_route,
     where)
-from .routes_nl import NamespaceGone, dump, fib_match, netlink_error, rtnl
-from .routes_policy import POLICY_TABLE_BASE, RULE_PROTO, attach_policy, detach_policy, plan_policy, policy_encap  # noqa: F401
+from lwtui.net.netlink import NamespaceGone, dump, fib_match, netlink_error, rtnl
+from lwtui.net.policy import POLICY_TABLE_BASE, RULE_PROTO, attach_policy, detach_policy, plan_policy, policy_encap  # noqa: F401
 
 # This process's live attachments by route: (Attachment, prog fd) pairs sharing one encap.
 _LIVE: dict[tuple, list[tuple[Attachment, int]]] = {}

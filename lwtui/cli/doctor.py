@@ -16,15 +16,19 @@ def check_root() -> CheckResult:
 
 def check_bcc() -> CheckResult:
     try:
-        import bcc  # noqa: F401  (the probe is the only module that uses it)
-    except ImportError as e:
-        return False, f"BCC Python bindings not importable ({e})", \
+        from lwtui.kernel.probe import ProbeError, bcc_location
+    except ImportError as e:  # pragma: no cover - the probe imports bcc lazily
+        return False, f"lwtui.kernel.probe not importable ({e})", "reinstall lwtui"
+    try:
+        where = bcc_location()
+    except ProbeError as e:
+        return False, f"BCC Python bindings not importable ({e.__cause__})", \
             "apt-get install -y python3-bpfcc (Fedora: dnf install python3-bcc; Arch: pacman -S python-bcc)"
-    return True, f"BCC importable ({os.path.dirname(bcc.__file__)})", ""
+    return True, f"BCC importable ({where})", ""
 
 
 def check_headers() -> CheckResult:
-    from .headers import HeadersMissing, find_headers, install_hint
+    from lwtui.kernel.headers import HeadersMissing, find_headers, install_hint
     try:
         h = find_headers()
     except HeadersMissing:
@@ -34,7 +38,7 @@ def check_headers() -> CheckResult:
 
 def check_programs() -> CheckResult:
     try:
-        from .probe import selftest
+        from lwtui.kernel.probe import selftest
         results = selftest()
     except Exception as e:  # noqa: BLE001 - doctor reports, never raises
         return False, f"cannot compile the BPF programs: {e}", "fix the checks above first"
@@ -46,7 +50,7 @@ def check_programs() -> CheckResult:
 
 
 def check_bpffs() -> CheckResult:
-    from .pins import BPFFS, PinError, bpffs_mounted, ensure_bpffs
+    from lwtui.kernel.pins import BPFFS, PinError, bpffs_mounted, ensure_bpffs
     if bpffs_mounted():
         return True, f"bpffs mounted at {BPFFS}", ""
     try:
@@ -58,7 +62,7 @@ def check_bpffs() -> CheckResult:
 
 def check_netlink() -> CheckResult:
     try:
-        from .routes import list_routes
+        from lwtui.net.routes import list_routes
         n = len(list_routes(None))
     except Exception as e:  # noqa: BLE001
         return False, f"pyroute2 cannot talk netlink: {e}", "pip install 'pyroute2>=0.9.7' in lwtui's environment"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from .model import FlowId
+from lwtui.core.model import FlowId
 
 CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
 _CAP_NAMES = {CAP_NET_ADMIN: "CAP_NET_ADMIN", CAP_SYS_ADMIN: "CAP_SYS_ADMIN",

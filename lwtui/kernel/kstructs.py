@@ -10,8 +10,10 @@ from __future__ import annotations
 import ctypes as ct
 import ipaddress
 
+from lwtui.core.names import HOOKS, TCP_FLAGS
+
 HOOK_IN, HOOK_OUT, HOOK_XMIT = 0, 1, 2
-HOOK_NAMES = {HOOK_IN: "in", HOOK_OUT: "out", HOOK_XMIT: "xmit"}
+HOOK_NAMES = dict(enumerate(HOOKS))  # HOOK_IN=0 "in", HOOK_OUT=1 "out", HOOK_XMIT=2 "xmit"
 HOOK_BY_NAME = {v: k for k, v in HOOK_NAMES.items()}
 
 KEY_FRAGMENT = 0x01
@@ -37,12 +39,6 @@ STAT_NAMES = (
     "events_failed", "new_flows", "flow_update_failed",
 )
 
-IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMPV6 = 1, 6, 17, 58
-PROTO_NAMES = {IPPROTO_ICMP: "icmp", IPPROTO_TCP: "tcp", IPPROTO_UDP: "udp", IPPROTO_ICMPV6: "icmpv6"}
-PROTO_BY_NAME = {v: k for k, v in PROTO_NAMES.items()}
-ICMP_PROTOS = (IPPROTO_ICMP, IPPROTO_ICMPV6)
-
-TCP_FLAG_NAMES = "FSRPAUEC"  # bit 0 FIN ... bit 7 CWR
 
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
@@ -157,7 +153,7 @@ def bytes_to_addr(raw: bytes, family: int) -> ipaddress.IPv4Address | ipaddress.
 
 def tcp_flags_str(flags: int) -> str:
     """'SA' style string of the flags set, in FSRPAUEC order."""
-    return "".join(ch for bit, ch in enumerate(TCP_FLAG_NAMES) if flags & (1 << bit))
+    return "".join(letter for bit, letter, _ in TCP_FLAGS if flags & bit)
 
 
 def proto_name(proto: int) -> str:

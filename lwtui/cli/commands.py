@@ -6,7 +6,8 @@ import json
 import os
 import sys
 
-from . import pins
+from lwtui.kernel import pins
+from lwtui.session import state
 
 
 def error_code(e: BaseException) -> int | None:
@@ -15,20 +16,20 @@ def error_code(e: BaseException) -> int | None:
     2: bad input or an environment that is not ready (nothing was changed);
     1: a failure at run time (the routes were restored on the way out).
     """
-    from .faults import InjectedFault
-    from .guard import PrivilegeError
-    from .headers import HeadersMissing
-    from .lab import LabError
-    from .netns import TopologyError
-    from .rules import RuleError
-    from .routes import RouteError
-    from .session import RoutesGone, SessionError
-    from .verdicts import VerdictError
-    from .watch import ReaderFailed
+    from lwtui.session.faults import InjectedFault
+    from lwtui.session.guard import PrivilegeError
+    from lwtui.kernel.headers import HeadersMissing
+    from lwtui.lab.lab import LabError
+    from lwtui.net.netns import TopologyError
+    from lwtui.core.rules import RuleError
+    from lwtui.net.routes import RouteError
+    from lwtui.session.live import RoutesGone, SessionError
+    from lwtui.kernel.verdicts import VerdictError
+    from lwtui.cli.watch import ReaderFailed
     known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError, PrivilegeError,
              LabError, TopologyError)
     try:
-        from .probe import ProbeError
+        from lwtui.kernel.probe import ProbeError
         known += (ProbeError,)
     except ImportError:  # BCC missing: the probe cannot even be imported
         pass
@@ -43,7 +44,7 @@ def _console(stderr: bool = False):
 
 
 def _session(args, targets):
-    from .session import Session
+    from lwtui.session.live import Session
     status = _console(stderr=True)
     return Session(targets, name=args.session, dry_run=args.dry_run, max_flows=args.max_flows,
                    idle_timeout=getattr(args, "expire", 60.0), keep_blocks=getattr(args, "keep_blocks", False), events=getattr(args, "events", "perf"),
@@ -51,8 +52,8 @@ def _session(args, targets):
 
 
 def _print_ebpf(args) -> int:
-    from .probe import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
-    from .session import EXTRA_CFLAGS
+    from lwtui.kernel.probe import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
+    from lwtui.session.live import EXTRA_CFLAGS
     extra = [*EXTRA_CFLAGS, *events_cflags(getattr(args, "events", "perf"))]
     print(f"// cflags: {' '.join(build_cflags(args.max_flows, 4096, extra))}")
     print((bpf_dir() / SOURCE_NAME).read_text())
@@ -78,11 +79,11 @@ def _finish(session) -> None:
 # -- the dashboard and watch ---------------------------------------------
 
 def cmd_dashboard(args) -> int:
-    from .cli import _targets
+    from lwtui.cli.targets import targets as _targets
     if args.ebpf:
         return _print_ebpf(args)
-    from .routes import list_routes as lr
-    from .ui.app import run_dashboard
+    from lwtui.net.routes import list_routes as lr
+    from lwtui.ui.app import run_dashboard
     list_routes = lambda: lr(args.netns)  # noqa: E731  (the picker's, and the no-traffic screen's other routes)
     if not args.routes:
         targets = _pick_routes(args, list_routes)
@@ -99,8 +100,8 @@ def cmd_dashboard(args) -> int:
 
 
 def _pick_routes(args, list_routes):
-    from .ui.app import pick_routes
-    from .routes import Target
+    from lwtui.ui.app import pick_routes
+    from lwtui.net.routes import Target
     chosen = pick_routes(list_routes)
     return [Target(prefix=c["prefix"], hook=c["hook"], netns=args.netns, dev=None) for c in chosen or []]
 
@@ -114,8 +115,8 @@ def _session_line(session) -> None:
 
 
 def cmd_watch(args) -> int:
-    from .cli import _targets
-    from .watch import run_watch
+    from lwtui.cli.targets import targets as _targets
+    from lwtui.cli.watch import run_watch
     if args.ebpf:
         return _print_ebpf(args)
     session = _session(args, _targets(args))
@@ -130,10 +131,10 @@ def cmd_watch(args) -> int:
 
 # -- verdicts from another shell -----------------------------------------
 
-def _running_session(name: str | None) -> pins.SessionState:
+def _running_session(name: str | None) -> state.SessionState:
     """The session `block`/`allow`/`rules` act on: a running one, or one kept with --keep-blocks."""
-    from .session import SessionError
-    states = [s for s in pins.list_states() if s.status in ("running", "kept")]
+    from lwtui.session.live import SessionError
+    states = [s for s in state.list_states() if s.status in ("running", "kept")]
     if name:
         for s in states:
             if s.name == name:
@@ -150,8 +151,8 @@ def _running_session(name: str | None) -> pins.SessionState:
 
 
 def _store(args):
-    from .guard import require_privileges
-    from .verdicts import RuleStore
+    from lwtui.session.guard import require_privileges
+    from lwtui.kernel.verdicts import RuleStore
     require_privileges()
     st = _running_session(args.session)
     return st, RuleStore(pins.open_pinned(st.name), owns_fds=True)
@@ -159,15 +160,15 @@ def _store(args):
 
 def _guard_ssh(rule, force: bool) -> None:
     """Refuse, headless, a rule that would cut the user's own SSH connection."""
-    from .guard import ssh_flow_blocked_by
+    from lwtui.session.guard import ssh_flow_blocked_by
     hit = ssh_flow_blocked_by(rule)
     if hit and not force:
-        from .session import SessionError
+        from lwtui.session.live import SessionError
         raise SessionError(f"{rule.text!r} would block your own SSH connection ({hit}): add --force to do it anyway")
 
 
 def cmd_block(args) -> int:
-    from .rules import parse_rule
+    from lwtui.core.grammar import parse_rule
     rule = parse_rule(" ".join(args.rule))
     _guard_ssh(rule, args.force)
     st, store = _store(args)
@@ -181,7 +182,7 @@ def cmd_block(args) -> int:
 
 
 def cmd_allow(args) -> int:
-    from .rules import parse_rule
+    from lwtui.core.grammar import parse_rule
     rule = parse_rule(" ".join(args.rule))
     st, store = _store(args)
     try:
@@ -189,14 +190,14 @@ def cmd_allow(args) -> int:
     finally:
         store.close()
     if not gone:
-        from .verdicts import VerdictError
+        from lwtui.kernel.verdicts import VerdictError
         raise VerdictError(f"no rule {rule.text!r} in session {st.name}: see `lwtui rules`")
     _console().print(f"allowed [bold]{rule.text}[/] in session {st.name}")
     return 0
 
 
 def cmd_rules(args) -> int:
-    from .watch import rule_json
+    from lwtui.cli.watch import rule_json
     st, store = _store(args)
     try:
         entries = store.entries()
@@ -223,7 +224,7 @@ _STATE_TEXT = {"running": "running", "kept": "[yellow]kept (blocks active)[/]",
 
 
 def cmd_sessions(args) -> int:
-    states = pins.list_states()
+    states = state.list_states()
     if args.json:
         for s in states:
             print(json.dumps({"type": "session", "name": s.name, "pid": s.pid, "alive": s.alive,
@@ -252,10 +253,10 @@ def cmd_detach(args) -> int:
     Then remove their state files and pins, pins without a state file, and
     half-written state files. A running session restores its own routes.
     """
-    from .guard import require_privileges
-    from .session import SessionError
+    from lwtui.session.guard import require_privileges
+    from lwtui.session.live import SessionError
     require_privileges()
-    states = pins.list_states()
+    states = state.list_states()
     if args.session:
         states = [s for s in states if s.name == args.session]
         if not states:
@@ -267,11 +268,11 @@ def cmd_detach(args) -> int:
                            "and it restores its routes itself")
     con = _console()
     failed = sum(_detach_state(con, st) for st in todo)
-    running = {s.name for s in pins.list_states() if s.status != "stale"} - {s.name for s in todo}
+    running = {s.name for s in state.list_states() if s.status != "stale"} - {s.name for s in todo}
     orphans = [n for n in pins.pinned_sessions() if n not in running] if not args.session else []
     for name in orphans:  # pins whose state file is gone
         pins.unpin(name)
-    tmp = pins.remove_stale_tmp()
+    tmp = state.remove_stale_tmp()
     if not todo:
         con.print("nothing to detach" + (f" ({len(live)} session(s) running)" if live else "")
                   + (f"; removed {len(orphans)} orphaned pin dir(s)" if orphans else "")
@@ -279,9 +280,9 @@ def cmd_detach(args) -> int:
     return 1 if failed else 0
 
 
-def _detach_state(con, st: pins.SessionState) -> int:
+def _detach_state(con, st: state.SessionState) -> int:
     """Restore one session's routes from its state file; returns how many failed."""
-    from .routes import Attachment, detach
+    from lwtui.net.routes import Attachment, detach
     remaining = []
     for a in reversed(st.attachments):
         att = Attachment.from_dict(a)
@@ -303,12 +304,12 @@ def _detach_state(con, st: pins.SessionState) -> int:
 # -- environment, lab, demo ----------------------------------------------
 
 def cmd_doctor(args) -> int:
-    from .doctor import run_doctor
+    from lwtui.cli.doctor import run_doctor
     return run_doctor(_console())
 
 
 def cmd_lab(args) -> int:
-    from .lab import Lab
+    from lwtui.lab.lab import Lab
     lab = Lab(prefix=args.prefix)
     if args.action == "up":
         topo = lab.up()
@@ -330,10 +331,10 @@ def cmd_lab(args) -> int:
 
 def cmd_demo(args) -> int:
     """Build the lab, watch out on the client and in on the server, tear all down on quit."""
-    from .lab import Lab
-    from .routes import Target, list_routes
-    from .session import Session
-    from .ui.app import run_dashboard
+    from lwtui.lab.lab import Lab
+    from lwtui.net.routes import Target, list_routes
+    from lwtui.session.live import Session
+    from lwtui.ui.app import run_dashboard
     lab = Lab(prefix="lwtui")
     topo = lab.up()
     try:

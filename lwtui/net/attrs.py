@@ -1,4 +1,4 @@
-"""Routes as data: the pure half of lwtui.routes (no netlink, no pyroute2).
+"""Routes as data: the pure half of lwtui.net.routes (no netlink, no pyroute2).
 
 A route message (pyroute2's, or a recorded dict of that shape) becomes a
 JSON-friendly dict (`route_to_dict`) that keeps every attribute `replace`
@@ -18,7 +18,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Iterator
 
-HOOKS = ("in", "out", "xmit")
+from lwtui.core.names import HOOKS
+
 MAIN, LOCAL = 254, 255
 RTN_UNICAST, RTN_LOCAL = 1, 2
 RTPROT_KERNEL, RTPROT_STATIC = 2, 4

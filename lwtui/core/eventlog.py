@@ -13,7 +13,7 @@ import collections
 import threading
 import time
 
-from .model import EventEntry, FlowId
+from lwtui.core.model import EventEntry, FlowId
 
 EVENT_LOG_MAX = 2000          # entries between two snapshots; more are counted, not kept
 

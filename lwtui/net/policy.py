@@ -1,4 +1,4 @@
-"""The `in` hook on an IPv6 address, by policy routing (a method of lwtui.routes).
+"""The `in` hook on an IPv6 address, by policy routing (a method of lwtui.net.routes).
 
 IPv6 local routes have metric 0, which netlink cannot recreate (0 becomes
 1024), so the kernel's local route stays untouched. A rule `to ADDR lookup T`,
@@ -15,9 +15,9 @@ import time
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .routes_attrs import (LOCAL, RTPROT_KERNEL, Attachment, RouteError, Target, bpf_encap, find_route,
+from lwtui.net.attrs import (LOCAL, RTPROT_KERNEL, Attachment, RouteError, Target, bpf_encap, find_route,
                            refuse_unusable, route_kwargs, route_net, route_table, where)
-from .routes_nl import dump, ignore_gone, netlink_error, rules
+from lwtui.net.netlink import dump, ignore_gone, netlink_error, rules
 
 POLICY_TABLE_BASE = 0x6C77         # private tables for IPv6 `in`: the first free one from here
 RULE_PROTO = 0x6C                  # FRA_PROTOCOL of lwtui's rules, so cleanup can tell them apart

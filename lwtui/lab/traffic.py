@@ -1,6 +1,6 @@
 """The demo lab's processes: `serve` in the server namespace, `client` in the client one.
 
-lwtui.lab starts them as `python -m lwtui.labtraffic serve|client ...` through
+lwtui.lab.lab starts them as `python -m lwtui.lab.traffic serve|client ...` through
 `ip netns exec`, detached, so `lwtui lab up` returns while they run. Every loop
 stops after --lifetime seconds and after a count derived from it, so a lab nobody
 takes down stops making traffic by itself. Each process keeps a small JSON stats
@@ -252,7 +252,7 @@ def client(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lwtui.labtraffic", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m lwtui.lab.traffic", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("serve", "client"):
         s = sub.add_parser(name)

@@ -8,7 +8,7 @@ and reached from every exit path: use it as a context manager.
 Restore guarantee (DESIGN.md): start() checks every target before it changes
 anything, records each attachment (state file and self.attachments) before
 its route changes, and undoes what it did when anything fails; close() runs
-with SIGINT/SIGTERM/SIGHUP held (lwtui.signals.critical) so a second Ctrl-C
+with SIGINT/SIGTERM/SIGHUP held (lwtui.session.signals.critical) so a second Ctrl-C
 cannot stop a restore half-way. With keep_blocks and active rules, close()
 leaves the programs and pins in place and marks the state file `kept`.
 
@@ -26,12 +26,18 @@ import time
 from dataclasses import asdict
 from typing import Callable, Iterable
 
-from . import faults, guard, kstructs, pins, routes, signals
-from .flows import Counters, FlowTable, flow_id_from_key
-from .model import AttachedRoute, FlowId, Snapshot, Totals
-from .rules import Rule, parse_rule, rule_for, rules_blocking
-from .sessionlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
-from .verdicts import RuleStore
+from lwtui.session import faults, guard, signals
+from lwtui.core import paths, procs
+from lwtui.kernel import kstructs, pins
+from lwtui.session import state
+from lwtui.net import routes
+from lwtui.core.flows import Counters, FlowTable
+from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
+from lwtui.core.model import AttachedRoute, FlowId, Snapshot, Totals
+from lwtui.core.grammar import parse_rule
+from lwtui.core.rules import Rule, rule_for, rules_blocking
+from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
+from lwtui.kernel.verdicts import RuleStore
 ROUTE_CHECK_INTERVAL = 2.0    # seconds between checks that the routes still carry the programs
 # Flows and events are stamped with the coarse clock (one tick of resolution,
 # ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
@@ -68,19 +74,20 @@ class Session:
         self.targets = list(targets)
         if not self.targets:
             raise SessionError("no route given: name at least one ROUTE (see `lwtui --help`)")
-        self.name = pins.valid_name(name or pins.new_session_name())
+        self.name = paths.valid_name(name or state.new_session_name())
         self.dry_run = dry_run
         self.keep_blocks = keep_blocks
         self.max_flows = max_flows
-        self.transport = events  # how events travel: "perf" or "ringbuf" (lwtui.probe)
+        self.transport = events  # how events travel: "perf" or "ringbuf" (lwtui.kernel.probe)
         self.drop_event_interval = drop_event_interval
         self.flows = FlowTable(max_flows=max_flows, idle_timeout=idle_timeout)
+        self._ids = FlowIdCache()  # one FlowId object per kernel key, tick after tick
         self.attachments: list[routes.Attachment] = []
         self.lost: list[tuple[routes.Target, str]] = []   # routes that went away while attached, and why
         self.kept = False
         self.probe = None
         self.store: RuleStore | None = None
-        self.state: pins.SessionState | None = None
+        self.state: state.SessionState | None = None
         self.started = time.time()
         self._mono_to_wall = time.time() - time.monotonic()
         self._lock = threading.Lock()
@@ -108,7 +115,7 @@ class Session:
         for t in self.targets:          # bad routes are refused before anything is compiled or changed
             routes.preflight(t)
         pins.ensure_bpffs()
-        from .probe import Probe  # BCC is heavy: import only when a session starts
+        from lwtui.kernel.probe import Probe  # BCC is heavy: import only when a session starts
         hooks = sorted({t.hook for t in self.targets}, key=lambda h: kstructs.HOOK_BY_NAME[h])
         try:
             self._on_status("compiling BPF programs")
@@ -117,8 +124,8 @@ class Session:
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
-            self.state = pins.SessionState(name=self.name, pid=os.getpid(),
-                                           start_time=pins.proc_start_time(os.getpid()),
+            self.state = state.SessionState(name=self.name, pid=os.getpid(),
+                                           start_time=procs.proc_start_time(os.getpid()),
                                            started=self.started, dry_run=self.dry_run,
                                            keep_blocks=self.keep_blocks)
             self.state.save()
@@ -147,7 +154,7 @@ class Session:
     def _refuse_busy_routes(self) -> None:
         """One route, one session: refuse routes a running, kept or killed session holds."""
         mine = {_route_kind(t.netns, t.prefix, t.hook) for t in self.targets}
-        for st in pins.list_states():
+        for st in state.list_states():
             for a in st.attachments:
                 t = a.get("target", {})
                 if _route_kind(t.get("netns"), t.get("prefix"), t.get("hook")) not in mine:
@@ -275,7 +282,7 @@ class Session:
             self.probe.poll_events(timeout_ms)
 
     def _on_event(self, ev: kstructs.LwtuiEvent) -> None:
-        fid = flow_id_from_key(ev.key)
+        fid = flow_id_from_key(ev.key, self._ids)
         when = ev.ts_ns / 1e9 + self._mono_to_wall
         if ev.type == kstructs.EV_NEW:
             with self._lock:
@@ -322,7 +329,7 @@ class Session:
                         session=self.name)
 
     def _row(self, key, st, active_rules: list[Rule], gen: int) -> tuple[FlowId, Counters]:
-        fid = flow_id_from_key(key)
+        fid = flow_id_from_key(key, self._ids)
         verdict, rule_text = "allow", ""
         # The kernel's cached verdict is current when its generation matches;
         # otherwise the rules changed since the flow's last packet: ask them.

@@ -6,7 +6,7 @@ or, with events="ringbuf", a BPF ring buffer (kernel 5.8+), which costs about
 half as much per event in the program (BENCHMARKS.md, new-flow storm).
 
 The only module that imports bcc. Everything read from the kernel leaves here
-as lwtui.kstructs types (copies, never views of BCC buffers), so the rest of
+as lwtui.kernel.kstructs types (copies, never views of BCC buffers), so the rest of
 lwtui does not depend on BCC's generated ctypes classes.
 """
 
@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from . import bpfsys, headers, kstructs
+from lwtui.core.names import HOOKS
+from lwtui.kernel import bpfsys, headers, kstructs
 
-HOOKS = ("in", "out", "xmit")
 MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
@@ -36,11 +36,16 @@ class ProbeError(RuntimeError):
 def bpf_dir() -> Path:
     """Directory holding lwtui.bpf.c and lwtui.h: the source tree's top-level
     bpf/, else the copy inside an installed package."""
-    here = Path(__file__).resolve().parent
-    for d in (here.parent / "bpf", Path(__file__).parent / "bpf"):
+    pkg = Path(__file__).resolve().parent.parent      # lwtui/
+    for d in (pkg.parent / "bpf", pkg / "bpf"):
         if (d / SOURCE_NAME).is_file():
             return d
     raise ProbeError(f"{SOURCE_NAME} not found next to {here}: reinstall lwtui")
+
+
+def bcc_location() -> str:
+    """Where BCC's Python bindings are; ProbeError naming the install when they are not."""
+    return os.path.dirname(_import_bcc().__file__)
 
 
 def _import_bcc():

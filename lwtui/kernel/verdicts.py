@@ -12,9 +12,11 @@ import ctypes as ct
 import os
 import time
 
-from . import bpfsys, kstructs
-from .model import RuleEntry
-from .rules import Rule, decode, encode, parse_rule
+from lwtui.kernel import bpfsys, kstructs
+from lwtui.core.model import RuleEntry
+from lwtui.core.grammar import parse_rule
+from lwtui.core.rules import Rule
+from lwtui.kernel.codec import decode, encode
 
 _KEY_TYPES = {
     "verdicts": kstructs.FlowKey,

@@ -1,6 +1,6 @@
 """The demo lab: two namespaces, servers in one, bounded traffic from the other.
 
-`Lab.up()` builds the topology of lwtui.netns, starts `labtraffic serve` in the
+`Lab.up()` builds the topology of lwtui.net.netns, starts `labtraffic serve` in the
 server namespace (HTTP on 10.0.0.3:8080 and [fd00:6c77::3]:8081, a UDP sink on
 port 5353 of both) and, with traffic on, `labtraffic client` in the client
 namespace. Both run detached, so `lwtui lab up` returns while they keep going,
@@ -22,9 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from . import labtraffic
-from .netns import Topology, create_topology, destroy_topology, ns_exec, topology_exists
-from .pins import RUN_DIR, proc_start_time
+from lwtui.lab import traffic as labtraffic
+from lwtui.net.netns import Topology, create_topology, destroy_topology, ns_exec, topology_exists
+from lwtui.session.state import RUN_DIR
+from lwtui.core.procs import proc_start_time
 
 DEFAULT_LIFETIME = 3600.0
 BULK_SIZE = 2 * 1024 * 1024
@@ -118,9 +119,9 @@ class Lab:
         """Start `labtraffic NAME` in `ns`, detached, logging to NAME.log, pid in NAME.pid."""
         t = self.topology
         cmd = "serve" if name == "server" else "client"
-        argv = [sys.executable, "-m", "lwtui.labtraffic", cmd, "--v4", t.server_v4, "--v6", t.server_v6,
+        argv = [sys.executable, "-m", "lwtui.lab.traffic", cmd, "--v4", t.server_v4, "--v6", t.server_v6,
                 "--stats", str(self.state_dir / f"{name}.json"), "--lifetime", str(self.lifetime), *extra]
-        pkg_root = str(Path(__file__).resolve().parent.parent)
+        pkg_root = str(Path(__file__).resolve().parents[2])  # the directory holding lwtui/
         env = dict(os.environ, PYTHONUNBUFFERED="1",
                    PYTHONPATH=os.pathsep.join(filter(None, [pkg_root, os.environ.get("PYTHONPATH")])))
         with open(self.state_dir / f"{name}.log", "wb") as log:
