@@ -4,7 +4,7 @@
 # Idempotent and silent when there is nothing to do (a few checks, well under two
 # seconds), so every make target can run it first. It installs only what is
 # missing: apt packages (running `apt-get update` only then), kernel headers only
-# when BCC has none to use (lwtui/headers.py merges an installed Debian pair into
+# when BCC has none to use (lwtui/kernel/headers.py merges an installed Debian pair into
 # a private tree itself, so nothing is ever written to /lib/modules), the venv
 # only when it is missing or cannot import BCC, and lwtui only when
 # pyproject.toml changed since the last install. `--bench` also wants iperf3 and tcpdump.
@@ -26,7 +26,7 @@ if [ "$(id -u)" -ne 0 ]; then
     die "lwtui needs root (BPF programs, routes, namespaces) and sudo is not installed: run this as root"
 fi
 
-# Usable kernel headers for BCC, in the order lwtui/headers.py tries them.
+# Usable kernel headers for BCC, in the order lwtui/kernel/headers.py tries them.
 have_headers() {
     [ -d "/lib/modules/$(uname -r)/build/include" ] && return 0
     [ -e /sys/kernel/kheaders.tar.xz ] && return 0
