@@ -26,8 +26,8 @@ def error_code(e: BaseException) -> int | None:
     from lwtui.session.live import RoutesGone, SessionError
     from lwtui.kernel.verdicts import VerdictError
     from lwtui.cli.watch import ReaderFailed
-    known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError, PrivilegeError,
-             LabError, TopologyError)
+    known: tuple[type[Exception], ...] = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError,
+                                          pins.PinError, PrivilegeError, LabError, TopologyError)
     try:
         from lwtui.kernel.probe import ProbeError
         known += (ProbeError,)

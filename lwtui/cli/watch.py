@@ -12,10 +12,14 @@ import datetime as dt
 import json
 import threading
 import time
-from typing import IO, Callable
+from typing import IO, TYPE_CHECKING, Any, Callable
 
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
 from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.session.protocol import RoutesGone, SessionLike
+
+if TYPE_CHECKING:
+    from rich.text import JustifyMethod
 
 
 def rfc3339(ts: float) -> str:
@@ -23,7 +27,7 @@ def rfc3339(ts: float) -> str:
 
 
 def flow_fields(f: FlowId) -> dict:
-    d = {"hook": f.hook, "proto": f.proto_name, "src": str(f.src), "dst": str(f.dst)}
+    d: dict[str, Any] = {"hook": f.hook, "proto": f.proto_name, "src": str(f.src), "dst": str(f.dst)}
     if f.is_icmp:
         d.update(icmp_type=f.sport, icmp_code=f.dport)
     else:
@@ -107,9 +111,11 @@ def flow_table(snap: Snapshot, limit: int = 40):
              f"drops {t.drops + t.would_drops}  parse errors {t.parse_errors}  "
              f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
     table = Table(title=title, title_justify="left", expand=False)
-    for col, just in (("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),
-                      ("destination", "left"), ("pkts", "right"), ("bytes", "right"),
-                      ("rate", "right"), ("drops", "right"), ("verdict", "left")):
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
+        ("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),
+        ("destination", "left"), ("pkts", "right"), ("bytes", "right"),
+        ("rate", "right"), ("drops", "right"), ("verdict", "left"))
+    for col, just in columns:
         table.add_column(col, justify=just, no_wrap=True)
     for r in sorted(snap.flows, key=lambda r: (r.bps, r.bytes), reverse=True)[:limit]:
         f = r.id
@@ -135,12 +141,12 @@ class ReaderFailed(RuntimeError):
     """The event reader thread died; the watch stops (and its caller restores the routes)."""
 
 
-def run_watch(session, *, interval: float, duration: float | None, as_json: bool,
+def run_watch(session: SessionLike, *, interval: float, duration: float | None, as_json: bool,
               out: IO[str], stop: threading.Event | None = None,
               on_ready: Callable[[], None] | None = None) -> None:
     """Report every `interval` seconds until `duration` or `stop`; the caller owns the session.
 
-    Raises ReaderFailed when the event reader dies, and session.RoutesGone
+    Raises ReaderFailed when the event reader dies, and RoutesGone
     (after reporting why) when every watched route went away.
     """
     stop = stop or threading.Event()
@@ -169,7 +175,7 @@ def run_watch(session, *, interval: float, duration: float | None, as_json: bool
             snap = session.snapshot()
             if reporter:
                 reporter.report(snap)
-            else:
+            elif live is not None:
                 live.update(flow_table(snap), refresh=True)
             if not snap.routes:
                 _all_gone(session)
@@ -203,14 +209,13 @@ def _sleep_until(end: float, stop: threading.Event) -> None:
         time.sleep(min(left, 0.05))
 
 
-def _all_gone(session) -> None:
-    from lwtui.session.live import RoutesGone
+def _all_gone(session: SessionLike) -> None:
     why = "; ".join(f"{t.prefix} ({t.hook}){' in ' + t.netns if t.netns else ''}: {reason}"
-                    for t, reason in getattr(session, "lost", [])) or "no route left"
+                    for t, reason in session.lost) or "no route left"
     raise RoutesGone(f"every watched route is gone ({why}): nothing left to watch")
 
 
-def _read_events(session, stop: threading.Event, failures: list) -> None:
+def _read_events(session: SessionLike, stop: threading.Event, failures: list) -> None:
     """The reader thread: poll until stopped; a failure is handed to the main loop, which stops."""
     try:
         while not stop.is_set() and not session.closed:

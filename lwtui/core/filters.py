@@ -167,7 +167,7 @@ def _bare(word: str, tok: str, pos: int, tk: Tokens) -> Pred:
         return lambda r: rule.matches(r.id)
     if tok[:1].isdigit():
         number(tok.partition("/")[0], pos, "port", 65535, tk)  # the port's own error first
-        rule = port_atom(tok, pos, tk)
-        return lambda r: rule.matches(r.id)
+        port_rule = port_atom(tok, pos, tk)
+        return lambda r: port_rule.matches(r.id)
     raise tk.error(f"unknown word {tok!r}: expected flow, host, port, proto, src, dst, hook, "
                    f"verdict, not, an address or a port", pos, len(tok))

@@ -84,7 +84,8 @@ class _Entry:
     def __init__(self, record: Optional[FlowRecord] = None):
         self.counters: Optional[Counters] = None
         self.samples: list[tuple] = []    # (time, packets, bytes, drops)
-        self.record = record
+        # None only from update() making the entry to _merge() publishing its first record.
+        self.record: FlowRecord = record  # type: ignore[assignment]
         self.quiet = 0                    # trailing zero entries in record.history
         self.tick = 0                     # the update() that last merged this flow
 
@@ -219,14 +220,15 @@ class FlowTable:
             e.quiet += 1
         # Published as packed doubles (FlowRecord.history reads them as a tuple):
         # immutable, no float object per value, nothing for the GC to track.
-        hist = r._history if r is not None else b""
+        hist = r.__dict__["_history"] if r is not None else b""
         if hist.__class__ is not bytes:        # a record made by note_new()
             hist = _pack_history(hist)
         keep = (self.history_len - 1) * 8
         if len(hist) > keep:
             hist = hist[len(hist) - keep:]
+        # history given packed (bytes, not the field's tuple): FlowRecord.history unpacks it on read.
         e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
-                              pps, bps, dps, hist + _PACK_ONE(tick_bps))
+                              pps, bps, dps, hist + _PACK_ONE(tick_bps))  # type: ignore[arg-type]
         e.counters = c
 
     def _baseline(self, now: float, first_seen: float) -> float:

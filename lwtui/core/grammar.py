@@ -72,7 +72,7 @@ def address(s: str, pos: int, tk: Tokens) -> IPAddress:
 def network(s: str, pos: int, tk: Tokens) -> IPNetwork:
     addr_s, slash, len_s = s.partition("/")
     addr = address(addr_s, pos, tk)
-    bits = addr.max_prefixlen
+    bits: int = addr.max_prefixlen
     if slash:
         bits = number(len_s, pos + len(addr_s) + 1, f"IPv{addr.version} prefix length",
                        addr.max_prefixlen, tk)

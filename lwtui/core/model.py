@@ -36,8 +36,8 @@ class FlowId:
     def __hash__(self) -> int:
         # Flow ids key every dict of the flow table and the UI: hash once.
         try:
-            return self._hash
-        except AttributeError:
+            return self.__dict__["_hash"]
+        except KeyError:
             h = hash((self.hook, self.proto, self.src, self.sport, self.dst, self.dport, self.fragment))
             object.__setattr__(self, "_hash", h)
             return h
@@ -77,14 +77,14 @@ class FlowRecord:
 
 
 def _get_history(rec: FlowRecord) -> tuple[float, ...]:
-    h = rec._history
+    h = rec.__dict__["_history"]
     if h.__class__ is bytes:              # as a FlowTable publishes it: unpacked on first read
-        h = rec._history = struct.unpack(f"{len(h) >> 3}d", h)   # same value from any thread
+        h = rec.__dict__["_history"] = struct.unpack(f"{len(h) >> 3}d", h)   # same value from any thread
     return h
 
 
-def _set_history(rec: FlowRecord, value) -> None:
-    rec._history = value
+def _set_history(rec: FlowRecord, value: tuple[float, ...] | bytes) -> None:
+    rec.__dict__["_history"] = value
 
 
 # `history` stays a dataclass field (init, ==, repr, fields(), replace() see a
@@ -92,7 +92,9 @@ def _set_history(rec: FlowRecord, value) -> None:
 # there: immutable, no float object per value, nothing for the garbage collector
 # to track, and most records are never drawn (a terminal shows a few dozen of
 # 10,000 flows), so the tuple is built only when someone reads `history`.
-FlowRecord.history = property(_get_history, _set_history, doc="bits/s per tick, oldest first, bounded")
+# The type checker keeps seeing the field (a tuple), which is what every reader gets.
+FlowRecord.history = property(_get_history, _set_history,  # type: ignore[assignment]
+                              doc="bits/s per tick, oldest first, bounded")
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Iterable, Optional, Union
+from typing import ClassVar, Iterable, Optional, Union, cast
 
 from lwtui.core import names
 from lwtui.core.model import FlowId, IPAddress, IPNetwork
@@ -76,7 +76,7 @@ class _Formatted:
 
     @property
     def text(self) -> str:
-        return format_rule(self)
+        return format_rule(cast("Rule", self))   # every subclass is one of the Rule kinds
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ def _in(addr: IPAddress, net: IPNetwork) -> bool:
     (::ffff:a.b.c.d, never valid on the wire) is the same 16 bytes as IPv4 a.b.c.d."""
     if addr.version == net.version:
         return addr in net
-    return net.version == 4 and addr.ipv4_mapped is not None and addr.ipv4_mapped in net
+    return (net.version == 4 and isinstance(addr, ipaddress.IPv6Address)
+            and addr.ipv4_mapped is not None and addr.ipv4_mapped in net)
 
 
 @dataclass(frozen=True)

@@ -95,7 +95,7 @@ def prog_info(fd: int) -> dict:
 
 # -- maps ------------------------------------------------------------------
 
-def map_lookup(fd: int, key: ct.Structure, value: ct.Structure) -> bool:
+def map_lookup(fd: int, key: ct._CData, value: ct.Structure) -> bool:
     """Fill `value` from the map; False when the key is absent."""
     try:
         _bpf(MAP_LOOKUP_ELEM, _attr("=IIQQ", fd, 0, ct.addressof(key), ct.addressof(value)), "map lookup")
@@ -106,11 +106,11 @@ def map_lookup(fd: int, key: ct.Structure, value: ct.Structure) -> bool:
     return True
 
 
-def map_update(fd: int, key: ct.Structure, value: ct.Structure, flags: int = BPF_ANY) -> None:
+def map_update(fd: int, key: ct._CData, value: ct.Structure, flags: int = BPF_ANY) -> None:
     _bpf(MAP_UPDATE_ELEM, _attr("=IIQQQ", fd, 0, ct.addressof(key), ct.addressof(value), flags), "map update")
 
 
-def map_delete(fd: int, key: ct.Structure) -> bool:
+def map_delete(fd: int, key: ct._CData) -> bool:
     """Delete a key; False when it was absent."""
     try:
         _bpf(MAP_DELETE_ELEM, _attr("=IIQ", fd, 0, ct.addressof(key)), "map delete")
@@ -123,7 +123,7 @@ def map_delete(fd: int, key: ct.Structure) -> bool:
 
 def map_keys(fd: int, key_type: type) -> list:
     """Every key of a (small) map, by BPF_MAP_GET_NEXT_KEY."""
-    keys = []
+    keys: list[ct._CData] = []
     cur, nxt = None, key_type()
     while True:
         try:

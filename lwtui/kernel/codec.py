@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes as ct
 import ipaddress
 
-from lwtui.core.model import FlowId, IPAddress
+from lwtui.core.model import FlowId, IPAddress, IPNetwork
 from lwtui.core.rules import FlowRule, HostRule, PortRule, Rule
 from lwtui.kernel import kstructs
 
@@ -74,7 +74,7 @@ def decode(map_name: str, key) -> Rule:
         if key.prefixlen > 128:
             raise ValueError(f"host key with prefix length {key.prefixlen}")
         if key.prefixlen >= 96 and raw[:12] == kstructs.addr_to_bytes(ipaddress.IPv4Address(0))[:12]:
-            net = ipaddress.IPv4Network((raw[12:], key.prefixlen - 96), strict=False)
+            net: IPNetwork = ipaddress.IPv4Network((raw[12:], key.prefixlen - 96), strict=False)
         else:
             net = ipaddress.IPv6Network((raw, key.prefixlen), strict=False)
         return HostRule(net)

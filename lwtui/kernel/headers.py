@@ -55,9 +55,9 @@ def _usable(tree: Path) -> bool:
 
 def _pairs(src_root: Path = SEARCH_ROOT / "usr/src") -> list[tuple[Path, Path]]:
     """Installed (arch, common) header directory pairs, newest version first."""
-    pairs = []
-    for arch_dir in glob.glob(str(src_root / f"linux-headers-*-{_DEB_ARCH}")):
-        arch_dir = Path(arch_dir)
+    pairs: list[tuple[Path, Path]] = []
+    for arch_name in glob.glob(str(src_root / f"linux-headers-*-{_DEB_ARCH}")):
+        arch_dir = Path(arch_name)
         common = Path(re.sub(rf"-{_DEB_ARCH}$", "-common", str(arch_dir)))
         if (arch_dir / "include" / "generated").is_dir() and (common / "include" / "linux").is_dir():
             pairs.append((arch_dir, common))

@@ -156,10 +156,6 @@ def tcp_flags_str(flags: int) -> str:
     return "".join(letter for bit, letter, _ in TCP_FLAGS if flags & bit)
 
 
-def proto_name(proto: int) -> str:
-    return PROTO_NAMES.get(proto, str(proto))
-
-
 def decode_event(data: bytes) -> LwtuiEvent:
     """Copy a raw perf record into an LwtuiEvent; ValueError when it is short."""
     size = ct.sizeof(LwtuiEvent)

@@ -40,7 +40,7 @@ def bpf_dir() -> Path:
     for d in (pkg.parent / "bpf", pkg / "bpf"):
         if (d / SOURCE_NAME).is_file():
             return d
-    raise ProbeError(f"{SOURCE_NAME} not found next to {here}: reinstall lwtui")
+    raise ProbeError(f"{SOURCE_NAME} not found next to {pkg}: reinstall lwtui")
 
 
 def bcc_location() -> str:
@@ -125,7 +125,8 @@ class Probe:
         self._tables = {}
         self._events_open = False
         self._callback_error: BaseException | None = None
-        self._batch = None  # reused key/value arrays for read_flows
+        # Reused key/value arrays for read_flows.
+        self._batch: tuple[ct.Array[kstructs.FlowKey], ct.Array[kstructs.FlowStats]] | None = None
         self._batch_ok = True
         self._poll_lock = threading.Lock()  # close() waits for a poll in progress
         self._read_lock = threading.Lock()  # guards the reused batch arrays

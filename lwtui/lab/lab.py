@@ -161,8 +161,8 @@ class Lab:
 
     def down(self) -> None:
         """Stop every process of the lab, delete the namespaces and the state dir; idempotent."""
-        pids = [self._pidfile(n) for n in self.PROCS]
-        pids = [p for p in pids if p is not None]
+        found = [self._pidfile(n) for n in self.PROCS]
+        pids = [p for p in found if p is not None]
         for pid, start in pids:
             if _alive(pid, start):
                 self._kill(pid, signal.SIGTERM)

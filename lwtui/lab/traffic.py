@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Callable, cast
 
 HTTP4_PORT = 8080
 HTTP6_PORT = 8081
@@ -69,7 +70,7 @@ class _Handler(SimpleHTTPRequestHandler):
     counts: _Counts
 
     def log_request(self, code="-", size="-"):
-        self.counts.add(f"http{'6' if ':' in self.server.server_address[0] else '4'}_requests")
+        self.counts.add(f"http{'6' if isinstance(self.server, _HTTP6Server) else '4'}_requests")
 
     def log_message(self, format, *args):  # errors only (requests go to log_request)
         pass
@@ -98,13 +99,13 @@ def _udp_sink(addrs: list[str], port: int, counts: _Counts, stop: threading.Even
         while not stop.is_set():
             for key, _ in sel.select(timeout=0.2):
                 try:
-                    data = key.fileobj.recv(65535)
+                    data = cast(socket.socket, key.fileobj).recv(65535)
                 except BlockingIOError:
                     continue
                 counts.add(f"{key.data}_datagrams")
                 counts.add(f"{key.data}_bytes", len(data))
         for key in list(sel.get_map().values()):
-            key.fileobj.close()
+            cast(socket.socket, key.fileobj).close()
 
     t = threading.Thread(target=run, name="udp-sink", daemon=True)
     t.start()
@@ -147,7 +148,7 @@ class Job:
     period: float
     limit: int
     argv: list[str] | None = None          # a command run without waiting, or
-    send: object = None                    # a callable that sends one datagram
+    send: Callable[[], object] | None = None   # a callable that sends one datagram
     due: float = 0.0
     runs: int = 0
     ok: int = 0
@@ -174,7 +175,7 @@ class Job:
             if self.argv is not None:
                 self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            else:
+            elif self.send is not None:
                 self.send()
                 self.ok += 1
         except OSError as e:  # EPERM when a verdict drops it at out/xmit: count, go on

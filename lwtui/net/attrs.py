@@ -16,7 +16,7 @@ import math
 import struct
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Iterator
+from typing import Any, Iterator, Literal, overload
 
 from lwtui.core.names import HOOKS
 
@@ -108,7 +108,7 @@ def route_to_dict(msg) -> dict:
     metrics as {RTAX_*: value}, the expiry in seconds), the bpf programs on it
     ("progs"), and what makes a route unusable (encap, multipath, nexthop object).
     """
-    d = {k: int(msg.get(k) or 0) for k in _HEADER}
+    d: dict[str, Any] = {k: int(msg.get(k) or 0) for k in _HEADER}
     attrs, d["progs"] = {}, {}
     for name, value in attr_pairs(msg.get("attrs")):
         if name in _COPY:
@@ -195,6 +195,12 @@ def _closest(routes: list[dict], net, table: int, rtype: int) -> list[str]:
     addr = int(net.network_address)
     return [str(n) for n in sorted(cands, key=lambda n: (not n.supernet_of(net),
                                                          abs(int(n.network_address) - addr)))[:3]]
+
+
+@overload
+def find_route(routes: list[dict], t: Target, net, required: Literal[True] = True) -> dict: ...
+@overload
+def find_route(routes: list[dict], t: Target, net, required: bool) -> dict | None: ...
 
 
 def find_route(routes: list[dict], t: Target, net, required: bool = True) -> dict | None:

@@ -95,6 +95,7 @@ def attach(target: Target, prog_fd: int, prog_name: str,
             return attach_policy(ipr, target, net, prog_fd, prog_name, on_saved)
         if how == "add":
             return _attach_add(ipr, target, net, prog_fd, prog_name, on_saved)
+        assert route is not None    # "share" and "replace" found one
         if how == "share":
             first = group[0][0]
             att = Attachment(target, prog_name, first.method, first.original, dict(first.extra))
@@ -166,8 +167,15 @@ def forget(att: Attachment) -> list[tuple[Attachment, int]]:
     return []
 
 
-def _detach_route(ipr, att: Attachment, others: list) -> str:
+def _changed_route(att: Attachment) -> dict:
+    """The route `att` changed: its original (method replace) or the one it added (add)."""
     base = att.original if att.method == "replace" else att.extra["route"]
+    assert base is not None    # a "replace" attachment always saved the original
+    return base
+
+
+def _detach_route(ipr, att: Attachment, others: list) -> str:
+    base = _changed_route(att)
     cur = same_route(dump(ipr, base["family"]), base)
     if cur is None:
         return "route gone"
@@ -204,7 +212,7 @@ def check(att: Attachment) -> str | None:
             if att.method == "policy":
                 cur = policy_encap(ipr, net)
             else:
-                base = att.original if att.method == "replace" else att.extra["route"]
+                base = _changed_route(att)
                 cur = same_route(dump(ipr, base["family"]), base)
             links = {link["index"] for link in ipr.get_links()}
     except NamespaceGone:

@@ -24,7 +24,7 @@ import os
 import threading
 import time
 from dataclasses import asdict
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
@@ -33,23 +33,20 @@ from lwtui.session import state
 from lwtui.net import routes
 from lwtui.core.flows import Counters, FlowTable
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
-from lwtui.core.model import AttachedRoute, FlowId, Snapshot, Totals
+from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
 from lwtui.core.rules import Rule, rule_for, rules_blocking
 from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
+from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
+
+if TYPE_CHECKING:
+    from lwtui.kernel.probe import Probe
+
 ROUTE_CHECK_INTERVAL = 2.0    # seconds between checks that the routes still carry the programs
 # Flows and events are stamped with the coarse clock (one tick of resolution,
 # ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
-
-
-class SessionError(RuntimeError):
-    """The session cannot start or act; the message names the fix."""
-
-
-class RoutesGone(RuntimeError):
-    """Every route the session watched went away (deleted, device or namespace removed)."""
 
 
 def _require_root() -> None:
@@ -85,7 +82,7 @@ class Session:
         self.attachments: list[routes.Attachment] = []
         self.lost: list[tuple[routes.Target, str]] = []   # routes that went away while attached, and why
         self.kept = False
-        self.probe = None
+        self.probe: Probe | None = None
         self.store: RuleStore | None = None
         self.state: state.SessionState | None = None
         self.started = time.time()
@@ -142,6 +139,7 @@ class Session:
 
     def _attach(self, t: routes.Target) -> None:
         """Attach one target with signals held, so it is never half done when a signal lands."""
+        assert self.probe is not None       # start() made it
         self._on_status(f"attaching {t.hook} to {t.prefix}" + (f" in {t.netns}" if t.netns else ""))
         with signals.critical():
             try:
@@ -218,6 +216,7 @@ class Session:
 
     def _keep(self) -> list[str]:
         """--keep-blocks: leave programs, rules and pins; mark the state file `kept`."""
+        assert self.state is not None       # there are attachments: start() saved the state
         n = self._active_rules()
         self.kept = True
         self.state.kept = True
@@ -303,7 +302,7 @@ class Session:
     # -- snapshots (worker thread) ---------------------------------------
     def snapshot(self) -> Snapshot:
         """Read counters from the kernel, merge them, and return a copy for the views."""
-        if self.probe is None or self._closed:
+        if self.probe is None or self.store is None or self._closed:
             raise SessionError("session is not running")
         faults.check("snapshot")
         self.check_routes()
@@ -343,6 +342,7 @@ class Session:
                              tcp_flags=st.tcp_flags, verdict=verdict, rule=rule_text)
 
     def _make_totals(self, now: float, stats: dict, active: int) -> Totals:
+        assert self.probe is not None       # snapshot() checked
         pps = bps = dps = 0.0
         if self._last_totals is not None:
             t0, s0 = self._last_totals
@@ -388,7 +388,7 @@ class Session:
         lifted = [r for r in rules_blocking(flow, active) if self.allow(r)]
         return lifted
 
-    def rules(self) -> list:
+    def rules(self) -> list[RuleEntry]:
         return self._store().entries()
 
     def set_dry_run(self, on: bool) -> None:

@@ -1,7 +1,7 @@
 """Recorded snapshots, and a Session stand-in that plays them back.
 
-The dashboard talks to a session-like object (snapshot, poll_events, block,
-allow, block_flow, allow_flow, would_cut_ssh, rules, set_dry_run, dry_run, name). A
+The dashboard talks to a session through the interface in
+lwtui.session.protocol (`SessionLike`). A
 `ReplaySession` implements that interface over a list of recorded `Snapshot`s,
 so screenshots, snapshot tests and demos show the same screen every time
 without a kernel. Blocks and allows act on the replay's own rule list and flip
@@ -22,12 +22,15 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Iterable
 
 from lwtui.session.guard import ssh_flow_blocked_by
 from lwtui.core.model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import rule_for, rules_blocking
+from lwtui.core.rules import Rule, rule_for, rules_blocking
+
+if TYPE_CHECKING:
+    from lwtui.net.routes import Target
 
 FORMAT = "lwtui-recording"
 _PRECEDENCE = {"flow": 0, "host": 1, "port": 2}
@@ -109,7 +112,7 @@ def load_recording(path: str | os.PathLike) -> list[Snapshot]:
 @dataclasses.dataclass
 class _Active:
     """A rule the replay holds, with the bookkeeping the kernel maps would keep."""
-    rule: Any
+    rule: Rule
     created: float
     expires_at: float | None
     hits: int = 0
@@ -135,6 +138,7 @@ class ReplaySession:
         self.name = name or first.session or "replay"
         self.dry_run = first.dry_run if dry_run is None else dry_run
         self.calls: list[tuple] = []
+        self.lost: list[tuple[Target, str]] = []   # a recording loses no route of its own
         self._index = min(max(0, start), len(self._frames) - 1)
         self._now = self._frames[self._index].time
         self._lock = threading.Lock()
@@ -153,6 +157,10 @@ class ReplaySession:
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kw) -> "ReplaySession":
         return cls(load_recording(path), **kw)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
 
     @property
     def frame(self) -> int:
@@ -179,7 +187,7 @@ class ReplaySession:
         """Events come with the frames: just wait, as a real reader would."""
         self._closed.wait(timeout_ms / 1000)
 
-    def block(self, rule, ttl: float | None = None):
+    def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:
         r = parse_rule(rule) if isinstance(rule, str) else rule
         self.calls.append(("block", r.text, ttl))
         with self._lock:
@@ -187,11 +195,11 @@ class ReplaySession:
             self._log("block", f"block {r.text}" + (f" for {ttl:g}s" if ttl else ""))
         return r
 
-    def would_cut_ssh(self, rule) -> str | None:
+    def would_cut_ssh(self, rule: Rule | str) -> str | None:
         """As Session.would_cut_ssh: the user's own SSH connection when `rule` would block it."""
         return ssh_flow_blocked_by(parse_rule(rule) if isinstance(rule, str) else rule)
 
-    def allow(self, rule) -> bool:
+    def allow(self, rule: Rule | str) -> bool:
         r = parse_rule(rule) if isinstance(rule, str) else rule
         self.calls.append(("allow", r.text))
         with self._lock:
@@ -200,11 +208,11 @@ class ReplaySession:
                 self._log("allow", f"allow {r.text}")
         return gone
 
-    def block_flow(self, flow: FlowId, kind: str = "flow", ttl: float | None = None):
+    def block_flow(self, flow: FlowId, kind: str = "flow", ttl: float | None = None) -> Rule:
         self.calls.append(("block_flow", flow, kind, ttl))
         return self.block(rule_for(flow, kind), ttl=ttl)
 
-    def allow_flow(self, flow: FlowId) -> list:
+    def allow_flow(self, flow: FlowId) -> list[Rule]:
         self.calls.append(("allow_flow", flow))
         with self._lock:
             active = [a.rule for a in self._rules.values()]

@@ -24,6 +24,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 class Terminated(SystemExit):
     """SIGTERM/SIGHUP: unwind through every finally so routes are restored."""
+    code: int               # 128 + the signal number
 
 
 _owner_pid: int | None = None

@@ -92,7 +92,7 @@ def list_states() -> list[SessionState]:
 
 def remove_stale_tmp() -> list[Path]:
     """Delete half-written state files (`NAME.tmpPID`) whose writer is gone; returns them."""
-    gone = []
+    gone: list[Path] = []
     if not RUN_DIR.is_dir():
         return gone
     for p in RUN_DIR.glob("*.tmp*"):

@@ -8,19 +8,58 @@ so the row shows the new verdict without waiting out the interval.
 
 from __future__ import annotations
 
-from lwtui.core.filters import parse_filter
+from abc import abstractmethod
+from typing import TYPE_CHECKING
+
+from lwtui.core.filters import Filter, parse_filter
+from lwtui.core.model import FlowId, Snapshot
 from lwtui.core.rules import RuleError, rule_for
 from lwtui.core.units import fmt_duration
+from lwtui.session.protocol import SessionLike
+from lwtui.ui.appbase import AppMixin
 from lwtui.ui.dialogs import ConfirmScreen, FilterBar, TtlScreen
 from lwtui.ui.selection import SORTS
+
+if TYPE_CHECKING:
+    from lwtui.ui.flowtable import FlowTable
+    from lwtui.ui.header import HeaderStrip
 
 KIND_WORDS = {"flow": "flow", "host": "remote host", "port": "service port"}
 
 
-class ActionsMixin:
+class ActionsMixin(AppMixin):
     """Key actions; needs the App's session, header, flow table and render_flows()."""
 
-    def _selected_or_warn(self):
+    # What the actions use of DashboardApp (it sets and defines them):
+    session: SessionLike
+    snapshot: Snapshot | None       # the latest snapshot
+    shown: Snapshot | None          # the one the flow table shows
+    paused: bool
+    next_ttl: float | None
+    filter: Filter | None
+    filter_text: str
+    sort_index: int
+
+    if TYPE_CHECKING:
+        @property
+        @abstractmethod
+        def header(self) -> HeaderStrip: ...
+
+        @property
+        @abstractmethod
+        def flow_table(self) -> FlowTable: ...
+
+        @property
+        @abstractmethod
+        def selected_flow(self) -> FlowId | None: ...
+
+        @abstractmethod
+        def render_flows(self) -> None: ...
+
+        @abstractmethod
+        def after_session_change(self) -> None: ...
+
+    def _selected_or_warn(self) -> FlowId | None:
         flow = self.selected_flow
         if flow is None:
             self.notify("No flow selected: move the cursor onto a flow first.", severity="warning")
@@ -57,7 +96,7 @@ class ActionsMixin:
             f"It matches the SSH connection you are using:\n  {ssh}\nBlocking it can cut you off from this "
             "machine, dashboard included.", yes="block it anyway", no="do not block"), answer)
 
-    def _block(self, flow, kind: str, ttl: float | None) -> None:
+    def _block(self, flow: FlowId, kind: str, ttl: float | None) -> None:
         """Make the rule in the session, then say so (or why not)."""
         try:
             rule = self.session.block_flow(flow, kind, ttl)

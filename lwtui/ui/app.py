@@ -6,10 +6,8 @@ latest Snapshot, filter, sort, pause, next TTL) and routes messages: a
 SnapshotReady from the tick worker goes to the header, the flow table, the
 detail pane, the rules view and the event log.
 
-The session is duck-typed (Session or replay.ReplaySession): snapshot(),
-poll_events(ms), block_flow(flow, kind, ttl), allow_flow(flow), block(text,
-ttl), allow(text), would_cut_ssh(rule), rules(), set_dry_run(bool), dry_run,
-name.
+The session is any `SessionLike` (lwtui.session.protocol): the live Session
+or a ReplaySession.
 
 Ways out: q (exit code 0), ctrl+c (130), SIGINT/SIGTERM/SIGHUP (128 + N,
 through a normal exit of the app: exits.py), the terminal hanging up (129,
@@ -32,11 +30,12 @@ from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from lwtui.session import faults
+from lwtui.session.protocol import SessionLike
 from lwtui.core.model import FlowId, FlowRecord, Snapshot
 from lwtui.core.units import fmt_count
 from lwtui.ui.actions import ActionsMixin
 from lwtui.ui.cells import row_key
-from lwtui.ui.detail import DetailPane
+from lwtui.ui.detail import DetailPane, RateChart
 from lwtui.ui.dialogs import FilterBar, HelpScreen
 from lwtui.ui.emptystate import EmptyState
 from lwtui.ui.eventlog import EventLog
@@ -68,7 +67,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     TITLE = "lwtui"
     BINDINGS = bindings()
 
-    def __init__(self, session, interval: float = 1.0, list_routes: Callable[[], list] | None = None, *,
+    def __init__(self, session: SessionLike, interval: float = 1.0, list_routes: Callable[[], list] | None = None, *,
                  fade_after: float = 5.0, expire_after: float | None = None, max_rows: int = DEFAULT_LIMIT,
                  autotick: bool = True):
         super().__init__()
@@ -119,7 +118,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         self.header.show(session=getattr(self.session, "name", ""), dry_run=bool(self.session.dry_run))
         self.query_one("#filter-bar").display = False
         self.query_one("#empty").display = False
-        self.query_one("#detail-chart").interval = self.interval
+        self.query_one("#detail-chart", RateChart).interval = self.interval
         self.flow_table.focus()
         self.start_feed()
         self.watch_exits()
@@ -244,6 +243,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     @work(thread=True, exclusive=True, exit_on_error=False, group="routes", name="list-routes")
     def _fetch_other_routes(self) -> None:
         """Once, for the empty state: the namespace's routes lwtui could watch."""
+        assert self.list_routes is not None    # render_flows asks only when there is one
         routes = list(self.list_routes())
         self.call_from_thread(setattr, self, "other_routes", routes)
 
@@ -255,7 +255,8 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     # -- routing: widgets --------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table is self.flow_table and self.shown is not None:
-            self.query_one(DetailPane).show(self._records.get(event.row_key.value), self.shown.time)
+            key = event.row_key.value
+            self.query_one(DetailPane).show(self._records.get(key) if key else None, self.shown.time)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         if event.data_table is self.flow_table:
@@ -296,7 +297,8 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     def action_toggle_detail(self) -> None:
         self.query_one(DetailPane).toggle_class("closed")
 
-    def action_back(self) -> None:
+    # Textual's own action_back (a coroutine) is not used: escape steps back through lwtui's views.
+    def action_back(self) -> None:  # type: ignore[override]
         bar = self.query_one(FilterBar)
         if bar.display:
             bar.close()
@@ -330,7 +332,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         super().notify(message, markup=markup, **kw)
 
 
-def run_dashboard(session, interval: float = 1.0, list_routes: Callable[[], list] | None = None,
+def run_dashboard(session: SessionLike, interval: float = 1.0, list_routes: Callable[[], list] | None = None,
                   **options) -> int:
     """Run the dashboard until q; returns the exit code. The caller starts and closes the session.
 

@@ -49,9 +49,9 @@ def no_traffic_text(snap: Snapshot, other_routes: list[dict] | None = None) -> T
     others = [r for r in other_routes or [] if r.get("hooks") and r.get("prefix") not in attached]
     if others:
         out.append("\n\nOther routes in this namespace lwtui could watch:\n", style="dim")
-        for r in others[:6]:
-            out.append(f"  {r.get('prefix')}", style="cyan")
-            out.append(f"  dev {r.get('dev')}  table {r.get('table')}  hooks {','.join(r.get('hooks', []))}\n",
+        for o in others[:6]:
+            out.append(f"  {o.get('prefix')}", style="cyan")
+            out.append(f"  dev {o.get('dev')}  table {o.get('table')}  hooks {','.join(o.get('hooks', []))}\n",
                        style="dim")
     return out
 

@@ -30,6 +30,7 @@ import sys
 import threading
 from typing import Iterator
 
+from lwtui.ui.appbase import AppMixin
 from lwtui.ui.terminal import HANGUP_CHECK_SECONDS, terminal_alive
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -39,7 +40,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 EXIT_GRACE_SECONDS = 3.0
 
 
-class ExitsMixin:
+class ExitsMixin(AppMixin):
     """For the App: exits on a hung-up terminal, and exceptions kept for run_dashboard."""
 
     def init_exits(self) -> None:
@@ -79,7 +80,7 @@ class ExitsMixin:
 
 
 @contextlib.contextmanager
-def exit_on_signals(app) -> Iterator[None]:
+def exit_on_signals(app: ExitsMixin) -> Iterator[None]:
     """Within the block, the first of these signals makes `app` exit with code 128 + N.
 
     `app` needs `running_loop` (the running loop, or None) and `exit(return_code=)`.
@@ -105,7 +106,7 @@ def exit_on_signals(app) -> Iterator[None]:
                 return
             except RuntimeError:      # the loop closed meanwhile: nothing left to ask
                 pass
-        old = previous[signum]
+        old = previous[signal.Signals(signum)]
         if callable(old):
             old(signum, frame)
         elif old == signal.SIG_DFL:

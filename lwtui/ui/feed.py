@@ -22,6 +22,8 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from lwtui.core.model import Snapshot
+from lwtui.session.protocol import SessionLike
+from lwtui.ui.appbase import AppMixin
 
 MAX_CARRIED_EVENTS = 5000
 
@@ -68,8 +70,13 @@ class Mailbox:
             return snap
 
 
-class FeedMixin:
+class FeedMixin(AppMixin):
     """Worker methods for the App: needs `session`, `interval` and `autotick` attributes."""
+
+    # What the workers use of DashboardApp (it sets them):
+    session: SessionLike
+    interval: float                 # seconds between ticks
+    autotick: bool                  # False: a tick only on request_tick()
 
     def init_feed(self) -> None:
         self.mailbox = Mailbox()

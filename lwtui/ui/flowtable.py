@@ -24,7 +24,7 @@ REBUILD_AT = 20    # rows leaving in one tick above which refilling beats removi
 EAGER_MARGIN = 10  # rows above and below the screen whose cells a refill builds at once
 
 
-def _look(cell: Text) -> tuple:
+def _look(cell: Text | _LazyCell) -> tuple:
     """What a cell looks like: Text's own == ignores the base style (a verdict turning red)."""
     return cell.plain, str(cell.style), cell.spans
 
@@ -43,7 +43,8 @@ class _LazyRow:
     __slots__ = ("rec", "now", "fade_after", "key", "_built")
 
     def __init__(self, rec: FlowRecord, now: float, fade_after: float, key: str):
-        self.rec, self.now, self.fade_after, self.key, self._built = rec, now, fade_after, key, None
+        self.rec, self.now, self.fade_after, self.key = rec, now, fade_after, key
+        self._built: tuple[Text, ...] | None = None
 
     def built(self) -> tuple[Text, ...]:
         if self._built is None:
@@ -99,7 +100,7 @@ class FlowTable(VimTable):
 
     def __init__(self, **kw):
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)
-        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._cells: dict[str, tuple[Text | _LazyCell, ...]] = {}
         self._flows: dict[str, FlowId] = {}
         self._order: list[str] = []
         self._sort_column = "bps"
@@ -157,7 +158,7 @@ class FlowTable(VimTable):
         stale = len(self._cells) - sum(1 for k in order if k in self._cells)
         rebuild = stale > REBUILD_AT
         eager = self._eager_rows(order, selected) if rebuild else None
-        new_cells = {}
+        new_cells: dict[str, tuple[Text | _LazyCell, ...]] = {}
         for i, (key, rec) in enumerate(zip(order, rows)):
             if eager is None or eager[0] <= i < eager[1] or key == selected:
                 new_cells[key] = row_cells(rec, now, fade_after, key)

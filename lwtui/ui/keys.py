@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 
 # (keys, action, footer label, help text, shown in footer)
 KEYS = [
@@ -32,10 +32,11 @@ KEYS = [
 INTERRUPT = Binding("ctrl+c", "interrupt", "quit", show=False, priority=True)
 
 
-def bindings() -> list[Binding]:
+def bindings() -> list[BindingType]:
     """Bindings for the App, built from KEYS."""
-    return [Binding(keys, action, label, show=show) for keys, action, label, _, show in KEYS
-            if action not in ("cursor_down", "cursor_up", "command_palette")] + [INTERRUPT]
+    out: list[BindingType] = [Binding(keys, action, label, show=show) for keys, action, label, _, show in KEYS
+                              if action not in ("cursor_down", "cursor_up", "command_palette")]
+    return out + [INTERRUPT]
 
 
 def display(keys: str) -> str:

@@ -58,7 +58,8 @@ class RouteTable(VimTable):
     def attachable(self) -> int:
         return sum(c is not None for c in self.choices)
 
-    def action_toggle(self) -> None:
+    # Not DOMNode.action_toggle(attribute): space toggles the row's mark (no action here passes one).
+    def action_toggle(self) -> None:  # type: ignore[override]
         row = self.cursor_row
         if not self.choices or self.choices[row] is None:
             self.app.bell()
@@ -70,7 +71,7 @@ class RouteTable(VimTable):
     def chosen(self) -> list[dict]:
         """The marked rows, or the row under the cursor when none is marked."""
         rows = sorted(self.marked) or ([self.cursor_row] if self.choices else [])
-        return [self.choices[i] for i in rows if self.choices[i] is not None]
+        return [c for c in (self.choices[i] for i in rows) if c is not None]
 
 
 class RoutePickerApp(App[list]):
