@@ -235,6 +235,11 @@ class Session:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def reader_lost(self) -> int:
+        """Events the reader was told it lost (perf buffer's lost callback)."""
+        return self._lost
+
     # -- route health (worker thread) -------------------------------------
     def check_routes(self, force: bool = False) -> list[tuple[routes.Target, str]]:
         """Every ROUTE_CHECK_INTERVAL seconds (or now, with force): drop attachments whose route
