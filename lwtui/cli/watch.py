@@ -2,8 +2,10 @@
 
 JSON lines are a contract (DESIGN.md): one object per line, "type" first;
 flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
-verdict, first_seen, last_seen (RFC 3339 UTC). ICMP flows carry icmp_type and
-icmp_code in place of ports: "type" is taken by the record type.
+verdict, first_seen, last_seen (RFC 3339 UTC); stats carry lwtui's own cost
+(ns_per_packet by hook, from the kernel's run-time statistics). ICMP flows
+carry icmp_type and icmp_code in place of ports: "type" is taken by the record
+type.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import time
 from typing import IO, Callable
 
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
-from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.core.units import fmt_bits, fmt_bytes, fmt_cost, fmt_count, fmt_duration
 
 
 def rfc3339(ts: float) -> str:
@@ -58,7 +60,8 @@ def stats_json(t: Totals, when: float) -> dict:
             "drops": t.drops, "would_drops": t.would_drops, "parse_errors": t.parse_errors,
             "events_lost": events_lost(t), "new_flows": t.new_flows,
             "active_flows": t.active_flows, "flow_capacity": t.flow_capacity,
-            "pps": round(t.pps, 3), "bps": round(t.bps, 3)}
+            "pps": round(t.pps, 3), "bps": round(t.bps, 3),
+            "ns_per_packet": {h: None if ns is None else round(ns, 1) for h, ns in t.ns_per_packet().items()}}
 
 
 def events_lost(t: Totals) -> int:
@@ -106,6 +109,8 @@ def flow_table(snap: Snapshot, limit: int = 40):
              f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)}  flows {t.active_flows}  "
              f"drops {t.drops + t.would_drops}  parse errors {t.parse_errors}  "
              f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
+    if t.bpf_runtime:
+        title += f"  ns/pkt {fmt_cost(t.ns_per_packet())}"
     table = Table(title=title, title_justify="left", expand=False)
     for col, just in (("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),
                       ("destination", "left"), ("pkts", "right"), ("bytes", "right"),

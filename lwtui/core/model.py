@@ -112,6 +112,11 @@ class Totals:
     drops_ps: float = 0.0
     active_flows: int = 0
     flow_capacity: int = 0       # max entries of the kernel flow map
+    bpf_runtime: tuple[tuple[str, int, int], ...] = ()  # (hook, run_time_ns, run_cnt) of each program
+
+    def ns_per_packet(self) -> dict[str, float | None]:
+        """Mean nanoseconds lwtui's program spent per packet, by hook (None before its first run)."""
+        return {hook: (ns / runs if runs else None) for hook, ns, runs in self.bpf_runtime}
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import Callable, Iterable
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
-from lwtui.kernel import kstructs, pins
+from lwtui.kernel import kstructs, pins, runstats
 from lwtui.session import state
 from lwtui.net import routes
 from lwtui.core.flows import Counters, FlowTable
@@ -99,6 +99,7 @@ class Session:
         self._last_totals: tuple[float, dict] | None = None
         self._next_route_check = 0.0
         self._totals = Totals()
+        self._runstats = runstats.RunStats()   # the kernel times our programs while this is open
 
     # -- lifecycle -------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -124,6 +125,10 @@ class Session:
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
+            try:
+                self._runstats.open()   # the kernel times lwtui's programs from now on
+            except runstats.RunStatsError as e:
+                self._log("info", f"lwtui's own cost is not shown: {e.strerror} (BPF_ENABLE_STATS needs Linux 5.8+)")
             self.state = state.SessionState(name=self.name, pid=os.getpid(),
                                            start_time=procs.proc_start_time(os.getpid()),
                                            started=self.started, dry_run=self.dry_run,
@@ -139,6 +144,13 @@ class Session:
         self._next_route_check = time.monotonic() + ROUTE_CHECK_INTERVAL
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
+
+    def run_stats(self) -> dict[str, tuple[int, int]]:
+        """(run_time_ns, run_cnt) of each hook's program, read now; empty without run-time statistics."""
+        probe = self.probe
+        if probe is None or not self._runstats.on:
+            return {}
+        return {h: runstats.prog_run_stats(probe.prog_fd(h)) for h in probe.hooks}
 
     def _attach(self, t: routes.Target) -> None:
         """Attach one target with signals held, so it is never half done when a signal lands."""
@@ -206,6 +218,7 @@ class Session:
             pins.unpin(self.name)
         if self.probe is not None:
             self.probe.close()
+        self._runstats.close()
         if errors:
             raise SessionError("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
         return statuses
@@ -226,6 +239,7 @@ class Session:
             routes.forget(att)
         if self.probe is not None:
             self.probe.close()   # the routes hold the programs, the pins hold the verdict maps
+        self._runstats.close()
         return [f"session {self.name} kept: {n} rule(s) stay active on "
                 f"{', '.join(f'{a.target.prefix} ({a.target.hook})' for a in self.attachments)}; "
                 f"lift them with `lwtui allow RULE --session {self.name}`, restore the routes with "
@@ -362,7 +376,8 @@ class Session:
                       events_failed=stats["events_failed"], events_lost=self._lost,
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
                       pps=pps, bps=bps, drops_ps=dps, active_flows=active,
-                      flow_capacity=self.probe.map_max_entries("flows"))
+                      flow_capacity=self.probe.map_max_entries("flows"),
+                      bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()))
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:

@@ -86,10 +86,12 @@ class SessionCollector:
             stats = s.probe.read_stats()
             rules = s.store.entries()
             capacity = s.probe.map_max_entries("flows")
+            runtime = s.run_stats()
         except (OSError, RuntimeError):   # closing under us (ProbeError, SessionError): nothing to say
             return
         yield from self._traffic(raw, s.dry_run)
         yield from _session_families(stats, rules, len(raw), capacity, s.reader_lost)
+        yield from _run_families(runtime)
         if self.top_flows:
             yield from self._top_flows(raw)
 
@@ -162,6 +164,21 @@ def _session_families(stats: dict, rules: list, flows: int, capacity: int, reade
                               value=max(stats["events_failed"], reader_lost))
     yield GaugeMetricFamily("lwtui_flows", "Entries in the kernel flow map", value=flows)
     yield GaugeMetricFamily("lwtui_flow_capacity", "Entries the kernel flow map holds at most", value=capacity)
+
+
+def _run_families(runtime: dict[str, tuple[int, int]]) -> Iterator:
+    """lwtui's own cost: time and runs of each hook's program (kernel run-time statistics,
+    on while lwtui runs; absent where the kernel cannot keep them)."""
+    from prometheus_client.core import CounterMetricFamily
+    secs = CounterMetricFamily("lwtui_bpf_run_seconds", "Time lwtui's program of each hook ran in the kernel",
+                               labels=["hook"])
+    runs = CounterMetricFamily("lwtui_bpf_runs", "Runs of lwtui's program of each hook (one per packet)",
+                               labels=["hook"])
+    for hook, (ns, n) in runtime.items():
+        secs.add_metric([hook], ns / 1e9)
+        runs.add_metric([hook], n)
+    yield secs
+    yield runs
 
 
 class MetricsServer:

@@ -16,6 +16,7 @@ import sys
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from lwtui.kernel import bpfsys, runstats
 from tests.e2e.cli import ok, run, lwtui_env, watch  # noqa: F401 (fixtures)
 from tests.e2e.traffic import udp_send
 
@@ -111,3 +112,40 @@ def test_bad_metrics_address_is_bad_input(topo, route_dump, lwtui_env, how):
     assert r.stderr.startswith(expected) and r.stderr.count("\n") == 1, r.stderr
     assert route_dump(topo.client_ns) == before
     assert lwtui_env.states() == []
+
+
+def _stats_enabled() -> str:
+    return subprocess.run(["sysctl", "-n", "kernel.bpf_stats_enabled"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def _witness_runs(fd: int) -> int:
+    """Run a trivial program 10 times; its run count says whether the kernel keeps run-time statistics."""
+    bpfsys.prog_test_run(fd, bytes(12) + b"\x08\x00" + bytes(40), repeat=10)
+    return runstats.prog_run_stats(fd)[1]
+
+
+def test_own_cost_is_counted_while_lwtui_runs_and_off_after_exit(topo, route_dump, watch):
+    before = route_dump(topo.client_ns)
+    assert _stats_enabled() == "0", "kernel.bpf_stats_enabled is on globally: this test needs it off"
+    witness = bpfsys.prog_load_trivial(bpfsys.PROG_TYPE_LWT_OUT, name="lwtui_witness")
+    try:
+        assert _witness_runs(witness) == 0
+        w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", "0.2", "--duration", "120",
+                  "--metrics", str(PORT), prefix=in_netns(topo.server_ns))
+        n = 25
+        assert udp_send(topo.client_ns, topo.server_v4, 5353, n, 100)[1] == n
+        m = scrape(topo.server_ns)
+        assert value(m, "lwtui_bpf_runs_total", hook="out") == n        # one run per packet sent
+        assert value(m, "lwtui_bpf_run_seconds_total", hook="out") > 0
+        stats = w.wait_for(lambda d: d["type"] == "stats" and d["packets"] == n, what="stats after the sends")
+        assert stats["ns_per_packet"]["out"] == pytest.approx(
+            value(m, "lwtui_bpf_run_seconds_total", hook="out") * 1e9 / n, abs=0.1)
+        assert _witness_runs(witness) == 10                               # on while lwtui runs...
+        assert _stats_enabled() == "0"                                    # ...without the global switch
+        assert w.stop() == 128 + signal.SIGTERM
+        assert _stats_enabled() == "0"
+        assert _witness_runs(witness) == 10                               # off again after exit
+    finally:
+        os.close(witness)
+    assert route_dump(topo.client_ns) == before

@@ -58,3 +58,22 @@ def test_route_index_takes_the_most_specific_prefix_of_the_hook():
     assert idx.lookup("out", _mapped("fd00::3")) == RouteRef("fd00::/64", "out", None)
     assert idx.lookup("out", _mapped("fd01::3")) is None
     assert idx.lookup("out", _mapped("::ffff:10.0.1.3")) is None
+
+
+def test_own_cost_per_hook_in_the_stats_record_and_on_screen():
+    from lwtui.cli.watch import stats_json
+    from lwtui.core.model import Totals
+    from lwtui.core.units import fmt_cost
+    t = Totals(bpf_runtime=(("in", 0, 0), ("out", 13_100, 100)))
+    assert t.ns_per_packet() == {"in": None, "out": 131.0}
+    assert stats_json(t, 0.0)["ns_per_packet"] == {"in": None, "out": 131.0}
+    assert stats_json(Totals(), 0.0)["ns_per_packet"] == {}
+    assert fmt_cost(t.ns_per_packet()) == "in - · out 131"
+
+
+def test_header_shows_the_cost_only_when_the_kernel_keeps_it():
+    from lwtui.core.model import Snapshot, Totals
+    from lwtui.ui.header import totals_text
+    with_cost = Snapshot(time=0.0, totals=Totals(bpf_runtime=(("out", 13_100, 100),)))
+    assert "out 131 ns/pkt" in totals_text(with_cost).plain
+    assert "ns/pkt" not in totals_text(Snapshot(time=0.0)).plain
