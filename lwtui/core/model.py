@@ -120,6 +120,14 @@ class Totals:
 
 
 @dataclass(frozen=True)
+class Owner:
+    """The process holding a flow's local socket, as found when it was looked up."""
+    pid: int
+    comm: str                    # /proc/PID/comm: the command name, at most 15 characters
+    user: str                    # user name (or uid when it has no name)
+
+
+@dataclass(frozen=True)
 class RuleEntry:
     """An active verdict rule, as listed from the maps."""
     text: str                    # rule grammar, e.g. "port 8080/tcp"
@@ -160,3 +168,4 @@ class Snapshot:
     keep_blocks: bool = False
     started: float = 0.0                 # wall clock when the session started
     session: str = ""
+    owners: dict[FlowId, Owner] | None = None  # flows whose process is known; None: no attribution here

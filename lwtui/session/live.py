@@ -38,6 +38,7 @@ from lwtui.core.grammar import parse_rule
 from lwtui.core.rules import Rule, rule_for, rules_blocking
 from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
+from lwtui.session.owners import OwnerResolver
 ROUTE_CHECK_INTERVAL = 2.0    # seconds between checks that the routes still carry the programs
 # Flows and events are stamped with the coarse clock (one tick of resolution,
 # ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
@@ -100,6 +101,7 @@ class Session:
         self._next_route_check = 0.0
         self._totals = Totals()
         self._runstats = runstats.RunStats()   # the kernel times our programs while this is open
+        self._owners = OwnerResolver(self.targets)
 
     # -- lifecycle -------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -340,7 +342,8 @@ class Session:
             self.flows.update(now, rows)
             records = self.flows.records()
         self._totals = self._make_totals(now, stats, len(records))
-        return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list,
+        owners = self._owners.resolve(records)
+        return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, owners=owners,
                         events=self._events.drain(),
                         routes=[AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
                                 for a in self.attachments],

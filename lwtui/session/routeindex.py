@@ -47,10 +47,16 @@ class RouteIndex:
 
     def lookup(self, hook: str, daddr16: bytes) -> RouteRef | None:
         """The route of a flow seen at `hook` going to `daddr16` (flow_key.daddr), or None."""
+        return self._find(hook, int.from_bytes(daddr16, "big"))
+
+    def route_of(self, hook: str, dst: ipaddress.IPv4Address | ipaddress.IPv6Address) -> RouteRef | None:
+        """The route of a flow seen at `hook` going to `dst`, or None."""
+        return self._find(hook, (_V4_MAPPED | int(dst)) if dst.version == 4 else int(dst))
+
+    def _find(self, hook: str, addr: int) -> RouteRef | None:
         candidates = self._by_hook.get(hook)
         if not candidates:
             return None
-        addr = int.from_bytes(daddr16, "big")
         for _, base, mask, ref in candidates:
             if addr & mask == base:
                 return ref
