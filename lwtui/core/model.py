@@ -114,6 +114,10 @@ class Totals:
     flow_capacity: int = 0       # max entries of the kernel flow map
     bpf_runtime: tuple[tuple[str, int, int], ...] = ()  # (hook, run_time_ns, run_cnt) of each program
 
+    def __post_init__(self) -> None:
+        # A recording (JSON) gives lists: keep the field hashable and comparable.
+        object.__setattr__(self, "bpf_runtime", tuple(tuple(x) for x in self.bpf_runtime))
+
     def ns_per_packet(self) -> dict[str, float | None]:
         """Mean nanoseconds lwtui's program spent per packet, by hook (None before its first run)."""
         return {hook: (ns / runs if runs else None) for hook, ns, runs in self.bpf_runtime}
