@@ -14,6 +14,7 @@ import socket
 from typing import NamedTuple
 
 from pyroute2.netlink.diag import NETLINK_SOCK_DIAG, DiagSocket, MarshalDiag
+from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.nlsocket import NetlinkSocket
 
 from lwtui.net.netlink import NamespaceGone
@@ -57,6 +58,8 @@ def list_sockets(netns: str | None, protos=(socket.IPPROTO_TCP, socket.IPPROTO_U
                 for m in ds.get_sock_stats(family=family, protocol=proto):
                     out.append(SockEntry(proto, _addr(m["idiag_src"]), m["idiag_sport"], _addr(m["idiag_dst"]),
                                          m["idiag_dport"], m["idiag_inode"], m["idiag_uid"]))
+    except NetlinkError as e:   # callers know OSError; pyroute2's own error stays here
+        raise OSError(e.code, f"sock_diag in {netns or 'this namespace'}: {e}") from None
     finally:
         ds.close()
     return out

@@ -14,7 +14,7 @@ leaves the programs and pins in place and marks the state file `kept`.
 
 Threads: poll_events() blocks (the reader thread's loop); snapshot() reads
 maps and, every few seconds, checks that the routes still carry the programs
-(a worker thread, once per tick); block()/allow() are quick map writes, fine
+and looks up the processes of new flows (a worker thread, once per tick); block()/allow() are quick map writes, fine
 from any thread. A lock keeps the flow table consistent between them.
 """
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import errno
 import heapq
 import ipaddress
-from typing import Iterator
+from typing import Any, Iterator
 
 from lwtui.kernel import kstructs
 from lwtui.kernel.codec import flow_id_from_key
@@ -188,11 +188,12 @@ class MetricsServer:
         from prometheus_client import CollectorRegistry, start_http_server
         self.addr, self.port = addr, port
         self.registry = CollectorRegistry(auto_describe=False)
-        self._collector = None
+        self._collector: SessionCollector | None = None
         try:
-            self._httpd, self._thread = start_http_server(port, addr, registry=self.registry)
+            httpd, self._thread = start_http_server(port, addr, registry=self.registry)
         except OSError as e:
             raise MetricsError(_bind_error(addr, port, e)) from None
+        self._httpd: Any = httpd   # None once closed
 
     @property
     def url(self) -> str:
@@ -201,8 +202,8 @@ class MetricsServer:
 
     def attach(self, session, top_flows: int = 0) -> None:
         """Serve `session`'s figures from now on."""
-        self._collector = SessionCollector(session, top_flows)
-        self.registry.register(self._collector)
+        collector = self._collector = SessionCollector(session, top_flows)
+        self.registry.register(collector)
 
     def close(self) -> None:
         """Stop serving (before the session closes its maps); safe to call twice."""
