@@ -47,22 +47,26 @@ def stop_proc(p) -> None:
 
 @pytest.mark.parametrize("hook", ["out", "in"])
 def test_pid_and_comm_of_the_local_socket(topo, watch, hook):
-    ns = topo.client_ns if hook == "out" else topo.server_ns
+    ns, other = (topo.client_ns, topo.server_ns) if hook == "out" else (topo.server_ns, topo.client_ns)
+    port = 40100 if hook == "out" else 5353
+    # A decoy on the same port in the other namespace: only the route's namespace counts.
+    decoy, _ = start_proc(other, "lwtui-decoy", port)
     w = watch(f"{topo.server_v4}/32", "--hook", hook, "--netns", ns, "--interval", "0.2", "--duration", "120")
     if hook == "out":   # the sender is local to the client's route
-        p, pid = start_proc(topo.client_ns, "lwtui-sender", 40100, topo.server_v4, 5353, 5)
-        match = dict(sport=40100, dport=5353, packets=5)
+        p, pid = start_proc(topo.client_ns, "lwtui-sender", port, topo.server_v4, 5353, 5)
+        match = dict(sport=port, dport=5353, packets=5)
     else:               # the receiver is local to the server's local route
-        p, pid = start_proc(topo.server_ns, "lwtui-recv", 5353)
-        sport, sent = udp_send(topo.client_ns, topo.server_v4, 5353, 5, 100)
+        p, pid = start_proc(topo.server_ns, "lwtui-recv", port)
+        sport, sent = udp_send(topo.client_ns, topo.server_v4, port, 5, 100)
         assert sent == 5
-        match = dict(sport=sport, dport=5353, packets=5)
+        match = dict(sport=sport, dport=port, packets=5)
     try:
         f = w.wait_for(lambda d: d["type"] == "flow" and d["hook"] == hook and "pid" in d
                        and all(d.get(k) == v for k, v in match.items()), what=f"a {hook} flow with its process")
         assert (f["pid"], f["comm"]) == (pid, "lwtui-sender" if hook == "out" else "lwtui-recv")
     finally:
         stop_proc(p)
+        stop_proc(decoy)
     assert w.stop() == 128 + signal.SIGTERM
 
 
