@@ -26,8 +26,9 @@ def error_code(e: BaseException) -> int | None:
     from lwtui.session.live import RoutesGone, SessionError
     from lwtui.kernel.verdicts import VerdictError
     from lwtui.cli.watch import ReaderFailed
+    from lwtui.session.metrics import MetricsError
     known: tuple[type[Exception], ...] = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError,
-                                          pins.PinError, PrivilegeError, LabError, TopologyError)
+                                          pins.PinError, PrivilegeError, LabError, TopologyError, MetricsError)
     try:
         from lwtui.kernel.probe import ProbeError
         known += (ProbeError,)
@@ -78,6 +79,24 @@ def _finish(session) -> None:
 
 # -- the dashboard and watch ---------------------------------------------
 
+def _metrics_server(args):
+    """The --metrics server, bound before anything is attached (a bad address or a busy
+    port is bad input and changes nothing); None without --metrics."""
+    if getattr(args, "metrics_flows", 0) and not getattr(args, "metrics", None):
+        from lwtui.cli.targets import UsageError
+        raise UsageError("--metrics-flows needs --metrics [ADDR:]PORT")
+    if not getattr(args, "metrics", None):
+        return None
+    from lwtui.session.metrics import MetricsServer
+    return MetricsServer(*args.metrics)
+
+
+def _stop_metrics(server) -> None:
+    """Stop serving before the session closes its maps."""
+    if server is not None:
+        server.close()
+
+
 def cmd_dashboard(args) -> int:
     from lwtui.cli.targets import targets as _targets
     if args.ebpf:
@@ -85,18 +104,23 @@ def cmd_dashboard(args) -> int:
     from lwtui.net.routes import list_routes as lr
     from lwtui.ui.app import run_dashboard
     list_routes = lambda: lr(args.netns)  # noqa: E731  (the picker's, and the no-traffic screen's other routes)
-    if not args.routes:
-        targets = _pick_routes(args, list_routes)
+    targets = _targets(args) if args.routes else None
+    server = _metrics_server(args)
+    try:
+        targets = targets or _pick_routes(args, list_routes)
         if not targets:
             return 0
-    else:
-        targets = _targets(args)
-    session = _session(args, targets)
-    try:
-        session.start()
-        return run_dashboard(session, interval=args.interval, list_routes=list_routes) or 0
+        session = _session(args, targets)
+        try:
+            session.start()
+            if server is not None:
+                server.attach(session, args.metrics_flows)
+            return run_dashboard(session, interval=args.interval, list_routes=list_routes) or 0
+        finally:
+            _stop_metrics(server)
+            _finish(session)
     finally:
-        _finish(session)
+        _stop_metrics(server)
 
 
 def _pick_routes(args, list_routes):
@@ -106,12 +130,14 @@ def _pick_routes(args, list_routes):
     return [Target(prefix=c["prefix"], hook=c["hook"], netns=args.netns, dev=None) for c in chosen or []]
 
 
-def _session_line(session) -> None:
+def _session_line(session, server=None) -> None:
     """First JSON line of `watch --json`: the session is attached and counting."""
-    print(json.dumps({"type": "session", "name": session.name, "pid": os.getpid(),
-                      "dry_run": session.dry_run,
-                      "routes": [{"prefix": a.target.prefix, "hook": a.target.hook, "netns": a.target.netns}
-                                 for a in session.attachments]}, separators=(",", ":")), flush=True)
+    line = {"type": "session", "name": session.name, "pid": os.getpid(), "dry_run": session.dry_run,
+            "routes": [{"prefix": a.target.prefix, "hook": a.target.hook, "netns": a.target.netns}
+                       for a in session.attachments]}
+    if server is not None:
+        line["metrics"] = server.url
+    print(json.dumps(line, separators=(",", ":")), flush=True)
 
 
 def cmd_watch(args) -> int:
@@ -119,13 +145,21 @@ def cmd_watch(args) -> int:
     from lwtui.cli.watch import run_watch
     if args.ebpf:
         return _print_ebpf(args)
-    session = _session(args, _targets(args))
+    targets = _targets(args)
+    server = _metrics_server(args)
     try:
-        session.start()
-        run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
-                  out=sys.stdout, on_ready=(lambda: _session_line(session)) if args.json else None)
+        session = _session(args, targets)
+        try:
+            session.start()
+            if server is not None:
+                server.attach(session, args.metrics_flows)
+            run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
+                      out=sys.stdout, on_ready=(lambda: _session_line(session, server)) if args.json else None)
+        finally:
+            _stop_metrics(server)
+            _finish(session)
     finally:
-        _finish(session)
+        _stop_metrics(server)
     return 0
 
 

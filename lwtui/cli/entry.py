@@ -55,6 +55,15 @@ def _ranged(kind, low, high, what: str):
     return parse
 
 
+def _listen(text: str) -> tuple[str, int]:
+    """An argparse type for --metrics: [ADDR:]PORT (lwtui.session.metrics.parse_listen)."""
+    from lwtui.session.metrics import parse_listen
+    try:
+        return parse_listen(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("routes", nargs="+" if required else "*", metavar="ROUTE",
                    help="prefix of an existing route, e.g. 10.0.0.3/32 (the local route for --hook in)")
@@ -75,6 +84,10 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--events", choices=("perf", "ringbuf"), default="perf",
                    help="event transport: perf buffer (default) or BPF ring buffer (kernel 5.8+, "
                         "cheaper per event in the kernel)")
+    p.add_argument("--metrics", type=_listen, metavar="[ADDR:]PORT",
+                   help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)")
+    p.add_argument("--metrics-flows", type=_ranged(int, 1, 1000, "--metrics-flows"), default=0, metavar="K",
+                   help="with --metrics: also export the K busiest flows by bytes (off by default)")
     p.add_argument("--ebpf", action="store_true", help="print the BPF C source and cflags, then exit")
 
 

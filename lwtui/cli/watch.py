@@ -2,8 +2,11 @@
 
 JSON lines are a contract (DESIGN.md): one object per line, "type" first;
 flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
-verdict, first_seen, last_seen (RFC 3339 UTC). ICMP flows carry icmp_type and
-icmp_code in place of ports: "type" is taken by the record type.
+verdict, first_seen, last_seen (RFC 3339 UTC), and pid and comm where the
+process behind the flow's local socket is known; stats carry lwtui's own cost
+(ns_per_packet by hook, from the kernel's run-time statistics). ICMP flows
+carry icmp_type and icmp_code in place of ports: "type" is taken by the record
+type.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any, Callable
 
-from lwtui.core.model import EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
-from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.core.model import EventEntry, FlowId, FlowRecord, Owner, RuleEntry, Snapshot, Totals
+from lwtui.core.units import fmt_bits, fmt_bytes, fmt_cost, fmt_count, fmt_duration
 from lwtui.session.protocol import RoutesGone, SessionLike
 
 if TYPE_CHECKING:
@@ -37,11 +40,13 @@ def flow_fields(f: FlowId) -> dict:
     return d
 
 
-def flow_json(r: FlowRecord) -> dict:
+def flow_json(r: FlowRecord, owner: Owner | None = None) -> dict:
     d = {"type": "flow", **flow_fields(r.id), "packets": r.packets, "bytes": r.bytes,
          "drops": r.drops, "verdict": r.verdict}
     if r.rule:
         d["rule"] = r.rule
+    if owner is not None:   # the process behind the flow's local socket, where known
+        d.update(pid=owner.pid, comm=owner.comm)
     d.update(first_seen=rfc3339(r.first_seen), last_seen=rfc3339(r.last_seen),
              pps=round(r.pps, 3), bps=round(r.bps, 3))
     return d
@@ -62,7 +67,8 @@ def stats_json(t: Totals, when: float) -> dict:
             "drops": t.drops, "would_drops": t.would_drops, "parse_errors": t.parse_errors,
             "events_lost": events_lost(t), "new_flows": t.new_flows,
             "active_flows": t.active_flows, "flow_capacity": t.flow_capacity,
-            "pps": round(t.pps, 3), "bps": round(t.bps, 3)}
+            "pps": round(t.pps, 3), "bps": round(t.bps, 3),
+            "ns_per_packet": {h: None if ns is None else round(ns, 1) for h, ns in t.ns_per_packet().items()}}
 
 
 def events_lost(t: Totals) -> int:
@@ -83,15 +89,17 @@ class JsonReporter:
 
     def __init__(self, out: IO[str]):
         self.out = out
-        self._seen: dict[FlowId, tuple[int, int, str]] = {}
+        self._seen: dict[FlowId, tuple] = {}   # what was last written of each flow
 
     def report(self, snap: Snapshot) -> None:
         lines = [e for e in map(event_json, snap.events) if e is not None]
+        owners = snap.owners or {}
         for r in snap.flows:
-            sig = (r.packets, r.drops, r.verdict)
+            owner = owners.get(r.id)
+            sig = (r.packets, r.drops, r.verdict, owner)
             if self._seen.get(r.id) != sig:
                 self._seen[r.id] = sig
-                lines.append(flow_json(r))
+                lines.append(flow_json(r, owner))
         lines.append(stats_json(snap.totals, snap.time))
         self.out.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in lines))
         self.out.flush()
@@ -110,6 +118,8 @@ def flow_table(snap: Snapshot, limit: int = 40):
              f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)}  flows {t.active_flows}  "
              f"drops {t.drops + t.would_drops}  parse errors {t.parse_errors}  "
              f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
+    if t.bpf_runtime:
+        title += f"  ns/pkt {fmt_cost(t.ns_per_packet())}"
     table = Table(title=title, title_justify="left", expand=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),

@@ -114,6 +114,23 @@ class Totals:
     drops_ps: float = 0.0
     active_flows: int = 0
     flow_capacity: int = 0       # max entries of the kernel flow map
+    bpf_runtime: tuple[tuple[str, int, int], ...] = ()  # (hook, run_time_ns, run_cnt) of each program
+
+    def __post_init__(self) -> None:
+        # A recording (JSON) gives lists: keep the field hashable and comparable.
+        object.__setattr__(self, "bpf_runtime", tuple(tuple(x) for x in self.bpf_runtime))
+
+    def ns_per_packet(self) -> dict[str, float | None]:
+        """Mean nanoseconds lwtui's program spent per packet, by hook (None before its first run)."""
+        return {hook: (ns / runs if runs else None) for hook, ns, runs in self.bpf_runtime}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The process holding a flow's local socket, as found when it was looked up."""
+    pid: int
+    comm: str                    # /proc/PID/comm: the command name, at most 15 characters
+    user: str                    # user name (or uid when it has no name)
 
 
 @dataclass(frozen=True)
@@ -157,3 +174,4 @@ class Snapshot:
     keep_blocks: bool = False
     started: float = 0.0                 # wall clock when the session started
     session: str = ""
+    owners: dict[FlowId, Owner] | None = None  # flows whose process is known; None: no attribution here

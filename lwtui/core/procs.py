@@ -1,7 +1,10 @@
 """Processes by pid, with their start time so a reused pid is not mistaken
-for the process that was there before (fields of /proc/PID/stat)."""
+for the process that was there before (fields of /proc/PID/stat), and the
+processes holding given sockets (/proc/PID/fd)."""
 
 from __future__ import annotations
+
+import os
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -29,3 +32,49 @@ def pid_alive(pid: int, start_time: int | None) -> bool:
     if not fields or fields[0] in ("Z", "X"):
         return False
     return start_time is None or int(fields[19]) == start_time
+
+
+def socket_owners(inodes: set[int]) -> dict[int, tuple[int, str, int]]:
+    """{socket inode: (pid, comm, uid)} for the inodes some process holds open.
+
+    Reads every /proc/PID/fd link (`socket:[INODE]`). Socket inodes are
+    numbered once for the whole system, whatever the namespace, so an inode
+    names one socket. A socket shared by several processes (inherited over
+    fork) is given to the lowest pid. Processes that exit meanwhile, or
+    whose fds cannot be read, are skipped: their sockets stay unknown.
+    """
+    found: dict[int, tuple[int, str, int]] = {}
+    if not inodes:
+        return found
+    want = {f"socket:[{i}]": i for i in inodes}
+    pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    for pid in pids:
+        hits = [want[link] for link in _fd_links(pid) if link in want]
+        if not hits:
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                comm = f.read().rstrip("\n")
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        for inode in hits:
+            found.setdefault(inode, (pid, comm, uid))
+        if len(found) == len(inodes):
+            break
+    return found
+
+
+def _fd_links(pid: int) -> list[str]:
+    """Targets of /proc/PID/fd/* (an fd closed meanwhile is left out; a gone process gives none)."""
+    links = []
+    try:
+        with os.scandir(f"/proc/{pid}/fd") as it:
+            for e in it:
+                try:
+                    links.append(os.readlink(e.path))
+                except OSError:
+                    pass
+    except OSError:
+        pass
+    return links

@@ -87,3 +87,8 @@ def sparkline(values: Iterable[float], width: int, top: Optional[float] = None) 
             level = math.ceil(min(v / peak, 1.0) * len(BLOCKS)) - 1
             out.append(BLOCKS[max(0, level)])
     return " " * (width - len(out)) + "".join(out)
+
+
+def fmt_cost(ns_per_packet: dict[str, Optional[float]]) -> str:
+    """lwtui's own cost by hook, e.g. 'out 131 · in 95' (ns per packet; '-' before a hook's first run)."""
+    return " · ".join(f"{hook} {'-' if ns is None else f'{ns:.0f}'}" for hook, ns in ns_per_packet.items())

@@ -14,7 +14,7 @@ leaves the programs and pins in place and marks the state file `kept`.
 
 Threads: poll_events() blocks (the reader thread's loop); snapshot() reads
 maps and, every few seconds, checks that the routes still carry the programs
-(a worker thread, once per tick); block()/allow() are quick map writes, fine
+and looks up the processes of new flows (a worker thread, once per tick); block()/allow() are quick map writes, fine
 from any thread. A lock keeps the flow table consistent between them.
 """
 
@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
-from lwtui.kernel import kstructs, pins
+from lwtui.kernel import kstructs, pins, runstats
 from lwtui.session import state
 from lwtui.net import routes
 from lwtui.core.flows import Counters, FlowTable
@@ -38,6 +38,7 @@ from lwtui.core.grammar import parse_rule
 from lwtui.core.rules import Rule, rule_for, rules_blocking
 from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
+from lwtui.session.owners import OwnerResolver
 from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
 
 if TYPE_CHECKING:
@@ -96,6 +97,8 @@ class Session:
         self._last_totals: tuple[float, dict] | None = None
         self._next_route_check = 0.0
         self._totals = Totals()
+        self._runstats = runstats.RunStats()   # the kernel times our programs while this is open
+        self._owners = OwnerResolver(self.targets)
 
     # -- lifecycle -------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -121,6 +124,10 @@ class Session:
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
+            try:
+                self._runstats.open()   # the kernel times lwtui's programs from now on
+            except runstats.RunStatsError as e:
+                self._log("info", f"lwtui's own cost is not shown: {e.strerror} (BPF_ENABLE_STATS needs Linux 5.8+)")
             self.state = state.SessionState(name=self.name, pid=os.getpid(),
                                            start_time=procs.proc_start_time(os.getpid()),
                                            started=self.started, dry_run=self.dry_run,
@@ -136,6 +143,13 @@ class Session:
         self._next_route_check = time.monotonic() + ROUTE_CHECK_INTERVAL
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
+
+    def run_stats(self) -> dict[str, tuple[int, int]]:
+        """(run_time_ns, run_cnt) of each hook's program, read now; empty without run-time statistics."""
+        probe = self.probe
+        if probe is None or not self._runstats.on:
+            return {}
+        return {h: runstats.prog_run_stats(probe.prog_fd(h)) for h in probe.hooks}
 
     def _attach(self, t: routes.Target) -> None:
         """Attach one target with signals held, so it is never half done when a signal lands."""
@@ -204,6 +218,7 @@ class Session:
             pins.unpin(self.name)
         if self.probe is not None:
             self.probe.close()
+        self._runstats.close()
         if errors:
             raise SessionError("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
         return statuses
@@ -225,6 +240,7 @@ class Session:
             routes.forget(att)
         if self.probe is not None:
             self.probe.close()   # the routes hold the programs, the pins hold the verdict maps
+        self._runstats.close()
         return [f"session {self.name} kept: {n} rule(s) stay active on "
                 f"{', '.join(f'{a.target.prefix} ({a.target.hook})' for a in self.attachments)}; "
                 f"lift them with `lwtui allow RULE --session {self.name}`, restore the routes with "
@@ -233,6 +249,11 @@ class Session:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def reader_lost(self) -> int:
+        """Events the reader was told it lost (perf buffer's lost callback)."""
+        return self._lost
 
     # -- route health (worker thread) -------------------------------------
     def check_routes(self, force: bool = False) -> list[tuple[routes.Target, str]]:
@@ -320,7 +341,8 @@ class Session:
             self.flows.update(now, rows)
             records = self.flows.records()
         self._totals = self._make_totals(now, stats, len(records))
-        return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list,
+        owners = self._owners.resolve(records)
+        return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, owners=owners,
                         events=self._events.drain(),
                         routes=[AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
                                 for a in self.attachments],
@@ -357,7 +379,8 @@ class Session:
                       events_failed=stats["events_failed"], events_lost=self._lost,
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
                       pps=pps, bps=bps, drops_ps=dps, active_flows=active,
-                      flow_capacity=self.probe.map_max_entries("flows"))
+                      flow_capacity=self.probe.map_max_entries("flows"),
+                      bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()))
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:

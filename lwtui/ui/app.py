@@ -227,6 +227,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
             empty.show_filtered(self.filter_text or "(idle flows expired)", sel.total)
         table.show(sel.rows, snap.time, self.fade_after, self.row_key_of)
         self._show_note(sel, sort.name)
+        self.query_one(DetailPane).owners = snap.owners
         self.query_one(DetailPane).show(self.selected_record, snap.time)
         self.apply_seconds = (self.apply_seconds + [time.perf_counter() - began])[-100:]
 

@@ -30,8 +30,16 @@ def _key_parts(rec: FlowRecord) -> tuple:
     return ((f"{addr_text(f.src)}:{f.sport} → {addr_text(f.dst)}:{f.dport}", "bold"), frag)
 
 
-def detail_text(rec: FlowRecord, now: float) -> Text:
-    """The left side of the pane, as Rich text."""
+def _process_parts(owners: dict, rec: FlowRecord) -> tuple:
+    owner = owners.get(rec.id)
+    if owner is None:
+        return (("unknown", "dim"), ("   (no local socket found for this flow)", "dim"))
+    return ((owner.comm, "bold"), f"   pid {owner.pid}   user {owner.user}")
+
+
+def detail_text(rec: FlowRecord, now: float, owners: dict | None = None) -> Text:
+    """The left side of the pane, as Rich text; `owners` (Snapshot.owners) adds the process
+    row where the session looks processes up."""
     f = rec.id
     out = Text()
     _row(out, "flow", *_key_parts(rec))
@@ -50,6 +58,8 @@ def detail_text(rec: FlowRecord, now: float) -> Text:
     _row(out, "tcp flags", flags_text(f, rec.tcp_flags, long=True))
     _row(out, "first", clock_text(rec.first_seen), (f"  ({fmt_duration(now - rec.first_seen)} ago)", "dim"))
     _row(out, "last", clock_text(rec.last_seen), (f"  (idle {fmt_duration(rec.idle(now))})", "dim"))
+    if owners is not None:
+        _row(out, "process", *_process_parts(owners, rec))
     out.rstrip()
     return out
 
@@ -92,7 +102,9 @@ class RateChart(Widget):
 
 
 class DetailPane(Horizontal):
-    """Info on the left, chart on the right; the app calls show(record, now)."""
+    """Info on the left, chart on the right; the app sets `owners` and calls show(record, now)."""
+
+    owners: dict | None = None   # Snapshot.owners of the latest snapshot
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-info")
@@ -105,6 +117,6 @@ class DetailPane(Horizontal):
             info.update(Text(" no flow selected", style="dim"))
             chart.set_values([], "cyan")
             return
-        info.update(detail_text(rec, now))
+        info.update(detail_text(rec, now, self.owners))
         style = {"drop": "red", "would-drop": "yellow"}.get(rec.verdict, "cyan")
         chart.set_values(list(rec.history), style)

@@ -14,7 +14,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from lwtui.core.model import Snapshot
-from lwtui.core.units import fmt_bits, fmt_count, fmt_duration
+from lwtui.core.units import fmt_bits, fmt_cost, fmt_count, fmt_duration
 
 VIEWS = [("flows", "Flows"), ("rules", "Rules"), ("events", "Events")]
 ROUTES_GONE = "no routes attached any more: press q"
@@ -70,6 +70,8 @@ def totals_text(snap: Snapshot) -> Text:
     _stat(out, fmt_count(t.parse_errors), "parse errors", "bold yellow" if t.parse_errors else "bold")
     lost = t.events_lost + t.events_failed
     _stat(out, fmt_count(lost), "events lost", "bold white on red" if lost else "bold")
+    if t.bpf_runtime:   # lwtui's own cost, from the kernel's run-time statistics
+        _stat(out, fmt_cost(t.ns_per_packet()), "ns/pkt")
     if t.flow_capacity and t.active_flows >= t.flow_capacity:
         out.append("  ").append(f" FLOW TABLE FULL ({fmt_count(t.flow_capacity)}): new flows are not counted ",
                                 style="bold white on red")

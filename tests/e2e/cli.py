@@ -103,8 +103,9 @@ def ok(env: dict, *argv: str, **kw) -> subprocess.CompletedProcess:
 class Watch:
     """A running `lwtui watch --json` whose JSON lines are collected by a thread."""
 
-    def __init__(self, env: dict, argv: list[str], **popen):
-        self.proc = subprocess.Popen(LWTUI + argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    def __init__(self, env: dict, argv: list[str], prefix: list[str] = (), **popen):
+        """`prefix`: a command that runs lwtui (e.g. nsenter into a network namespace)."""
+        self.proc = subprocess.Popen([*prefix, *LWTUI, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env, cwd=ROOT, **popen)
         self.lines: queue.Queue = queue.Queue()
         self.seen: list[dict] = []
@@ -176,11 +177,11 @@ class Watch:
 
 @pytest.fixture
 def watch(lwtui_env):
-    """watch(*argv, env=None) -> a started Watch whose session line has arrived; stopped after the test."""
+    """watch(*argv, env=None, prefix=()) -> a started Watch whose session line has arrived; stopped after the test."""
     started = []
 
-    def start(*argv: str, env: dict | None = None, ready: bool = True) -> Watch:
-        w = Watch(env or lwtui_env, ["watch", *argv, "--json"])
+    def start(*argv: str, env: dict | None = None, ready: bool = True, prefix: list[str] = ()) -> Watch:
+        w = Watch(env or lwtui_env, ["watch", *argv, "--json"], prefix=prefix)
         started.append(w)
         if ready:
             w.session()

@@ -250,3 +250,34 @@ def test_dashboard_in_a_terminal_filter_block_allow_quit(topo, web, tmux, route_
     assert f"restored: {srv}/32 (out): restored" in tmux.screen()
     assert route_dump(topo.client_ns) == before
     assert not (RUN_DIR / f"{tmux.name}.json").exists()
+
+
+def test_dashboard_metrics_own_cost_and_process(topo, tmux, route_dump):
+    """--metrics on the dashboard: scraped counts equal what was sent; the header shows lwtui's
+    own cost per packet; the detail pane names the sending process."""
+    from tests.e2e.test_metrics import PORT, in_netns, scrape, value
+    from tests.e2e.test_owners import start_proc, stop_proc
+    srv = topo.server_v4
+    before = route_dump(topo.client_ns)
+    stats_before = Path("/proc/sys/kernel/bpf_stats_enabled").read_text()
+    tmux.start(f"exec {' '.join(in_netns(topo.server_ns))} {sys.executable} -m lwtui {srv}/32 "
+               f"--netns {topo.client_ns} --interval 0.5 --session {tmux.name} --metrics {PORT}")
+    tmux.wait(all_of(f"routes {srv}/32 out", "MONITOR"), "the header")
+    p, pid = start_proc(topo.client_ns, "lwtui-sender", 40200, srv, 5353, 12)
+    try:
+        tmux.wait(all_of(has_row(f"{topo.client_v4}:40200", f"{srv}:5353", pkts="12"),
+                         lambda s: re.search(r"out \d+ ns/pkt", s) is not None,
+                         f"lwtui-sender   pid {pid}   user root"), "the cost and the process")
+        m = scrape(topo.server_ns)
+        assert value(m, "lwtui_packets_total", route=f"{srv}/32", hook="out", verdict="allow") == 12
+        assert value(m, "lwtui_bpf_runs_total", hook="out") == 12
+    finally:
+        stop_proc(p)
+    tmux.keys("q")
+    deadline = time.monotonic() + 15
+    while (status := tmux.exit_status()) is None:
+        assert time.monotonic() < deadline, f"lwtui still running 15s after q; the screen:\n{tmux.screen()}"
+        time.sleep(0.05)
+    assert status == "exit 0", tmux.screen()
+    assert route_dump(topo.client_ns) == before
+    assert Path("/proc/sys/kernel/bpf_stats_enabled").read_text() == stats_before

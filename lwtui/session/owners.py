@@ -1,0 +1,135 @@
+"""Who sent it: the process behind a flow's local socket, found in user space.
+
+For a flow with a local end in the route's namespace (out and xmit: its
+source; in: its destination), the namespace's sockets are listed through
+sock_diag (lwtui.net.sockets) and matched on the flow's addresses and ports:
+a connected socket on all four, else a listener or unconnected UDP socket
+bound to the local port (its address, or a wildcard). The socket's inode is
+then found among /proc/PID/fd links (lwtui.core.procs). Nothing here runs on
+the packet path: the snapshot worker asks once per tick, lookups happen at
+most every RESOLVE_INTERVAL seconds and only for flows not in the cache.
+A flow without a matching socket (forwarded traffic, a socket closed since,
+a process that exited) stays unknown: nothing is guessed.
+"""
+
+from __future__ import annotations
+
+import pwd
+import time
+from typing import Callable, Iterable
+
+from lwtui.core import procs
+from lwtui.core.model import FlowId, FlowRecord, Owner
+from lwtui.core.names import PORT_PROTOS
+from lwtui.net.netlink import NamespaceGone
+from lwtui.net.sockets import SockEntry, list_sockets
+from lwtui.session.routeindex import RouteIndex
+
+RESOLVE_INTERVAL = 1.0   # seconds between two lookup rounds
+KNOWN_TTL = 30.0         # a known owner is looked up again after this long (sockets change hands)
+UNKNOWN_RETRY = 2.0      # an unknown flow is tried again after this long...
+UNKNOWN_TRIES = 3        # ...this many times, then left unknown for KNOWN_TTL
+
+
+def local_end(fid: FlowId) -> tuple:
+    """(local addr, local port, remote addr, remote port): `in` sees packets to a local address."""
+    if fid.hook == "in":
+        return fid.dst, fid.dport, fid.src, fid.sport
+    return fid.src, fid.sport, fid.dst, fid.dport
+
+
+class SocketIndex:
+    """One namespace's sockets, by four-tuple and by bound port."""
+
+    def __init__(self, socks: Iterable[SockEntry]):
+        self.exact: dict[tuple, int] = {}
+        self.bound: dict[tuple, list] = {}
+        for s in socks:
+            if not s.inode:
+                continue
+            if s.rport:
+                self.exact.setdefault((s.proto, s.local, s.lport, s.remote, s.rport), s.inode)
+            else:
+                self.bound.setdefault((s.proto, s.lport), []).append((s.local, s.inode))
+
+    def match(self, fid: FlowId) -> int | None:
+        """The inode of the socket that sent or receives this flow, or None."""
+        local, lport, remote, rport = local_end(fid)
+        inode = self.exact.get((fid.proto, local, lport, remote, rport))
+        if inode:
+            return inode
+        candidates = self.bound.get((fid.proto, lport), ())
+        # the bound address itself, then a wildcard of the flow's family, then any wildcard (dual stack)
+        for ok in (lambda a: a == local, lambda a: a.is_unspecified and a.version == local.version,
+                   lambda a: a.is_unspecified):
+            for addr, inode in candidates:
+                if ok(addr):
+                    return inode
+        return None
+
+
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+class OwnerResolver:
+    """Owners of a session's flows, cached; resolve() is called from the snapshot worker."""
+
+    def __init__(self, targets: Iterable, list_socks: Callable[[str | None], list] = list_sockets,
+                 clock: Callable[[], float] = time.monotonic):
+        self.routes = RouteIndex(targets)
+        self._list = list_socks
+        self._clock = clock
+        self._cache: dict[FlowId, tuple[Owner | None, float, int]] = {}   # owner, expires, tries
+        self._next = 0.0
+
+    def resolve(self, records: list[FlowRecord]) -> dict[FlowId, Owner]:
+        """The known owners of these flows; looks up the ones not cached (at most every RESOLVE_INTERVAL)."""
+        now = self._clock()
+        if now >= self._next:
+            todo = [r.id for r in records if self._due(r.id, now)]
+            if todo:
+                self._next = now + RESOLVE_INTERVAL
+                self._lookup(todo, now)
+        if len(self._cache) > 2 * len(records) + 1024:   # flows gone from the table leave the cache
+            live = {r.id for r in records}
+            self._cache = {k: v for k, v in self._cache.items() if k in live}
+        cache = self._cache
+        return {r.id: e[0] for r in records if (e := cache.get(r.id)) is not None and e[0] is not None}
+
+    def _due(self, fid: FlowId, now: float) -> bool:
+        if fid.proto not in PORT_PROTOS or fid.fragment:
+            return False
+        e = self._cache.get(fid)
+        return e is None or now >= e[1]
+
+    def _lookup(self, todo: list[FlowId], now: float) -> None:
+        """One round: one socket dump per namespace, one /proc scan for every inode found."""
+        by_ns: dict = {}
+        for fid in todo:
+            ref = self.routes.route_of(fid.hook, fid.dst)
+            if ref is not None:
+                by_ns.setdefault(ref.netns, []).append(fid)
+        inodes: dict[FlowId, int] = {}
+        for netns, fids in by_ns.items():
+            try:
+                index = SocketIndex(self._list(netns))
+            except (NamespaceGone, OSError):
+                continue   # the namespace went away, or netlink failed: unknown this round
+            for fid in fids:
+                inode = index.match(fid)
+                if inode:
+                    inodes[fid] = inode
+        found = procs.socket_owners(set(inodes.values()))
+        for fid in todo:
+            hit = found.get(inodes.get(fid, 0))
+            if hit is not None:
+                pid, comm, uid = hit
+                self._cache[fid] = (Owner(pid, comm, _user(uid)), now + KNOWN_TTL, 0)
+                continue
+            tries = (self._cache.get(fid, (None, 0.0, 0))[2]) + 1
+            wait = UNKNOWN_RETRY if tries < UNKNOWN_TRIES else KNOWN_TTL
+            self._cache[fid] = (None, now + wait, tries if tries < UNKNOWN_TRIES else 0)
