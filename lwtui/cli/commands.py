@@ -25,9 +25,10 @@ def error_code(e: BaseException) -> int | None:
     from lwtui.net.routes import RouteError
     from lwtui.session.live import RoutesGone, SessionError
     from lwtui.kernel.verdicts import VerdictError
+    from lwtui.kernel.bpfsys import LibbpfMissing
     from lwtui.cli.watch import ReaderFailed
     known = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError, pins.PinError, PrivilegeError,
-             LabError, TopologyError)
+             LabError, TopologyError, LibbpfMissing)
     try:
         from lwtui.kernel.probe import ProbeError
         known += (ProbeError,)
