@@ -50,12 +50,6 @@ def fmt_count(n: float) -> str:
     return f"{num}{prefix}"
 
 
-def fmt_rate_pps(pps: float) -> str:
-    """Packets per second: '0 pkt/s', '2.5 pkt/s', '12.3k pkt/s'."""
-    num = fmt_count(pps)
-    return "-" if num == "-" else f"{num} pkt/s"
-
-
 def fmt_duration(seconds: float) -> str:
     """'3s', '2m05s', '1h02m', '3d04h'; negative counts as 0, not finite as '-'."""
     if not math.isfinite(seconds):

@@ -150,10 +150,6 @@ class ReplaySession:
                                               None if entry.expires_in is None
                                               else first.time + entry.expires_in, entry.hits)
 
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, **kw) -> "ReplaySession":
-        return cls(load_recording(path), **kw)
-
     @property
     def frame(self) -> int:
         """Index of the next frame snapshot() will serve."""
