@@ -15,6 +15,7 @@ import time
 from typing import IO, Callable
 
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
+from lwtui.core.names import addr_text, endpoint
 from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
 
 
@@ -123,12 +124,11 @@ def flow_table(snap: Snapshot, limit: int = 40):
 
 
 def _endpoint(f: FlowId, addr, port: int, is_src: bool) -> str:
-    a = f"[{addr}]" if addr.version == 6 else str(addr)
     if f.fragment:
-        return a
+        return addr_text(addr)
     if f.is_icmp:
-        return f"{a} type {port}" if is_src else f"{a} code {port}"
-    return f"{a}:{port}"
+        return f"{addr_text(addr)} {'type' if is_src else 'code'} {port}"
+    return endpoint(addr, port)
 
 
 class ReaderFailed(RuntimeError):
