@@ -1,4 +1,4 @@
-"""One function per `lwtui` subcommand; cli.py parses and dispatches here."""
+"""One function per `lwtui` subcommand; entry.py parses and dispatches here."""
 
 from __future__ import annotations
 

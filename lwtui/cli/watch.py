@@ -1,6 +1,6 @@
 """`lwtui watch`: the headless view of a Session, as JSON lines or a rich table.
 
-JSON lines are a contract (DESIGN.md): one object per line, "type" first;
+JSON lines are a contract (README.md, "JSON lines"): one object per line, "type" first;
 flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
 verdict, first_seen, last_seen (RFC 3339 UTC). ICMP flows carry icmp_type and
 icmp_code in place of ports: "type" is taken by the record type.

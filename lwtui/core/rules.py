@@ -1,4 +1,4 @@
-"""Rule grammar (a DESIGN.md contract) and its encoding in the kernel's verdict maps.
+"""Rule grammar (a contract: README.md, "Rules") and its encoding in the kernel's verdict maps.
 
     flow PROTO SRC:SPORT DST:DPORT   one connection, both directions; IPv6 in brackets
     host ADDR[/LEN]                  any packet from or to that address or network

@@ -1,4 +1,4 @@
-"""FlowTable maths (lwtui/flows.py): rates, resets, decay, expiry, bounds, history."""
+"""FlowTable maths (lwtui/core/flows.py): rates, resets, decay, expiry, bounds, history."""
 
 from __future__ import annotations
 

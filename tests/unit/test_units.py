@@ -1,4 +1,4 @@
-"""Human units and sparklines (lwtui/units.py)."""
+"""Human units and sparklines (lwtui/core/units.py)."""
 
 from __future__ import annotations
 
