@@ -1,4 +1,4 @@
-"""Human units for counters, rates and durations, and unicode sparklines.
+"""Human units for counters, rates and durations, and block-character charts.
 
 Bits are SI (1 kb/s = 1000 b/s, as link speeds are quoted); bytes are binary
 (1 KiB = 1024 B, as memory and files are). Numbers keep three significant
