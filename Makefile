@@ -34,7 +34,7 @@ screenshots: bootstrap
 # iperf3 too; a target-specific variable reaches the bootstrap prerequisite.
 bench: BOOTSTRAP_ARGS := --bench
 bench: bootstrap
-	$(SUDO) $(PY) $(if $(wildcard bench/__main__.py),-m bench,bench/run.py)
+	$(SUDO) $(PY) -m bench
 
 clean:
 	$(SUDO) rm -rf .venv .pytest_cache .hypothesis build dist *.egg-info

@@ -1,6 +1,6 @@
 /* lwtui: flow accounting and verdicts at Lightweight Tunnel (LWT) BPF hooks.
  *
- * Compiled at run time by BCC (lwtui/probe.py) from this file, configured
+ * Compiled at run time by BCC (lwtui/kernel/probe.py) from this file, configured
  * with -D flags only:
  *   -DMAX_FLOWS=N   entries of the `flows` LRU hash (default 65536)
  *   -DMAX_RULES=N   entries of each rule map (default 4096)
@@ -24,7 +24,7 @@
  * dropped flows re-evaluate every packet so TTLs and hit counts stay exact.
  *
  * The structs shared with user space live in lwtui.h (mirrored by
- * lwtui/kstructs.py).
+ * lwtui/kernel/kstructs.py).
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>

@@ -4,8 +4,8 @@
 # Idempotent and silent when there is nothing to do (a few checks, well under two
 # seconds), so every make target can run it first. It installs only what is
 # missing: apt packages (running `apt-get update` only then), kernel headers only
-# when BCC has none to use (lwtui/kernel/headers.py merges an installed Debian pair into
-# a private tree itself, so nothing is ever written to /lib/modules), the venv
+# when BCC has none to use (lwtui/kernel/headers.py decides, and merges an installed
+# Debian pair into a private tree itself, so nothing is ever written to /lib/modules), the venv
 # only when it is missing or cannot import BCC, and lwtui only when
 # pyproject.toml changed since the last install. `--bench` also wants iperf3 and tcpdump.
 set -euo pipefail
@@ -26,16 +26,19 @@ if [ "$(id -u)" -ne 0 ]; then
     die "lwtui needs root (BPF programs, routes, namespaces) and sudo is not installed: run this as root"
 fi
 
-# Usable kernel headers for BCC, in the order lwtui/kernel/headers.py tries them.
+# Usable kernel headers for BCC: asked of lwtui.kernel.headers itself (the search
+# lwtui makes at run time), from this tree by the system Python, before any venv.
 have_headers() {
-    [ -d "/lib/modules/$(uname -r)/build/include" ] && return 0
-    [ -e /sys/kernel/kheaders.tar.xz ] && return 0
-    local arch common
-    for arch in /usr/src/linux-headers-*-"$DEB_ARCH"; do
-        common=${arch%-"$DEB_ARCH"}-common
-        [ -d "$arch/include/generated" ] && [ -d "$common/include/linux" ] && return 0
-    done
-    return 1
+    [ -x "$PY" ] && PYTHONPATH="$root" "$PY" -m lwtui.kernel.headers --check >/dev/null 2>&1
+}
+
+# The running kernel's own headers when the archive has them, else the newest.
+headers_package() {
+    if apt-cache show "linux-headers-$(uname -r)" >/dev/null 2>&1; then
+        echo "linux-headers-$(uname -r)"
+    else
+        echo "linux-headers-$DEB_ARCH"
+    fi
 }
 
 missing_packages() {
@@ -52,14 +55,8 @@ missing_packages() {
     [ -x "$PY" ] || echo python3
     "$PY" -c 'import bcc' >/dev/null 2>&1 || echo python3-bpfcc
     "$PY" -c 'import ensurepip, venv' >/dev/null 2>&1 || echo python3-venv
-    if ! have_headers; then
-        # The running kernel's own headers when the archive has them, else the newest.
-        if apt-cache show "linux-headers-$(uname -r)" >/dev/null 2>&1; then
-            echo "linux-headers-$(uname -r)"
-        else
-            echo "linux-headers-$DEB_ARCH"
-        fi
-    fi
+    # Without python3 yet, the headers are asked about once it is installed (below).
+    [ ! -x "$PY" ] || have_headers || headers_package
 }
 
 install_packages() {
@@ -108,6 +105,7 @@ fi
 mapfile -t missing < <(missing_packages)
 [ ${#missing[@]} -eq 0 ] || install_packages "${missing[@]}"
 "$PY" -c 'import bcc' >/dev/null 2>&1 || die "BCC still not importable by $PY after the install"
+have_headers || install_packages "$(headers_package)"
 have_headers || die "still no kernel headers for BCC after the install: see \`lwtui doctor\`"
 
 venv_ok || make_venv

@@ -1,6 +1,7 @@
 /* The benchmarks' "naive" design: parse every packet and send it to user
  * space as one perf event, with no aggregation in the kernel. It is what
- * lwtui avoids (KERNEL-NOTES "Events"); the throughput benchmark runs it with
+ * lwtui avoids (a perf buffer wakeup per event costs microseconds per packet
+ * in the program, see docs/ARCHITECTURE.md); the throughput benchmark runs it with
  * a Python reader to show what per-packet events cost on the data path.
  */
 #include <uapi/linux/bpf.h>

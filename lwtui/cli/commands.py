@@ -1,4 +1,4 @@
-"""One function per `lwtui` subcommand; cli.py parses and dispatches here."""
+"""One function per `lwtui` subcommand; entry.py parses and dispatches here."""
 
 from __future__ import annotations
 
@@ -25,10 +25,12 @@ def error_code(e: BaseException) -> int | None:
     from lwtui.net.routes import RouteError
     from lwtui.session.live import RoutesGone, SessionError
     from lwtui.kernel.verdicts import VerdictError
+    from lwtui.kernel.bpfsys import LibbpfMissing
     from lwtui.cli.watch import ReaderFailed
     from lwtui.session.metrics import MetricsError
     known: tuple[type[Exception], ...] = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError,
-                                          pins.PinError, PrivilegeError, LabError, TopologyError, MetricsError)
+                                          pins.PinError, PrivilegeError, LabError, TopologyError, MetricsError,
+                                          LibbpfMissing)
     try:
         from lwtui.kernel.probe import ProbeError
         known += (ProbeError,)

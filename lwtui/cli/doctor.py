@@ -27,6 +27,15 @@ def check_bcc() -> CheckResult:
     return True, f"BCC importable ({where})", ""
 
 
+def check_libbpf() -> CheckResult:
+    from lwtui.kernel import bpfsys
+    try:
+        bpfsys.load()
+    except bpfsys.LibbpfMissing:
+        return False, f"{bpfsys.LIBBPF} cannot be loaded", bpfsys.INSTALL_HINT
+    return True, f"{bpfsys.LIBBPF} loads (pinned maps and test runs go through it)", ""
+
+
 def check_headers() -> CheckResult:
     from lwtui.kernel.headers import HeadersMissing, find_headers, install_hint
     try:
@@ -72,6 +81,7 @@ def check_netlink() -> CheckResult:
 CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
     ("privileges", check_root),
     ("bcc", check_bcc),
+    ("libbpf", check_libbpf),
     ("headers", check_headers),
     ("programs", check_programs),
     ("bpffs", check_bpffs),

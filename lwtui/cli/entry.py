@@ -1,4 +1,4 @@
-"""The `lwtui` command line (contract: DESIGN.md and README).
+"""The `lwtui` command line (a contract: README.md).
 
 Errors reach the user as one line starting with "lwtui: " and naming the fix,
 with exit code 2 for bad input (nothing was changed) and 1 for failures at run

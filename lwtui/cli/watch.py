@@ -1,6 +1,6 @@
 """`lwtui watch`: the headless view of a Session, as JSON lines or a rich table.
 
-JSON lines are a contract (DESIGN.md): one object per line, "type" first;
+JSON lines are a contract (README.md, "JSON lines"): one object per line, "type" first;
 flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
 verdict, first_seen, last_seen (RFC 3339 UTC), and pid and comm where the
 process behind the flow's local socket is known; stats carry lwtui's own cost
@@ -18,6 +18,7 @@ import time
 from typing import IO, TYPE_CHECKING, Any, Callable
 
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, Owner, RuleEntry, Snapshot, Totals
+from lwtui.core.names import addr_text, endpoint
 from lwtui.core.units import fmt_bits, fmt_bytes, fmt_cost, fmt_count, fmt_duration
 from lwtui.session.protocol import RoutesGone, SessionLike
 
@@ -139,12 +140,11 @@ def flow_table(snap: Snapshot, limit: int = 40):
 
 
 def _endpoint(f: FlowId, addr, port: int, is_src: bool) -> str:
-    a = f"[{addr}]" if addr.version == 6 else str(addr)
     if f.fragment:
-        return a
+        return addr_text(addr)
     if f.is_icmp:
-        return f"{a} type {port}" if is_src else f"{a} code {port}"
-    return f"{a}:{port}"
+        return f"{addr_text(addr)} {'type' if is_src else 'code'} {port}"
+    return endpoint(addr, port)
 
 
 class ReaderFailed(RuntimeError):

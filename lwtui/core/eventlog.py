@@ -14,6 +14,7 @@ import threading
 import time
 
 from lwtui.core.model import EventEntry, FlowId
+from lwtui.core.names import addr_text, endpoint
 
 EVENT_LOG_MAX = 2000          # entries between two snapshots; more are counted, not kept
 
@@ -50,8 +51,7 @@ class EventLog:
 def flow_text(f: FlowId) -> str:
     """A flow as the event log says it: "out udp 10.0.0.2:40000 -> 10.0.0.3:53"."""
     def ep(addr, port):
-        a = f"[{addr}]" if addr.version == 6 else str(addr)
-        return a if f.is_icmp or f.fragment else f"{a}:{port}"
+        return addr_text(addr) if f.is_icmp or f.fragment else endpoint(addr, port)
     extra = f" type {f.sport} code {f.dport}" if f.is_icmp else ""
     frag = " (fragment)" if f.fragment else ""
     return f"{f.hook} {f.proto_name} {ep(f.src, f.sport)} -> {ep(f.dst, f.dport)}{extra}{frag}"

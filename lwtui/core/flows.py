@@ -93,15 +93,6 @@ class _Entry:
 class FlowTable:
     """Flows merged from polls and events; see the module docstring for the maths."""
 
-    SORT_KEYS = {
-        "rate": lambda r: (r.bps, r.pps),
-        "bytes": lambda r: r.bytes,
-        "packets": lambda r: r.packets,
-        "drops": lambda r: r.drops,
-        "age": lambda r: -r.first_seen,   # oldest first when reversed
-        "idle": lambda r: -r.last_seen,   # most idle first when reversed
-    }
-
     def __init__(self, max_flows: int = 100_000, idle_timeout: float = 60.0,
                  history_len: int = 60, rate_window: float = 3.0):
         if max_flows < 1 or history_len < 1 or rate_window <= 0 or idle_timeout <= 0:
@@ -127,14 +118,6 @@ class FlowTable:
     def records(self) -> list[FlowRecord]:
         """Every flow's current record (records are never mutated after publication)."""
         return [e.record for e in self._entries.values()]
-
-    def sorted_records(self, key: str = "rate", reverse: bool = True) -> list[FlowRecord]:
-        """Records sorted by rate (bits/s, then packets/s), bytes, packets, drops, age or idle."""
-        try:
-            fn = self.SORT_KEYS[key]
-        except KeyError:
-            raise ValueError(f"sort key must be one of {', '.join(self.SORT_KEYS)}, got {key!r}") from None
-        return sorted(self.records(), key=fn, reverse=reverse)
 
     def note_new(self, flow_id: FlowId, now: float) -> None:
         """A new-flow event: make the row exist (zero counters) before the next poll."""

@@ -12,11 +12,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Union
 
+from lwtui.core.names import proto_name
+
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-
-PROTO_NAMES = {1: "icmp", 6: "tcp", 17: "udp", 58: "icmpv6"}
-
 
 @dataclass(frozen=True, order=True)
 class FlowId:
@@ -48,7 +47,7 @@ class FlowId:
 
     @property
     def proto_name(self) -> str:
-        return PROTO_NAMES.get(self.proto, str(self.proto))
+        return proto_name(self.proto)
 
     @property
     def is_icmp(self) -> bool:

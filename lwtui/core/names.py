@@ -30,9 +30,14 @@ def proto_name(proto: int) -> str:
     return PROTO_NAMES.get(proto, str(proto))
 
 
+def addr_text(addr: IPAddress) -> str:
+    """An address as it stands before a port: IPv6 in brackets ([fd00::2])."""
+    return f"[{addr}]" if addr.version == 6 else str(addr)
+
+
 def endpoint(addr: IPAddress, port: int | None = None) -> str:
     """ADDR:PORT, IPv6 in brackets ([fd00::2]:5000), as rules and tables write it;
     the bare address when there is no port."""
     if port is None:
         return str(addr)
-    return f"[{addr}]:{port}" if addr.version == 6 else f"{addr}:{port}"
+    return f"{addr_text(addr)}:{port}"

@@ -1,4 +1,4 @@
-"""Rule grammar (a DESIGN.md contract) and its encoding in the kernel's verdict maps.
+"""Rule grammar (a contract: README.md, "Rules") and its encoding in the kernel's verdict maps.
 
     flow PROTO SRC:SPORT DST:DPORT   one connection, both directions; IPv6 in brackets
     host ADDR[/LEN]                  any packet from or to that address or network
@@ -32,7 +32,7 @@ from lwtui.core import names
 from lwtui.core.model import FlowId, IPAddress, IPNetwork
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
-_PORT_PROTOS = (names.IPPROTO_TCP, names.IPPROTO_UDP)
+_PORT_PROTOS = names.PORT_PROTOS
 EPHEMERAL = range(32768, 61000)  # Linux's default ip_local_port_range 32768-60999
 
 
@@ -61,14 +61,6 @@ class RuleError(ValueError):
 
 
 # -- the rules ---------------------------------------------------------------
-
-def _proto_text(proto: int) -> str:
-    return names.PROTO_NAMES.get(proto, str(proto))
-
-
-def _endpoint_text(addr: IPAddress, port: int) -> str:
-    return f"[{addr}]:{port}" if addr.version == 6 else f"{addr}:{port}"
-
 
 class _Formatted:
     """`.text`: the rule's canonical grammar text."""
@@ -148,13 +140,13 @@ Rule = Union[FlowRule, HostRule, PortRule]
 def format_rule(rule: Rule) -> str:
     """The canonical text of a rule: parse_rule(format_rule(r)) == r."""
     if isinstance(rule, FlowRule):
-        return (f"flow {_proto_text(rule.proto)} {_endpoint_text(rule.src, rule.sport)} "
-                f"{_endpoint_text(rule.dst, rule.dport)}")
+        return (f"flow {names.proto_name(rule.proto)} {names.endpoint(rule.src, rule.sport)} "
+                f"{names.endpoint(rule.dst, rule.dport)}")
     if isinstance(rule, HostRule):
         net = rule.network
         return f"host {net.network_address}" if net.prefixlen == net.max_prefixlen else f"host {net}"
     if isinstance(rule, PortRule):
-        return f"port {rule.port}" + ("" if rule.proto is None else f"/{_proto_text(rule.proto)}")
+        return f"port {rule.port}" + ("" if rule.proto is None else f"/{names.proto_name(rule.proto)}")
     raise TypeError(f"not a rule: {rule!r}")
 
 

@@ -1,4 +1,4 @@
-"""Human units for counters, rates and durations, and unicode sparklines.
+"""Human units for counters, rates and durations, and block-character charts.
 
 Bits are SI (1 kb/s = 1000 b/s, as link speeds are quoted); bytes are binary
 (1 KiB = 1024 B, as memory and files are). Numbers keep three significant
@@ -50,12 +50,6 @@ def fmt_count(n: float) -> str:
     return f"{num}{prefix}"
 
 
-def fmt_rate_pps(pps: float) -> str:
-    """Packets per second: '0 pkt/s', '2.5 pkt/s', '12.3k pkt/s'."""
-    num = fmt_count(pps)
-    return "-" if num == "-" else f"{num} pkt/s"
-
-
 def fmt_duration(seconds: float) -> str:
     """'3s', '2m05s', '1h02m', '3d04h'; negative counts as 0, not finite as '-'."""
     if not math.isfinite(seconds):
@@ -70,23 +64,38 @@ def fmt_duration(seconds: float) -> str:
     return f"{s // 86400}d{s % 86400 // 3600:02d}h"
 
 
-def sparkline(values: Iterable[float], width: int, top: Optional[float] = None) -> str:
-    """The last `width` values as blocks, newest on the right, scaled to the largest
-    (or to `top`, to compare rows); zero shows as a space, anything above zero as at
-    least '▁'; fewer values than `width` are padded with spaces on the left."""
-    if width <= 0:
-        return ""
+def bar_chart(values: Iterable[float], width: int, height: int, top: Optional[float] = None,
+              round_up: bool = False) -> list[str]:
+    """`height` lines of `width` columns of block characters: the last `width`
+    values as bars, newest on the right, scaled to the largest (or to `top`, to
+    compare charts). Each line holds 8 steps of a bar; a value's steps are its
+    share of the peak, rounded (up, with round_up); zero, negative or not finite
+    is blank, anything above zero at least one step. Fewer values than `width`
+    leave blank columns on the left."""
+    width, height = max(1, width), max(1, height)
     vals = [v if isinstance(v, (int, float)) and math.isfinite(v) and v > 0 else 0.0
             for v in list(values)[-width:]]
+    vals = [0.0] * (width - len(vals)) + vals
     peak = top if top is not None and top > 0 else max(vals, default=0.0)
-    out = []
+    steps = height * len(BLOCKS)
+    levels = []
     for v in vals:
         if v <= 0 or peak <= 0:
-            out.append(" ")
-        else:
-            level = math.ceil(min(v / peak, 1.0) * len(BLOCKS)) - 1
-            out.append(BLOCKS[max(0, level)])
-    return " " * (width - len(out)) + "".join(out)
+            levels.append(0)
+            continue
+        share = min(v / peak, 1.0) * steps
+        levels.append(max(1, math.ceil(share) if round_up else round(share)))
+    lines = []
+    for row in range(height):
+        floor = (height - 1 - row) * len(BLOCKS)
+        lines.append("".join(BLOCKS[min(len(BLOCKS), lv - floor) - 1] if lv > floor else " " for lv in levels))
+    return lines
+
+
+def sparkline(values: Iterable[float], width: int, top: Optional[float] = None) -> str:
+    """One line of bar_chart with steps rounded up (the table's trend column);
+    "" for a width of 0."""
+    return bar_chart(values, width, 1, top, round_up=True)[0] if width > 0 else ""
 
 
 def fmt_cost(ns_per_packet: dict[str, Optional[float]]) -> str:

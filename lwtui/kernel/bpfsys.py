@@ -1,10 +1,29 @@
-"""The few bpf(2) commands lwtui needs without BCC.
+"""The few bpf(2) commands lwtui needs without BCC, through libbpf.so.1.
 
 `lwtui block/allow/rules` open the running session's pinned maps and edit them
 here, so they start in milliseconds and never compile anything. The tests and
 benchmarks use `prog_test_run` (BPF_PROG_TEST_RUN), which libbcc 0.26 does not
-wrap. x86_64 and aarch64 syscall numbers; `union bpf_attr` is built field by
-field in a zeroed buffer, as the kernel requires unused bytes to be zero.
+wrap.
+
+Why libbpf and not bpf(2) through libc's syscall(): the syscall number differs
+per architecture and per ABI (x86_64 321, i386 357, arm64 and riscv64 280,
+armhf/armel 386, ppc64el 361, s390x 351, mips64el 5315, mipsel 4355), and the
+ABI is the process's, not the kernel's: an armhf or i386 Python on a 64-bit
+kernel sees `uname -m` say aarch64 or x86_64, where 280 or 321 is another
+syscall. libbpf was compiled for this process's ABI and carries the right
+number, so there is no table to keep and nothing to guess. libbpf.so.1 is
+there wherever Debian's BCC is (libbpfcc depends on libbpf1; so does iproute2).
+
+Measured on the x86_64 test VM (Debian 12, libbpf 1.1.2, kernel 6.18; best of
+40 interleaved rounds of 3,000 calls each, on a hash map and a no-op LWT_OUT
+program): a map lookup costs 1.24 us through libbpf against 1.65 us through the
+hand-packed syscall this module used before (the bare syscall with a prebuilt
+attr: 0.81 us); BPF_PROG_TEST_RUN on a 54-byte packet, 2.95 us against 3.29 us.
+Loading the library costs about 0.2 ms, once per process. So libbpf is also the
+faster path: libbpf fills the attr in C where we ran struct.pack.
+
+Where libbpf.so.1 cannot be loaded, the first call raises LibbpfMissing with
+the command that installs it; nothing falls back to a guessed syscall number.
 """
 
 from __future__ import annotations
@@ -12,70 +31,114 @@ from __future__ import annotations
 import ctypes as ct
 import errno
 import os
-import platform
 import struct
+from typing import Any, Optional
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280}.get(platform.machine(), 321)
-
-MAP_LOOKUP_ELEM = 1
-MAP_UPDATE_ELEM = 2
-MAP_DELETE_ELEM = 3
-MAP_GET_NEXT_KEY = 4
-PROG_LOAD = 5
-OBJ_PIN = 6
-OBJ_GET = 7
-PROG_TEST_RUN = 10
-OBJ_GET_INFO_BY_FD = 15
+LIBBPF = "libbpf.so.1"
+INSTALL_HINT = "apt-get install -y libbpf1 (python3-bpfcc brings it; Fedora: dnf install libbpf)"
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
 
 PROG_TYPE_LWT_IN, PROG_TYPE_LWT_OUT, PROG_TYPE_LWT_XMIT = 10, 11, 12
-
-_ATTR_SIZE = 144
-_libc = ct.CDLL(None, use_errno=True)
-_libc.syscall.restype = ct.c_long
 
 
 class BpfError(OSError):
     """A bpf(2) command failed; errno and the command name are kept."""
 
 
-def _addr(buf) -> int:
-    return ct.addressof(buf) if buf is not None else 0
+class LibbpfMissing(RuntimeError):
+    """libbpf.so.1 cannot be loaded; the message names the fix."""
 
 
-def _bpf(cmd: int, attr: ct.Array, what: str) -> int:
-    ret = _libc.syscall(_SYS_BPF, cmd, ct.byref(attr), ct.sizeof(attr))
+class TestRunOpts(ct.Structure):
+    """struct bpf_test_run_opts (libbpf's bpf.h); `sz` tells libbpf how much of it we know."""
+    _fields_ = [
+        ("sz", ct.c_size_t),
+        ("data_in", ct.c_void_p), ("data_out", ct.c_void_p),
+        ("data_size_in", ct.c_uint32), ("data_size_out", ct.c_uint32),
+        ("ctx_in", ct.c_void_p), ("ctx_out", ct.c_void_p),
+        ("ctx_size_in", ct.c_uint32), ("ctx_size_out", ct.c_uint32),
+        ("retval", ct.c_uint32), ("repeat", ct.c_int), ("duration", ct.c_uint32),
+        ("flags", ct.c_uint32), ("cpu", ct.c_uint32),
+    ]
+
+
+_int, _u32, _ptr, _str = ct.c_int, ct.c_uint32, ct.c_void_p, ct.c_char_p
+_SIGNATURES = {
+    "bpf_map_lookup_elem": (_int, _ptr, _ptr),
+    "bpf_map_update_elem": (_int, _ptr, _ptr, ct.c_uint64),
+    "bpf_map_delete_elem": (_int, _ptr),
+    "bpf_map_get_next_key": (_int, _ptr, _ptr),
+    "bpf_obj_pin": (_int, _str),
+    "bpf_obj_get": (_str,),
+    "bpf_obj_get_info_by_fd": (_int, _ptr, ct.POINTER(_u32)),
+    "bpf_prog_load": (_int, _str, _str, _ptr, ct.c_size_t, _ptr),
+    "bpf_prog_test_run_opts": (_int, ct.POINTER(TestRunOpts)),
+    "bpf_enable_stats": (_int,),
+}
+_lib: Optional[Any] = None
+
+
+def load(name: str | None = None) -> Any:
+    """libbpf (LIBBPF unless `name`) with the signatures lwtui calls declared;
+    LibbpfMissing when it is absent or lacks one of them (a libbpf older than 1.0)."""
+    name = name or LIBBPF
+    try:
+        lib = ct.CDLL(name)
+        for fn, argtypes in _SIGNATURES.items():
+            f = getattr(lib, fn)
+            f.argtypes, f.restype = argtypes, ct.c_int
+    except (OSError, AttributeError) as e:
+        raise LibbpfMissing(f"cannot use {name} ({e}): {INSTALL_HINT}") from None
+    return lib
+
+
+def _libbpf() -> Any:
+    global _lib
+    if _lib is None:
+        _lib = load()
+    return _lib
+
+
+def _check(ret: int, what: str) -> int:
+    """libbpf returns -errno on failure (libbpf 1.x semantics)."""
     if ret < 0:
-        err = ct.get_errno()
-        raise BpfError(err, f"{what}: {os.strerror(err)}")
+        raise BpfError(-ret, f"{what}: {os.strerror(-ret)}")
     return ret
 
 
-def _attr(fmt: str, *values) -> ct.Array:
-    attr = ct.create_string_buffer(_ATTR_SIZE)
-    struct.pack_into(fmt, attr, 0, *values)
-    return attr
+def _absent_is_false(ret: int, what: str) -> bool:
+    if ret == -errno.ENOENT:
+        return False
+    _check(ret, what)
+    return True
+
+
+def _ref(obj: Optional[ct._CData]) -> Any:
+    return None if obj is None else ct.byref(obj)
 
 
 # -- objects ---------------------------------------------------------------
 
 def obj_pin(fd: int, path: str) -> None:
     """Pin a map or program fd at `path` (on a bpffs)."""
-    p = ct.create_string_buffer(os.fsencode(path))
-    _bpf(OBJ_PIN, _attr("=QI", _addr(p), fd), f"pin {path}")
+    _check(_libbpf().bpf_obj_pin(fd, os.fsencode(path)), f"pin {path}")
 
 
 def obj_get(path: str) -> int:
     """Open a pinned object; returns a new fd (the caller closes it)."""
-    p = ct.create_string_buffer(os.fsencode(path))
-    return _bpf(OBJ_GET, _attr("=QI", _addr(p), 0), f"open {path}")
+    return _check(_libbpf().bpf_obj_get(os.fsencode(path)), f"open {path}")
+
+
+def _info(fd: int, size: int, what: str) -> ct.Array:
+    info = ct.create_string_buffer(size)
+    _check(_libbpf().bpf_obj_get_info_by_fd(fd, info, ct.byref(_u32(size))), what)
+    return info
 
 
 def map_info(fd: int) -> dict:
     """type, id, key_size, value_size, max_entries, map_flags, name of a map fd."""
-    info = ct.create_string_buffer(80)
-    _bpf(OBJ_GET_INFO_BY_FD, _attr("=IIQ", fd, len(info), _addr(info)), "map info")
+    info = _info(fd, 80, "map info")
     typ, mid, ks, vs, maxe, flags = struct.unpack_from("=6I", info, 0)
     name = info.raw[24:40].split(b"\0", 1)[0].decode()
     return dict(type=typ, id=mid, key_size=ks, value_size=vs,
@@ -83,57 +146,51 @@ def map_info(fd: int) -> dict:
 
 
 def prog_info(fd: int) -> dict:
-    """type, id and name of a program fd."""
-    info = ct.create_string_buffer(256)
-    _bpf(OBJ_GET_INFO_BY_FD, _attr("=IIQ", fd, len(info), _addr(info)), "prog info")
+    """type, id, name, run_time_ns and run_cnt of a program fd (the last two grow
+    only while run-time statistics are on: enable_stats)."""
+    info = _info(fd, 256, "prog info")
     typ, pid = struct.unpack_from("=2I", info, 0)
     # struct bpf_prog_info: type, id, tag[8], jited_len, xlated_len,
-    # jited_insns, xlated_insns, load_time, created_by_uid, nr_map_ids, map_ids, name[16]
+    # jited_insns, xlated_insns, load_time, created_by_uid, nr_map_ids, map_ids, name[16],
+    # ... run_time_ns at offset 192 and run_cnt at 200 (Linux 5.1 on).
     name = info.raw[64:80].split(b"\0", 1)[0].decode()
-    return dict(type=typ, id=pid, name=name)
+    run_time_ns, run_cnt = struct.unpack_from("=2Q", info, 192)
+    return dict(type=typ, id=pid, name=name, run_time_ns=run_time_ns, run_cnt=run_cnt)
+
+
+BPF_STATS_RUN_TIME = 0  # enum bpf_stats_type
+
+
+def enable_stats(kind: int = BPF_STATS_RUN_TIME) -> int:
+    """BPF_ENABLE_STATS: the kernel times every BPF program run while the returned
+    fd is open (the caller closes it); the sysctl kernel.bpf_stats_enabled is not touched."""
+    return _check(_libbpf().bpf_enable_stats(kind), "enable BPF run-time statistics")
 
 
 # -- maps ------------------------------------------------------------------
 
-def map_lookup(fd: int, key: ct._CData, value: ct.Structure) -> bool:
+def map_lookup(fd: int, key: ct._CData, value: ct._CData) -> bool:
     """Fill `value` from the map; False when the key is absent."""
-    try:
-        _bpf(MAP_LOOKUP_ELEM, _attr("=IIQQ", fd, 0, ct.addressof(key), ct.addressof(value)), "map lookup")
-    except BpfError as e:
-        if e.errno == errno.ENOENT:
-            return False
-        raise
-    return True
+    return _absent_is_false(_libbpf().bpf_map_lookup_elem(fd, ct.byref(key), ct.byref(value)), "map lookup")
 
 
-def map_update(fd: int, key: ct._CData, value: ct.Structure, flags: int = BPF_ANY) -> None:
-    _bpf(MAP_UPDATE_ELEM, _attr("=IIQQQ", fd, 0, ct.addressof(key), ct.addressof(value), flags), "map update")
+def map_update(fd: int, key: ct._CData, value: ct._CData, flags: int = BPF_ANY) -> None:
+    _check(_libbpf().bpf_map_update_elem(fd, ct.byref(key), ct.byref(value), flags), "map update")
 
 
 def map_delete(fd: int, key: ct._CData) -> bool:
     """Delete a key; False when it was absent."""
-    try:
-        _bpf(MAP_DELETE_ELEM, _attr("=IIQ", fd, 0, ct.addressof(key)), "map delete")
-    except BpfError as e:
-        if e.errno == errno.ENOENT:
-            return False
-        raise
-    return True
+    return _absent_is_false(_libbpf().bpf_map_delete_elem(fd, ct.byref(key)), "map delete")
 
 
 def map_keys(fd: int, key_type: type) -> list:
     """Every key of a (small) map, by BPF_MAP_GET_NEXT_KEY."""
     keys: list[ct._CData] = []
     cur, nxt = None, key_type()
-    while True:
-        try:
-            _bpf(MAP_GET_NEXT_KEY, _attr("=IIQQ", fd, 0, _addr(cur), ct.addressof(nxt)), "map next key")
-        except BpfError as e:
-            if e.errno == errno.ENOENT:
-                return keys
-            raise
+    while _absent_is_false(_libbpf().bpf_map_get_next_key(fd, _ref(cur), ct.byref(nxt)), "map next key"):
         keys.append(nxt)
         cur, nxt = nxt, key_type()
+    return keys
 
 
 def map_items(fd: int, key_type: type, value_type: type) -> list:
@@ -155,13 +212,8 @@ def prog_load_trivial(prog_type: int, retval: int = 0, name: str = "lwtui_noop")
     the benchmarks' no-op floor.
     """
     insns = ct.create_string_buffer(struct.pack("<BBhi", 0xB7, 0, 0, retval) + struct.pack("<BBhi", 0x95, 0, 0, 0), 16)
-    lic = ct.create_string_buffer(b"GPL")
-    log = ct.create_string_buffer(4096)
-    attr = ct.create_string_buffer(_ATTR_SIZE)
-    struct.pack_into("=IIQQIIQII", attr, 0, prog_type, 2, _addr(insns), _addr(lic),
-                     1, len(log), _addr(log), 0, 0)
-    struct.pack_into("16s", attr, 48, name.encode()[:15])
-    return _bpf(PROG_LOAD, attr, f"load {name}")
+    ret = _libbpf().bpf_prog_load(prog_type, name.encode()[:15], b"GPL", insns, 2, None)
+    return _check(ret, f"load {name}")
 
 
 def prog_test_run(prog_fd: int, data: bytes, repeat: int = 1, ctx: ct.Structure | None = None) -> tuple[int, int]:
@@ -171,10 +223,9 @@ def prog_test_run(prog_fd: int, data: bytes, repeat: int = 1, ctx: ct.Structure 
     """
     din = ct.create_string_buffer(bytes(data), len(data))
     dout = ct.create_string_buffer(len(data) + 256)
-    ctx_addr, ctx_size = (ct.addressof(ctx), ct.sizeof(ctx)) if ctx is not None else (0, 0)
-    attr = _attr("=IIIIQQIIIIQQ", prog_fd, 0, len(data), len(dout), _addr(din), _addr(dout),
-                 repeat, 0, ctx_size, 0, ctx_addr, 0)
-    _bpf(PROG_TEST_RUN, attr, "prog test run")
-    retval, = struct.unpack_from("=I", attr, 4)
-    duration, = struct.unpack_from("=I", attr, 36)
-    return retval, duration
+    opts = TestRunOpts(sz=ct.sizeof(TestRunOpts), data_in=ct.addressof(din), data_size_in=len(data),
+                       data_out=ct.addressof(dout), data_size_out=len(dout), repeat=repeat)
+    if ctx is not None:
+        opts.ctx_in, opts.ctx_size_in = ct.addressof(ctx), ct.sizeof(ctx)
+    _check(_libbpf().bpf_prog_test_run_opts(prog_fd, ct.byref(opts)), "prog test run")
+    return opts.retval, opts.duration

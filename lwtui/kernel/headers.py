@@ -10,12 +10,19 @@ point BCC_KERNEL_SOURCE at it.
 
 Order: the running kernel's own headers; kheaders.tar.xz; a merged tree from
 any installed pair; else HeadersMissing with the install command.
+
+`python -m lwtui.kernel.headers --check` answers the same question for
+scripts/bootstrap.sh (exit 0 and the place, or exit 1 and the fix), so the
+search is written once; it needs only the standard library, so the system
+Python can run it from the source tree before any venv exists.
 """
 
 from __future__ import annotations
 
+import argparse
 import glob
 import os
+import sys
 import platform
 import re
 from dataclasses import dataclass
@@ -104,8 +111,9 @@ def merged_tree(arch_dir: Path, common: Path, cache: Path = CACHE_DIR) -> Path:
     return root
 
 
-def find_headers(release: str | None = None) -> Headers:
-    """Decide where BCC gets headers; raise HeadersMissing with the fix."""
+def find_headers(release: str | None = None, build: bool = True) -> Headers:
+    """Decide where BCC gets headers; raise HeadersMissing with the fix.
+    With build=False a Debian pair is only found, not merged (nothing is written)."""
     release = release or os.uname().release
     env = os.environ.get("BCC_KERNEL_SOURCE")
     if env and Path(env).is_dir():
@@ -118,7 +126,7 @@ def find_headers(release: str | None = None) -> Headers:
     pairs = _pairs()
     if pairs:
         arch_dir, common = pairs[0]
-        return Headers(f"merged {arch_dir.name}", str(merged_tree(arch_dir, common)))
+        return Headers(f"merged {arch_dir.name}", str(merged_tree(arch_dir, common)) if build else None)
     raise HeadersMissing(f"no kernel headers for BCC: run `{install_hint()}` (or `lwtui doctor`)")
 
 
@@ -128,3 +136,21 @@ def use_headers(release: str | None = None) -> Headers:
     if h.source:
         os.environ["BCC_KERNEL_SOURCE"] = h.source
     return h
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lwtui.kernel.headers",
+                                description="Does BCC have kernel headers here? (writes nothing)")
+    p.add_argument("--check", action="store_true", required=True, help="exit 0 when it does, 1 with the fix")
+    p.parse_args(argv)
+    try:
+        h = find_headers(build=False)
+    except HeadersMissing as e:
+        print(e, file=sys.stderr)
+        return 1
+    print(f"kernel headers: {h.how}" + (f" ({h.source})" if h.source else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

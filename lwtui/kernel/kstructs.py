@@ -10,7 +10,7 @@ from __future__ import annotations
 import ctypes as ct
 import ipaddress
 
-from lwtui.core.names import HOOKS, TCP_FLAGS
+from lwtui.core.names import HOOKS
 
 HOOK_IN, HOOK_OUT, HOOK_XMIT = 0, 1, 2
 HOOK_NAMES = dict(enumerate(HOOKS))  # HOOK_IN=0 "in", HOOK_OUT=1 "out", HOOK_XMIT=2 "xmit"
@@ -149,11 +149,6 @@ def bytes_to_addr(raw: bytes, family: int) -> ipaddress.IPv4Address | ipaddress.
     if family == 4:
         return ipaddress.IPv4Address(raw[12:16])
     return ipaddress.IPv6Address(raw)
-
-
-def tcp_flags_str(flags: int) -> str:
-    """'SA' style string of the flags set, in FSRPAUEC order."""
-    return "".join(letter for bit, letter, _ in TCP_FLAGS if flags & bit)
 
 
 def decode_event(data: bytes) -> LwtuiEvent:

@@ -32,7 +32,7 @@ def bpffs_mounted(path: Path = BPFFS) -> bool:
 
 
 def ensure_bpffs(path: Path = BPFFS) -> None:
-    """Mount bpffs at /sys/fs/bpf when it is not (KERNEL-NOTES: often it is not)."""
+    """Mount bpffs at /sys/fs/bpf when it is not (on many machines, VMs above all, it is not)."""
     if bpffs_mounted(path):
         return
     r = subprocess.run(["mount", "-t", "bpf", "bpf", str(path)], capture_output=True, text=True)

@@ -171,10 +171,6 @@ class Probe:
     def map_fd(self, name: str) -> int:
         return self._table(name).map_fd
 
-    def events_map_fd(self) -> int:
-        """The `events` map: a perf event array, or a ring buffer with events="ringbuf"."""
-        return self._live()[b"events"].map_fd
-
     def map_max_entries(self, name: str) -> int:
         return int(self._table(name).max_entries)
 

@@ -7,43 +7,18 @@ long as the returned fd stays open: closing it (or the process ending)
 switches it off again, and the `kernel.bpf_stats_enabled` sysctl is never
 touched. A program's figures grow only while some holder keeps stats on.
 
-bpf(2) is called here directly through ctypes: lwtui.kernel.bpfsys exposes no
-raw-syscall function, and its prog_info() returns only type, id and name.
+The calls go through lwtui.kernel.bpfsys (libbpf).
 """
 
 from __future__ import annotations
 
-import ctypes as ct
 import os
-import platform
-import struct
 
-_SYS_BPF = {"x86_64": 321, "aarch64": 280, "arm64": 280}.get(platform.machine(), 321)
-BPF_OBJ_GET_INFO_BY_FD = 15
-BPF_ENABLE_STATS = 32
-BPF_STATS_RUN_TIME = 0
-
-# struct bpf_prog_info (include/uapi/linux/bpf.h) up to run_cnt: the kernel
-# fills what it knows of a shorter buffer, and run_time_ns/run_cnt sit at fixed
-# offsets since Linux 5.1.
-_INFO_LEN = 208
-_RUN_TIME_NS_OFF, _RUN_CNT_OFF = 192, 200
-_ATTR_SIZE = 144
-
-_libc = ct.CDLL(None, use_errno=True)
-_libc.syscall.restype = ct.c_long
+from lwtui.kernel import bpfsys
 
 
 class RunStatsError(OSError):
     """The kernel would not keep run-time statistics (too old, or not allowed)."""
-
-
-def _bpf(cmd: int, attr, what: str) -> int:
-    ret = _libc.syscall(_SYS_BPF, cmd, ct.byref(attr), ct.sizeof(attr))
-    if ret < 0:
-        err = ct.get_errno()
-        raise RunStatsError(err, f"{what}: {os.strerror(err)}")
-    return ret
 
 
 def enable() -> int:
@@ -52,20 +27,16 @@ def enable() -> int:
     RunStatsError when the kernel lacks BPF_ENABLE_STATS (before 5.8) or the
     caller lacks CAP_SYS_ADMIN.
     """
-    attr = ct.create_string_buffer(_ATTR_SIZE)
-    struct.pack_into("=I", attr, 0, BPF_STATS_RUN_TIME)
-    return _bpf(BPF_ENABLE_STATS, attr, "enable BPF run-time statistics")
+    try:
+        return bpfsys.enable_stats()
+    except bpfsys.BpfError as e:
+        raise RunStatsError(e.errno, str(e)) from None
 
 
 def prog_run_stats(prog_fd: int) -> tuple[int, int]:
     """(run_time_ns, run_cnt) of a program: its total time in the kernel and its runs."""
-    info = ct.create_string_buffer(_INFO_LEN)
-    attr = ct.create_string_buffer(_ATTR_SIZE)
-    struct.pack_into("=IIQ", attr, 0, prog_fd, _INFO_LEN, ct.addressof(info))
-    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr, "prog info")
-    run_ns, = struct.unpack_from("=Q", info, _RUN_TIME_NS_OFF)
-    runs, = struct.unpack_from("=Q", info, _RUN_CNT_OFF)
-    return run_ns, runs
+    info = bpfsys.prog_info(prog_fd)
+    return info["run_time_ns"], info["run_cnt"]
 
 
 class RunStats:

@@ -118,10 +118,6 @@ class RuleStore:
         """Active rules for display, expired ones left out."""
         return [e for e, _ in self._split(self.items(), now_mono_ns)[0]]
 
-    def expire(self, now_mono_ns: int | None = None) -> list[Rule]:
-        """Delete rules whose TTL ran out (the kernel already ignores them)."""
-        return self.sweep(now_mono_ns)[1]
-
     def sweep(self, now_mono_ns: int | None = None) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
         """One read of the rule maps for a refresh tick: the active rules (for
         display, with their parsed Rule) and the expired ones, which it deletes."""
@@ -146,12 +142,3 @@ class RuleStore:
                                      expires_in=left, created=val.created_ns / 1e9), rule))
         active.sort(key=lambda er: (er[0].kind, er[0].text))
         return active, expired
-
-    def clear(self) -> int:
-        n = 0
-        for rule, _ in self.items():
-            map_name, key = encode(rule)
-            n += bpfsys.map_delete(self.fds[map_name], key)
-        if n:
-            self.bump_generation()
-        return n

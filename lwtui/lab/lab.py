@@ -1,8 +1,8 @@
 """The demo lab: two namespaces, servers in one, bounded traffic from the other.
 
-`Lab.up()` builds the topology of lwtui.net.netns, starts `labtraffic serve` in the
+`Lab.up()` builds the topology of lwtui.net.netns, starts `python -m lwtui.lab.traffic serve` in the
 server namespace (HTTP on 10.0.0.3:8080 and [fd00:6c77::3]:8081, a UDP sink on
-port 5353 of both) and, with traffic on, `labtraffic client` in the client
+port 5353 of both) and, with traffic on, its `client` in the client
 namespace. Both run detached, so `lwtui lab up` returns while they keep going,
 and both stop by themselves after `lifetime` seconds. Their pids, logs, stats and
 the served files live in /run/lwtui/lab-<prefix>/, which lets `lab status` and

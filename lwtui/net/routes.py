@@ -227,22 +227,6 @@ def check(att: Attachment) -> str | None:
     return f"encap replaced (the route now carries {describe_encap(cur) or 'no encap'})"
 
 
-def current_encap(target: Target) -> str | None:
-    """The encap on the route `target` names, e.g. "bpf out lwtui_out_12"; None without encap or route."""
-    net = check_target(target)
-    try:
-        with rtnl(target.netns) as ipr:
-            routes = dump(ipr, _family(net))
-            if target.hook == "in" and net.version == 6:
-                mine = policy_encap(ipr, net, routes)
-                if mine is not None:
-                    return describe_encap(mine)
-    except NamespaceGone:
-        return None
-    route = find_route(routes, target, net, required=False)
-    return describe_encap(route) if route else None
-
-
 def list_routes(netns: str | None = None) -> list[dict]:
     """Routes a picker can offer: main-table unicast ones (out, xmit) and local addresses (in).
 

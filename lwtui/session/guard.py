@@ -16,6 +16,7 @@ import ipaddress
 import os
 
 from lwtui.core.model import FlowId
+from lwtui.core.names import endpoint
 
 CAP_NET_ADMIN, CAP_SYS_ADMIN, CAP_PERFMON, CAP_BPF = 12, 21, 38, 39
 _CAP_NAMES = {CAP_NET_ADMIN: "CAP_NET_ADMIN", CAP_SYS_ADMIN: "CAP_SYS_ADMIN",
@@ -80,6 +81,4 @@ def ssh_flow_blocked_by(rule, environ=None) -> str | None:
     f = ssh_flow(environ)
     if f is None or not rule.matches(f):
         return None
-    def ep(a, p):
-        return f"[{a}]:{p}" if a.version == 6 else f"{a}:{p}"
-    return f"ssh {ep(f.src, f.sport)} -> {ep(f.dst, f.dport)}"
+    return f"ssh {endpoint(f.src, f.sport)} -> {endpoint(f.dst, f.dport)}"

@@ -5,7 +5,7 @@ the rule store. Its lifecycle is a fixed sequence (start: check, compile, pin,
 attach; then snapshot/poll; close: detach, unpin), and close() is idempotent
 and reached from every exit path: use it as a context manager.
 
-Restore guarantee (DESIGN.md): start() checks every target before it changes
+Restore guarantee (docs/ARCHITECTURE.md): start() checks every target before it changes
 anything, records each attachment (state file and self.attachments) before
 its route changes, and undoes what it did when anything fails; close() runs
 with SIGINT/SIGTERM/SIGHUP held (lwtui.session.signals.critical) so a second Ctrl-C

@@ -154,10 +154,6 @@ class ReplaySession:
                                               None if entry.expires_in is None
                                               else first.time + entry.expires_in, entry.hits)
 
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, **kw) -> "ReplaySession":
-        return cls(load_recording(path), **kw)
-
     @property
     def closed(self) -> bool:
         return self._closed.is_set()

@@ -17,7 +17,6 @@ from pathlib import Path
 
 from lwtui.core.paths import private_dir
 from lwtui.core.procs import pid_alive, proc_start_time
-from lwtui.kernel.pins import PIN_ROOT
 
 RUN_DIR = Path(os.environ.get("LWTUI_RUN_DIR", "/run/lwtui"))
 
@@ -37,10 +36,6 @@ class SessionState:
     @property
     def path(self) -> Path:
         return RUN_DIR / f"{self.name}.json"
-
-    @property
-    def pin_dir(self) -> Path:
-        return PIN_ROOT / self.name
 
     @property
     def alive(self) -> bool:

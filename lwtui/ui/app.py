@@ -39,7 +39,7 @@ from lwtui.ui.detail import DetailPane, RateChart
 from lwtui.ui.dialogs import FilterBar, HelpScreen
 from lwtui.ui.emptystate import EmptyState
 from lwtui.ui.eventlog import EventLog
-from lwtui.ui.exits import ExitsMixin, exit_on_signals
+from lwtui.ui.exits import ExitsMixin, exit_on_signals, keep_failures
 from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
 from lwtui.ui.flowtable import FlowTable
 from lwtui.ui.header import ROUTES_GONE, HeaderStrip
@@ -52,6 +52,7 @@ from lwtui.ui.terminal import size_from_terminal
 FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter"}
 
 
+@keep_failures
 class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     """lwtui's dashboard over one session.
 

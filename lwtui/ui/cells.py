@@ -10,6 +10,7 @@ import time
 
 from rich.text import Text
 
+from lwtui.core import names
 from lwtui.core.model import FlowId, FlowRecord
 from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration, sparkline
 
@@ -35,8 +36,8 @@ TREND_WIDTH = 8
 MARKERS = {"allow": ("●", "green"), "drop": ("×", "bold red"), "would-drop": ("◐", "bold yellow")}
 VERDICT_WORDS = {"allow": "allowed", "drop": "DROPPED", "would-drop": "WOULD DROP (dry-run)"}
 
-TCP_FLAGS = [(0x02, "S", "SYN"), (0x10, "A", "ACK"), (0x08, "P", "PSH"), (0x01, "F", "FIN"),
-             (0x04, "R", "RST"), (0x20, "U", "URG"), (0x40, "E", "ECE"), (0x80, "C", "CWR")]
+# names.TCP_FLAGS in the order a handshake reads: S A P F R U E C.
+TCP_FLAGS = sorted(names.TCP_FLAGS, key=lambda flag: "SAPFRUEC".index(flag[1]))
 ICMP_NAMES = {(1, 0): "reply", (1, 8): "echo", (1, 3): "unreach", (1, 11): "ttl-exc",
               (58, 128): "echo", (58, 129): "reply", (58, 1): "unreach", (58, 3): "ttl-exc",
               (58, 135): "nd-sol", (58, 136): "nd-adv"}
@@ -55,10 +56,6 @@ def row_key(f: FlowId) -> str:
     return f"{f.hook} {f.proto} {f.src} {f.sport} {f.dst} {f.dport}" + (" frag" if f.fragment else "")
 
 
-def addr_text(addr) -> str:
-    return f"[{addr}]" if addr.version == 6 else str(addr)
-
-
 def endpoint(f: FlowId, src: bool) -> str:
     """An address with its port; ICMP puts type/code on the destination instead."""
     addr, port = (f.src, f.sport) if src else (f.dst, f.dport)
@@ -68,8 +65,8 @@ def endpoint(f: FlowId, src: bool) -> str:
         name = ICMP_NAMES.get((f.proto, f.sport), "")
         return f"{addr} {f.sport}/{f.dport}" + (f" {name}" if name else "")
     if f.fragment:
-        return f"{addr_text(addr)} (frag)"
-    return f"{addr_text(addr)}:{port}"
+        return f"{names.addr_text(addr)} (frag)"
+    return names.endpoint(addr, port)
 
 
 def flags_text(f: FlowId, flags: int, long: bool = False) -> str:

@@ -9,9 +9,9 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from lwtui.core.model import FlowRecord
-from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
-from lwtui.ui.cells import MARKERS, VERDICT_WORDS, addr_text, clock_text, flags_text, rate_pkts
-from lwtui.ui.chart import bar_chart
+from lwtui.core.names import endpoint
+from lwtui.core.units import bar_chart, fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.ui.cells import MARKERS, VERDICT_WORDS, clock_text, flags_text, rate_pkts
 
 MAX_STRETCH = 4   # columns per tick at most, when a flow has few ticks of history
 
@@ -27,7 +27,7 @@ def _key_parts(rec: FlowRecord) -> tuple:
     if f.is_icmp:
         return ((f"{f.src} → {f.dst}", "bold"), f"   type {f.sport} code {f.dport}")
     frag = "   non-first fragment (no ports)" if f.fragment else ""
-    return ((f"{addr_text(f.src)}:{f.sport} → {addr_text(f.dst)}:{f.dport}", "bold"), frag)
+    return ((f"{endpoint(f.src, f.sport)} → {endpoint(f.dst, f.dport)}", "bold"), frag)
 
 
 def _process_parts(owners: dict, rec: FlowRecord) -> tuple:

@@ -17,18 +17,27 @@ the error, and the caller restores the routes.
   exited EXIT_GRACE_SECONDS after the signal, the signal comes again and
   takes the exception path, so a stuck shutdown cannot keep the routes.
 - A hung-up terminal with no SIGHUP: checked every HANGUP_CHECK_SECONDS.
-- An exception in a handler: kept in `failure`, raised by run_dashboard.
+- An exception in one of the app's handlers (`on_*`, `action_*`): kept in
+  `failure`, raised by run_dashboard once the terminal is back, so the CLI
+  prints lwtui's own errors as one line after the routes are restored (a real
+  bug still gets its traceback). `keep_failures` wraps those handlers; they
+  end the app through the public App.exit and App.panic, so Textual never sees
+  the exception and prints nothing itself. An exception anywhere else (a
+  widget's own handler) takes Textual's default: a traceback and exit code 1,
+  and the caller restores the routes all the same.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import inspect
 import os
 import signal
 import sys
 import threading
-from typing import Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 from lwtui.ui.appbase import AppMixin
 from lwtui.ui.terminal import HANGUP_CHECK_SECONDS, terminal_alive
@@ -38,6 +47,8 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # before the signal is delivered again, this time as the exception: a
 # shutdown stuck on a terminal that went away must not keep the routes.
 EXIT_GRACE_SECONDS = 3.0
+
+C = TypeVar("C", bound=type)
 
 
 class ExitsMixin(AppMixin):
@@ -61,22 +72,39 @@ class ExitsMixin(AppMixin):
         if not terminal_alive(fd):
             self.exit(return_code=128 + signal.SIGHUP)
 
-    def _handle_exception(self, error: Exception) -> None:
-        """An exception in a handler ends the app (Textual's rule); keep it for run_dashboard.
-
-        Textual would print a traceback with locals; run_dashboard raises the
-        error instead once the terminal is back, so the CLI prints lwtui's own
-        errors as one line (a real bug still gets its traceback) after the
-        routes are restored. Under Pilot, Textual's handling re-raises it into
-        the test.
-        """
+    def fail(self, error: Exception) -> None:
+        """End the app with code 1, keeping the first error for run_dashboard."""
         if self.failure is None:
             self.failure = error
-        if self.is_headless:
-            super()._handle_exception(error)
-            return
         self.exit(return_code=1)
-        self.panic()            # nothing to print: end the message loop now, as Textual does
+        self.panic()            # nothing to print: end the message loop now, as Textual does on an error
+
+
+def _kept(handler: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(handler)
+    def run(self, *args: Any, **kw: Any) -> Any:
+        try:
+            return handler(self, *args, **kw)
+        except Exception as error:  # noqa: BLE001 - kept, and raised again by run_dashboard
+            self.fail(error)
+            return None
+    run.keeps_failures = True  # type: ignore[attr-defined]
+    return run
+
+
+def keep_failures(cls: C) -> C:
+    """Class decorator for the App: every `on_*` and `action_*` method defined by
+    lwtui in `cls` or its bases is wrapped, where it is defined (so Textual, which
+    calls each class's handler along the MRO, still calls each once), to end the
+    app through `fail` instead of letting the exception reach Textual."""
+    for klass in cls.__mro__:
+        if not klass.__module__.startswith("lwtui."):
+            continue
+        for name, fn in list(vars(klass).items()):
+            if (name.startswith(("on_", "action_")) and inspect.isfunction(fn)
+                    and not inspect.iscoroutinefunction(fn) and not getattr(fn, "keeps_failures", False)):
+                setattr(klass, name, _kept(fn))
+    return cls
 
 
 @contextlib.contextmanager

@@ -116,11 +116,6 @@ class FlowTable(VimTable):
 
     # -- what the app reads ---------------------------------------------
     @property
-    def row_keys(self) -> list[str]:
-        """Row keys in display order."""
-        return list(self._order)
-
-    @property
     def flow_ids(self) -> list[FlowId]:
         """Flows in display order."""
         return [self._flows[k] for k in self._order]
@@ -134,9 +129,6 @@ class FlowTable(VimTable):
     @property
     def selected_flow(self) -> FlowId | None:
         key = self.selected_key
-        return self._flows.get(key) if key else None
-
-    def flow_for(self, key: str | None) -> FlowId | None:
         return self._flows.get(key) if key else None
 
     # -- what the app sets ----------------------------------------------

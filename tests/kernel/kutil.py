@@ -12,6 +12,11 @@ BPF_OK, BPF_DROP = 0, 2
 HOOKS = tuple(kstructs.HOOK_NAMES.values())
 
 
+def events_map_fd(probe) -> int:
+    """The `events` map: a perf event array, or a ring buffer with events="ringbuf"."""
+    return probe._live()[b"events"].map_fd
+
+
 def run(probe, hook: str, frame: bytes, repeat: int = 1) -> int:
     """Run the hook's program on `frame` (BPF_PROG_TEST_RUN); its return value."""
     retval, _ = bpfsys.prog_test_run(probe.prog_fd(hook), frame, repeat=repeat)

@@ -8,7 +8,7 @@ import time
 
 import packets as P
 import pytest
-from kutil import BPF_DROP, BPF_OK, add_rule, flow_key, key_tuple, run, want
+from kutil import BPF_DROP, BPF_OK, add_rule, events_map_fd, flow_key, key_tuple, run, want
 from lwtui.kernel import bpfsys, kstructs
 from lwtui.kernel.probe import Probe, ProbeError
 
@@ -34,7 +34,7 @@ def settle(probe) -> list:
 
 
 def test_events_map_is_the_chosen_transport(ev_probe):
-    info = bpfsys.map_info(ev_probe.events_map_fd())
+    info = bpfsys.map_info(events_map_fd(ev_probe))
     if ev_probe.transport == "ringbuf":
         assert (info["type"], info["max_entries"]) == (BPF_MAP_TYPE_RINGBUF, 64 * 4096)
     else:
@@ -129,7 +129,7 @@ def test_full_ring_buffer_counts_failures():
     events again."""
     events, lost = [], []
     with Probe(hooks=("out",), max_flows=4096, events="ringbuf", ringbuf_pages=1) as p:
-        assert bpfsys.map_info(p.events_map_fd())["max_entries"] == 4096
+        assert bpfsys.map_info(events_map_fd(p))["max_entries"] == 4096
         p.open_events(events.append, lost.append)
         for port in range(1, 301):
             run(p, "out", P.packet(4, P.UDP, A, B, port, 9))

@@ -65,18 +65,38 @@ async def test_a_hung_up_terminal_quits_as_sighup_would(replay):
 
 
 async def test_an_exception_in_a_handler_ends_the_app_and_is_kept(replay, monkeypatch):
-    """LWTUI_FAULT=ui raises in the handler of the second snapshot; under Pilot, Textual re-raises it."""
+    """LWTUI_FAULT=ui raises in the handler of the second snapshot: the app ends with code 1 and
+    keeps the error for run_dashboard; Textual never sees it (so it prints no traceback)."""
     monkeypatch.setenv(faults.ENV, "ui:2")
     monkeypatch.setattr(faults, "_counts", {})
     app = make_app(replay)
-    with pytest.raises(faults.InjectedFault, match=r"injected fault at ui #2 \(LWTUI_FAULT=ui:2\)"):
-        async with app.run_test(size=SIZE) as pilot:
-            await started(pilot, app)
-            app.request_tick()
-            await _exits(pilot, app)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        app.request_tick()
+        await _exits(pilot, app)
     assert isinstance(app.failure, faults.InjectedFault)
+    assert str(app.failure) == "injected fault at ui #2 (LWTUI_FAULT=ui:2)"
     assert app.return_code == 1 and app.ticks == 1
     assert app.stop_feed(timeout=2.0)
+
+
+async def test_an_exception_in_a_key_action_is_kept_too(replay, monkeypatch):
+    app = make_app(replay)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        monkeypatch.setattr(app, "render_flows", lambda: 1 / 0)
+        await pilot.press("s")                          # the sort key redraws the table
+        await _exits(pilot, app)
+    assert isinstance(app.failure, ZeroDivisionError) and app.return_code == 1
+    assert app.stop_feed(timeout=2.0)
+
+
+def test_every_handler_of_the_app_keeps_its_failures():
+    from lwtui.ui.app import DashboardApp
+    handlers = [n for n in dir(DashboardApp) if n.startswith(("on_", "action_"))
+                and getattr(getattr(DashboardApp, n), "__module__", "").startswith("lwtui.")]
+    assert {"on_snapshot_ready", "action_block", "action_toggle_dry_run"} <= set(handlers)
+    assert all(getattr(getattr(DashboardApp, n), "keeps_failures", False) for n in handlers), handlers
 
 
 async def test_ctrl_c_leaves_the_route_picker_choosing_nothing():

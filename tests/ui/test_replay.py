@@ -7,7 +7,7 @@ import pytest
 
 from lwtui.core.model import EventEntry, Snapshot
 from lwtui.session.replay import ReplaySession, load_recording, record_snapshots
-from lwtui.ui.chart import bar_chart
+from lwtui.core.units import bar_chart
 from lwtui.ui.feed import Mailbox
 from lwtui.ui.selection import SORTS, select_flows
 

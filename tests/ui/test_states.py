@@ -229,3 +229,11 @@ def test_ipv6_flow_rows_use_brackets(recording):
     icmp = next(f.id for f in recording[-1].flows if f.id.proto == 1 and f.id.hook == "out")
     assert endpoint(icmp, False) == "10.0.0.3 8/0 echo" and endpoint(icmp, True) == "10.0.0.2"
     assert ipaddress.ip_address("10.0.0.3") == icmp.dst
+
+
+def test_tcp_flags_read_in_handshake_order(recording):
+    from lwtui.ui.cells import flags_text
+    tcp = next(f.id for f in recording[-1].flows if f.id.proto == 6)
+    assert flags_text(tcp, 0xFF) == "SAPFRUEC"
+    assert flags_text(tcp, 0x13, long=True) == "SYN ACK FIN"
+    assert flags_text(tcp, 0) == "none"

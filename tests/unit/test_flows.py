@@ -1,4 +1,4 @@
-"""FlowTable maths (lwtui/flows.py): rates, resets, decay, expiry, bounds, history."""
+"""FlowTable maths (lwtui/core/flows.py): rates, resets, decay, expiry, bounds, history."""
 
 from __future__ import annotations
 
@@ -243,23 +243,6 @@ def test_a_duplicate_row_in_one_poll_is_ignored():
     t = FlowTable()
     t.update(100.0, [(fid(), ctr(30, first=99.0)), (fid(), ctr(3000, first=99.0))])
     assert t.get(fid()).packets == 30
-
-
-def test_sorted_records():
-    t = FlowTable()
-    t.update(100.0, [(fid(1), ctr(10, nbytes=5000, drops=3, first=91.0, last=99.0)),
-                     (fid(2), ctr(30, nbytes=1000, drops=1, first=95.0, last=100.0)),
-                     (fid(3), ctr(20, nbytes=3000, drops=2, first=93.0, last=98.0))])
-    ports = lambda key, rev=True: [r.id.sport - 40000 for r in t.sorted_records(key, reverse=rev)]
-    assert ports("packets") == [2, 3, 1]
-    assert ports("bytes") == [1, 3, 2]
-    assert ports("drops") == [1, 3, 2]
-    assert ports("rate") == [1, 3, 2]           # bits/s
-    assert ports("age") == [1, 3, 2]            # oldest first
-    assert ports("idle") == [3, 1, 2]           # most idle first
-    assert ports("packets", rev=False) == [1, 3, 2]
-    with pytest.raises(ValueError, match="sort key"):
-        t.sorted_records("name")
 
 
 def test_constructor_refuses_nonsense():

@@ -1,10 +1,10 @@
-"""Human units and sparklines (lwtui/units.py)."""
+"""Human units and sparklines (lwtui/core/units.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from lwtui.core.units import BLOCKS, fmt_bits, fmt_bytes, fmt_count, fmt_duration, fmt_rate_pps, sparkline
+from lwtui.core.units import BLOCKS, fmt_bits, fmt_bytes, fmt_count, fmt_duration, sparkline
 
 
 @pytest.mark.parametrize("bps, text", [
@@ -34,12 +34,7 @@ def test_fmt_count(n, text):
     assert fmt_count(n) == text
 
 
-def test_fmt_rate_pps():
-    assert fmt_rate_pps(0) == "0 pkt/s"
-    assert fmt_rate_pps(12_345) == "12.3k pkt/s"
-
-
-@pytest.mark.parametrize("fn", [fmt_bits, fmt_bytes, fmt_count, fmt_rate_pps, fmt_duration])
+@pytest.mark.parametrize("fn", [fmt_bits, fmt_bytes, fmt_count, fmt_duration])
 def test_not_finite_is_a_dash(fn):
     assert fn(float("nan")) == "-"
     assert fn(float("inf")) == "-"
