@@ -11,7 +11,7 @@ from __future__ import annotations
 from lwtui.core.filters import parse_filter
 from lwtui.core.rules import RuleError, rule_for
 from lwtui.core.units import fmt_duration
-from lwtui.ui.dialogs import ConfirmScreen, FilterBar, TtlScreen
+from lwtui.ui.dialogs import ConfirmScreen, FilterBar, QuitScreen, TtlScreen
 from lwtui.ui.selection import SORTS
 
 KIND_WORDS = {"flow": "flow", "host": "remote host", "port": "service port"}
@@ -92,8 +92,38 @@ class ActionsMixin:
         self.after_session_change()
 
     def action_interrupt(self) -> None:
-        """ctrl+c: quit as q does (the routes are restored), with an interrupt's exit code, 130."""
+        """ctrl+c: with text selected (dragged with the mouse), copy it, as a terminal would;
+        otherwise quit at once (no question: it is an interrupt), exit code 130."""
+        field = self.focused
+        text = getattr(field, "selected_text", "") or self.screen.get_selected_text()
+        if text:
+            self.copy_to_clipboard(text)
+            if getattr(field, "selected_text", ""):
+                field.cursor_position = field.cursor_position      # collapses the input's selection
+            else:
+                self.screen.clear_selection()
+            lines = text.count("\n") + 1
+            self.notify(f"copied {len(text)} characters" + (f" ({lines} lines)" if lines > 1 else "")
+                        + " to the clipboard", title="copied")
+            return
         self.exit(return_code=130)
+
+    def action_quit(self) -> None:
+        """q: quit; when that lifts active rules, ask first (y or Enter quits, n or Esc stays)."""
+        rules = self._rules_lifted_on_quit()
+        if not rules:
+            self.exit(return_code=0)
+            return
+        self.push_screen(QuitScreen(rules), lambda yes: self.exit(return_code=0) if yes else None)
+
+    def _rules_lifted_on_quit(self) -> int:
+        """How many rules end with the session (none when it keeps its blocks)."""
+        if getattr(self.session, "keep_blocks", False):
+            return 0
+        try:
+            return len(self.session.rules())
+        except Exception:  # the session cannot say: go by the last snapshot
+            return len(self.snapshot.rules) if self.snapshot is not None else 0
 
     def action_ttl(self) -> None:
         """t: ask for the TTL of the next block."""

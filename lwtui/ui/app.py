@@ -318,7 +318,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for _, action, label, text, _ in KEYS:
-            if action not in ("cursor_down", "cursor_up", "command_palette", "quit", "back"):
+            if action not in ("cursor_down", "cursor_up", "command_palette", "quit", "back", "interrupt"):
                 yield SystemCommand(label.capitalize(), text, lambda a=action: self.run_action(a))
 
     def notify(self, message: str, *, markup: bool = False, **kw) -> None:

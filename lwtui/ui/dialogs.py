@@ -1,4 +1,4 @@
-"""Modal screens and the filter bar: help, the TTL prompt, the lock-out question, `/`."""
+"""Modal screens and the filter bar: help, the TTL prompt, the lock-out and quit questions, `/`."""
 
 from __future__ import annotations
 
@@ -90,11 +90,34 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm-box"):
             yield Static(Text(self.title_text, style="bold"), id="confirm-title")
             yield Static(Text(self.detail), id="confirm-detail")   # [IPv6]:port is not markup
-            yield Static(Text.assemble(("y", "bold red"), f" {self.yes}    ", ("n", "bold green"),
-                                       f" / esc / enter  {self.no} (default)"), id="confirm-keys")
+            yield Static(self.keys_text(), id="confirm-keys")
+
+    def keys_text(self) -> Text:
+        return Text.assemble(("y", "bold red"), f" {self.yes}    ", ("n", "bold green"),
+                             f" / esc / enter  {self.no} (default)")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class QuitScreen(ConfirmScreen):
+    """Quit and lift the session's rules? Here quitting is what was asked for: y and Enter say
+    yes, n and Esc stay."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "quit"), Binding("n,escape", "answer(False)", "stay")]
+
+    def __init__(self, rules: int):
+        word = "rule" if rules == 1 else "rules"
+        super().__init__(
+            f"Quit and lift {rules} active {word}?",
+            f"Quitting restores the routes and removes the session's {word}: what {'it blocks' if rules == 1 else 'they block'} "
+            "flows again.\nTo keep blocks past the end of lwtui, start it with --keep-blocks "
+            "(lift them later with `lwtui detach --session NAME`).", yes="quit", no="stay")
+        self.rules = rules
+
+    def keys_text(self) -> Text:
+        return Text.assemble(("y", "bold red"), " / enter  quit and lift them    ", ("n", "bold green"),
+                             " / esc  stay")
 
 
 class FilterBar(Vertical):

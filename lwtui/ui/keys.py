@@ -23,19 +23,22 @@ KEYS = [
     ("escape", "back", "back", "back to the flow table; closes the detail pane, the filter bar, dialogs", False),
     ("question_mark", "help", "help", "this help", True),
     ("ctrl+p", "command_palette", "palette", "command palette: every action by name", False),
-    ("q", "quit", "quit", "quit (routes are restored as they were); ctrl+c too, from anywhere", True),
+    ("q", "quit", "quit", "quit: routes restored, rules lifted (asks first when rules are active)", True),
+    ("ctrl+c", "interrupt", "copy/quit", "copy the selected text; with nothing selected, quit at once, from anywhere",
+     False),
 ]
 
-# Ctrl-C ends lwtui wherever the focus is (a modal, the filter line): Textual 8
-# only tells the user which key quits, and an Input would copy. Priority, so
-# nothing else takes it first; exit code 130, as for SIGINT.
-INTERRUPT = Binding("ctrl+c", "interrupt", "quit", show=False, priority=True)
+# Ctrl-C copies what is selected (text dragged with the mouse, or in an input
+# line) and otherwise ends lwtui wherever the focus is (a modal, the filter
+# line): Textual 8 only tells the user which key quits. Priority, so nothing
+# else takes it first; exit code 130, as for SIGINT.
+INTERRUPT = Binding("ctrl+c", "interrupt", "copy/quit", show=False, priority=True)
 
 
 def bindings() -> list[Binding]:
     """Bindings for the App, built from KEYS."""
     return [Binding(keys, action, label, show=show) for keys, action, label, _, show in KEYS
-            if action not in ("cursor_down", "cursor_up", "command_palette")] + [INTERRUPT]
+            if action not in ("cursor_down", "cursor_up", "command_palette", "interrupt")] + [INTERRUPT]
 
 
 def display(keys: str) -> str:
