@@ -44,16 +44,17 @@ from lwtui.ui.exits import ExitsMixin, exit_on_signals
 from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
 from lwtui.ui.flowtable import FlowTable
 from lwtui.ui.header import ROUTES_GONE, HeaderStrip
+from lwtui.ui.keep import KeepMixin
 from lwtui.ui.keys import KEYS, bindings
 from lwtui.ui.picker import pick_routes  # noqa: F401  (the CLI imports it from here)
 from lwtui.ui.rulesview import RulesTable, RulesView
 from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
 from lwtui.ui.terminal import size_from_terminal
 
-FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter"}
+FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter", "copy_flow", "copy_endpoints"}
 
 
-class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
+class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
     """lwtui's dashboard over one session.
 
     interval: seconds between snapshots; list_routes: optional callable for the
@@ -135,6 +136,10 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     @property
     def flow_table(self) -> FlowTable:
         return self.query_one(FlowTable)
+
+    @property
+    def event_log(self) -> EventLog:
+        return self.query_one(EventLog)
 
     # -- what tests and callers read --------------------------------------
     @property
@@ -320,6 +325,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         for _, action, label, text, _ in KEYS:
             if action not in ("cursor_down", "cursor_up", "command_palette", "quit", "back", "interrupt"):
                 yield SystemCommand(label.capitalize(), text, lambda a=action: self.run_action(a))
+        yield from self.keep_commands()
 
     def notify(self, message: str, *, markup: bool = False, **kw) -> None:
         """Notifications carry rule text ([IPv6]:port): never read it as markup.

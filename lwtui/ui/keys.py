@@ -13,6 +13,8 @@ KEYS = [
     ("h", "block('host')", "host", "block the selected flow's remote host", True),
     ("p", "block('port')", "port", "block the selected flow's service port", True),
     ("a", "allow", "allow", "allow the selected flow again: lifts whichever rule blocks it (undo)", True),
+    ("y", "copy_flow", "copy", "copy the selected flow as a rule (flow tcp SRC:PORT DST:PORT) to the clipboard", False),
+    ("Y", "copy_endpoints", "copy endpoints", "copy the selected flow's endpoints (SRC:PORT DST:PORT)", False),
     ("t", "ttl", "ttl", "set a TTL (seconds) for the next block", True),
     ("slash", "filter", "filter", "filter with the rule grammar: host 10.0.0.3 and port 8080, not proto udp", True),
     ("s", "cycle_sort", "sort", "cycle the sort column (rate, pkts/s, bytes, packets, drops, age)", True),
