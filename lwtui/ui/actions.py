@@ -11,7 +11,7 @@ from __future__ import annotations
 from lwtui.core.filters import parse_filter
 from lwtui.core.rules import RuleError, rule_for
 from lwtui.core.units import fmt_duration
-from lwtui.ui.dialogs import ConfirmScreen, FilterBar, QuitScreen, TtlScreen
+from lwtui.ui.dialogs import ConfirmScreen, FilterBar, QuitScreen, RuleScreen, TtlScreen
 from lwtui.ui.selection import SORTS
 
 KIND_WORDS = {"flow": "flow", "host": "remote host", "port": "service port"}
@@ -42,13 +42,19 @@ class ActionsMixin:
             self.notify(str(e), title=f"cannot block {KIND_WORDS.get(kind, kind)}", severity="warning")
             return
         ttl = self.next_ttl
+        self.block_unless_ssh(wanted, ssh, lambda: self._make_rule(
+            lambda: self.session.block_flow(flow, kind, ttl), KIND_WORDS.get(kind, kind), ttl))
+
+    def block_unless_ssh(self, wanted, ssh: str | None, block) -> None:
+        """Call block() now, or, when `wanted` matches the user's SSH connection (`ssh`), only
+        after a `y` to a question whose default is no."""
         if not ssh:
-            self._block(flow, kind, ttl)
+            block()
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._block(flow, kind, ttl)
+                block()
             else:
                 self.notify(f"{wanted.text} would cut your own SSH connection ({ssh})", title="not blocked",
                             severity="warning")
@@ -57,12 +63,12 @@ class ActionsMixin:
             f"It matches the SSH connection you are using:\n  {ssh}\nBlocking it can cut you off from this "
             "machine, dashboard included.", yes="block it anyway", no="do not block"), answer)
 
-    def _block(self, flow, kind: str, ttl: float | None) -> None:
-        """Make the rule in the session, then say so (or why not)."""
+    def _make_rule(self, make, what: str, ttl: float | None) -> None:
+        """Make the rule in the session (make() returns it), then say so (or why not)."""
         try:
-            rule = self.session.block_flow(flow, kind, ttl)
+            rule = make()
         except (RuleError, ValueError) as e:
-            self.notify(str(e), title=f"cannot block {KIND_WORDS.get(kind, kind)}", severity="warning")
+            self.notify(str(e), title=f"cannot block {what}", severity="warning")
             return
         except Exception as e:  # a session error must not take the dashboard down
             self.notify(f"{type(e).__name__}: {e}", title="block failed", severity="error", timeout=10)
@@ -72,8 +78,23 @@ class ActionsMixin:
         text = f"blocked {rule.text}" + (f" for {fmt_duration(ttl)}" if ttl else "")
         if self.session.dry_run:
             text += " (dry-run: counted as would-drop, nothing is dropped)"
-        self.notify(text + " — a undoes it")
+        self.notify(text + (" — a undoes it" if self.view == "flows" else " — x removes it"))
         self.after_session_change()
+
+    def action_new_rule(self) -> None:
+        """n in the rules view: type a rule (the `lwtui block` grammar), e.g. for a host not seen yet."""
+        def done(rule) -> None:
+            if rule is None:
+                return
+            ttl = self.next_ttl
+            try:
+                ssh = self.session.would_cut_ssh(rule)
+            except (RuleError, ValueError) as e:
+                self.notify(str(e), title="cannot block", severity="warning")
+                return
+            self.block_unless_ssh(rule, ssh, lambda: self._make_rule(lambda: self.session.block(rule, ttl),
+                                                                     rule.text, ttl))
+        self.push_screen(RuleScreen(self.next_ttl), done)
 
     def action_allow(self) -> None:
         """a: lift whichever rules block the selected flow (the undo of d/h/p)."""

@@ -52,6 +52,7 @@ from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
 from lwtui.ui.terminal import size_from_terminal
 
 FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter", "copy_flow", "copy_endpoints"}
+RULES_ACTIONS = {"new_rule"}
 
 
 class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
@@ -315,8 +316,10 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
         self.push_screen(HelpScreen())
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """Flow keys only act (and show in the footer) in the flow view."""
+        """Flow keys only act (and show in the footer) in the flow view, rule keys in the rules view."""
         if action in FLOW_ACTIONS and self.view != "flows":
+            return False
+        if action in RULES_ACTIONS and self.view != "rules":
             return False
         return True
 

@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from lwtui.core.grammar import parse_rule
+from lwtui.core.rules import Rule, RuleError
 from lwtui.ui.keys import KEYS, display
 
 FILTER_HINT = "filter: host 10.0.0.3 and port 8080 · not proto udp · verdict drop — Enter applies, empty clears, Esc cancels"
@@ -72,6 +74,48 @@ class TtlScreen(ModalScreen[float | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(self.current)
+
+
+RULE_HINT = ("host ADDR[/LEN] · port PORT[/PROTO] · flow PROTO SRC:SPORT DST:DPORT — "
+             "e.g. host 10.0.0.9, port 53/udp. Enter blocks, Esc cancels")
+
+
+class RuleScreen(ModalScreen[Rule | None]):
+    """Asks for a rule in the `lwtui block` grammar; returns the parsed Rule, or None.
+
+    A rule that does not parse stays in the line, its error with a caret under
+    the word at fault.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, ttl: float | None = None):
+        super().__init__()
+        self.ttl = ttl
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="rule-box"):
+            title = "Block a rule" + (f" (TTL {self.ttl:g}s, set with t)" if self.ttl else "")
+            yield Static(Text(title, style="bold"), id="rule-title")
+            yield Static(Text(RULE_HINT), id="rule-hint")
+            yield Input(placeholder="host 10.0.0.9", id="rule-input")
+            yield Static("", id="rule-error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            self.dismiss(None)
+            return
+        try:
+            rule = parse_rule(text)
+        except RuleError as e:
+            self.query_one("#rule-error", Static).update(Text(e.pretty(event.value, indent=""), style="bold red"))
+            return
+        self.dismiss(rule)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -20,6 +20,8 @@ KEYS = [
     ("s", "cycle_sort", "sort", "cycle the sort column (rate, pkts/s, bytes, packets, drops, age)", True),
     ("space", "pause", "pause", "pause the display (the kernel keeps counting)", True),
     ("r", "view('rules')", "rules", "rules view: active verdicts; x or delete removes one", True),
+    ("n", "new_rule", "new rule", "in the rules view: type a rule to block (host 10.0.0.9, port 53/udp, flow ...)",
+     True),
     ("e", "view('events')", "events", "event log: new flows, drops, blocks, allows, losses", True),
     ("D", "toggle_dry_run", "dry-run", "toggle dry-run: rules count would-drops instead of dropping", True),
     ("escape", "back", "back", "back to the flow table; closes the detail pane, the filter bar, dialogs", False),
