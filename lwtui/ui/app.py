@@ -292,7 +292,11 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
     # -- routing: views and screens ---------------------------------------
     def action_view(self, name: str) -> None:
         """r / e: switch to a view; the same key again goes back to the flows."""
-        self.view = "flows" if self.view == name else name
+        self.action_show_view("flows" if self.view == name else name)
+
+    def action_show_view(self, name: str) -> None:
+        """Show a view (flows, rules, events): a click on its tab in the header."""
+        self.view = name
         self.query_one(ContentSwitcher).current = self.view
         self.header.show(view=self.view)
         focus = {"flows": FlowTable, "rules": RulesTable, "events": EventLog}[self.view]
