@@ -39,7 +39,7 @@ from lwtui.ui.cells import row_key
 from lwtui.ui.detail import DetailPane
 from lwtui.ui.dialogs import FilterBar, HelpScreen
 from lwtui.ui.emptystate import EmptyState
-from lwtui.ui.eventlog import EventLog
+from lwtui.ui.eventlog import EventLog, EventsView
 from lwtui.ui.exits import ExitsMixin, exit_on_signals
 from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
 from lwtui.ui.flowtable import FlowTable
@@ -113,7 +113,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
                 yield FlowTable(id="flow-table")
                 yield DetailPane(id="detail")
             yield RulesView(id="rules")
-            yield EventLog(id="events")
+            yield EventsView(id="events")
         yield FilterBar(id="filter-bar")
         yield Footer()
 
@@ -176,7 +176,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
         self.snapshot, self.ticks, self._last_error = snap, self.ticks + 1, ""
         self._note_errors(snap)
         self.header.show(snapshot=snap, dry_run=snap.dry_run, errors=self.error_count)
-        self.query_one(EventLog).add(snap.events)
+        self.query_one(EventsView).add(snap.events)
         self.query_one(RulesView).show(snap.rules)
         if not self.paused:
             self.shown = snap

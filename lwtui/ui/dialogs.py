@@ -33,6 +33,8 @@ class HelpScreen(ModalScreen[None]):
                                "refresh. a undoes it.", style="dim"))
         table.add_row("", Text("Filter words: host, port, flow, proto, src, dst, hook, verdict; "
                                "and, or, not, ( ).", style="dim"))
+        table.add_row("", Text("Event log: c kind, l level, / search, f follows the newest or stops "
+                               "(scrolling up stops too; End follows again).", style="dim"))
         with Vertical(id="help-box"):
             yield Static(Text("lwtui keys", style="bold"), id="help-title")
             yield Static(table)
