@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from lwtui.core.records import rfc3339
 from lwtui.kernel import pins
 from lwtui.session import state
 
@@ -66,12 +67,13 @@ def _finish(session) -> None:
     Printing never gets in the way of the restore: it comes after, and a
     terminal that went away (SIGHUP, EIO) or a closed pipe is ignored.
     """
+    from rich.markup import escape
     statuses = session.close()
     try:
         if session.kept:
             print(statuses[0], file=sys.stderr, flush=True)
         elif statuses and sys.stderr.isatty():
-            _console(stderr=True).print("[dim]restored: " + "; ".join(statuses) + "[/]")
+            _console(stderr=True).print("[dim]on exit: " + escape("; ".join(statuses)) + "[/]")
     except OSError:
         pass
 
@@ -228,7 +230,7 @@ def cmd_sessions(args) -> int:
     if args.json:
         for s in states:
             print(json.dumps({"type": "session", "name": s.name, "pid": s.pid, "alive": s.alive,
-                              "state": s.status, "started": s.started, "dry_run": s.dry_run,
+                              "state": s.status, "started": rfc3339(s.started), "dry_run": s.dry_run,
                               "keep_blocks": s.keep_blocks,
                               "routes": [a.get("target") for a in s.attachments]}))
         return 0
@@ -322,11 +324,47 @@ def cmd_lab(args) -> int:
     else:
         st = lab.status()
         if args.json:
-            print(json.dumps(st, default=str))
+            print(json.dumps(_with_rfc3339_times(st), default=str))
         else:
-            _console().print(st)
+            _console().print(_lab_table(st))
         return 0 if st.get("up") else 1
     return 0
+
+
+def _with_rfc3339_times(value):
+    """A copy of JSON-ready data whose "started" times (seconds since the epoch) are RFC 3339."""
+    if isinstance(value, dict):
+        return {k: rfc3339(v) if k == "started" and isinstance(v, (int, float)) and not isinstance(v, bool)
+                else _with_rfc3339_times(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_with_rfc3339_times(v) for v in value]
+    return value
+
+
+def _lab_table(st: dict):
+    """`lwtui lab status` for a person: one row per thing the lab has."""
+    import time
+    from rich.markup import escape
+    from rich.table import Table
+    from lwtui.core.units import fmt_duration
+    yes = lambda ok, good="yes", bad="no": f"[green]{good}[/]" if ok else f"[red]{bad}[/]"  # noqa: E731
+    t = Table(title=f"lab {st['prefix']}: " + ("up" if st["up"] else "down"), title_justify="left",
+              show_header=False)
+    t.add_column(style="bold")
+    t.add_column()
+    t.add_row("traffic", yes(st["traffic"], "running", "stopped"))
+    for ns, present in st["namespaces"].items():
+        t.add_row(f"netns {ns}", yes(present, "present", "missing"))
+    for name, proc in st["processes"].items():
+        stats = proc.get("stats") or {}
+        started = stats.get("started")
+        since = f", started {fmt_duration(time.time() - started)} ago" if isinstance(started, (int, float)) else ""
+        t.add_row(name, f"pid {proc['pid']} " + yes(proc["alive"], "alive", "gone") + since)
+    for ns, addrs in st["addresses"].items():
+        t.add_row(f"addresses {ns}", escape(", ".join(map(str, addrs))))
+    t.add_row("services", escape("\n".join(st["services"])))      # [IPv6]:port is not markup
+    t.add_row("state", escape(st["state_dir"]))
+    return t
 
 
 def cmd_demo(args) -> int:

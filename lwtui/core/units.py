@@ -50,6 +50,11 @@ def fmt_count(n: float) -> str:
     return f"{num}{prefix}"
 
 
+def plural(n: float, word: str, many: str | None = None) -> str:
+    """A count and its noun, singular for exactly one: "1 flow", "2 flows", "1.2k flows"."""
+    return f"{fmt_count(n)} {word if n == 1 else (many or word + 's')}"
+
+
 def fmt_rate_pps(pps: float) -> str:
     """Packets per second: '0 pkt/s', '2.5 pkt/s', '12.3k pkt/s'."""
     num = fmt_count(pps)

@@ -33,7 +33,7 @@ from textual.worker import Worker, WorkerState
 
 from lwtui.session import faults
 from lwtui.core.model import FlowId, FlowRecord, Snapshot
-from lwtui.core.units import fmt_count
+from lwtui.core.units import fmt_count, plural
 from lwtui.ui.actions import ActionsMixin
 from lwtui.ui.cells import row_key
 from lwtui.ui.detail import DetailPane
@@ -238,7 +238,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
         self.apply_seconds = (self.apply_seconds + [time.perf_counter() - began])[-100:]
 
     def _show_note(self, sel, sort_name: str) -> None:
-        note = f" {fmt_count(sel.total)} flows · sorted by {sort_name} (s)"
+        note = f" {plural(sel.total, 'flow')} · sorted by {sort_name} (s)"
         if self.filter_text:
             note += f" · filter: {self.filter_text} → {fmt_count(sel.matched)} match (/ to change)"
         if sel.matched > len(sel.rows):

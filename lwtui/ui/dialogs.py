@@ -11,7 +11,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import Rule, RuleError
+from lwtui.core.rules import TTL_MAX, TTL_MIN, Rule, RuleError
 from lwtui.ui.keys import KEYS, display
 
 FILTER_HINT = "filter: host 10.0.0.3 and port 8080 · not proto udp · verdict drop — Enter applies, empty clears, Esc cancels"
@@ -68,9 +68,9 @@ class TtlScreen(ModalScreen[float | None]):
             seconds = float(text)
         except ValueError:
             seconds = -1.0
-        if not 0 < seconds <= 7 * 86400:
+        if not TTL_MIN <= seconds <= TTL_MAX:
             self.query_one("#ttl-error", Static).update(
-                Text(f"{text!r}: give a number of seconds between 1 and 604800", style="bold red"))
+                Text(f"{text!r}: give a number of seconds between {TTL_MIN} and {TTL_MAX}", style="bold red"))
             return
         self.dismiss(seconds)
 
