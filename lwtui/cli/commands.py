@@ -373,13 +373,13 @@ def cmd_demo(args) -> int:
     from lwtui.net.routes import Target, list_routes
     from lwtui.session.live import Session
     from lwtui.ui.app import run_dashboard
-    lab = Lab(prefix="lwtui")
+    lab = Lab(prefix=args.prefix)
     topo = lab.up()
     try:
         targets = [Target(prefix=f"{topo.server_v4}/32", hook="out", netns=topo.client_ns),
                    Target(prefix=f"{topo.server_v6}/128", hook="out", netns=topo.client_ns),
                    Target(prefix=f"{topo.server_v4}/32", hook="in", netns=topo.server_ns)]
-        session = Session(targets, name="lwtui-demo", keep_blocks=getattr(args, "keep_blocks", False))
+        session = Session(targets, name=f"{args.prefix}-demo", keep_blocks=getattr(args, "keep_blocks", False))
         try:
             session.start()
             return run_dashboard(session, interval=args.interval,

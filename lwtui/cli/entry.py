@@ -67,6 +67,7 @@ SUB_EXAMPLES = {
 """,
     "demo": """examples:
   lwtui demo                                                 the lab in namespaces, the dashboard on it
+  lwtui demo --prefix lwtui-b                                a second demo beside another lab
   lwtui demo --keep-lab                                      leave the lab up after quitting
 """,
     "lab": """examples:
@@ -75,6 +76,9 @@ SUB_EXAMPLES = {
   lwtui lab up --prefix lwtui-b && lwtui lab down --prefix lwtui-b
 """,
 }
+
+REMEMBERED_INTERVAL = ("refresh interval in seconds (default: the last one given, else 1); the dashboard "
+                       "remembers it, its theme and sort in $XDG_CONFIG_HOME/lwtui/settings.json")
 
 SUBCOMMANDS = ("watch", "block", "allow", "rules", "sessions", "detach", "doctor", "demo", "lab")
 
@@ -110,8 +114,12 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--session", help="session name (default: lwtui-PID-N)")
     p.add_argument("--max-flows", type=_ranged(int, 16, 1 << 24, "--max-flows"), default=65536,
                    help="kernel flow map entries (default 65536; the oldest flows are evicted past it)")
-    p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0,
-                   help="refresh interval in seconds (default 1)")
+    if required:        # watch: nothing remembered
+        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0,
+                       help="refresh interval in seconds (default 1)")
+    else:
+        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=None,
+                       help=REMEMBERED_INTERVAL)
     p.add_argument("--expire", type=_ranged(float, 1, 1e7, "--expire"), default=60.0,
                    help="hide flows idle this many seconds (default 60; they fade after 5)")
     p.add_argument("--keep-blocks", action="store_true",
@@ -154,8 +162,10 @@ def build_parser(sub: str | None) -> argparse.ArgumentParser:
         g.add_argument("--all", action="store_true", help="every session whose process is gone")
         g.add_argument("--session", help="one session by name")
     elif sub == "demo":
-        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0,
-                       help="refresh interval in seconds (default 1)")
+        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=None,
+                       help=REMEMBERED_INTERVAL)
+        p.add_argument("--prefix", default="lwtui",
+                       help="name prefix of the lab's namespaces (default lwtui), to run beside another lab")
         p.add_argument("--keep-lab", action="store_true", help="leave the lab up on exit")
     elif sub == "lab":
         p.add_argument("action", choices=("up", "down", "status"),

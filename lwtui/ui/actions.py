@@ -173,6 +173,7 @@ class ActionsMixin:
         self.sort_index = (self.sort_index + 1) % len(SORTS)
         self.flow_table.set_sort_column(SORTS[self.sort_index].column)
         self.render_flows()
+        self.save_settings()
 
     def action_pause(self) -> None:
         """space: freeze the table (snapshots keep coming; the kernel keeps counting)."""

@@ -45,6 +45,7 @@ from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
 from lwtui.ui.flowtable import FlowTable
 from lwtui.ui.header import ROUTES_GONE, HeaderStrip
 from lwtui.ui.keep import KeepMixin
+from lwtui.ui.remember import RememberMixin
 from lwtui.ui.keys import KEYS, bindings
 from lwtui.ui.picker import pick_routes  # noqa: F401  (the CLI imports it from here)
 from lwtui.ui.rulesview import RulesTable, RulesView
@@ -55,10 +56,12 @@ FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter", "copy
 RULES_ACTIONS = {"new_rule"}
 
 
-class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
+class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin, App[int]):
     """lwtui's dashboard over one session.
 
-    interval: seconds between snapshots; list_routes: optional callable for the
+    interval: seconds between snapshots (None: the remembered one, else 1);
+    remember=True: theme, sort and interval come from and go to the settings
+    file (lwtui.core.settings); list_routes: optional callable for the
     empty state's "other routes" hint; fade_after: idle seconds after which a
     row is dimmed; expire_after: idle seconds after which the table hides a
     flow (None: until the session expires it); max_rows: the table shows the
@@ -70,12 +73,12 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
     TITLE = "lwtui"
     BINDINGS = bindings()
 
-    def __init__(self, session, interval: float = 1.0, list_routes: Callable[[], list] | None = None, *,
+    def __init__(self, session, interval: float | None = 1.0, list_routes: Callable[[], list] | None = None, *,
                  fade_after: float = 5.0, expire_after: float | None = None, max_rows: int = DEFAULT_LIMIT,
-                 autotick: bool = True):
+                 autotick: bool = True, remember: bool = False):
         super().__init__()
         self.session = session
-        self.interval = interval
+        self.interval = self.init_remember(remember, interval)
         self.autotick = autotick
         self.list_routes = list_routes
         self.fade_after = fade_after
@@ -123,6 +126,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
         self.query_one("#empty").display = False
         self.query_one("#detail-chart").interval = self.interval
         self.flow_table.focus()
+        self.apply_settings()
         self.start_feed()
         self.watch_exits()
 
@@ -343,15 +347,17 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, ExitsMixin, App[int]):
         super().notify(message, markup=markup, **kw)
 
 
-def run_dashboard(session, interval: float = 1.0, list_routes: Callable[[], list] | None = None,
+def run_dashboard(session, interval: float | None = None, list_routes: Callable[[], list] | None = None,
                   **options) -> int:
     """Run the dashboard until q; returns the exit code. The caller starts and closes the session.
+
+    Theme, sort and interval are remembered (interval None: the remembered one, else 1 s).
 
     `list_routes` (optional) lets the empty state name other routes worth
     watching. Options: fade_after, expire_after, max_rows (see DashboardApp).
     An exception that ended the app is raised here, after the terminal is restored.
     """
-    app = DashboardApp(session, interval, list_routes, **options)
+    app = DashboardApp(session, interval, list_routes, remember=True, **options)
     size_from_terminal()
     try:
         with exit_on_signals(app):
