@@ -129,7 +129,7 @@ class ActionsMixin:
             return
         self.exit(return_code=130)
 
-    def action_quit(self) -> None:
+    async def action_quit(self) -> None:
         """q: quit; when that lifts active rules, ask first (y or Enter quits, n or Esc stays)."""
         rules = self._rules_lifted_on_quit()
         if not rules:
