@@ -311,6 +311,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_lab(args) -> int:
+    from lwtui.cli.labstatus import lab_table, with_rfc3339_times
     from lwtui.lab.lab import Lab
     lab = Lab(prefix=args.prefix)
     if args.action == "up":
@@ -324,47 +325,11 @@ def cmd_lab(args) -> int:
     else:
         st = lab.status()
         if args.json:
-            print(json.dumps(_with_rfc3339_times(st), default=str))
+            print(json.dumps(with_rfc3339_times(st), default=str))
         else:
-            _console().print(_lab_table(st))
+            _console().print(lab_table(st))
         return 0 if st.get("up") else 1
     return 0
-
-
-def _with_rfc3339_times(value):
-    """A copy of JSON-ready data whose "started" times (seconds since the epoch) are RFC 3339."""
-    if isinstance(value, dict):
-        return {k: rfc3339(v) if k == "started" and isinstance(v, (int, float)) and not isinstance(v, bool)
-                else _with_rfc3339_times(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_with_rfc3339_times(v) for v in value]
-    return value
-
-
-def _lab_table(st: dict):
-    """`lwtui lab status` for a person: one row per thing the lab has."""
-    import time
-    from rich.markup import escape
-    from rich.table import Table
-    from lwtui.core.units import fmt_duration
-    yes = lambda ok, good="yes", bad="no": f"[green]{good}[/]" if ok else f"[red]{bad}[/]"  # noqa: E731
-    t = Table(title=f"lab {st['prefix']}: " + ("up" if st["up"] else "down"), title_justify="left",
-              show_header=False)
-    t.add_column(style="bold")
-    t.add_column()
-    t.add_row("traffic", yes(st["traffic"], "running", "stopped"))
-    for ns, present in st["namespaces"].items():
-        t.add_row(f"netns {ns}", yes(present, "present", "missing"))
-    for name, proc in st["processes"].items():
-        stats = proc.get("stats") or {}
-        started = stats.get("started")
-        since = f", started {fmt_duration(time.time() - started)} ago" if isinstance(started, (int, float)) else ""
-        t.add_row(name, f"pid {proc['pid']} " + yes(proc["alive"], "alive", "gone") + since)
-    for ns, addrs in st["addresses"].items():
-        t.add_row(f"addresses {ns}", escape(", ".join(map(str, addrs))))
-    t.add_row("services", escape("\n".join(st["services"])))      # [IPv6]:port is not markup
-    t.add_row("state", escape(st["state_dir"]))
-    return t
 
 
 def cmd_demo(args) -> int:

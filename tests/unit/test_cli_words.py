@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from lwtui.cli.commands import _with_rfc3339_times
+from lwtui.cli.labstatus import with_rfc3339_times
 from lwtui.cli.entry import EXAMPLES, SUB_EXAMPLES, SUBCOMMANDS, build_parser
 from lwtui.core.rules import TTL_MAX, TTL_MIN
 from lwtui.core.units import plural
@@ -38,7 +38,7 @@ def test_started_times_become_rfc3339_wherever_they_are():
     when = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.timezone.utc).timestamp()
     status = {"up": True, "settings": {"started": when, "lifetime": 600.0},
               "processes": {"server": {"pid": 7, "stats": {"started": when, "udp4": 3}}}, "list": [{"started": 0}]}
-    out = _with_rfc3339_times(status)
+    out = with_rfc3339_times(status)
     assert out["settings"] == {"started": "2026-01-01T12:00:00.000Z", "lifetime": 600.0}
     assert out["processes"]["server"]["stats"] == {"started": "2026-01-01T12:00:00.000Z", "udp4": 3}
     assert out["list"] == [{"started": "1970-01-01T00:00:00.000Z"}] and out["up"] is True
