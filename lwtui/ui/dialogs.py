@@ -153,11 +153,11 @@ class QuitScreen(ConfirmScreen):
     BINDINGS = [Binding("y,enter", "answer(True)", "quit"), Binding("n,escape", "answer(False)", "stay")]
 
     def __init__(self, rules: int):
-        word = "rule" if rules == 1 else "rules"
+        word, verb = ("rule", "it blocks") if rules == 1 else ("rules", "they block")
         super().__init__(
             f"Quit and lift {rules} active {word}?",
-            f"Quitting restores the routes and removes the session's {word}: what {'it blocks' if rules == 1 else 'they block'} "
-            "flows again.\nTo keep blocks past the end of lwtui, start it with --keep-blocks "
+            f"Quitting restores the routes and removes the session's {word}: what {verb} flows again.\n"
+            "To keep blocks past the end of lwtui, start it with --keep-blocks "
             "(lift them later with `lwtui detach --session NAME`).", yes="quit", no="stay")
         self.rules = rules
 

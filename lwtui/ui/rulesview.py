@@ -79,7 +79,8 @@ class RulesView(Vertical):
     """The table, or a note saying how to add rules when there are none."""
 
     def compose(self) -> ComposeResult:
-        yield Static(" Active rules: x, delete or a removes the selected one; n adds one; escape goes back to the flows", id="rules-note")
+        yield Static(" Active rules: x, delete or a removes the selected one; n adds one; escape goes back to the flows",
+                     id="rules-note")
         yield Static(EMPTY, id="rules-empty")
         yield RulesTable(id="rules-table")
 
