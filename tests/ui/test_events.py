@@ -3,6 +3,8 @@ newest line until the user scrolls up (f or End follows again)."""
 
 from __future__ import annotations
 
+from textual import events
+
 from lwtui.session.replay import ReplaySession
 from lwtui.ui.eventlog import KINDS
 
@@ -72,4 +74,9 @@ async def test_the_log_follows_until_scrolled_up(replay):
         await pilot.press("f")
         assert not log.follow
         await pilot.press("end")
-        assert log.follow
+        await pilot.pause()
+        assert log.follow and log.scroll_y == log.max_scroll_y
+        bottom = log.scroll_y
+        await pilot._post_mouse_events([events.MouseScrollUp], widget=log, offset=(2, 2))   # the wheel
+        await pilot.pause()
+        assert not log.follow and log.scroll_y < bottom           # it stops following and still scrolls
