@@ -1,6 +1,7 @@
 """The dashboard app: composition and routing only.
 
-Widgets live in their own modules, key actions in actions.py, the workers in
+Widgets live in their own modules, key actions in actions.py, copy and
+export in keep.py, remembered settings in remember.py, the workers in
 feed.py, the ways out in exits.py, styles in lwtui.tcss. The app holds the state the views share (the
 latest Snapshot, filter, sort, pause, next TTL) and routes messages: a
 SnapshotReady from the tick worker goes to the header, the flow table, the
@@ -11,7 +12,8 @@ poll_events(ms), block_flow(flow, kind, ttl), allow_flow(flow), block(text,
 ttl), allow(text), would_cut_ssh(rule), rules(), set_dry_run(bool), dry_run,
 name.
 
-Ways out: q (exit code 0), ctrl+c (130), SIGINT/SIGTERM/SIGHUP (128 + N,
+Ways out: q (exit code 0; with active rules, after a question), ctrl+c
+(130; with text selected it copies instead), SIGINT/SIGTERM/SIGHUP (128 + N,
 through a normal exit of the app: exits.py), the terminal hanging up (129,
 also when no SIGHUP arrives), and an exception in a handler: the app ends and
 run_dashboard raises it once the terminal is restored. The caller restores
