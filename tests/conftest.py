@@ -17,6 +17,22 @@ from lwtui.net.netns import Topology, create_topology, destroy_topology
 
 _counter = itertools.count(1)
 
+
+@pytest.fixture(scope="session", autouse=True)
+def private_settings_and_exports(tmp_path_factory):
+    """$XDG_CONFIG_HOME and $XDG_STATE_HOME of the test run, inherited by every lwtui it starts:
+    a dashboard remembers its sort and theme, and one test's choices must not reach the next
+    test, nor the user's own settings."""
+    saved = {k: os.environ.get(k) for k in ("XDG_CONFIG_HOME", "XDG_STATE_HOME")}
+    base = tmp_path_factory.mktemp("xdg")
+    os.environ["XDG_CONFIG_HOME"], os.environ["XDG_STATE_HOME"] = str(base / "config"), str(base / "state")
+    yield
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
 _ORACLE = (
     ("route4", ["-4", "-j", "-d", "route", "show", "table", "all"]),
     ("route6", ["-6", "-j", "-d", "route", "show", "table", "all"]),

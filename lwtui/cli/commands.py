@@ -6,6 +6,7 @@ import json
 import os
 import sys
 
+from lwtui.core.records import rfc3339
 from lwtui.kernel import pins
 from lwtui.session import state
 
@@ -69,12 +70,13 @@ def _finish(session) -> None:
     Printing never gets in the way of the restore: it comes after, and a
     terminal that went away (SIGHUP, EIO) or a closed pipe is ignored.
     """
+    from rich.markup import escape
     statuses = session.close()
     try:
         if session.kept:
             print(statuses[0], file=sys.stderr, flush=True)
         elif statuses and sys.stderr.isatty():
-            _console(stderr=True).print("[dim]restored: " + "; ".join(statuses) + "[/]")
+            _console(stderr=True).print("[dim]on exit: " + escape("; ".join(statuses)) + "[/]")
     except OSError:
         pass
 
@@ -264,7 +266,7 @@ def cmd_sessions(args) -> int:
     if args.json:
         for s in states:
             print(json.dumps({"type": "session", "name": s.name, "pid": s.pid, "alive": s.alive,
-                              "state": s.status, "started": s.started, "dry_run": s.dry_run,
+                              "state": s.status, "started": rfc3339(s.started), "dry_run": s.dry_run,
                               "keep_blocks": s.keep_blocks,
                               "routes": [a.get("target") for a in s.attachments]}))
         return 0
@@ -345,6 +347,7 @@ def cmd_doctor(args) -> int:
 
 
 def cmd_lab(args) -> int:
+    from lwtui.cli.labstatus import lab_table, with_rfc3339_times
     from lwtui.lab.lab import Lab
     lab = Lab(prefix=args.prefix)
     if args.action == "up":
@@ -358,9 +361,9 @@ def cmd_lab(args) -> int:
     else:
         st = lab.status()
         if args.json:
-            print(json.dumps(st, default=str))
+            print(json.dumps(with_rfc3339_times(st), default=str))
         else:
-            _console().print(st)
+            _console().print(lab_table(st))
         return 0 if st.get("up") else 1
     return 0
 
@@ -371,13 +374,13 @@ def cmd_demo(args) -> int:
     from lwtui.net.routes import Target, list_routes
     from lwtui.session.live import Session
     from lwtui.ui.app import run_dashboard
-    lab = Lab(prefix="lwtui")
+    lab = Lab(prefix=args.prefix)
     topo = lab.up()
     try:
         targets = [Target(prefix=f"{topo.server_v4}/32", hook="out", netns=topo.client_ns),
                    Target(prefix=f"{topo.server_v6}/128", hook="out", netns=topo.client_ns),
                    Target(prefix=f"{topo.server_v4}/32", hook="in", netns=topo.server_ns)]
-        session = Session(targets, name="lwtui-demo", keep_blocks=getattr(args, "keep_blocks", False))
+        session = Session(targets, name=f"{args.prefix}-demo", keep_blocks=getattr(args, "keep_blocks", False))
         try:
             session.start()
             return run_dashboard(session, interval=args.interval,

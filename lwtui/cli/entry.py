@@ -16,6 +16,7 @@ import signal
 import sys
 
 from lwtui.cli.targets import UsageError
+from lwtui.core.rules import TTL_MAX, TTL_MIN
 from lwtui.session.signals import Terminated, install as install_signals
 
 EXAMPLES = """examples:
@@ -30,6 +31,54 @@ EXAMPLES = """examples:
 
 rules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]
 """
+
+_RULES = "\nrules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]\n"
+SUB_EXAMPLES = {
+    "watch": """examples:
+  lwtui watch 10.0.0.3/32 --netns lwtui-cli                 a table of the busiest flows, refreshed
+  lwtui watch 10.0.0.3/32 --netns lwtui-cli --json --duration 10 > flows.jsonl
+  lwtui watch 10.0.0.3/32 --hook in --netns lwtui-srv       (the local route of a local address)
+  lwtui watch 10.0.0.3/32 --hook out,xmit --dry-run          rules count would-drops, drop nothing
+""",
+    "block": """examples:
+  lwtui block port 8080/tcp                                  on the only running session
+  lwtui block host 10.0.0.9 --ttl 300 --session lab          lifted by itself after 5 minutes
+  lwtui block 'flow tcp 10.0.0.2:40000 10.0.0.3:8080'
+""" + _RULES,
+    "allow": """examples:
+  lwtui allow port 8080/tcp                                  lift the rule of that text
+  lwtui allow host 10.0.0.9 --session lab
+  lwtui rules                                                (the rules there are, to allow)
+""" + _RULES,
+    "rules": """examples:
+  lwtui rules                                                the only running session's rules
+  lwtui rules --session lab --json                           JSON lines: rule, kind, hits, expires_in, created
+""",
+    "sessions": """examples:
+  lwtui sessions                                             running, kept (--keep-blocks) and stale sessions
+  lwtui sessions --json | jq -r .name
+""",
+    "detach": """examples:
+  lwtui detach --all                                         restore routes left by killed sessions
+  lwtui detach --session lab                                 lift a session kept with --keep-blocks
+""",
+    "doctor": """examples:
+  lwtui doctor                                               what this machine has for lwtui, and what it lacks
+""",
+    "demo": """examples:
+  lwtui demo                                                 the lab in namespaces, the dashboard on it
+  lwtui demo --prefix lwtui-b                                a second demo beside another lab
+  lwtui demo --keep-lab                                      leave the lab up after quitting
+""",
+    "lab": """examples:
+  lwtui lab up                                               two namespaces, servers and traffic
+  lwtui lab status --json
+  lwtui lab up --prefix lwtui-b && lwtui lab down --prefix lwtui-b
+""",
+}
+
+REMEMBERED_INTERVAL = ("refresh interval in seconds (default: the last one given, else 1); the dashboard "
+                       "remembers it, its theme and sort in $XDG_CONFIG_HOME/lwtui/settings.json")
 
 SUBCOMMANDS = ("watch", "block", "allow", "rules", "sessions", "detach", "doctor", "demo", "lab")
 
@@ -74,8 +123,12 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--session", help="session name (default: lwtui-PID-N)")
     p.add_argument("--max-flows", type=_ranged(int, 16, 1 << 24, "--max-flows"), default=65536,
                    help="kernel flow map entries (default 65536; the oldest flows are evicted past it)")
-    p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0,
-                   help="refresh interval in seconds (default 1)")
+    if required:        # watch: nothing remembered
+        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0,
+                       help="refresh interval in seconds (default 1)")
+    else:
+        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=None,
+                       help=REMEMBERED_INTERVAL)
     p.add_argument("--expire", type=_ranged(float, 1, 1e7, "--expire"), default=60.0,
                    help="hide flows idle this many seconds (default 60; they fade after 5)")
     p.add_argument("--keep-blocks", action="store_true",
@@ -99,7 +152,7 @@ def build_parser(sub: str | None) -> argparse.ArgumentParser:
                                                 "(LWT) BPF hooks. Commands: " + ", ".join(SUBCOMMANDS))
         _route_args(p, required=False)
         return p
-    p = Parser(prog=f"lwtui {sub}", formatter_class=fmt, epilog=EXAMPLES)
+    p = Parser(prog=f"lwtui {sub}", formatter_class=fmt, epilog=SUB_EXAMPLES[sub])
     if sub == "watch":
         _route_args(p, required=True)
         p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
@@ -108,26 +161,30 @@ def build_parser(sub: str | None) -> argparse.ArgumentParser:
         p.add_argument("rule", nargs="+", help="flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]")
         p.add_argument("--session", help="the session to act on (default: the only one running)")
         if sub == "block":
-            p.add_argument("--ttl", type=_ranged(float, 0.001, 10_000_000, "--ttl"),
-                           help="lift the rule after this many seconds")
+            p.add_argument("--ttl", type=_ranged(float, TTL_MIN, TTL_MAX, "--ttl"),
+                           help=f"lift the rule after this many seconds ({TTL_MIN}..{TTL_MAX})")
             p.add_argument("--force", action="store_true",
                            help="block even when the rule matches your own SSH connection")
     elif sub == "rules":
-        p.add_argument("--session")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--session", help="the session whose rules to list (default: the only one running)")
+        p.add_argument("--json", action="store_true", help="JSON lines, one rule each, times in RFC 3339")
     elif sub == "sessions":
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="JSON lines, one session each, times in RFC 3339")
     elif sub == "detach":
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--all", action="store_true", help="every session whose process is gone")
         g.add_argument("--session", help="one session by name")
     elif sub == "demo":
-        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0)
+        p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=None,
+                       help=REMEMBERED_INTERVAL)
+        p.add_argument("--prefix", default="lwtui",
+                       help="name prefix of the lab's namespaces (default lwtui), to run beside another lab")
         p.add_argument("--keep-lab", action="store_true", help="leave the lab up on exit")
     elif sub == "lab":
-        p.add_argument("action", choices=("up", "down", "status"))
+        p.add_argument("action", choices=("up", "down", "status"),
+                       help="up: build it (namespaces, servers, traffic); down: remove it; status: what is there")
         p.add_argument("--prefix", default="lwtui", help="name prefix of the lab's namespaces")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("--json", action="store_true", help="status as one JSON object, times in RFC 3339")
     return p
 
 

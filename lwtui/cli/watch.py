@@ -11,56 +11,19 @@ type.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 import time
 from typing import IO, TYPE_CHECKING, Any, Callable
 
-from lwtui.core.model import EventEntry, FlowId, FlowRecord, Owner, RuleEntry, Snapshot, Totals
+from lwtui.core.model import FlowId, Snapshot, Totals
 from lwtui.core.names import addr_text, endpoint
+from lwtui.core.records import event_json, flow_fields, flow_json, rfc3339, rule_json  # noqa: F401  (re-exported)
 from lwtui.core.units import fmt_bits, fmt_bytes, fmt_cost, fmt_count, fmt_duration
 from lwtui.session.protocol import RoutesGone, SessionLike
 
 if TYPE_CHECKING:
     from rich.text import JustifyMethod
-
-
-def rfc3339(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def flow_fields(f: FlowId) -> dict:
-    d: dict[str, Any] = {"hook": f.hook, "proto": f.proto_name, "src": str(f.src), "dst": str(f.dst)}
-    if f.is_icmp:
-        d.update(icmp_type=f.sport, icmp_code=f.dport)
-    else:
-        d.update(sport=f.sport, dport=f.dport)
-    if f.fragment:
-        d["fragment"] = True
-    return d
-
-
-def flow_json(r: FlowRecord, owner: Owner | None = None) -> dict:
-    d = {"type": "flow", **flow_fields(r.id), "packets": r.packets, "bytes": r.bytes,
-         "drops": r.drops, "verdict": r.verdict}
-    if r.rule:
-        d["rule"] = r.rule
-    if owner is not None:   # the process behind the flow's local socket, where known
-        d.update(pid=owner.pid, comm=owner.comm)
-    d.update(first_seen=rfc3339(r.first_seen), last_seen=rfc3339(r.last_seen),
-             pps=round(r.pps, 3), bps=round(r.bps, 3))
-    return d
-
-
-def event_json(e: EventEntry) -> dict | None:
-    if e.kind == "new" and e.flow is not None:
-        return {"type": "new", **flow_fields(e.flow), "time": rfc3339(e.time)}
-    if e.kind == "drop" and e.flow is not None:
-        return {"type": "drop", **flow_fields(e.flow), "time": rfc3339(e.time), "text": e.text}
-    if e.kind == "lost":
-        return {"type": "lost", "time": rfc3339(e.time), "text": e.text}
-    return {"type": "log", "kind": e.kind, "time": rfc3339(e.time), "text": e.text}
 
 
 def stats_json(t: Totals, when: float) -> dict:
@@ -77,12 +40,6 @@ def events_lost(t: Totals) -> int:
     (events_failed, exact); the reader's lost callback reports the same losses later
     and in part, so the two are not added: the larger is the count."""
     return max(t.events_failed, t.events_lost)
-
-
-def rule_json(r: RuleEntry) -> dict:
-    return {"type": "rule", "rule": r.text, "kind": r.kind, "hits": r.hits,
-            "expires_in": None if r.expires_in is None else round(r.expires_in, 3),
-            "created": rfc3339(r.created)}
 
 
 class JsonReporter:

@@ -18,6 +18,17 @@ from lwtui.core.names import addr_text, endpoint
 
 EVENT_LOG_MAX = 2000          # entries between two snapshots; more are counted, not kept
 
+# How much an event asks for attention, by kind: errors (a route went away,
+# events lost), warnings (packets dropped, a rule added), the rest is info.
+LEVELS = ("info", "warning", "error")
+KIND_LEVELS = {"error": "error", "lost": "error", "drop": "warning", "block": "warning",
+               "new": "info", "allow": "info", "info": "info"}
+
+
+def level_of(kind: str) -> str:
+    """The level of an event kind ("info" for a kind not listed)."""
+    return KIND_LEVELS.get(kind, "info")
+
 
 class EventLog:
     """A bounded queue of EventEntry with a count of what it had to drop."""

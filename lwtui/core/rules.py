@@ -36,6 +36,12 @@ _PORT_PROTOS = names.PORT_PROTOS
 EPHEMERAL = range(32768, 61000)  # Linux's default ip_local_port_range 32768-60999
 
 
+# A rule's TTL in seconds, the same in the dashboard (t) and on the command line
+# (--ttl): a second at least, a week at most (longer: no TTL, lift it by hand).
+TTL_MIN = 1
+TTL_MAX = 7 * 86400
+
+
 class RuleError(ValueError):
     """A rule or filter that does not parse. `message` names the fix, `position`
     is the character offset of the offending token in `text` (when known)."""

@@ -50,6 +50,11 @@ def fmt_count(n: float) -> str:
     return f"{num}{prefix}"
 
 
+def plural(n: float, word: str, many: str | None = None) -> str:
+    """A count and its noun, singular for exactly one: "1 flow", "2 flows", "1.2k flows"."""
+    return f"{fmt_count(n)} {word if n == 1 else (many or word + 's')}"
+
+
 def fmt_duration(seconds: float) -> str:
     """'3s', '2m05s', '1h02m', '3d04h'; negative counts as 0, not finite as '-'."""
     if not math.isfinite(seconds):

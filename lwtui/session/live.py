@@ -282,7 +282,8 @@ class Session:
                 self._forget_state(att)
                 lost.append((att.target, reason))
                 where = f" in {att.target.netns}" if att.target.netns else ""
-                self._log("error", f"{att.target.prefix} ({att.target.hook}){where}: {reason} ({cleanup}); "
+                said = reason if cleanup == reason else f"{reason} ({cleanup})"    # not "route gone (route gone)"
+                self._log("error", f"{att.target.prefix} ({att.target.hook}){where}: {said}; "
                           f"no longer watched, {len(self.attachments)} route(s) left")
         self.lost.extend(lost)
         return lost

@@ -9,15 +9,17 @@ so the row shows the new verdict without waiting out the interval.
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
+
+from textual.widgets import Input
 
 from lwtui.core.filters import Filter, parse_filter
 from lwtui.core.model import FlowId, Snapshot
-from lwtui.core.rules import RuleError, rule_for
+from lwtui.core.rules import Rule, RuleError, rule_for
 from lwtui.core.units import fmt_duration
 from lwtui.session.protocol import SessionLike
 from lwtui.ui.appbase import AppMixin
-from lwtui.ui.dialogs import ConfirmScreen, FilterBar, TtlScreen
+from lwtui.ui.dialogs import ConfirmScreen, FilterBar, QuitScreen, RuleScreen, TtlScreen
 from lwtui.ui.selection import SORTS
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ class ActionsMixin(AppMixin):
     filter: Filter | None
     filter_text: str
     sort_index: int
+    view: str                       # "flows", "rules" or "events"
+    save_settings: Callable[[], None]   # RememberMixin's
 
     if TYPE_CHECKING:
         @property
@@ -81,13 +85,19 @@ class ActionsMixin(AppMixin):
             self.notify(str(e), title=f"cannot block {KIND_WORDS.get(kind, kind)}", severity="warning")
             return
         ttl = self.next_ttl
+        self.block_unless_ssh(wanted, ssh, lambda: self._make_rule(
+            lambda: self.session.block_flow(flow, kind, ttl), KIND_WORDS.get(kind, kind), ttl))
+
+    def block_unless_ssh(self, wanted, ssh: str | None, block) -> None:
+        """Call block() now, or, when `wanted` matches the user's SSH connection (`ssh`), only
+        after a `y` to a question whose default is no."""
         if not ssh:
-            self._block(flow, kind, ttl)
+            block()
             return
 
         def answer(yes: bool | None) -> None:
             if yes:
-                self._block(flow, kind, ttl)
+                block()
             else:
                 self.notify(f"{wanted.text} would cut your own SSH connection ({ssh})", title="not blocked",
                             severity="warning")
@@ -96,12 +106,12 @@ class ActionsMixin(AppMixin):
             f"It matches the SSH connection you are using:\n  {ssh}\nBlocking it can cut you off from this "
             "machine, dashboard included.", yes="block it anyway", no="do not block"), answer)
 
-    def _block(self, flow: FlowId, kind: str, ttl: float | None) -> None:
-        """Make the rule in the session, then say so (or why not)."""
+    def _make_rule(self, make: Callable[[], Rule], what: str, ttl: float | None) -> None:
+        """Make the rule in the session (make() returns it), then say so (or why not)."""
         try:
-            rule = self.session.block_flow(flow, kind, ttl)
+            rule = make()
         except (RuleError, ValueError) as e:
-            self.notify(str(e), title=f"cannot block {KIND_WORDS.get(kind, kind)}", severity="warning")
+            self.notify(str(e), title=f"cannot block {what}", severity="warning")
             return
         except Exception as e:  # a session error must not take the dashboard down
             self.notify(f"{type(e).__name__}: {e}", title="block failed", severity="error", timeout=10)
@@ -111,8 +121,23 @@ class ActionsMixin(AppMixin):
         text = f"blocked {rule.text}" + (f" for {fmt_duration(ttl)}" if ttl else "")
         if self.session.dry_run:
             text += " (dry-run: counted as would-drop, nothing is dropped)"
-        self.notify(text + " — a undoes it")
+        self.notify(text + (" — a undoes it" if self.view == "flows" else " — x removes it"))
         self.after_session_change()
+
+    def action_new_rule(self) -> None:
+        """n in the rules view: type a rule (the `lwtui block` grammar), e.g. for a host not seen yet."""
+        def done(rule) -> None:
+            if rule is None:
+                return
+            ttl = self.next_ttl
+            try:
+                ssh = self.session.would_cut_ssh(rule)
+            except (RuleError, ValueError) as e:
+                self.notify(str(e), title="cannot block", severity="warning")
+                return
+            self.block_unless_ssh(rule, ssh, lambda: self._make_rule(lambda: self.session.block(rule, ttl),
+                                                                     rule.text, ttl))
+        self.push_screen(RuleScreen(self.next_ttl), done)
 
     def action_allow(self) -> None:
         """a: lift whichever rules block the selected flow (the undo of d/h/p)."""
@@ -131,8 +156,38 @@ class ActionsMixin(AppMixin):
         self.after_session_change()
 
     def action_interrupt(self) -> None:
-        """ctrl+c: quit as q does (the routes are restored), with an interrupt's exit code, 130."""
+        """ctrl+c: with text selected (dragged with the mouse), copy it, as a terminal would;
+        otherwise quit at once (no question: it is an interrupt), exit code 130."""
+        field = self.focused
+        text = getattr(field, "selected_text", "") or self.screen.get_selected_text()
+        if text:
+            self.copy_to_clipboard(text)
+            if isinstance(field, Input) and field.selected_text:
+                field.cursor_position = field.cursor_position      # collapses the input's selection
+            else:
+                self.screen.clear_selection()
+            lines = text.count("\n") + 1
+            self.notify(f"copied {len(text)} characters" + (f" ({lines} lines)" if lines > 1 else "")
+                        + " to the clipboard", title="copied")
+            return
         self.exit(return_code=130)
+
+    async def action_quit(self) -> None:
+        """q: quit; when that lifts active rules, ask first (y or Enter quits, n or Esc stays)."""
+        rules = self._rules_lifted_on_quit()
+        if not rules:
+            self.exit(return_code=0)
+            return
+        self.push_screen(QuitScreen(rules), lambda yes: self.exit(return_code=0) if yes else None)
+
+    def _rules_lifted_on_quit(self) -> int:
+        """How many rules end with the session (none when it keeps its blocks)."""
+        if getattr(self.session, "keep_blocks", False):
+            return 0
+        try:
+            return len(self.session.rules())
+        except Exception:  # the session cannot say: go by the last snapshot
+            return len(self.snapshot.rules) if self.snapshot is not None else 0
 
     def action_ttl(self) -> None:
         """t: ask for the TTL of the next block."""
@@ -161,6 +216,7 @@ class ActionsMixin(AppMixin):
         self.sort_index = (self.sort_index + 1) % len(SORTS)
         self.flow_table.set_sort_column(SORTS[self.sort_index].column)
         self.render_flows()
+        self.save_settings()
 
     def action_pause(self) -> None:
         """space: freeze the table (snapshots keep coming; the kernel keeps counting)."""

@@ -1,6 +1,7 @@
 """The dashboard app: composition and routing only.
 
-Widgets live in their own modules, key actions in actions.py, the workers in
+Widgets live in their own modules, key actions in actions.py, copy and
+export in keep.py, remembered settings in remember.py, the workers in
 feed.py, the ways out in exits.py, styles in lwtui.tcss. The app holds the state the views share (the
 latest Snapshot, filter, sort, pause, next TTL) and routes messages: a
 SnapshotReady from the tick worker goes to the header, the flow table, the
@@ -9,7 +10,8 @@ detail pane, the rules view and the event log.
 The session is any `SessionLike` (lwtui.session.protocol): the live Session
 or a ReplaySession.
 
-Ways out: q (exit code 0), ctrl+c (130), SIGINT/SIGTERM/SIGHUP (128 + N,
+Ways out: q (exit code 0; with active rules, after a question), ctrl+c
+(130; with text selected it copies instead), SIGINT/SIGTERM/SIGHUP (128 + N,
 through a normal exit of the app: exits.py), the terminal hanging up (129,
 also when no SIGHUP arrives), and an exception in a handler: the app ends and
 run_dashboard raises it once the terminal is restored. The caller restores
@@ -32,31 +34,36 @@ from textual.worker import Worker, WorkerState
 from lwtui.session import faults
 from lwtui.session.protocol import SessionLike
 from lwtui.core.model import FlowId, FlowRecord, Snapshot
-from lwtui.core.units import fmt_count
+from lwtui.core.units import fmt_count, plural
 from lwtui.ui.actions import ActionsMixin
 from lwtui.ui.cells import row_key
 from lwtui.ui.detail import DetailPane, RateChart
 from lwtui.ui.dialogs import FilterBar, HelpScreen
 from lwtui.ui.emptystate import EmptyState
-from lwtui.ui.eventlog import EventLog
+from lwtui.ui.eventlog import EventLog, EventsView
 from lwtui.ui.exits import ExitsMixin, exit_on_signals, keep_failures
 from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
 from lwtui.ui.flowtable import FlowTable
 from lwtui.ui.header import ROUTES_GONE, HeaderStrip
+from lwtui.ui.keep import KeepMixin
+from lwtui.ui.remember import RememberMixin
 from lwtui.ui.keys import KEYS, bindings
 from lwtui.ui.picker import pick_routes  # noqa: F401  (the CLI imports it from here)
 from lwtui.ui.rulesview import RulesTable, RulesView
 from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
 from lwtui.ui.terminal import size_from_terminal
 
-FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter"}
+FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter", "copy_flow", "copy_endpoints"}
+RULES_ACTIONS = {"new_rule"}
 
 
 @keep_failures
-class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
+class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin, App[int]):
     """lwtui's dashboard over one session.
 
-    interval: seconds between snapshots; list_routes: optional callable for the
+    interval: seconds between snapshots (None: the remembered one, else 1);
+    remember=True: theme, sort and interval come from and go to the settings
+    file (lwtui.core.settings); list_routes: optional callable for the
     empty state's "other routes" hint; fade_after: idle seconds after which a
     row is dimmed; expire_after: idle seconds after which the table hides a
     flow (None: until the session expires it); max_rows: the table shows the
@@ -68,12 +75,12 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     TITLE = "lwtui"
     BINDINGS = bindings()
 
-    def __init__(self, session: SessionLike, interval: float = 1.0, list_routes: Callable[[], list] | None = None, *,
+    def __init__(self, session: SessionLike, interval: float | None = 1.0, list_routes: Callable[[], list] | None = None, *,
                  fade_after: float = 5.0, expire_after: float | None = None, max_rows: int = DEFAULT_LIMIT,
-                 autotick: bool = True):
+                 autotick: bool = True, remember: bool = False):
         super().__init__()
         self.session = session
-        self.interval = interval
+        self.interval = self.init_remember(remember, interval)
         self.autotick = autotick
         self.list_routes = list_routes
         self.fade_after = fade_after
@@ -111,7 +118,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
                 yield FlowTable(id="flow-table")
                 yield DetailPane(id="detail")
             yield RulesView(id="rules")
-            yield EventLog(id="events")
+            yield EventsView(id="events")
         yield FilterBar(id="filter-bar")
         yield Footer()
 
@@ -121,6 +128,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         self.query_one("#empty").display = False
         self.query_one("#detail-chart", RateChart).interval = self.interval
         self.flow_table.focus()
+        self.apply_settings()
         self.start_feed()
         self.watch_exits()
 
@@ -135,6 +143,10 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     @property
     def flow_table(self) -> FlowTable:
         return self.query_one(FlowTable)
+
+    @property
+    def event_log(self) -> EventLog:
+        return self.query_one(EventLog)
 
     # -- what tests and callers read --------------------------------------
     @property
@@ -170,7 +182,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         self.snapshot, self.ticks, self._last_error = snap, self.ticks + 1, ""
         self._note_errors(snap)
         self.header.show(snapshot=snap, dry_run=snap.dry_run, errors=self.error_count)
-        self.query_one(EventLog).add(snap.events)
+        self.query_one(EventsView).add(snap.events)
         self.query_one(RulesView).show(snap.rules)
         if not self.paused:
             self.shown = snap
@@ -233,7 +245,7 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         self.apply_seconds = (self.apply_seconds + [time.perf_counter() - began])[-100:]
 
     def _show_note(self, sel, sort_name: str) -> None:
-        note = f" {fmt_count(sel.total)} flows · sorted by {sort_name} (s)"
+        note = f" {plural(sel.total, 'flow')} · sorted by {sort_name} (s)"
         if self.filter_text:
             note += f" · filter: {self.filter_text} → {fmt_count(sel.matched)} match (/ to change)"
         if sel.matched > len(sel.rows):
@@ -289,7 +301,11 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
     # -- routing: views and screens ---------------------------------------
     def action_view(self, name: str) -> None:
         """r / e: switch to a view; the same key again goes back to the flows."""
-        self.view = "flows" if self.view == name else name
+        self.action_show_view("flows" if self.view == name else name)
+
+    def action_show_view(self, name: str) -> None:
+        """Show a view (flows, rules, events): a click on its tab in the header."""
+        self.view = name
         self.query_one(ContentSwitcher).current = self.view
         self.header.show(view=self.view)
         focus = {"flows": FlowTable, "rules": RulesTable, "events": EventLog}[self.view]
@@ -314,16 +330,19 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         self.push_screen(HelpScreen())
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
-        """Flow keys only act (and show in the footer) in the flow view."""
+        """Flow keys only act (and show in the footer) in the flow view, rule keys in the rules view."""
         if action in FLOW_ACTIONS and self.view != "flows":
+            return False
+        if action in RULES_ACTIONS and self.view != "rules":
             return False
         return True
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for _, action, label, text, _ in KEYS:
-            if action not in ("cursor_down", "cursor_up", "command_palette", "quit", "back"):
+            if action not in ("cursor_down", "cursor_up", "command_palette", "quit", "back", "interrupt"):
                 yield SystemCommand(label.capitalize(), text, lambda a=action: self.run_action(a))
+        yield from self.keep_commands()
 
     def notify(self, message: str, *, markup: bool = False, **kw) -> None:
         """Notifications carry rule text ([IPv6]:port): never read it as markup.
@@ -334,15 +353,17 @@ class DashboardApp(FeedMixin, ActionsMixin, ExitsMixin, App[int]):
         super().notify(message, markup=markup, **kw)
 
 
-def run_dashboard(session: SessionLike, interval: float = 1.0, list_routes: Callable[[], list] | None = None,
+def run_dashboard(session: SessionLike, interval: float | None = None, list_routes: Callable[[], list] | None = None,
                   **options) -> int:
     """Run the dashboard until q; returns the exit code. The caller starts and closes the session.
+
+    Theme, sort and interval are remembered (interval None: the remembered one, else 1 s).
 
     `list_routes` (optional) lets the empty state name other routes worth
     watching. Options: fade_after, expire_after, max_rows (see DashboardApp).
     An exception that ended the app is raised here, after the terminal is restored.
     """
-    app = DashboardApp(session, interval, list_routes, **options)
+    app = DashboardApp(session, interval, list_routes, remember=True, **options)
     size_from_terminal()
     try:
         with exit_on_signals(app):

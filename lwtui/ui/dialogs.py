@@ -1,4 +1,4 @@
-"""Modal screens and the filter bar: help, the TTL prompt, the lock-out question, `/`."""
+"""Modal screens and the filter bar: help, the TTL prompt, the lock-out and quit questions, `/`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
+from lwtui.core.grammar import parse_rule
+from lwtui.core.rules import TTL_MAX, TTL_MIN, Rule, RuleError
 from lwtui.ui.keys import KEYS, display
 
 FILTER_HINT = "filter: host 10.0.0.3 and port 8080 · not proto udp · verdict drop — Enter applies, empty clears, Esc cancels"
@@ -31,6 +33,8 @@ class HelpScreen(ModalScreen[None]):
                                "refresh. a undoes it.", style="dim"))
         table.add_row("", Text("Filter words: host, port, flow, proto, src, dst, hook, verdict; "
                                "and, or, not, ( ).", style="dim"))
+        table.add_row("", Text("Event log: c kind, l level, / search, f follows the newest or stops "
+                               "(scrolling up stops too; End follows again).", style="dim"))
         with Vertical(id="help-box"):
             yield Static(Text("lwtui keys", style="bold"), id="help-title")
             yield Static(table)
@@ -64,14 +68,56 @@ class TtlScreen(ModalScreen[float | None]):
             seconds = float(text)
         except ValueError:
             seconds = -1.0
-        if not 0 < seconds <= 7 * 86400:
+        if not TTL_MIN <= seconds <= TTL_MAX:
             self.query_one("#ttl-error", Static).update(
-                Text(f"{text!r}: give a number of seconds between 1 and 604800", style="bold red"))
+                Text(f"{text!r}: give a number of seconds between {TTL_MIN} and {TTL_MAX}", style="bold red"))
             return
         self.dismiss(seconds)
 
     def action_cancel(self) -> None:
         self.dismiss(self.current)
+
+
+RULE_HINT = ("host ADDR[/LEN] · port PORT[/PROTO] · flow PROTO SRC:SPORT DST:DPORT — "
+             "e.g. host 10.0.0.9, port 53/udp. Enter blocks, Esc cancels")
+
+
+class RuleScreen(ModalScreen[Rule | None]):
+    """Asks for a rule in the `lwtui block` grammar; returns the parsed Rule, or None.
+
+    A rule that does not parse stays in the line, its error with a caret under
+    the word at fault.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, ttl: float | None = None):
+        super().__init__()
+        self.ttl = ttl
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="rule-box"):
+            title = "Block a rule" + (f" (TTL {self.ttl:g}s, set with t)" if self.ttl else "")
+            yield Static(Text(title, style="bold"), id="rule-title")
+            yield Static(Text(RULE_HINT), id="rule-hint")
+            yield Input(placeholder="host 10.0.0.9", id="rule-input")
+            yield Static("", id="rule-error")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            self.dismiss(None)
+            return
+        try:
+            rule = parse_rule(text)
+        except RuleError as e:
+            self.query_one("#rule-error", Static).update(Text(e.pretty(event.value, indent=""), style="bold red"))
+            return
+        self.dismiss(rule)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -90,11 +136,34 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm-box"):
             yield Static(Text(self.title_text, style="bold"), id="confirm-title")
             yield Static(Text(self.detail), id="confirm-detail")   # [IPv6]:port is not markup
-            yield Static(Text.assemble(("y", "bold red"), f" {self.yes}    ", ("n", "bold green"),
-                                       f" / esc / enter  {self.no} (default)"), id="confirm-keys")
+            yield Static(self.keys_text(), id="confirm-keys")
+
+    def keys_text(self) -> Text:
+        return Text.assemble(("y", "bold red"), f" {self.yes}    ", ("n", "bold green"),
+                             f" / esc / enter  {self.no} (default)")
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+class QuitScreen(ConfirmScreen):
+    """Quit and lift the session's rules? Here quitting is what was asked for: y and Enter say
+    yes, n and Esc stay."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "quit"), Binding("n,escape", "answer(False)", "stay")]
+
+    def __init__(self, rules: int):
+        word, verb = ("rule", "it blocks") if rules == 1 else ("rules", "they block")
+        super().__init__(
+            f"Quit and lift {rules} active {word}?",
+            f"Quitting restores the routes and removes the session's {word}: what {verb} flows again.\n"
+            "To keep blocks past the end of lwtui, start it with --keep-blocks "
+            "(lift them later with `lwtui detach --session NAME`).", yes="quit", no="stay")
+        self.rules = rules
+
+    def keys_text(self) -> Text:
+        return Text.assemble(("y", "bold red"), " / enter  quit and lift them    ", ("n", "bold green"),
+                             " / esc  stay")
 
 
 class FilterBar(Vertical):

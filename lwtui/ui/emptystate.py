@@ -8,7 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from lwtui.core.model import Snapshot
-from lwtui.core.units import fmt_duration
+from lwtui.core.units import fmt_duration, plural
 
 
 def _probe_address(prefix: str) -> str:
@@ -71,7 +71,7 @@ def routes_gone_text(reasons: list[str]) -> Text:
 def filtered_out_text(filter_text: str, hidden: int) -> Text:
     """Flows exist but the filter hides them all."""
     return Text.assemble(("No flow matches ", "bold"), (filter_text, "bold yellow"),
-                         (f"  ({hidden} flows hidden).\n\n", ""),
+                         (f"  ({plural(hidden, 'flow')} hidden).\n\n", ""),
                          ("Press / to change the filter; / then Enter on an empty line clears it.", "dim"))
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rich.console import Group
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
@@ -105,6 +106,7 @@ def title_text(state: HeaderState) -> Text:
 
 
 def tabs_text(state: HeaderState) -> Text:
+    """The view tabs; a click on one runs app.show_view (the same views as f, r, e)."""
     out = Text()
     count = len(state.snapshot.rules) if state.snapshot else 0
     for key, label in VIEWS:
@@ -113,7 +115,7 @@ def tabs_text(state: HeaderState) -> Text:
         if key == "events" and state.errors:
             name += f" ({state.errors} error{'s' if state.errors > 1 else ''})"
             style = "bold white on red"
-        out.append(f" {name} ", style=style)
+        out.append(f" {name} ", style=Style.parse(style) + Style(meta={"@click": f"app.show_view({key!r})"}))
         out.append(" ")
     return out
 
@@ -124,6 +126,11 @@ class HeaderStrip(Static):
     def __init__(self, **kw):
         super().__init__("", **kw)
         self.state = HeaderState()
+
+    @property
+    def link_style(self) -> Style:
+        """The tabs are links (clickable) but keep their own look, not Textual's link colour."""
+        return Style()
 
     def show(self, **changes) -> None:
         """Change some HeaderState fields and redraw."""

@@ -13,29 +13,36 @@ KEYS = [
     ("h", "block('host')", "host", "block the selected flow's remote host", True),
     ("p", "block('port')", "port", "block the selected flow's service port", True),
     ("a", "allow", "allow", "allow the selected flow again: lifts whichever rule blocks it (undo)", True),
+    ("y", "copy_flow", "copy", "copy the selected flow as a rule (flow tcp SRC:PORT DST:PORT) to the clipboard", False),
+    ("Y", "copy_endpoints", "copy endpoints", "copy the selected flow's endpoints (SRC:PORT DST:PORT)", False),
     ("t", "ttl", "ttl", "set a TTL (seconds) for the next block", True),
     ("slash", "filter", "filter", "filter with the rule grammar: host 10.0.0.3 and port 8080, not proto udp", True),
     ("s", "cycle_sort", "sort", "cycle the sort column (rate, pkts/s, bytes, packets, drops, age)", True),
     ("space", "pause", "pause", "pause the display (the kernel keeps counting)", True),
     ("r", "view('rules')", "rules", "rules view: active verdicts; x or delete removes one", True),
+    ("n", "new_rule", "new rule", "in the rules view: type a rule to block (host 10.0.0.9, port 53/udp, flow ...)",
+     True),
     ("e", "view('events')", "events", "event log: new flows, drops, blocks, allows, losses", True),
     ("D", "toggle_dry_run", "dry-run", "toggle dry-run: rules count would-drops instead of dropping", True),
     ("escape", "back", "back", "back to the flow table; closes the detail pane, the filter bar, dialogs", False),
     ("question_mark", "help", "help", "this help", True),
     ("ctrl+p", "command_palette", "palette", "command palette: every action by name", False),
-    ("q", "quit", "quit", "quit (routes are restored as they were); ctrl+c too, from anywhere", True),
+    ("q", "quit", "quit", "quit: routes restored, rules lifted (asks first when rules are active)", True),
+    ("ctrl+c", "interrupt", "copy/quit", "copy the selected text; with nothing selected, quit at once, from anywhere",
+     False),
 ]
 
-# Ctrl-C ends lwtui wherever the focus is (a modal, the filter line): Textual 8
-# only tells the user which key quits, and an Input would copy. Priority, so
-# nothing else takes it first; exit code 130, as for SIGINT.
-INTERRUPT = Binding("ctrl+c", "interrupt", "quit", show=False, priority=True)
+# Ctrl-C copies what is selected (text dragged with the mouse, or in an input
+# line) and otherwise ends lwtui wherever the focus is (a modal, the filter
+# line): Textual 8 only tells the user which key quits. Priority, so nothing
+# else takes it first; exit code 130, as for SIGINT.
+INTERRUPT = Binding("ctrl+c", "interrupt", "copy/quit", show=False, priority=True)
 
 
 def bindings() -> list[BindingType]:
     """Bindings for the App, built from KEYS."""
     out: list[BindingType] = [Binding(keys, action, label, show=show) for keys, action, label, _, show in KEYS
-                              if action not in ("cursor_down", "cursor_up", "command_palette")]
+                              if action not in ("cursor_down", "cursor_up", "command_palette", "interrupt")]
     return out + [INTERRUPT]
 
 

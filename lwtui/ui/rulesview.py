@@ -14,7 +14,8 @@ from lwtui.core.units import fmt_count, fmt_duration
 from lwtui.ui.cells import clock_text
 from lwtui.ui.flowtable import VimTable
 
-EMPTY = ("No active rules.\n\nFrom the flow table: d drops the selected flow, h blocks its remote host, "
+EMPTY = ("No active rules.\n\nHere: n types one (host 10.0.0.9, port 53/udp), also for a host not seen yet.\n"
+         "From the flow table: d drops the selected flow, h blocks its remote host, "
          "p blocks its service port (t first for a TTL).\nFrom another shell: lwtui block 'port 8080/tcp'.")
 
 
@@ -78,7 +79,8 @@ class RulesView(Vertical):
     """The table, or a note saying how to add rules when there are none."""
 
     def compose(self) -> ComposeResult:
-        yield Static(" Active rules: x, delete or a removes the selected one; escape goes back to the flows", id="rules-note")
+        yield Static(" Active rules: x, delete or a removes the selected one; n adds one; escape goes back to the flows",
+                     id="rules-note")
         yield Static(EMPTY, id="rules-empty")
         yield RulesTable(id="rules-table")
 

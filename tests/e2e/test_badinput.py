@@ -61,7 +61,7 @@ CASES = [
     ("rules-unknown-session", ["rules", "--session", "nope"], "no running session named 'nope'", "root", {}),
     ("detach-unknown-session", ["detach", "--session", "nope"],
      "no session named 'nope': see `lwtui sessions`", "root", {}),
-    ("ttl", ["block", "port", "80", "--ttl", "0"], "argument --ttl: --ttl must be 0.001..10000000, got 0", "root", {}),
+    ("ttl", ["block", "port", "80", "--ttl", "0"], "argument --ttl: --ttl must be 1..604800, got 0", "root", {}),
 ]
 
 RULE_CASES = {"rule-unparsable", "rule-port-range", "rule-ipv6-brackets"}

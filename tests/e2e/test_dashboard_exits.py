@@ -67,7 +67,7 @@ def _history(tmux: Tmux) -> str:
 
 
 def _restored_line(topo) -> str:
-    return f"restored: {topo.server_v4}/32 (out): restored"
+    return f"on exit: {topo.server_v4}/32 (out): restored"
 
 
 # -- the ways out ----------------------------------------------------------------------
@@ -171,6 +171,7 @@ def test_a_route_deleted_under_the_dashboard_is_shown_and_q_still_ends_cleanly(t
     subprocess.run(["ip", "-n", topo.client_ns, "route", "del", f"{topo.server_v4}/32"], check=True, timeout=10)
     tmux.wait(all_of("no routes attached any more: press q", "Events (1 error)", "route gone"),
               "the header and the notification saying the route went away", timeout=START_TIMEOUT)
+    assert "route gone (route gone)" not in tmux.screen()
     tmux.keys("q")
     assert _exit_status(tmux) == "exit 0", tmux.screen()
     after = json.loads(route_dump(topo.client_ns))

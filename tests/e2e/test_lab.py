@@ -7,8 +7,10 @@ lab's own bookkeeping.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -165,6 +167,14 @@ def test_lab_commands_leave_the_lab_running_detached(make_lab):
     assert r.returncode == 0, r.stderr
     st = json.loads(r.stdout)
     assert st["up"] and st["traffic"]
+    for when in (st["settings"]["started"], st["processes"]["server"]["stats"]["started"]):
+        started = dt.datetime.fromisoformat(when.replace("Z", "+00:00"))     # RFC 3339, not epoch seconds
+        assert when.endswith("Z") and abs(time.time() - started.timestamp()) < 120, when
+    r = lwtui("status")
+    assert r.returncode == 0, r.stderr
+    assert f"lab {lab.prefix}: up" in r.stdout and "{" not in r.stdout       # a table, not a Python dict
+    assert f"[{lab.topology.server_v6}]:8081" in r.stdout                     # brackets kept (no markup)
+    assert re.search(r"server\s+│\s+pid \d+ alive, started \d", r.stdout), r.stdout
     procs = lab_processes(lab)
     server = st["processes"]["server"]["pid"]
     assert server in [p for p, _ in procs]

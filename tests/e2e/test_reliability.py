@@ -11,6 +11,7 @@ watched, state and pin files (modes, cleanup), --keep-blocks.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pty
@@ -165,6 +166,9 @@ def test_sigkill_then_detach_all(topo, route_dump, watch, lwtui_env):
     assert (route_dump(cli), route_dump(srv)) != before, "programs stay on the routes after SIGKILL"
     sessions = [json.loads(x) for x in ok(lwtui_env, "sessions", "--json").stdout.splitlines()]
     assert sorted(s["state"] for s in sessions) == ["stale", "stale"]
+    for s in sessions:                          # RFC 3339, as in every JSON output, and recent
+        started = dt.datetime.fromisoformat(s["started"].replace("Z", "+00:00"))
+        assert s["started"].endswith("Z") and abs(time.time() - started.timestamp()) < 120, s["started"]
 
     for argv in (["watch", V4, "--netns", cli, "--json"], ["watch", V6, "--hook", "in", "--netns", srv]):
         r = run(lwtui_env, *argv)

@@ -247,7 +247,7 @@ def test_dashboard_in_a_terminal_filter_block_allow_quit(topo, web, tmux, route_
         assert time.monotonic() < deadline, f"lwtui still running 15s after q; the screen:\n{tmux.screen()}"
         time.sleep(0.05)
     assert status == "exit 0", tmux.screen()
-    assert f"restored: {srv}/32 (out): restored" in tmux.screen()
+    assert f"on exit: {srv}/32 (out): restored" in tmux.screen()
     assert route_dump(topo.client_ns) == before
     assert not (RUN_DIR / f"{tmux.name}.json").exists()
 

@@ -36,10 +36,14 @@ def pytest_pyfunc_call(pyfuncitem):
 
 
 @pytest.fixture(autouse=True)
-def fixed_environment(monkeypatch):
-    """UTC for the clock columns; no SSH_CONNECTION, so the lock-out guard stays out of the way."""
+def fixed_environment(monkeypatch, tmp_path):
+    """UTC for the clock columns; no SSH_CONNECTION, so the lock-out guard stays out of the way;
+    settings, exports and screenshots in the test's own directories, never the user's."""
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.delenv("SSH_CONNECTION", raising=False)
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     time.tzset()
     yield
     monkeypatch.undo()

@@ -189,7 +189,7 @@ async def test_r_and_e_switch_views_and_x_removes_a_rule(replay):
         assert replay.calls[-1] == ("allow", "port 5201/tcp")
         await pilot.press("e")
         assert app.query_one("#views").current == "events"
-        kinds = [e.kind for e in app.query_one("#events").entries]
+        kinds = [e.kind for e in app.event_log.entries]
         assert "new" in kinds and "block" in kinds
         await pilot.press("e")
         assert app.query_one("#views").current == "flows"

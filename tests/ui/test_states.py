@@ -163,7 +163,7 @@ async def test_routes_going_away_are_errors_and_the_end_says_press_q(recording):
         await next_tick(pilot, app)
         assert [n[1] for n in app.notes].count(title) == 1, "said once, not every tick"
         await pilot.press("e")
-        log = app.query_one("#events")
+        log = app.event_log
         assert [e.kind for e in log.entries].count("error") == 4
         assert any("ERROR" in str(line.text) for line in log.lines)
         await pilot.press("e")
