@@ -8,11 +8,22 @@ sparklines, and publishes one FlowRecord per flow. Records are replaced, never
 mutated, once published: records() is a list of them, safe to hand to the UI
 thread while the next update() runs.
 
+What passed and what was dropped are apart: the kernel keeps one drop counter
+per flow for drops and dry-run would-drops alike, so the drops a flow gained
+since the previous update are booked by the mode of that time (update()'s
+dry_run). Rates (pps, bps) are of passed packets: every packet seen but the
+really dropped ones. The kernel counts drops in packets, not bytes: a tick's
+dropped bytes are its dropped packets at the tick's mean packet size, exact
+whenever a flow's packets in a tick were all dropped or none.
+
 Guards, because kernel counters are not a clean series:
 - a flow whose counters went down (or whose first_seen moved) was evicted by the
   kernel's LRU and inserted again: its history restarts, no negative rate;
-- a new flow was absent at the previous update, so its counters accrued since
-  then: that is its baseline (before any update: the rate window);
+- a new flow's counters accrued since its first packet (first_seen): that is
+  its baseline, so a young flow's rate covers its own age, not a whole window
+  (a flow younger than _MIN_SPAN counts as that old); a flow that was there
+  before the previous update yet new to the table (kept out as idle) has an
+  unknown baseline: no rate until its next reading;
 - zero or negative periods (wall clock stepped back) give rate 0;
 - flows absent from a poll keep their counters, their rate decays to 0 over the
   window; flows idle longer than idle_timeout are removed; the table never holds
@@ -24,11 +35,18 @@ from __future__ import annotations
 
 import heapq
 import struct
+from dataclasses import replace
 from typing import Iterable, NamedTuple, Optional
 
-from lwtui.core.model import FlowId, FlowRecord
+from lwtui.core.model import FlowId, FlowRecord, RuleEntry
 
 _MAX_SAMPLES = 64     # per flow, in case ticks are much shorter than the window
+# A flow younger than this has its rate taken over this span: two packets 1 ms
+# apart are not 1000 packets/s.
+_MIN_SPAN = 0.25
+# How far a flow's first_seen (the kernel's coarse clock, converted to wall
+# time) may lie before the previous update and still be a flow that began since.
+_CLOCK_SLACK = 0.05
 _PACK_ONE = struct.Struct("d").pack   # one history value, as FlowRecord.history stores it (model.py)
 
 
@@ -58,12 +76,14 @@ def _trim(samples: list, now: float, window: float) -> None:
 
 
 class RateMeter:
-    """Per-second rate of one growing counter over a sliding window (session totals)."""
+    """Per-second rate of one growing counter over a sliding window (session totals),
+    taken as the flows' rates are, so the header's figures agree with the rows'."""
 
-    def __init__(self, window: float = 3.0):
+    def __init__(self, window: float = 3.0, start: Optional[tuple[float, float]] = None):
+        """`start`: (time, value) when counting began, the baseline of the first readings."""
         self.window = window
         self.rate = 0.0
-        self._samples: list[tuple[float, float]] = []
+        self._samples: list[tuple[float, float]] = [start] if start is not None else []
 
     def update(self, now: float, value: float) -> float:
         """Add a reading; returns (and keeps in .rate) the per-second rate over the window."""
@@ -73,20 +93,51 @@ class RateMeter:
         s.append((now, value))
         _trim(s, now, self.window)
         period = now - s[0][0]
+        if period > 0:
+            period = max(period, min(_MIN_SPAN, self.window))
         self.rate = (value - s[0][1]) / period if period > 0 else 0.0
         return self.rate
 
 
+class HitSplit:
+    """Rule hits booked by mode: the kernel counts a rule's matches in one counter,
+    dropped or (dry-run) passed. Each reading's new hits go to the mode of the time
+    since the previous reading, as FlowTable does with a flow's drops."""
+
+    def __init__(self):
+        self._last: dict[str, tuple[int, int]] = {}   # rule text -> (hits, would-drops)
+
+    def _split(self, e: RuleEntry, dry_run: bool) -> tuple[int, int]:
+        hits, would = self._last.get(e.text, (0, 0))
+        if e.hits < hits:                             # lifted and added again: counts restart
+            hits = would = 0
+        return e.hits, would + (e.hits - hits if dry_run else 0)
+
+    def update(self, entries: Iterable[RuleEntry], dry_run: bool) -> list[RuleEntry]:
+        """Book this reading; the entries with would_drops filled in."""
+        entries = list(entries)
+        split = {e.text: self._split(e, dry_run) for e in entries}
+        self._last = split
+        return [replace(e, would_drops=split[e.text][1]) for e in entries]
+
+    def view(self, entries: Iterable[RuleEntry], dry_run: bool) -> list[RuleEntry]:
+        """As update(), without booking (a read between ticks)."""
+        entries = list(entries)
+        return [replace(e, would_drops=self._split(e, dry_run)[1]) for e in entries]
+
+
 class _Entry:
     """Internal per-flow state; `record` is the published, never-mutated copy."""
-    __slots__ = ("counters", "samples", "record", "quiet", "tick")
+    __slots__ = ("counters", "samples", "record", "quiet", "tick", "would", "dbytes")
 
     def __init__(self, record: Optional[FlowRecord] = None):
         self.counters: Optional[Counters] = None
-        self.samples: list[tuple] = []    # (time, packets, bytes, drops)
+        self.samples: list[tuple] = []    # (time, packets passed, bytes passed, drops, would-drops)
         self.record = record
-        self.quiet = 0                    # trailing zero entries in record.history
+        self.quiet = 0                    # trailing ticks with nothing passed or dropped
         self.tick = 0                     # the update() that last merged this flow
+        self.would = 0                    # of the kernel's drops, those counted in dry-run
+        self.dbytes = 0.0                 # bytes of the really dropped packets (estimated, see _split)
 
 
 class FlowTable:
@@ -112,6 +163,7 @@ class FlowTable:
         self._entries: dict[FlowId, _Entry] = {}
         self._last_update: Optional[float] = None
         self._tick = 0
+        self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -144,8 +196,13 @@ class FlowTable:
             self._evict(max(0, self.max_flows - max(1, self.max_flows // 100)))
         self._entries[flow_id] = _Entry(FlowRecord(id=flow_id, first_seen=now, last_seen=now))
 
-    def update(self, now: float, rows: Iterable[tuple[FlowId, Counters]]) -> None:
-        """Merge one poll of the kernel map (every flow it holds) taken at `now`."""
+    def update(self, now: float, rows: Iterable[tuple[FlowId, Counters]], dry_run: bool = False) -> None:
+        """Merge one poll of the kernel map (every flow it holds) taken at `now`.
+
+        `dry_run`: the mode since the previous update. The kernel counts a flow's
+        drops and would-drops in one counter; what it gained since goes to
+        would_drops in dry-run, to drops otherwise (so call update() when the
+        mode changes, before changing it)."""
         entries = self._entries
         oldest = now - self.idle_timeout
         self._tick = tick = self._tick + 1
@@ -163,7 +220,7 @@ class FlowTable:
                 continue
             e.tick = tick
             merged += 1
-            merge(e, fid, now, c)
+            merge(e, fid, now, c, dry_run)
         if merged != len(entries):
             for fid, e in list(entries.items()):
                 if e.tick == tick:
@@ -171,32 +228,43 @@ class FlowTable:
                 if e.record.last_seen < oldest:
                     del entries[fid]
                 elif e.counters is not None:  # gone from the kernel map: its rates decay
-                    merge(e, fid, now, e.counters)
+                    merge(e, fid, now, e.counters, dry_run)
         if len(entries) > self.max_flows:
             self._evict(self.max_flows)
         self._last_update = now
 
     # -- internals ---------------------------------------------------------------
-    def _merge(self, e: _Entry, fid: FlowId, now: float, c: Counters) -> None:
+    def _merge(self, e: _Entry, fid: FlowId, now: float, c: Counters, dry_run: bool) -> None:
         """Fold one reading into a flow's samples and publish a new record."""
         s = e.samples
         r = e.record
         if (e.quiet >= self.history_len and c == e.counters and s[-1][0] <= now
-                and not (r.bps or r.pps or r.drops_ps)):
-            s.append((now, c[0], c[1], c[2]))   # idle for a whole history: the record stands
+                and not (r.bps or r.pps or r.drops_ps or r.would_drops_ps)):
+            s.append((now,) + s[-1][1:])      # idle for a whole history: the record stands
             if s[1][0] <= now - self.rate_window or len(s) > _MAX_SAMPLES:
                 _trim(s, now, self.rate_window)
             return
-        packets, nbytes, drops, first_seen, last_seen, tcp_flags, verdict, rule = c
+        packets, nbytes, kdrops, first_seen, last_seen, tcp_flags, verdict, rule = c
         old = e.counters
+        fresh = (old is None or packets < old[0] or first_seen != old[3] or nbytes < old[1]
+                 or kdrops < old[2])          # new, or evicted and re-inserted (first_seen moved)
+        if fresh:
+            e.would = 0
+            e.dbytes = 0.0
+            old = (0, 0, 0)
+        dbytes_before = e.dbytes
+        self._split(e, packets - old[0], nbytes - old[1], kdrops - old[2], nbytes, dry_run)
+        drops = kdrops - e.would
+        point = (now, packets - drops, nbytes - e.dbytes, drops, e.would)
         if s and now < s[-1][0]:               # wall clock stepped back: restart the series here
-            s[:] = [(now, packets, nbytes, drops)]
-        elif (old is None or packets < old[0] or first_seen != old[3] or nbytes < old[1]
-              or drops < old[2]):
-            s.clear()                          # new, or evicted and re-inserted (first_seen moved)
-            s.append((self._baseline(now, first_seen), 0, 0, 0))
+            s[:] = [point]
+        elif fresh:
+            s.clear()
+            since = self._baseline(now, first_seen)
+            # Its counts since `since`, all of them; unknown start: no rate until the next reading.
+            s.append((since, 0, 0.0, 0, 0) if since is not None else point)
         prev = s[-1]
-        s.append((now, packets, nbytes, drops))
+        s.append(point)
         start = now - self.rate_window
         if s[1][0] <= start:
             del s[0]                           # steady ticks: one sample leaves the window
@@ -204,39 +272,64 @@ class FlowTable:
                 _trim(s, now, self.rate_window)
         elif len(s) > _MAX_SAMPLES:
             _trim(s, now, self.rate_window)
-        t0, p0, b0, d0 = s[0]
+        t0, p0, b0, d0, w0 = s[0]
         period = now - t0
         if period > 0:
-            pps, bps, dps = (packets - p0) / period, (nbytes - b0) * 8 / period, (drops - d0) / period
+            period = max(period, min(_MIN_SPAN, self.rate_window))
+            pps, bps = (point[1] - p0) / period, (point[2] - b0) * 8 / period
+            dps, wps = (drops - d0) / period, (e.would - w0) / period
         else:
-            pps = bps = dps = 0.0
+            pps = bps = dps = wps = 0.0
         # History: bits/s of this tick alone, so a sparkline shows bursts the window smooths.
-        prev_t = prev[0]
-        tick_bps = (nbytes - prev[2]) * 8 / (now - prev_t) if now > prev_t else 0.0
-        if tick_bps:
+        tick = now - prev[0]
+        tick_bps = (point[2] - prev[2]) * 8 / tick if tick > 0 else 0.0
+        tick_dbps = (e.dbytes - dbytes_before) * 8 / tick if tick > 0 else 0.0
+        self.dropped_bytes += e.dbytes - dbytes_before
+        if tick_bps or tick_dbps:
             e.quiet = 0
         else:
             e.quiet += 1
-        # Published as packed doubles (FlowRecord.history reads them as a tuple):
-        # immutable, no float object per value, nothing for the GC to track.
-        hist = r._history if r is not None else b""
+        hist = self._history(r._history if r is not None else b"", tick_bps)
+        dhist = r._drop_history if r is not None else b""
+        if dhist or tick_dbps:                 # only flows that dropped carry a drop history
+            dhist = self._history(dhist, tick_dbps)
+        e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
+                              pps, bps, dps, hist, e.would, wps, dhist)
+        e.counters = c
+
+    @staticmethod
+    def _split(e: _Entry, dp: int, db: int, dd: int, nbytes: int, dry_run: bool) -> None:
+        """Book the kernel's new drops (it counts drops and would-drops as one) by the mode
+        they happened in, and estimate the bytes of the dropped ones (the kernel counts
+        drops in packets): the tick's mean packet size, exact when a tick's packets were
+        all dropped or none."""
+        if dd <= 0:
+            return
+        if dry_run:
+            e.would += dd
+            return
+        size = db / dp if dp > 0 else 0.0
+        e.dbytes = min(float(nbytes), e.dbytes + dd * size)
+
+    def _history(self, hist, value: float) -> bytes:
+        """A history with one more value, bounded; published as packed doubles
+        (FlowRecord reads them as a tuple): immutable, nothing for the GC to track."""
         if hist.__class__ is not bytes:        # a record made by note_new()
             hist = _pack_history(hist)
         keep = (self.history_len - 1) * 8
         if len(hist) > keep:
             hist = hist[len(hist) - keep:]
-        e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
-                              pps, bps, dps, hist + _PACK_ONE(tick_bps))
-        e.counters = c
+        return hist + _PACK_ONE(value)
 
-    def _baseline(self, now: float, first_seen: float) -> float:
-        """When a fresh flow's counters were zero: the previous update (it was absent
-        then), or before any update the rate window (or first_seen if older)."""
+    def _baseline(self, now: float, first_seen: float) -> Optional[float]:
+        """When a fresh flow's counters were zero: its first packet (first_seen), so a
+        young flow's rate covers its own age, not a whole window. None when unknown:
+        a flow seen before the previous update (kept out of the table as idle, so its
+        counters hold packets from before) or without a first_seen."""
         last = self._last_update
-        if last is not None and last < now:
-            return last
-        start = now - self.rate_window
-        return first_seen if 0 < first_seen < start else start
+        if first_seen <= 0 or (last is not None and first_seen < last - _CLOCK_SLACK):
+            return None
+        return min(first_seen, now)
 
     def _evict(self, target: int) -> None:
         """Remove the most idle flows until at most `target` remain."""
