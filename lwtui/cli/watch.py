@@ -1,9 +1,11 @@
 """`lwtui watch`: the headless view of a Session, as JSON lines or a rich table.
 
-JSON lines are a contract (DESIGN.md): one object per line, "type" first;
-flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
-verdict, first_seen, last_seen (RFC 3339 UTC). ICMP flows carry icmp_type and
-icmp_code in place of ports: "type" is taken by the record type.
+JSON lines are a contract (README "JSON lines"): one object per line, "type"
+first; flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
+would_drops, verdict, first_seen, last_seen (RFC 3339 UTC), and the rates of
+what passed (pps, bps) and of what was dropped (drop_pps) or, in dry-run,
+matched and passed (would_drop_pps). ICMP flows carry icmp_type and icmp_code
+in place of ports: "type" is taken by the record type.
 """
 
 from __future__ import annotations
@@ -35,12 +37,18 @@ def flow_fields(f: FlowId) -> dict:
 
 def flow_json(r: FlowRecord) -> dict:
     d = {"type": "flow", **flow_fields(r.id), "packets": r.packets, "bytes": r.bytes,
-         "drops": r.drops, "verdict": r.verdict}
+         "drops": r.drops, "would_drops": r.would_drops, "verdict": r.verdict}
     if r.rule:
         d["rule"] = r.rule
     d.update(first_seen=rfc3339(r.first_seen), last_seen=rfc3339(r.last_seen),
-             pps=round(r.pps, 3), bps=round(r.bps, 3))
+             pps=round(r.pps, 3), bps=round(r.bps, 3), drop_pps=round(r.drops_ps, 3),
+             would_drop_pps=round(r.would_drops_ps, 3))
     return d
+
+
+def moving(r: FlowRecord) -> bool:
+    """Whether any of a flow's rates is above 0."""
+    return bool(r.pps or r.bps or r.drops_ps or r.would_drops_ps)
 
 
 def event_json(e: EventEntry) -> dict | None:
@@ -58,7 +66,8 @@ def stats_json(t: Totals, when: float) -> dict:
             "drops": t.drops, "would_drops": t.would_drops, "parse_errors": t.parse_errors,
             "events_lost": events_lost(t), "new_flows": t.new_flows,
             "active_flows": t.active_flows, "flow_capacity": t.flow_capacity,
-            "pps": round(t.pps, 3), "bps": round(t.bps, 3)}
+            "pps": round(t.pps, 3), "bps": round(t.bps, 3), "drop_pps": round(t.drops_ps, 3),
+            "would_drop_pps": round(t.would_drops_ps, 3)}
 
 
 def events_lost(t: Totals) -> int:
@@ -75,16 +84,18 @@ def rule_json(r: RuleEntry) -> dict:
 
 
 class JsonReporter:
-    """Writes each interval's changes: events, flows whose counters moved, totals."""
+    """Writes each interval's changes: events, flows whose counters moved, totals.
+
+    A flow that stops gets one more record, once its rates have fallen to 0."""
 
     def __init__(self, out: IO[str]):
         self.out = out
-        self._seen: dict[FlowId, tuple[int, int, str]] = {}
+        self._seen: dict[FlowId, tuple] = {}
 
     def report(self, snap: Snapshot) -> None:
         lines = [e for e in map(event_json, snap.events) if e is not None]
         for r in snap.flows:
-            sig = (r.packets, r.drops, r.verdict)
+            sig = (r.packets, r.drops, r.would_drops, r.verdict, r.rule, moving(r))
             if self._seen.get(r.id) != sig:
                 self._seen[r.id] = sig
                 lines.append(flow_json(r))
@@ -104,22 +115,29 @@ def flow_table(snap: Snapshot, limit: int = 40):
     keep = "KEEP-BLOCKS  " if snap.keep_blocks else ""
     title = (f"lwtui {snap.session}  {'DRY-RUN' if snap.dry_run else 'MONITOR'}  {keep}"
              f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)}  flows {t.active_flows}  "
-             f"drops {t.drops + t.would_drops}  parse errors {t.parse_errors}  "
+             f"drops {t.drops}  " + (f"would-drops {t.would_drops}  " if t.would_drops else "") +
+             f"parse errors {t.parse_errors}  "
              f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
     table = Table(title=title, title_justify="left", expand=False)
     for col, just in (("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),
                       ("destination", "left"), ("pkts", "right"), ("bytes", "right"),
-                      ("rate", "right"), ("drops", "right"), ("verdict", "left")):
+                      ("bits/s", "right"), ("pkts/s", "right"), ("drops", "right"), ("would-drops", "right"),
+                      ("verdict", "left")):
         table.add_column(col, justify=just, no_wrap=True)
     for r in sorted(snap.flows, key=lambda r: (r.bps, r.bytes), reverse=True)[:limit]:
         f = r.id
         src, dst = _endpoint(f, f.src, f.sport, True), _endpoint(f, f.dst, f.dport, False)
         mark = {"drop": "[red]✖[/]", "would-drop": "[yellow]◌[/]"}.get(r.verdict, " ")
         table.add_row(mark, f.hook, f.proto_name, src, dst, fmt_count(r.packets), fmt_bytes(r.bytes),
-                      fmt_bits(r.bps), str(r.drops), r.verdict + (f" ({r.rule})" if r.rule else ""))
+                      fmt_bits(r.bps), fmt_count(r.pps), _count_rate(r.drops, r.drops_ps),
+                      _count_rate(r.would_drops, r.would_drops_ps), r.verdict + (f" ({r.rule})" if r.rule else ""))
     if not snap.flows:
         table.caption = "no traffic on the attached routes yet: send some (e.g. curl or ping through the route)"
     return table
+
+
+def _count_rate(count: int, rate: float) -> str:
+    return f"{count} ({fmt_count(rate)}/s)" if rate else str(count)
 
 
 def _endpoint(f: FlowId, addr, port: int, is_src: bool) -> str:
