@@ -99,6 +99,23 @@ class RateMeter:
         return self.rate
 
 
+class TotalRates:
+    """The session's rates from the kernel's `stats` totals, over the flows' window and
+    counted from when counting began: packets and bits that passed, drops, would-drops.
+    The kernel counts no dropped bytes: the flows' estimate of them is taken out."""
+
+    def __init__(self, window: float, start: float):
+        self._meters = {k: RateMeter(window, start=(start, 0)) for k in ("packets", "bytes", "drops", "would")}
+
+    def update(self, now: float, stats: dict, dropped_bytes: float) -> dict[str, float]:
+        """Totals' rate fields (Totals.pps, bps, drops_ps, would_drops_ps) at `now`."""
+        m = self._meters
+        return {"pps": m["packets"].update(now, max(0, stats["packets"] - stats["drops"])),
+                "bps": m["bytes"].update(now, max(0.0, stats["bytes"] - dropped_bytes)) * 8,
+                "drops_ps": m["drops"].update(now, stats["drops"]),
+                "would_drops_ps": m["would"].update(now, stats["would_drops"])}
+
+
 class HitSplit:
     """Rule hits booked by mode: the kernel counts a rule's matches in one counter,
     dropped or (dry-run) passed. Each reading's new hits go to the mode of the time
@@ -160,6 +177,7 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.history_len = history_len
         self.rate_window = rate_window
+        self._keep = (history_len - 1) * 8   # bytes of history a record keeps before the newest value
         self._entries: dict[FlowId, _Entry] = {}
         self._last_update: Optional[float] = None
         self._tick = 0
@@ -252,10 +270,13 @@ class FlowTable:
             e.would = 0
             e.dbytes = 0.0
             old = (0, 0, 0)
-        dbytes_before = e.dbytes
-        self._split(e, packets - old[0], nbytes - old[1], kdrops - old[2], nbytes, dry_run)
-        drops = kdrops - e.would
-        point = (now, packets - drops, nbytes - e.dbytes, drops, e.would)
+        dbytes_before = dbytes = e.dbytes
+        if kdrops != old[2]:                   # most flows never drop: no split to make
+            self._split(e, packets - old[0], nbytes - old[1], kdrops - old[2], nbytes, dry_run)
+            dbytes = e.dbytes
+        would = e.would
+        drops = kdrops - would
+        point = (now, packets - drops, nbytes - dbytes, drops, would)
         if s and now < s[-1][0]:               # wall clock stepped back: restart the series here
             s[:] = [point]
         elif fresh:
@@ -265,36 +286,55 @@ class FlowTable:
             s.append((since, 0, 0.0, 0, 0) if since is not None else point)
         prev = s[-1]
         s.append(point)
-        start = now - self.rate_window
+        window = self.rate_window
+        start = now - window
         if s[1][0] <= start:
             del s[0]                           # steady ticks: one sample leaves the window
             if s[1][0] <= start or len(s) > _MAX_SAMPLES:
-                _trim(s, now, self.rate_window)
+                _trim(s, now, window)
         elif len(s) > _MAX_SAMPLES:
-            _trim(s, now, self.rate_window)
+            _trim(s, now, window)
         t0, p0, b0, d0, w0 = s[0]
         period = now - t0
         if period > 0:
-            period = max(period, min(_MIN_SPAN, self.rate_window))
+            if period < _MIN_SPAN:
+                period = min(_MIN_SPAN, window)
             pps, bps = (point[1] - p0) / period, (point[2] - b0) * 8 / period
-            dps, wps = (drops - d0) / period, (e.would - w0) / period
+            dps, wps = (drops - d0) / period, (would - w0) / period
         else:
             pps = bps = dps = wps = 0.0
         # History: bits/s of this tick alone, so a sparkline shows bursts the window smooths.
         tick = now - prev[0]
         tick_bps = (point[2] - prev[2]) * 8 / tick if tick > 0 else 0.0
-        tick_dbps = (e.dbytes - dbytes_before) * 8 / tick if tick > 0 else 0.0
-        self.dropped_bytes += e.dbytes - dbytes_before
+        if dbytes != dbytes_before:
+            self.dropped_bytes += dbytes - dbytes_before
+            tick_dbps = (dbytes - dbytes_before) * 8 / tick if tick > 0 else 0.0
+        else:
+            tick_dbps = 0.0
         if tick_bps or tick_dbps:
             e.quiet = 0
         else:
             e.quiet += 1
-        hist = self._history(r._history if r is not None else b"", tick_bps)
-        dhist = r._drop_history if r is not None else b""
+        # Published as packed doubles (FlowRecord reads them as a tuple): immutable, no
+        # float object per value, nothing for the GC to track.
+        keep = self._keep
+        if r is None:
+            hist = dhist = b""
+        else:
+            hist, dhist = r._history, r._drop_history
+            if hist.__class__ is not bytes:    # a record made by note_new()
+                hist = _pack_history(hist)
+        if len(hist) > keep:
+            hist = hist[len(hist) - keep:]
+        hist += _PACK_ONE(tick_bps)
         if dhist or tick_dbps:                 # only flows that dropped carry a drop history
-            dhist = self._history(dhist, tick_dbps)
+            if dhist.__class__ is not bytes:
+                dhist = _pack_history(dhist)
+            if len(dhist) > keep:
+                dhist = dhist[len(dhist) - keep:]
+            dhist += _PACK_ONE(tick_dbps)
         e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
-                              pps, bps, dps, hist, e.would, wps, dhist)
+                              pps, bps, dps, hist, would, wps, dhist)
         e.counters = c
 
     @staticmethod
@@ -310,16 +350,6 @@ class FlowTable:
             return
         size = db / dp if dp > 0 else 0.0
         e.dbytes = min(float(nbytes), e.dbytes + dd * size)
-
-    def _history(self, hist, value: float) -> bytes:
-        """A history with one more value, bounded; published as packed doubles
-        (FlowRecord reads them as a tuple): immutable, nothing for the GC to track."""
-        if hist.__class__ is not bytes:        # a record made by note_new()
-            hist = _pack_history(hist)
-        keep = (self.history_len - 1) * 8
-        if len(hist) > keep:
-            hist = hist[len(hist) - keep:]
-        return hist + _PACK_ONE(value)
 
     def _baseline(self, now: float, first_seen: float) -> Optional[float]:
         """When a fresh flow's counters were zero: its first packet (first_seen), so a

@@ -31,7 +31,7 @@ from lwtui.core import paths, procs
 from lwtui.kernel import kstructs, pins
 from lwtui.session import state
 from lwtui.net import routes
-from lwtui.core.flows import Counters, FlowTable, HitSplit, RateMeter
+from lwtui.core.flows import Counters, FlowTable, HitSplit, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
@@ -97,7 +97,7 @@ class Session:
         self._lost = 0
         self._closed = False
         self._on_status = on_status or (lambda msg: None)
-        self._meters: dict[str, RateMeter] = {}
+        self._rates = TotalRates(self.flows.rate_window, self.started)
         self._hits = HitSplit()
         self._next_route_check = 0.0
         self._totals = Totals()
@@ -126,7 +126,8 @@ class Session:
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
-            self._start_meters(time.time())
+            # The totals' rates count from here: the kernel's counters are 0 until the first attach.
+            self._rates = TotalRates(self.flows.rate_window, time.time())
             self.state = state.SessionState(name=self.name, pid=os.getpid(),
                                            start_time=procs.proc_start_time(os.getpid()),
                                            started=self.started, dry_run=self.dry_run,
@@ -350,26 +351,13 @@ class Session:
                              last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
                              tcp_flags=st.tcp_flags, verdict=verdict, rule=rule_text)
 
-    def _start_meters(self, when: float) -> None:
-        """The totals' rates, counted from `when` (the kernel's counters are 0 until the
-        first route is attached), over the flows' rate window."""
-        window = self.flows.rate_window
-        self._meters = {k: RateMeter(window, start=(when, 0)) for k in ("packets", "bytes", "drops", "would")}
-
     def _make_totals(self, now: float, stats: dict, active: int) -> Totals:
-        """Totals from the kernel's `stats`; rates of what passed and of what was dropped.
-        The kernel counts no dropped bytes: the flows' estimate of them is taken out."""
-        m = self._meters
-        passed = max(0, stats["packets"] - stats["drops"])
-        passed_bytes = max(0.0, stats["bytes"] - self.flows.dropped_bytes)
         return Totals(packets=stats["packets"], bytes=stats["bytes"], drops=stats["drops"],
                       would_drops=stats["would_drops"], parse_errors=stats["parse_errors"],
                       events_failed=stats["events_failed"], events_lost=self._lost,
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
-                      pps=m["packets"].update(now, passed), bps=m["bytes"].update(now, passed_bytes) * 8,
-                      drops_ps=m["drops"].update(now, stats["drops"]),
-                      would_drops_ps=m["would"].update(now, stats["would_drops"]), active_flows=active,
-                      flow_capacity=self.probe.map_max_entries("flows"))
+                      active_flows=active, flow_capacity=self.probe.map_max_entries("flows"),
+                      **self._rates.update(now, stats, self.flows.dropped_bytes))
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from lwtui.kernel import kstructs
-from lwtui.core.flows import Counters, FlowTable, HitSplit, RateMeter
+from lwtui.core.flows import Counters, FlowTable, HitSplit, RateMeter, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import FlowId, RuleEntry
 
@@ -389,6 +389,15 @@ def test_rate_meter_counts_from_its_start():
     assert m.update(100.5, 25) == 50.0                  # a young session: its own age, not the window
     assert m.update(101.5, 75) == 50.0
     assert m.update(104.0, 200) == 50.0                 # from the newest reading at or before 101: (100.5, 25)
+
+
+def test_total_rates_are_of_what_passed_and_of_what_was_dropped():
+    rates = TotalRates(window=3.0, start=100.0)
+    stats = lambda p, b, d, w: {"packets": p, "bytes": b, "drops": d, "would_drops": w}
+    assert rates.update(101.0, stats(100, 10_000, 0, 0), 0.0) == \
+        {"pps": 100.0, "bps": 80_000.0, "drops_ps": 0.0, "would_drops_ps": 0.0}
+    got = rates.update(102.0, stats(200, 20_000, 60, 40), dropped_bytes=6_000.0)   # 60 of 100 dropped
+    assert got == {"pps": 70.0, "bps": 14_000 * 8 / 2, "drops_ps": 30.0, "would_drops_ps": 20.0}
 
 
 def test_hit_split_books_hits_by_mode():
