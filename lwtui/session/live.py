@@ -293,8 +293,9 @@ class Session:
                 self.flows.note_new(fid, when)
             self._log("new", flow_text(fid), fid, when)
         elif ev.type == kstructs.EV_DROP:
+            # The kernel's count is of every match, dropped or (dry-run) passed: say so.
             what = "would drop" if self.dry_run else "dropped"
-            self._log("drop", f"{what} {flow_text(fid)} ({ev.drops} so far, "
+            self._log("drop", f"{what} {flow_text(fid)} ({ev.drops} matched so far, "
                       f"{kstructs.RULE_KIND_NAMES.get(ev.rule_kind, '')} rule)", fid, when)
 
     def _on_lost(self, count: int) -> None:
