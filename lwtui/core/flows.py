@@ -85,14 +85,21 @@ class RateMeter:
         self.rate = 0.0
         self._samples: list[tuple[float, float]] = [start] if start is not None else []
 
-    def update(self, now: float, value: float) -> float:
-        """Add a reading; returns (and keeps in .rate) the per-second rate over the window."""
+    def update(self, now: float, value: float, onset: Optional[float] = None) -> float:
+        """Add a reading; returns (and keeps in .rate) the per-second rate over the window.
+
+        `onset`: when the counter first grew, if known (the first packet of a session
+        whose counters start at 0): a baseline of 0 from before it counts from it, as a
+        young flow's rate covers its own age."""
         s = self._samples
         if s and (value < s[-1][1] or now < s[-1][0]):  # counter reset or clock stepped back
             s.clear()
         s.append((now, value))
         _trim(s, now, self.window)
-        period = now - s[0][0]
+        t0 = s[0][0]
+        if onset is not None and s[0][1] == 0 and t0 < onset:
+            t0 = min(onset, now)
+        period = now - t0
         if period > 0:
             period = max(period, min(_MIN_SPAN, self.window))
         self.rate = (value - s[0][1]) / period if period > 0 else 0.0
@@ -107,11 +114,15 @@ class TotalRates:
     def __init__(self, window: float, start: float):
         self._meters = {k: RateMeter(window, start=(start, 0)) for k in ("packets", "bytes", "drops", "would")}
 
-    def update(self, now: float, stats: dict, dropped_bytes: float) -> dict[str, float]:
-        """Totals' rate fields (Totals.pps, bps, drops_ps, would_drops_ps) at `now`."""
+    def update(self, now: float, stats: dict, dropped_bytes: float,
+               first_packet: Optional[float] = None) -> dict[str, float]:
+        """Totals' rate fields (Totals.pps, bps, drops_ps, would_drops_ps) at `now`;
+        `first_packet`: when the session's first flow began (FlowTable.first_packet), so
+        the totals of a young session are over its traffic's age, as a young row's are."""
         m = self._meters
-        return {"pps": m["packets"].update(now, max(0, stats["packets"] - stats["drops"])),
-                "bps": m["bytes"].update(now, max(0.0, stats["bytes"] - dropped_bytes)) * 8,
+        passed = max(0, stats["packets"] - stats["drops"])
+        return {"pps": m["packets"].update(now, passed, first_packet),
+                "bps": m["bytes"].update(now, max(0.0, stats["bytes"] - dropped_bytes), first_packet) * 8,
                 "drops_ps": m["drops"].update(now, stats["drops"]),
                 "would_drops_ps": m["would"].update(now, stats["would_drops"])}
 
@@ -182,6 +193,7 @@ class FlowTable:
         self._last_update: Optional[float] = None
         self._tick = 0
         self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
+        self.first_packet: Optional[float] = None   # the earliest first_seen of any flow merged
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -281,6 +293,8 @@ class FlowTable:
             s[:] = [point]
         elif fresh:
             s.clear()
+            if first_seen > 0 and (self.first_packet is None or first_seen < self.first_packet):
+                self.first_packet = first_seen
             since = self._baseline(now, first_seen)
             # Its counts since `since`, all of them; unknown start: no rate until the next reading.
             s.append((since, 0, 0.0, 0, 0) if since is not None else point)

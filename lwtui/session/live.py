@@ -358,7 +358,7 @@ class Session:
                       events_failed=stats["events_failed"], events_lost=self._lost,
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
                       active_flows=active, flow_capacity=self.probe.map_max_entries("flows"),
-                      **self._rates.update(now, stats, self.flows.dropped_bytes))
+                      **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet))
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:

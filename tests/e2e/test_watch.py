@@ -184,13 +184,11 @@ def test_a_steady_flow_reads_its_rate_from_the_second_report_then_zero(topo, wat
     assert all(near(d["pps"], RATE) for d in running[1:]), [d["pps"] for d in running]
     assert all(near(d["bps"], RATE * (100 + 28) * 8) for d in running[1:]), [d["bps"] for d in running]
     assert [d for d in reports(w, sport) if d["packets"] == n][-1] is idle   # nothing after it
-    # The header's totals are taken as the rows' rates: once the flow is older than the
-    # window (and the only traffic), the two agree.
-    old = [d for d in running if d["packets"] > (WINDOW + 0.5) * RATE]
-    assert old, running
-    for d in old:
+    # The header's totals are taken as the rows' rates (the flow is the only traffic): they
+    # agree, but for a packet that came between the reads of the flows and of the totals.
+    for d in running[1:]:
         st = stats_after(w, d)
-        assert abs(st["pps"] - d["pps"]) <= 0.02 * RATE and abs(st["bps"] - d["bps"]) <= 0.02 * d["bps"], (st, d)
+        assert abs(st["pps"] - d["pps"]) <= 0.05 * RATE and abs(st["bps"] - d["bps"]) <= 0.05 * d["bps"], (st, d)
 
 
 def test_dry_run_counts_would_drops_never_drops(topo, watch, lwtui_env):

@@ -249,15 +249,14 @@ def test_rates_on_screen_are_the_senders_from_the_second_refresh_then_zero(topo,
     async def scenario(pilot):
         with PacedUdp(topo.client_ns, SERVER, UDP_PORT, 6 * RATE, RATE, sport=UDP_SPORT) as tx:
             seen = await while_sending(pilot, app, tx, lambda: (
-                number(cell(app, "pps")), number(cell(app, "bps")), header_figure(app, "pkts/s"),
-                time.monotonic()))
+                number(cell(app, "pps")), number(cell(app, "bps")), header_figure(app, "pkts/s")))
             sent, _ = await asyncio.to_thread(tx.result)
         assert sent == 6 * RATE and len(seen) >= 8, seen
         assert all(near(pps, RATE) for pps, *_ in seen[1:]), seen           # from the second refresh on
         assert all(near(bps, RATE * SIZE_UDP * 8) for _, bps, *_ in seen[1:]), seen
-        first = seen[0][3]
-        old = [(pps, head) for pps, _, head, t in seen[:-1] if t - first > 3.5]   # older than the window
-        assert old and all(abs(pps - head) <= 1.0 for pps, head in old), seen  # header and row agree
+        # The header and the row agree (the kernel's totals are read just after the flows:
+        # a packet in between is 2/s at the second refresh).
+        assert all(abs(pps - head) <= 0.05 * RATE for pps, _, head in seen[1:]), seen
         # Stopped: the row and the header read 0 within the window (3 s).
         await within_refreshes(pilot, app, lambda: cell(app, "pps") == "0/s", "0/s on the row",
                                refreshes=int(3 / interval) + 3)
@@ -292,7 +291,7 @@ def test_dry_run_and_drops_on_screen_are_apart(topo, start_session):
             header_figure(app, "drops/s"), header_figure(app, "would-drops/s")))
         assert sent == n                                                # nothing dropped: every send went out
         assert len(seen) >= 4 and all(near(pps, RATE) and near(w, RATE) for pps, w, *_ in seen[1:]), seen
-        # The header's totals: no drops; would-drops at the rate of the 3 s window (the session was quiet before).
+        # The header's totals: no drops; would-drops over the 3 s window (the session had traffic before).
         assert all(drops == 0 and w > 0 for *_, drops, w in seen[1:]), seen
         label = next(c.label.plain for c in app.flow_table.columns.values() if c.key.value == "drops")
         assert label.startswith("would/s")

@@ -400,6 +400,22 @@ def test_total_rates_are_of_what_passed_and_of_what_was_dropped():
     assert got == {"pps": 70.0, "bps": 14_000 * 8 / 2, "drops_ps": 30.0, "would_drops_ps": 20.0}
 
 
+def test_a_young_sessions_totals_count_from_its_first_packet():
+    rates = TotalRates(window=3.0, start=100.0)
+    stats = lambda p: {"packets": p, "bytes": 100 * p, "drops": 0, "would_drops": 0}
+    assert rates.update(101.0, stats(0), 0.0, first_packet=None)["pps"] == 0.0
+    assert rates.update(102.0, stats(25), 0.0, first_packet=101.5)["pps"] == 50.0   # 25 in its 0.5 s
+    assert rates.update(103.0, stats(75), 0.0, first_packet=101.5)["pps"] == 50.0
+    assert rates.update(105.0, stats(175), 0.0, first_packet=101.5)["pps"] == 50.0  # (175 - 25) from 102
+
+
+def test_flow_table_knows_its_first_packet():
+    t = FlowTable()
+    t.update(100.0, [(fid(1), ctr(5, first=99.5))])
+    t.update(101.0, [(fid(1), ctr(9, first=99.5)), (fid(2), ctr(3, first=100.7))])
+    assert t.first_packet == 99.5
+
+
 def test_hit_split_books_hits_by_mode():
     split = HitSplit()
     e = lambda hits, text="port 53": RuleEntry(text, "port", hits=hits)
