@@ -325,3 +325,19 @@ def test_dry_run_and_drops_on_screen_are_apart(topo, start_session):
         await pilot.press("q")
 
     run_app(app, scenario)
+
+
+def test_a_dry_run_switch_books_what_came_before_it_under_dry_run(topo, start_session):
+    """The kernel counts drops and would-drops in one counter per flow and per rule: the
+    packets before a switch are would-drops even when no refresh came in between."""
+    session = start_session(dry_run=True)
+    session.block("port 5353/udp")
+    session.snapshot()
+    assert udp_from(topo.client_ns, 30) == 30           # dry-run: every datagram goes out
+    session.set_dry_run(False)                          # no snapshot since they were counted
+    assert udp_from(topo.client_ns, 20) == 0            # dropped: every send refused (EPERM)
+    snap = session.snapshot()
+    rec = next(r for r in snap.flows if r.id == UDP)
+    assert (rec.packets, rec.would_drops, rec.drops, rec.verdict) == (50, 30, 20, "drop")
+    assert [(r.text, r.would_drops, r.drops) for r in snap.rules] == [("port 5353/udp", 30, 20)]
+    assert (snap.totals.would_drops, snap.totals.drops) == (30, 20)
