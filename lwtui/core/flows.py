@@ -299,24 +299,7 @@ class FlowTable:
             # Its counts since `since`, all of them; unknown start: no rate until the next reading.
             s.append((since, 0, 0.0, 0, 0) if since is not None else point)
         prev = s[-1]
-        s.append(point)
-        window = self.rate_window
-        start = now - window
-        if s[1][0] <= start:
-            del s[0]                           # steady ticks: one sample leaves the window
-            if s[1][0] <= start or len(s) > _MAX_SAMPLES:
-                _trim(s, now, window)
-        elif len(s) > _MAX_SAMPLES:
-            _trim(s, now, window)
-        t0, p0, b0, d0, w0 = s[0]
-        period = now - t0
-        if period > 0:
-            if period < _MIN_SPAN:
-                period = min(_MIN_SPAN, window)
-            pps, bps = (point[1] - p0) / period, (point[2] - b0) * 8 / period
-            dps, wps = (drops - d0) / period, (would - w0) / period
-        else:
-            pps = bps = dps = wps = 0.0
+        pps, bps, dps, wps = self._window_rates(s, point, now)
         # History: bits/s of this tick alone, so a sparkline shows bursts the window smooths.
         tick = now - prev[0]
         tick_bps = (point[2] - prev[2]) * 8 / tick if tick > 0 else 0.0
@@ -329,8 +312,38 @@ class FlowTable:
             e.quiet = 0
         else:
             e.quiet += 1
-        # Published as packed doubles (FlowRecord reads them as a tuple): immutable, no
-        # float object per value, nothing for the GC to track.
+        hist, dhist = self._histories(r, tick_bps, tick_dbps)
+        e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
+                              pps, bps, dps, hist, would, wps, dhist)
+        e.counters = c
+
+    def _window_rates(self, s: list, point: tuple, now: float) -> tuple[float, float, float, float]:
+        """Add a flow's newest sample, keep what the window needs; packets and bits passed,
+        drops and would-drops, per second over the window (or the flow's age)."""
+        s.append(point)
+        window = self.rate_window
+        start = now - window
+        if s[1][0] <= start:
+            del s[0]                           # steady ticks: one sample leaves the window
+            if s[1][0] <= start or len(s) > _MAX_SAMPLES:
+                _trim(s, now, window)
+        elif len(s) > _MAX_SAMPLES:
+            _trim(s, now, window)
+        t0, p0, b0, d0, w0 = s[0]
+        period = now - t0
+        if period <= 0:
+            return 0.0, 0.0, 0.0, 0.0
+        if period < _MIN_SPAN:
+            period = min(_MIN_SPAN, window)
+        return ((point[1] - p0) / period, (point[2] - b0) * 8 / period,
+                (point[3] - d0) / period, (point[4] - w0) / period)
+
+    def _histories(self, r: Optional[FlowRecord], tick_bps: float, tick_dbps: float) -> tuple[bytes, bytes]:
+        """A flow's histories (passed, dropped bits/s per tick) with this tick's values, bounded.
+
+        Published as packed doubles (FlowRecord reads them as tuples): immutable, no
+        float object per value, nothing for the GC to track. Only flows that dropped
+        carry a drop history."""
         keep = self._keep
         if r is None:
             hist = dhist = b""
@@ -341,15 +354,13 @@ class FlowTable:
         if len(hist) > keep:
             hist = hist[len(hist) - keep:]
         hist += _PACK_ONE(tick_bps)
-        if dhist or tick_dbps:                 # only flows that dropped carry a drop history
+        if dhist or tick_dbps:
             if dhist.__class__ is not bytes:
                 dhist = _pack_history(dhist)
             if len(dhist) > keep:
                 dhist = dhist[len(dhist) - keep:]
             dhist += _PACK_ONE(tick_dbps)
-        e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
-                              pps, bps, dps, hist, would, wps, dhist)
-        e.counters = c
+        return hist, dhist
 
     @staticmethod
     def _split(e: _Entry, dp: int, db: int, dd: int, nbytes: int, dry_run: bool) -> None:
