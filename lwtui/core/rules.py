@@ -261,17 +261,15 @@ def rule_of_kind(flow: FlowId, kind: str, rules: Iterable[Rule]) -> Optional[Rul
     mine = [r for r in rules if r.kind == kind and r.matches(flow)]
     if len(mine) < 2:
         return mine[0] if mine else None
-    if kind == "host":
-        for addr in (flow.src, flow.dst):
-            held = [r for r in mine if _in(addr, r.network)]
-            if held:
-                return max(held, key=lambda r: r.network.prefixlen)
-    if kind == "port":
-        order = [(flow.sport, flow.proto), (flow.dport, flow.proto), (flow.dport, None), (flow.sport, None)]
-        for port, proto in order:
-            for r in mine:
-                if (r.port, r.proto) == (port, proto):
-                    return r
+    hosts = [r for r in mine if isinstance(r, HostRule)]
+    for addr in (flow.src, flow.dst) if hosts else ():
+        held = [r for r in hosts if _in(addr, r.network)]
+        if held:
+            return max(held, key=lambda r: r.network.prefixlen)
+    ports = {(r.port, r.proto): r for r in mine if isinstance(r, PortRule)}
+    for key in ((flow.sport, flow.proto), (flow.dport, flow.proto), (flow.dport, None), (flow.sport, None)):
+        if key in ports:
+            return ports[key]
     return mine[0]
 
 
