@@ -48,10 +48,11 @@ def stacked_chart(passed: list[float], dropped: list[float], width: int, height:
     peak = top if top is not None else max((a + b for a, b in zip(p, d)), default=0.0)
     scale = height * 8 / peak if peak > 0 else 0.0
     cols = []
+    top_level = height * 8
     for a, b in zip(p, d):
-        pl = max(1, round(a * scale)) if a > 0 and scale else 0
-        tl = max(pl + (1 if b > 0 else 0), round((a + b) * scale)) if scale else 0
-        cols.append((min(pl, height * 8), min(tl, height * 8)))
+        pl = min(max(1, round(a * scale)), top_level - (1 if b > 0 else 0)) if a > 0 and scale else 0
+        tl = min(max(pl + (1 if b > 0 else 0), round((a + b) * scale)), top_level) if scale else 0
+        cols.append((pl, tl))
     rows = []
     for row in range(height):
         floor = (height - 1 - row) * 8
