@@ -1,12 +1,13 @@
 """`lwtui watch`: the headless view of a Session, as JSON lines or a rich table.
 
-JSON lines are a contract (README.md, "JSON lines"): one object per line, "type" first;
-flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
-verdict, first_seen, last_seen (RFC 3339 UTC), and pid and comm where the
-process behind the flow's local socket is known; stats carry lwtui's own cost
-(ns_per_packet by hook, from the kernel's run-time statistics). ICMP flows
-carry icmp_type and icmp_code in place of ports: "type" is taken by the record
-type.
+JSON lines are a contract (README.md, "JSON lines"): one object per line, "type"
+first; flows carry hook, proto, src, dst, sport/dport, packets, bytes, drops,
+would_drops, verdict, first_seen, last_seen (RFC 3339 UTC), the rates of what
+passed (pps, bps) and of what was dropped (drop_pps) or, in dry-run, matched
+and passed (would_drop_pps), and pid and comm where the process behind the
+flow's local socket is known; stats carry lwtui's own cost (ns_per_packet by
+hook, from the kernel's run-time statistics). ICMP flows carry icmp_type and
+icmp_code in place of ports: "type" is taken by the record type.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import time
 from typing import IO, TYPE_CHECKING, Any, Callable
 
-from lwtui.core.model import FlowId, Snapshot, Totals
+from lwtui.core.model import FlowId, FlowRecord, Snapshot, Totals
 from lwtui.core.names import addr_text, endpoint
 from lwtui.core.records import event_json, flow_fields, flow_json, rfc3339, rule_json  # noqa: F401  (re-exported)
 from lwtui.core.units import fmt_bits, fmt_bytes, fmt_cost, fmt_count, fmt_duration
@@ -26,12 +27,18 @@ if TYPE_CHECKING:
     from rich.text import JustifyMethod
 
 
+def moving(r: FlowRecord) -> bool:
+    """Whether any of a flow's rates is above 0."""
+    return bool(r.pps or r.bps or r.drops_ps or r.would_drops_ps)
+
+
 def stats_json(t: Totals, when: float) -> dict:
     return {"type": "stats", "time": rfc3339(when), "packets": t.packets, "bytes": t.bytes,
             "drops": t.drops, "would_drops": t.would_drops, "parse_errors": t.parse_errors,
             "events_lost": events_lost(t), "new_flows": t.new_flows,
             "active_flows": t.active_flows, "flow_capacity": t.flow_capacity,
-            "pps": round(t.pps, 3), "bps": round(t.bps, 3),
+            "pps": round(t.pps, 3), "bps": round(t.bps, 3), "drop_pps": round(t.drops_ps, 3),
+            "would_drop_pps": round(t.would_drops_ps, 3),
             "ns_per_packet": {h: None if ns is None else round(ns, 1) for h, ns in t.ns_per_packet().items()}}
 
 
@@ -43,7 +50,9 @@ def events_lost(t: Totals) -> int:
 
 
 class JsonReporter:
-    """Writes each interval's changes: events, flows whose counters moved, totals."""
+    """Writes each interval's changes: events, flows whose counters moved, totals.
+
+    A flow that stops gets one more record, once its rates have fallen to 0."""
 
     def __init__(self, out: IO[str]):
         self.out = out
@@ -54,7 +63,7 @@ class JsonReporter:
         owners = snap.owners or {}
         for r in snap.flows:
             owner = owners.get(r.id)
-            sig = (r.packets, r.drops, r.verdict, owner)
+            sig = (r.packets, r.drops, r.would_drops, r.verdict, r.rule, moving(r), owner)
             if self._seen.get(r.id) != sig:
                 self._seen[r.id] = sig
                 lines.append(flow_json(r, owner))
@@ -73,8 +82,9 @@ def flow_table(snap: Snapshot, limit: int = 40):
     full = "TABLE FULL  " if t.flow_capacity and t.active_flows >= t.flow_capacity else ""
     keep = "KEEP-BLOCKS  " if snap.keep_blocks else ""
     title = (f"lwtui {snap.session}  {'DRY-RUN' if snap.dry_run else 'MONITOR'}  {keep}"
-             f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)}  flows {t.active_flows}  "
-             f"drops {t.drops + t.would_drops}  parse errors {t.parse_errors}  "
+             f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)} passed  flows {t.active_flows}  "
+             f"drops {t.drops}  " + (f"would-drops {t.would_drops}  " if t.would_drops else "") +
+             f"parse errors {t.parse_errors}  "
              f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
     if t.bpf_runtime:
         title += f"  ns/pkt {fmt_cost(t.ns_per_packet())}"
@@ -82,7 +92,8 @@ def flow_table(snap: Snapshot, limit: int = 40):
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),
         ("destination", "left"), ("pkts", "right"), ("bytes", "right"),
-        ("rate", "right"), ("drops", "right"), ("verdict", "left"))
+        ("bits/s", "right"), ("pkts/s", "right"), ("drops", "right"), ("would-drops", "right"),
+        ("verdict", "left"))
     for col, just in columns:
         table.add_column(col, justify=just, no_wrap=True)
     for r in sorted(snap.flows, key=lambda r: (r.bps, r.bytes), reverse=True)[:limit]:
@@ -90,10 +101,15 @@ def flow_table(snap: Snapshot, limit: int = 40):
         src, dst = _endpoint(f, f.src, f.sport, True), _endpoint(f, f.dst, f.dport, False)
         mark = {"drop": "[red]✖[/]", "would-drop": "[yellow]◌[/]"}.get(r.verdict, " ")
         table.add_row(mark, f.hook, f.proto_name, src, dst, fmt_count(r.packets), fmt_bytes(r.bytes),
-                      fmt_bits(r.bps), str(r.drops), r.verdict + (f" ({r.rule})" if r.rule else ""))
+                      fmt_bits(r.bps), fmt_count(r.pps), _count_rate(r.drops, r.drops_ps),
+                      _count_rate(r.would_drops, r.would_drops_ps), r.verdict + (f" ({r.rule})" if r.rule else ""))
     if not snap.flows:
         table.caption = "no traffic on the attached routes yet: send some (e.g. curl or ping through the route)"
     return table
+
+
+def _count_rate(count: int, rate: float) -> str:
+    return f"{count} ({fmt_count(rate)}/s)" if rate else str(count)
 
 
 def _endpoint(f: FlowId, addr, port: int, is_src: bool) -> str:

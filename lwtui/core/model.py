@@ -56,20 +56,29 @@ class FlowId:
 
 @dataclass
 class FlowRecord:
-    """A flow's counters and derived metrics as of the last tick."""
+    """A flow's counters and derived metrics as of the last tick.
+
+    `packets` and `bytes` count every packet the hook saw; `drops` only those
+    really dropped, `would_drops` those a rule matched in dry-run (they passed).
+    The rates are of what passed (pps, bps) and of what was dropped or would
+    have been (drops_ps, would_drops_ps), so a blocked flow reads 0 pps.
+    """
     id: FlowId
     packets: int = 0
     bytes: int = 0
-    drops: int = 0               # dropped, or would-dropped in dry-run
+    drops: int = 0               # really dropped (BPF_DROP)
     tcp_flags: int = 0           # OR of flags seen (FIN=0x01 ... CWR=0x80)
     verdict: str = "allow"       # "allow" | "drop" | "would-drop"
     rule: str = ""               # the rule (grammar text) behind a drop verdict, if known
     first_seen: float = 0.0      # wall clock, seconds since the epoch
     last_seen: float = 0.0
-    pps: float = 0.0             # over the rate window
-    bps: float = 0.0             # bits per second
-    drops_ps: float = 0.0
-    history: tuple[float, ...] = ()  # bits/s per tick, oldest first, bounded (see the property below)
+    pps: float = 0.0             # packets passed per second, over the rate window
+    bps: float = 0.0             # bits passed per second
+    drops_ps: float = 0.0        # packets dropped per second
+    history: tuple[float, ...] = ()  # bits/s passed per tick, oldest first, bounded (see the property below)
+    would_drops: int = 0         # dry-run: matched a rule, passed
+    would_drops_ps: float = 0.0
+    drop_history: tuple[float, ...] = ()  # bits/s dropped per tick, aligned on the newest history value
 
     def idle(self, now: float) -> float:
         return max(0.0, now - self.last_seen)
@@ -86,23 +95,42 @@ def _set_history(rec: FlowRecord, value: tuple[float, ...] | bytes) -> None:
     rec.__dict__["_history"] = value
 
 
+def _get_drop_history(rec: FlowRecord) -> tuple[float, ...]:
+    h = rec.__dict__["_drop_history"]
+    if h.__class__ is bytes:
+        h = rec.__dict__["_drop_history"] = struct.unpack(f"{len(h) >> 3}d", h)
+    return h
+
+
+def _set_drop_history(rec: FlowRecord, value: tuple[float, ...] | bytes) -> None:
+    rec.__dict__["_drop_history"] = value
+
+
 # `history` stays a dataclass field (init, ==, repr, fields(), replace() see a
 # tuple) stored in `_history`. A FlowTable stores native doubles packed in bytes
 # there: immutable, no float object per value, nothing for the garbage collector
 # to track, and most records are never drawn (a terminal shows a few dozen of
 # 10,000 flows), so the tuple is built only when someone reads `history`.
-# The type checker keeps seeing the field (a tuple), which is what every reader gets.
+# The type checker keeps seeing the fields (tuples), which is what every reader gets.
 FlowRecord.history = property(_get_history, _set_history,  # type: ignore[assignment]
-                              doc="bits/s per tick, oldest first, bounded")
+                              doc="bits/s passed per tick, oldest first, bounded")
+FlowRecord.drop_history = property(_get_drop_history, _set_drop_history,  # type: ignore[assignment]
+                                   doc="bits/s dropped per tick, oldest first; shorter than history "
+                                       "when the flow's first drops are recent (align on the newest)")
 
 
 @dataclass(frozen=True)
 class Totals:
-    """Session-wide counters (sums of the per-CPU `stats` array) and rates."""
+    """Session-wide counters (sums of the per-CPU `stats` array) and rates.
+
+    Rates cover the same window as the flows' rates: pps and bps of what
+    passed, drops_ps of what was dropped, would_drops_ps of what dry-run let
+    through that a rule matched.
+    """
     packets: int = 0
     bytes: int = 0
-    drops: int = 0
-    would_drops: int = 0
+    drops: int = 0               # really dropped
+    would_drops: int = 0         # dry-run: matched a rule, passed
     parse_errors: int = 0
     events_failed: int = 0       # perf output failures inside the program
     events_lost: int = 0         # reported lost by the perf buffer reader
@@ -111,6 +139,7 @@ class Totals:
     pps: float = 0.0
     bps: float = 0.0
     drops_ps: float = 0.0
+    would_drops_ps: float = 0.0
     active_flows: int = 0
     flow_capacity: int = 0       # max entries of the kernel flow map
     bpf_runtime: tuple[tuple[str, int, int], ...] = ()  # (hook, run_time_ns, run_cnt) of each program
@@ -137,9 +166,15 @@ class RuleEntry:
     """An active verdict rule, as listed from the maps."""
     text: str                    # rule grammar, e.g. "port 8080/tcp"
     kind: str                    # "flow" | "host" | "port"
-    hits: int = 0
+    hits: int = 0                # packets it matched: dropped, or passed in dry-run
     expires_in: float | None = None  # seconds left, None without TTL
     created: float = 0.0         # wall clock
+    would_drops: int = 0         # of the hits, those matched in dry-run (they passed)
+
+    @property
+    def drops(self) -> int:
+        """Hits that were really dropped."""
+        return max(0, self.hits - self.would_drops)
 
 
 @dataclass(frozen=True)

@@ -32,13 +32,14 @@ def flow_fields(f: FlowId) -> dict:
 
 def flow_json(r: FlowRecord, owner: Owner | None = None) -> dict:
     d = {"type": "flow", **flow_fields(r.id), "packets": r.packets, "bytes": r.bytes,
-         "drops": r.drops, "verdict": r.verdict}
+         "drops": r.drops, "would_drops": r.would_drops, "verdict": r.verdict}
     if r.rule:
         d["rule"] = r.rule
     if owner is not None:   # the process behind the flow's local socket, where known
         d.update(pid=owner.pid, comm=owner.comm)
     d.update(first_seen=rfc3339(r.first_seen), last_seen=rfc3339(r.last_seen),
-             pps=round(r.pps, 3), bps=round(r.bps, 3))
+             pps=round(r.pps, 3), bps=round(r.bps, 3), drop_pps=round(r.drops_ps, 3),
+             would_drop_pps=round(r.would_drops_ps, 3))
     return d
 
 

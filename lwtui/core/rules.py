@@ -5,7 +5,8 @@
     port PORT[/PROTO]                any TCP or UDP packet from or to that port
 
 `matches()` mirrors what the BPF programs do with the encoded keys, so the
-dashboard can tell which rule drops a flow without asking the kernel:
+dashboard knows which rules a key like `a` lifts, and, given the kind of rule the
+kernel says decided a flow, which rule of that kind it was (rule_of_kind):
 - flow rules match either direction (the program also looks the key up with
   source and destination swapped) on every hook; a non-first fragment (ports 0)
   matches only a flow rule with ports 0;
@@ -246,6 +247,29 @@ def rule_for(flow: FlowId, kind: str, local_hint: Iterable[IPAddress] | None = N
             raise RuleError(f"{what} has no ports: block the host (h) or the flow (d)")
         return PortRule(service_port(flow.sport, flow.dport), flow.proto)
     raise ValueError(f"kind must be flow, host or port, got {kind!r}")
+
+
+def rule_of_kind(flow: FlowId, kind: str, rules: Iterable[Rule]) -> Optional[Rule]:
+    """The rule of `kind` that the kernel matched for this flow, among `rules` (the
+    active rules listed from the maps). The kernel says which kind decided (a flow's
+    rule_kind); within a kind one key matches, looked up as the programs do: flow, the
+    key either way round; host, the longest prefix holding the source, else the
+    destination's; port, the source then the destination port of the flow's protocol,
+    then the destination then the source port for any protocol. None when no active
+    rule of that kind matches (it was lifted since the flow's last packet)."""
+    mine = [r for r in rules if r.kind == kind and r.matches(flow)]
+    if len(mine) < 2:
+        return mine[0] if mine else None
+    hosts = [r for r in mine if isinstance(r, HostRule)]
+    for addr in (flow.src, flow.dst) if hosts else ():
+        held = [r for r in hosts if _in(addr, r.network)]
+        if held:
+            return max(held, key=lambda r: r.network.prefixlen)
+    ports = {(r.port, r.proto): r for r in mine if isinstance(r, PortRule)}
+    for key in ((flow.sport, flow.proto), (flow.dport, flow.proto), (flow.dport, None), (flow.sport, None)):
+        if key in ports:
+            return ports[key]
+    return mine[0]
 
 
 def rules_blocking(flow: FlowId, rules: Iterable[Rule]) -> list[Rule]:

@@ -31,11 +31,11 @@ from lwtui.core import paths, procs
 from lwtui.kernel import kstructs, pins, runstats
 from lwtui.session import state
 from lwtui.net import routes
-from lwtui.core.flows import Counters, FlowTable
+from lwtui.core.flows import Counters, FlowTable, HitSplit, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import Rule, rule_for, rules_blocking
+from lwtui.core.rules import Rule, rule_for, rule_of_kind, rules_blocking
 from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
 from lwtui.session.owners import OwnerResolver
@@ -89,12 +89,14 @@ class Session:
         self.started = time.time()
         self._mono_to_wall = time.time() - time.monotonic()
         self._lock = threading.Lock()
+        self._read_lock = threading.Lock()   # one reading of the maps at a time: snapshot, a dry-run switch
         self._routes_lock = threading.Lock()
         self._events = EventLog()
         self._lost = 0
         self._closed = False
         self._on_status = on_status or (lambda msg: None)
-        self._last_totals: tuple[float, dict] | None = None
+        self._rates = TotalRates(self.flows.rate_window, self.started)
+        self._hits = HitSplit()
         self._next_route_check = 0.0
         self._totals = Totals()
         self._runstats = runstats.RunStats()   # the kernel times our programs while this is open
@@ -128,6 +130,8 @@ class Session:
                 self._runstats.open()   # the kernel times lwtui's programs from now on
             except runstats.RunStatsError as e:
                 self._log("info", f"lwtui's own cost is not shown: {e.strerror} (BPF_ENABLE_STATS needs Linux 5.8+)")
+            # The totals' rates count from here: the kernel's counters are 0 until the first attach.
+            self._rates = TotalRates(self.flows.rate_window, time.time())
             self.state = state.SessionState(name=self.name, pid=os.getpid(),
                                            start_time=procs.proc_start_time(os.getpid()),
                                            started=self.started, dry_run=self.dry_run,
@@ -310,8 +314,9 @@ class Session:
                 self.flows.note_new(fid, when)
             self._log("new", flow_text(fid), fid, when)
         elif ev.type == kstructs.EV_DROP:
+            # The kernel's count is of every match, dropped or (dry-run) passed: say so.
             what = "would drop" if self.dry_run else "dropped"
-            self._log("drop", f"{what} {flow_text(fid)} ({ev.drops} so far, "
+            self._log("drop", f"{what} {flow_text(fid)} ({ev.drops} matched so far, "
                       f"{kstructs.RULE_KIND_NAMES.get(ev.rule_kind, '')} rule)", fid, when)
 
     def _on_lost(self, count: int) -> None:
@@ -328,20 +333,15 @@ class Session:
             raise SessionError("session is not running")
         faults.check("snapshot")
         self.check_routes()
-        now = time.time()
-        active, expired = self.store.sweep()
-        for r in expired:
-            self._log("allow", f"rule expired: {r.text}")
-        raw = self.probe.read_flows()
-        stats = self.probe.read_stats()
-        rule_list = [e for e, _ in active]
-        active_rules = [r for _, r in active]
-        gen = self.store.config().rules_gen
-        rows = [self._row(key, st, active_rules, gen) for key, st in raw]
-        with self._lock:
-            self.flows.update(now, rows)
-            records = self.flows.records()
-        self._totals = self._make_totals(now, stats, len(records))
+        with self._read_lock:
+            now = time.time()
+            active, expired = self.store.sweep()
+            for r in expired:
+                self._log("allow", f"rule expired: {r.text}")
+            rule_list = self._hits.update([e for e, _ in active], self.dry_run)
+            records = self._read_flows(now, [r for _, r in active])
+            stats = self.probe.read_stats()
+            self._totals = self._make_totals(now, stats, len(records))
         owners = self._owners.resolve(records)
         return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, owners=owners,
                         events=self._events.drain(),
@@ -350,15 +350,26 @@ class Session:
                         dry_run=self.dry_run, keep_blocks=self.keep_blocks, started=self.started,
                         session=self.name)
 
-    def _row(self, key, st, active_rules: list[Rule], gen: int) -> tuple[FlowId, Counters]:
+    def _read_flows(self, now: float, active_rules: list[Rule]) -> list:
+        """Read the flow map into the flow table (what it gained since the last read is
+        booked under the current mode); the table's records. Holds _read_lock."""
+        assert self.probe is not None       # snapshot() checked
+        raw = self.probe.read_flows()
+        rows = [self._row(key, st, active_rules) for key, st in raw]
+        with self._lock:
+            self.flows.update(now, rows, dry_run=self.dry_run)
+            return self.flows.records()
+
+    def _row(self, key, st, active_rules: list[Rule]) -> tuple[FlowId, Counters]:
+        """A flow as the kernel has it. Its verdict is the kernel's, given with its last
+        packet; the rule is the one of the kind the kernel names (rule_kind) among the
+        rules in the maps, empty when that rule was lifted since."""
         fid = flow_id_from_key(key, self._ids)
         verdict, rule_text = "allow", ""
-        # The kernel's cached verdict is current when its generation matches;
-        # otherwise the rules changed since the flow's last packet: ask them.
-        if st.verdict == kstructs.DROP or st.rules_gen != gen:
-            matched = rules_blocking(fid, active_rules) if active_rules else []
-            if matched:
-                verdict, rule_text = ("would-drop" if self.dry_run else "drop"), matched[0].text
+        if st.verdict == kstructs.DROP:
+            verdict = "would-drop" if self.dry_run else "drop"
+            rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""), active_rules)
+            rule_text = rule.text if rule is not None else ""
         return fid, Counters(packets=st.packets, bytes=st.bytes, drops=st.drops,
                              first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,
                              last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
@@ -366,22 +377,13 @@ class Session:
 
     def _make_totals(self, now: float, stats: dict, active: int) -> Totals:
         assert self.probe is not None       # snapshot() checked
-        pps = bps = dps = 0.0
-        if self._last_totals is not None:
-            t0, s0 = self._last_totals
-            dt = now - t0
-            if dt > 0:
-                pps = max(0, stats["packets"] - s0["packets"]) / dt
-                bps = max(0, stats["bytes"] - s0["bytes"]) * 8 / dt
-                dps = max(0, stats["drops"] + stats["would_drops"] - s0["drops"] - s0["would_drops"]) / dt
-        self._last_totals = (now, stats)
         return Totals(packets=stats["packets"], bytes=stats["bytes"], drops=stats["drops"],
                       would_drops=stats["would_drops"], parse_errors=stats["parse_errors"],
                       events_failed=stats["events_failed"], events_lost=self._lost,
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
-                      pps=pps, bps=bps, drops_ps=dps, active_flows=active,
-                      flow_capacity=self.probe.map_max_entries("flows"),
-                      bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()))
+                      active_flows=active, flow_capacity=self.probe.map_max_entries("flows"),
+                      bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()),
+                      **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet))
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:
@@ -413,11 +415,21 @@ class Session:
         return lifted
 
     def rules(self) -> list[RuleEntry]:
-        return self._store().entries()
+        """The active rules, their hits split into drops and would-drops."""
+        return self._hits.view(self._store().entries(), self.dry_run)
 
     def set_dry_run(self, on: bool) -> None:
-        self._store().set_dry_run(on)
-        self.dry_run = on
+        """Switch dry-run. The kernel counts a flow's drops and would-drops as one, so what
+        the flows and rules gained until now is booked under the mode that ends, first."""
+        store = self._store()
+        with self._read_lock:
+            if on != self.dry_run:
+                now = time.time()
+                active = store.entries()
+                self._hits.update(active, self.dry_run)
+                self._read_flows(now, [parse_rule(e.text) for e in active])
+            store.set_dry_run(on)
+            self.dry_run = on
         if self.state is not None:
             self.state.dry_run = on
             self.state.save()

@@ -57,6 +57,7 @@ def snapshot_to_dict(s: Snapshot) -> dict:
         d = {f.name: getattr(r, f.name) for f in dataclasses.fields(r) if f.name != "id"}
         d["id"] = _flow_id_to_dict(r.id)
         d["history"] = list(r.history)
+        d["drop_history"] = list(r.drop_history)
         flows.append(d)
     events = [{"time": e.time, "kind": e.kind, "text": e.text,
                "flow": _flow_id_to_dict(e.flow) if e.flow else None} for e in s.events]
@@ -73,6 +74,7 @@ def snapshot_from_dict(d: dict) -> Snapshot:
         fd = dict(fd)
         fid = _flow_id_from_dict(fd.pop("id"))
         fd["history"] = tuple(fd.get("history", ()))
+        fd["drop_history"] = tuple(fd.get("drop_history", ()))
         flows.append(FlowRecord(id=fid, **fd))
     events = [EventEntry(time=e["time"], kind=e["kind"], text=e["text"],
                          flow=_flow_id_from_dict(e["flow"]) if e.get("flow") else None)
@@ -109,6 +111,15 @@ def load_recording(path: str | os.PathLike) -> list[Snapshot]:
 
 # -- playback ---------------------------------------------------------------
 
+def _split_history(rec: FlowRecord, dropped: list[bool]) -> None:
+    """Move the bits/s of the ticks that were dropped (flags aligned on the newest)
+    from the flow's history to its drop history."""
+    hist = list(rec.history)
+    flags = ([False] * len(hist) + dropped)[-len(hist):] if hist else []
+    rec.drop_history = tuple(v if f else 0.0 for v, f in zip(hist, flags))
+    rec.history = tuple(0.0 if f else v for v, f in zip(hist, flags))
+
+
 @dataclasses.dataclass
 class _Active:
     """A rule the replay holds, with the bookkeeping the kernel maps would keep."""
@@ -116,6 +127,7 @@ class _Active:
     created: float
     expires_at: float | None
     hits: int = 0
+    would_drops: int = 0
 
 
 class ReplaySession:
@@ -148,11 +160,14 @@ class ReplaySession:
         self._events: list[EventEntry] = [e for f in self._frames[:self._index] for e in f.events]
         self._rules: dict[str, _Active] = {}
         self._extra_drops: dict[FlowId, int] = {}
+        self._extra_would: dict[FlowId, int] = {}
+        self._dropped_ticks: dict[FlowId, list[bool]] = {}
         self._last_packets: dict[FlowId, int] = {}
         for entry in first.rules:
             self._rules[entry.text] = _Active(parse_rule(entry.text), entry.created,
                                               None if entry.expires_in is None
-                                              else first.time + entry.expires_in, entry.hits)
+                                              else first.time + entry.expires_in, entry.hits,
+                                              entry.would_drops)
 
     @property
     def closed(self) -> bool:
@@ -240,34 +255,48 @@ class ReplaySession:
                 self._log("allow", f"rule expired: {text}")
 
     def _apply_rules(self, snap: Snapshot) -> None:
-        """Recompute every flow's verdict from the replay's rules, as the kernel would."""
+        """Recompute every flow's verdict from the replay's rules, as the kernel would: a
+        blocked flow's packets since the block are dropped (would-drops in dry-run, which
+        pass), its rates and history move from passed to dropped."""
         active = [a.rule for a in self._rules.values()]
         word = "would-drop" if self.dry_run else "drop"
-        extra_total = extra_ps = 0.0
+        moved = {"pps": 0.0, "bps": 0.0, "drops_ps": 0.0, "would_drops_ps": 0.0}
         for rec in snap.flows:
             delta = max(0, rec.packets - self._last_packets.get(rec.id, rec.packets))
             self._last_packets[rec.id] = rec.packets
             # The kernel looks up exact flow, then host, then port: the first hit decides.
             matched = sorted(rules_blocking(rec.id, active), key=lambda r: _PRECEDENCE[r.kind]) if active else []
+            dropping = bool(matched) and not self.dry_run
+            ticks = self._dropped_ticks[rec.id] = (self._dropped_ticks.get(rec.id, []) + [dropping])[-256:]
             if not matched:
                 rec.verdict, rec.rule = "allow", ""
             else:
                 rec.verdict, rec.rule = word, matched[0].text
-                self._extra_drops[rec.id] = self._extra_drops.get(rec.id, 0) + delta
-                self._rules[matched[0].text].hits += delta
-                rec.drops_ps = rec.pps
-                extra_ps += rec.pps
-            extra = self._extra_drops.get(rec.id, 0)
-            rec.drops += extra
-            extra_total += extra
-        if extra_total or extra_ps:
-            t = snap.totals
-            field = "would_drops" if self.dry_run else "drops"
-            snap.totals = dataclasses.replace(t, drops_ps=t.drops_ps + extra_ps,
-                                              **{field: getattr(t, field) + int(extra_total)})
+                held = self._rules[matched[0].text]
+                held.hits += delta
+                held.would_drops += 0 if dropping else delta
+                counts = self._extra_drops if dropping else self._extra_would
+                counts[rec.id] = counts.get(rec.id, 0) + delta
+                if dropping:
+                    moved["pps"] -= rec.pps
+                    moved["bps"] -= rec.bps
+                    moved["drops_ps"] += rec.pps
+                    rec.drops_ps, rec.pps, rec.bps = rec.pps, 0.0, 0.0
+                else:
+                    moved["would_drops_ps"] += rec.pps
+                    rec.would_drops_ps = rec.pps
+            rec.drops += self._extra_drops.get(rec.id, 0)
+            rec.would_drops += self._extra_would.get(rec.id, 0)
+            if any(ticks):
+                _split_history(rec, ticks)
+        t = snap.totals
+        snap.totals = dataclasses.replace(
+            t, drops=t.drops + sum(self._extra_drops.values()),
+            would_drops=t.would_drops + sum(self._extra_would.values()),
+            **{k: max(0.0, getattr(t, k) + v) for k, v in moved.items()})
 
     def _entries(self, now: float) -> list[RuleEntry]:
         return [RuleEntry(text=text, kind=text.split()[0], hits=a.hits,
                           expires_in=None if a.expires_at is None else max(0.0, a.expires_at - now),
-                          created=a.created)
+                          created=a.created, would_drops=a.would_drops)
                 for text, a in self._rules.items()]

@@ -238,7 +238,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
                 self._fetch_other_routes()
         elif not sel.rows:
             empty.show_filtered(self.filter_text or "(idle flows expired)", sel.total)
-        table.show(sel.rows, snap.time, self.fade_after, self.row_key_of)
+        table.show(sel.rows, snap.time, self.fade_after, self.row_key_of, snap.dry_run)
         self._show_note(sel, sort.name)
         self.query_one(DetailPane).owners = snap.owners
         self.query_one(DetailPane).show(self.selected_record, snap.time)

@@ -27,9 +27,11 @@ COLUMNS = [
     ("pps", "pkts/s", 7),
     ("trend", "trend", 8),
     ("flags", "flags", 5),
-    ("drops", "drops", 6),
+    ("drops", "drop/s", 7),
     ("age", "age/idle", 11),
 ]
+# The drops column in dry-run: the rate of packets a rule matched and that passed.
+WOULD_DROPS_LABEL = "would/s"
 RIGHT = {"pkts", "bytes", "bps", "pps", "drops", "age"}
 TREND_WIDTH = 8
 
@@ -94,8 +96,19 @@ def clock_text(t: float) -> str:
     return time.strftime("%H:%M:%S", time.localtime(t))
 
 
-def row_cells(rec: FlowRecord, now: float, fade_after: float, key: str) -> tuple[Text, ...]:
-    """The cells of one flow row, in COLUMNS order; idle flows are dimmed."""
+def drops_cell(rec: FlowRecord, base: str, faded: bool, dry_run: bool) -> Text:
+    """The drops column: packets dropped per second, or in dry-run those a rule matched
+    (they passed): never the one for the other."""
+    rate, style = (rec.would_drops_ps, " bold yellow") if dry_run else (rec.drops_ps, " bold red")
+    return Text(rate_pkts(rate) if rate else "·", justify="right",
+                style=(base + style) if rate and not faded else base)
+
+
+def row_cells(rec: FlowRecord, now: float, fade_after: float, key: str,
+              dry_run: bool = False) -> tuple[Text, ...]:
+    """The cells of one flow row, in COLUMNS order; idle flows are dimmed. Rates are
+    of what passed (bits/s, pkts/s, trend) and of what was dropped (drop/s), or with
+    dry_run of what a rule matched and passed (would/s)."""
     f = rec.id
     faded = rec.idle(now) >= fade_after
     base = "dim" if faded else ""
@@ -103,8 +116,6 @@ def row_cells(rec: FlowRecord, now: float, fade_after: float, key: str) -> tuple
     marker = KeyedText(mark, style="dim " + mstyle if faded else mstyle, row_key=key)
     blocked = rec.verdict != "allow"
     addr_style = base + (" red" if rec.verdict == "drop" else " yellow" if blocked else "")
-    drops = Text(fmt_count(rec.drops) if rec.drops else "·", justify="right",
-                 style=(base + " bold red") if rec.drops and not faded else base)
     # Headroom above the row's own peak: a steady flow reads as a level line,
     # not a solid slab merging with the rows around it.
     hist = list(rec.history)[-TREND_WIDTH:]
@@ -122,6 +133,6 @@ def row_cells(rec: FlowRecord, now: float, fade_after: float, key: str) -> tuple
         Text(rate_pkts(rec.pps), justify="right", style=base if rec.pps else "dim"),
         Text(trend, style="dim " + trend_style if faded else trend_style),
         Text(flags_text(f, rec.tcp_flags), style=base),
-        drops,
+        drops_cell(rec, base, faded, dry_run),
         Text(age_text(rec, now), justify="right", style=base),
     )

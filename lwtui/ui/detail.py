@@ -10,8 +10,9 @@ from textual.widgets import Static
 
 from lwtui.core.model import FlowRecord
 from lwtui.core.names import endpoint
-from lwtui.core.units import bar_chart, fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
 from lwtui.ui.cells import MARKERS, VERDICT_WORDS, clock_text, flags_text, rate_pkts
+from lwtui.ui.chart import stacked_chart
 
 MAX_STRETCH = 4   # columns per tick at most, when a flow has few ticks of history
 
@@ -46,15 +47,22 @@ def detail_text(rec: FlowRecord, now: float, owners: dict | None = None) -> Text
     _row(out, "key", f"hook {f.hook} · IPv{f.family} · proto {f.proto_name} ({f.proto})")
     mark, style = MARKERS.get(rec.verdict, ("?", "magenta"))
     verdict = [(f"{mark} {VERDICT_WORDS.get(rec.verdict, rec.verdict)}", style)]
-    if rec.verdict != "allow":
-        verdict += [("  by ", "dim"), (rec.rule or "a rule (not listed)", "bold"), ("   a allows it again", "dim")]
+    if rec.verdict != "allow" and rec.rule:
+        verdict += [("  by ", "dim"), (rec.rule, "bold"), ("   a allows it again", "dim")]
+    elif rec.verdict != "allow":      # the kernel's verdict for its last packet; its rule is gone
+        verdict += [("  by a rule lifted since its last packet", "dim")]
     else:
         verdict += [("   d drop flow · h block host · p block port", "dim")]
     _row(out, "verdict", *verdict)
     _row(out, "counters", (fmt_count(rec.packets), "bold"), " pkts   ", (fmt_bytes(rec.bytes), "bold"),
-         "   ", (fmt_count(rec.drops), "bold red" if rec.drops else "bold"), " drops",
-         (f" ({fmt_count(rec.drops_ps)}/s)" if rec.drops_ps else "", "red"))
-    _row(out, "rate", (fmt_bits(rec.bps), "bold"), "   ", (rate_pkts(rec.pps), "bold"))
+         "   ", (fmt_count(rec.drops), "bold red" if rec.drops else "bold"), " dropped",
+         *((("   ", (fmt_count(rec.would_drops), "bold yellow"), " would-drop (passed, dry-run)")
+            if rec.would_drops else ())))
+    rates = [(fmt_bits(rec.bps), "bold"), "  ", (rate_pkts(rec.pps), "bold"), " passed   ",
+             (rate_pkts(rec.drops_ps), "bold red" if rec.drops_ps else "bold"), " dropped"]
+    if rec.would_drops_ps:
+        rates += ["   ", (rate_pkts(rec.would_drops_ps), "bold yellow"), " would-drop"]
+    _row(out, "rate", *rates)
     _row(out, "tcp flags", flags_text(f, rec.tcp_flags, long=True))
     _row(out, "first", clock_text(rec.first_seen), (f"  ({fmt_duration(now - rec.first_seen)} ago)", "dim"))
     _row(out, "last", clock_text(rec.last_seen), (f"  (idle {fmt_duration(rec.idle(now))})", "dim"))
@@ -65,37 +73,48 @@ def detail_text(rec: FlowRecord, now: float, owners: dict | None = None) -> Text
 
 
 class RateChart(Widget):
-    """Bits/s history of one flow, newest on the right, scaled to its peak, from 0."""
+    """Bits/s history of one flow, newest on the right, scaled to its peak, from 0:
+    what passed in the flow's colour, what was dropped stacked on it in red."""
 
     def __init__(self, **kw):
         super().__init__(**kw)
         self.values: list[float] = []
+        self.dropped: list[float] = []
         self.style_name = "cyan"
         self.interval = 1.0   # seconds per tick, for the time axis
 
-    def set_values(self, values: list[float], style: str) -> None:
-        self.values, self.style_name = values, style
+    def set_values(self, values: list[float], style: str, dropped: list[float] | None = None) -> None:
+        """Passed bits/s per tick, and dropped bits/s per tick (aligned on the newest)."""
+        self.values, self.style_name, self.dropped = values, style, list(dropped or ())
         self.refresh()
 
     def render(self) -> Text:
         width, height = self.size.width, self.size.height
-        peak = max(self.values, default=0.0)
+        n = max(len(self.values), len(self.dropped))
+        passed = [0.0] * (n - len(self.values)) + list(self.values)
+        dropped = [0.0] * (n - len(self.dropped)) + self.dropped
         label_w = 11
         cols = max(1, width - label_w - 1)
-        shown = self.values[-cols:]
+        passed, dropped = passed[-cols:], dropped[-cols:]
+        peak = max((a + b for a, b in zip(passed, dropped)), default=0.0)
         # A young flow's few ticks are widened (up to 4 columns each) to fill the chart.
-        each = max(1, min(MAX_STRETCH, cols // max(1, len(shown))))
-        wide = [v for v in shown for _ in range(each)]
-        lines = bar_chart(wide, len(wide) or cols, max(1, height - 1), top=peak or None)
+        each = max(1, min(MAX_STRETCH, cols // max(1, len(passed))))
+        wide_p = [v for v in passed for _ in range(each)]
+        wide_d = [v for v in dropped for _ in range(each)]
+        rows = stacked_chart(wide_p, wide_d, len(wide_p) or cols, max(1, height - 1), top=peak or None)
+        styles = {"": "", "pass": self.style_name, "drop": "red", "split": f"{self.style_name} on red"}
         out = Text()
-        for i, line in enumerate(lines):
-            label = fmt_bits(peak) if i == 0 else ("0" if i == len(lines) - 1 else "")
+        for i, row in enumerate(rows):
+            label = fmt_bits(peak) if i == 0 else ("0" if i == len(rows) - 1 else "")
             out.append(f"{label:>{label_w - 1}} ", style="dim")
-            out.append(line, style=self.style_name)
+            for char, part in row:
+                out.append(char, style=styles[part])
             out.append("\n")
-        if shown:
-            left = f"-{fmt_duration(len(shown) * self.interval)}"
-            out.append(" " * label_w + left.ljust(max(0, len(wide) - 3)) + "now", style="dim")
+        if passed:
+            left = f"-{fmt_duration(len(passed) * self.interval)}"
+            out.append(" " * label_w + left.ljust(max(0, len(wide_p) - 3)) + "now", style="dim")
+            if any(dropped):
+                out.append("   ").append("█", style="red").append(" dropped", style="dim")
         else:
             out.append(" " * label_w + "no history yet", style="dim")
         return out
@@ -119,4 +138,4 @@ class DetailPane(Horizontal):
             return
         info.update(detail_text(rec, now, self.owners))
         style = {"drop": "red", "would-drop": "yellow"}.get(rec.verdict, "cyan")
-        chart.set_values(list(rec.history), style)
+        chart.set_values(list(rec.history), style, list(rec.drop_history))

@@ -81,6 +81,17 @@ class ExitsMixin(AppMixin):
 
 
 def _kept(handler: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.iscoroutinefunction(handler):
+        @functools.wraps(handler)
+        async def run_async(self, *args: Any, **kw: Any) -> Any:
+            try:
+                return await handler(self, *args, **kw)
+            except Exception as error:  # noqa: BLE001 - kept, and raised again by run_dashboard
+                self.fail(error)
+                return None
+        run_async.keeps_failures = True  # type: ignore[attr-defined]
+        return run_async
+
     @functools.wraps(handler)
     def run(self, *args: Any, **kw: Any) -> Any:
         try:
@@ -93,8 +104,8 @@ def _kept(handler: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def keep_failures(cls: C) -> C:
-    """Class decorator for the App: every `on_*` and `action_*` method defined by
-    lwtui in `cls` or its bases is wrapped, where it is defined (so Textual, which
+    """Class decorator for the App: every `on_*` and `action_*` method (plain or async)
+    defined by lwtui in `cls` or its bases is wrapped, where it is defined (so Textual, which
     calls each class's handler along the MRO, still calls each once), to end the
     app through `fail` instead of letting the exception reach Textual."""
     for klass in cls.__mro__:
@@ -102,7 +113,7 @@ def keep_failures(cls: C) -> C:
             continue
         for name, fn in list(vars(klass).items()):
             if (name.startswith(("on_", "action_")) and inspect.isfunction(fn)
-                    and not inspect.iscoroutinefunction(fn) and not getattr(fn, "keeps_failures", False)):
+                    and not getattr(fn, "keeps_failures", False)):
                 setattr(klass, name, _kept(fn))
     return cls
 

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.widgets import DataTable
 
 from lwtui.core.model import FlowId, FlowRecord
-from lwtui.ui.cells import COLUMNS, RIGHT, endpoint, row_cells
+from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, endpoint, row_cells
 
 REBUILD_AT = 20    # rows leaving in one tick above which refilling beats removing (~1.5 ms each at 500)
 EAGER_MARGIN = 10  # rows above and below the screen whose cells a refill builds at once
@@ -40,15 +40,16 @@ class _LazyRow:
     it, so what is drawn is identical; only the auto-width columns (source,
     destination) need their width up front, for DataTable's column sizing.
     """
-    __slots__ = ("rec", "now", "fade_after", "key", "_built")
+    __slots__ = ("rec", "now", "fade_after", "key", "dry_run", "_built")
 
-    def __init__(self, rec: FlowRecord, now: float, fade_after: float, key: str):
+    def __init__(self, rec: FlowRecord, now: float, fade_after: float, key: str, dry_run: bool):
         self.rec, self.now, self.fade_after, self.key = rec, now, fade_after, key
         self._built: tuple[Text, ...] | None = None
+        self.dry_run = dry_run
 
     def built(self) -> tuple[Text, ...]:
         if self._built is None:
-            self._built = row_cells(self.rec, self.now, self.fade_after, self.key)
+            self._built = row_cells(self.rec, self.now, self.fade_after, self.key, self.dry_run)
         return self._built
 
     def cells(self, widths: dict) -> tuple["_LazyCell", ...]:
@@ -105,12 +106,15 @@ class FlowTable(VimTable):
         self._order: list[str] = []
         self._sort_column = "bps"
         self._widths: dict[str, dict] = {}   # row key -> auto-width column widths, for lazy rows
+        self.dry_run = False                 # the drops column shows would-drops/s (set with show())
 
     def on_mount(self) -> None:
         for key, label, width in COLUMNS:
             self.add_column(self._label(key, label), key=key, width=width)
 
     def _label(self, key: str, label: str) -> Text:
+        if key == "drops" and self.dry_run:
+            label = WOULD_DROPS_LABEL
         text = label + ("▼" if key == self._sort_column else "")
         return Text(text, justify="right" if key in RIGHT else "left")
 
@@ -135,6 +139,9 @@ class FlowTable(VimTable):
     def set_sort_column(self, column: str) -> None:
         """Move the ▼ marker to the sorted column's header."""
         self._sort_column = column
+        self._relabel()
+
+    def _relabel(self) -> None:
         for key, label, _ in COLUMNS:
             self.columns[self._column_key(key)].label = self._label(key, label)
         self.refresh()
@@ -142,8 +149,12 @@ class FlowTable(VimTable):
     def _column_key(self, key: str):
         return next(k for k in self.columns if k.value == key)
 
-    def show(self, rows: list[FlowRecord], now: float, fade_after: float, key_of) -> None:
-        """Make the table show `rows` in this order, touching only what changed."""
+    def show(self, rows: list[FlowRecord], now: float, fade_after: float, key_of, dry_run: bool = False) -> None:
+        """Make the table show `rows` in this order, touching only what changed; with
+        dry_run the drops column shows would-drops/s (and says so)."""
+        if dry_run != self.dry_run:
+            self.dry_run = dry_run
+            self._relabel()
         selected = self.selected_key
         old_index = self.cursor_row
         order = [key_of(rec) for rec in rows]
@@ -153,9 +164,9 @@ class FlowTable(VimTable):
         new_cells: dict[str, tuple[Text | _LazyCell, ...]] = {}
         for i, (key, rec) in enumerate(zip(order, rows)):
             if eager is None or eager[0] <= i < eager[1] or key == selected:
-                new_cells[key] = row_cells(rec, now, fade_after, key)
+                new_cells[key] = row_cells(rec, now, fade_after, key, dry_run)
             else:
-                new_cells[key] = _LazyRow(rec, now, fade_after, key).cells(self._widths)
+                new_cells[key] = _LazyRow(rec, now, fade_after, key, dry_run).cells(self._widths)
             self._flows[key] = rec.id
         with self.app.batch_update():
             if rebuild:

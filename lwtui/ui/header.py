@@ -61,13 +61,17 @@ def _stat(out: Text, value: str, label: str, style: str = "bold") -> None:
 
 
 def totals_text(snap: Snapshot) -> Text:
-    """Rates and counters; loss and errors coloured when they are not zero."""
+    """Rates and counters; loss and errors coloured when they are not zero. Packets/s and
+    bits/s are of what passed; drops/s of what was dropped; in dry-run, would-drops/s of
+    what a rule matched and let through."""
     t = snap.totals
     out = Text(" ")
     _stat(out, fmt_count(t.pps), "pkts/s")
-    _stat(out, fmt_bits(t.bps), "")
+    _stat(out, fmt_bits(t.bps), "passed")
     _stat(out, fmt_count(t.active_flows), "active flows")
     _stat(out, fmt_count(t.drops_ps), "drops/s", "bold red" if t.drops_ps else "bold")
+    if snap.dry_run or t.would_drops_ps:    # matched a rule and passed: never shown as drops
+        _stat(out, fmt_count(t.would_drops_ps), "would-drops/s", "bold yellow" if t.would_drops_ps else "bold")
     _stat(out, fmt_count(t.parse_errors), "parse errors", "bold yellow" if t.parse_errors else "bold")
     lost = t.events_lost + t.events_failed
     _stat(out, fmt_count(lost), "events lost", "bold white on red" if lost else "bold")

@@ -43,7 +43,8 @@ class RulesTable(VimTable):
         self.add_column("kind", key="kind", width=5)
         self.add_column("rule", key="rule")
         self.add_column(Text("TTL left", justify="right"), key="ttl", width=9)
-        self.add_column(Text("hits", justify="right"), key="hits", width=9)
+        self.add_column(Text("dropped", justify="right"), key="hits", width=9)
+        self.add_column(Text("would-drop", justify="right"), key="would", width=10)
         self.add_column("added", key="added", width=8)
 
     @property
@@ -53,8 +54,9 @@ class RulesTable(VimTable):
         return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
 
     def show(self, rules: list[RuleEntry]) -> None:
-        """Redraw when the list changed; the cursor stays on its rule."""
-        rows = [(r.text, r.kind, r.expires_in, r.hits, r.created) for r in rules]
+        """Redraw when the list changed; the cursor stays on its rule. A rule's hits show
+        as what it dropped and what it matched in dry-run (and let through)."""
+        rows = [(r.text, r.kind, r.expires_in, r.hits, r.would_drops, r.created) for r in rules]
         if rows == self._shown:
             return
         self._shown = rows
@@ -63,7 +65,8 @@ class RulesTable(VimTable):
         for r in rules:
             ttl = "∞" if r.expires_in is None else fmt_duration(r.expires_in)
             self.add_row(r.kind, Text(r.text, style="bold"), Text(ttl, justify="right"),
-                         Text(fmt_count(r.hits), justify="right"),
+                         Text(fmt_count(r.drops), justify="right"),
+                         Text(fmt_count(r.would_drops), justify="right", style="yellow" if r.would_drops else ""),
                          clock_text(r.created) if r.created else "", key=r.text)
         texts = [r.text for r in rules]
         if texts:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import heapq
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, Callable
 
 from lwtui.core.model import FlowRecord
 
@@ -22,7 +22,7 @@ class SortOrder:
     """One sort choice: the column it marks, and the key (smaller first)."""
     name: str
     column: str
-    key: Callable[[FlowRecord], float]
+    key: Callable[[FlowRecord], Any]
 
 
 SORTS = [
@@ -30,7 +30,7 @@ SORTS = [
     SortOrder("pkts/s", "pps", lambda r: -r.pps),
     SortOrder("bytes", "bytes", lambda r: -r.bytes),
     SortOrder("packets", "pkts", lambda r: -r.packets),
-    SortOrder("drops", "drops", lambda r: -r.drops),
+    SortOrder("drops", "drops", lambda r: (-r.drops_ps, -r.would_drops_ps, -r.drops, -r.would_drops)),
     SortOrder("age", "age", lambda r: r.first_seen),
 ]
 

@@ -10,11 +10,15 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 
 import pytest
 
 from tests.e2e.cli import Watch, lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
-from tests.e2e.traffic import curl, http_server, ping, udp_send
+from tests.e2e.traffic import PacedUdp, curl, http_server, ping, udp_send
+
+RATE = 50          # datagrams per second of the paced senders
+WINDOW = 3.0       # the rate window: a stopped flow reads 0 within it
 
 
 def flow_with(w: Watch, timeout=20, **match) -> dict:
@@ -138,3 +142,91 @@ def test_idle_flows_expire_after_the_configured_time(topo, watch):
     gone = w.wait_for(lambda d: d["type"] == "stats" and d["active_flows"] == 0, timeout=10,
                       what="the idle flow expired")
     assert active["time"] < gone["time"]
+
+
+# -- rates, drops and would-drops against a sender at a known rate -------------------------
+
+def reports(w: Watch, sport: int) -> list[dict]:
+    return [d for d in w.seen if d["type"] == "flow" and d.get("sport") == sport]
+
+
+def stats_after(w: Watch, report: dict) -> dict:
+    """The stats line of the same snapshot as `report` (it closes each interval's lines)."""
+    i = next(i for i, d in enumerate(w.seen) if d is report)
+    return w.wait_for(lambda d: d["type"] == "stats" and any(x is d for x in w.seen[i:]),
+                      what="the stats line after a flow line")
+
+
+def rx_packets(ns: str, dev: str) -> int:
+    """Packets the device received (`ip -s link`, an oracle lwtui has no part in)."""
+    out = subprocess.run(["ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev], capture_output=True,
+                         text=True, timeout=10, check=True).stdout
+    return json.loads(out)[0]["stats64"]["rx"]["packets"]
+
+
+def near(value: float, expected: float, rel: float = 0.15) -> bool:
+    return abs(value - expected) <= rel * expected
+
+
+def test_a_steady_flow_reads_its_rate_from_the_second_report_then_zero(topo, watch):
+    interval, n, sport = 0.5, 6 * RATE, 40100
+    w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", str(interval),
+              "--duration", "60")
+    with PacedUdp(topo.client_ns, topo.server_v4, 5353, n, RATE, sport=sport) as tx:
+        sent, seconds = tx.result()
+    assert sent == n and near(n / seconds, RATE, 0.02), (sent, seconds)
+    flow_with(w, sport=sport, packets=n)
+    idle = w.wait_for(lambda d: d["type"] == "flow" and d.get("sport") == sport and d["pps"] == 0,
+                      timeout=WINDOW + 3 * interval + 5, what="the record with rates 0 once the flow stopped")
+    assert idle["packets"] == n and idle["bps"] == 0 and idle["drop_pps"] == 0 and idle["would_drop_pps"] == 0
+    running = [d for d in reports(w, sport) if d["packets"] < n]     # taken while the sender sent
+    assert len(running) >= 8, running
+    assert all(near(d["pps"], RATE) for d in running[1:]), [d["pps"] for d in running]
+    assert all(near(d["bps"], RATE * (100 + 28) * 8) for d in running[1:]), [d["bps"] for d in running]
+    assert [d for d in reports(w, sport) if d["packets"] == n][-1] is idle   # nothing after it
+    # The header's totals are taken as the rows' rates (the flow is the only traffic): they
+    # agree, but for a packet that came between the reads of the flows and of the totals.
+    for d in running[1:]:
+        st = stats_after(w, d)
+        assert abs(st["pps"] - d["pps"]) <= 0.05 * RATE and abs(st["bps"] - d["bps"]) <= 0.05 * d["bps"], (st, d)
+
+
+def test_dry_run_counts_would_drops_never_drops(topo, watch, lwtui_env):
+    name, n, sport = f"t{os.getpid()}d", 2 * RATE, 40201
+    w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "60",
+              "--session", name, "--dry-run")
+    ok(lwtui_env, "block", "port", "5353/udp", "--session", name)
+    ok(lwtui_env, "block", "host", topo.server_v4, "--session", name)
+    before = rx_packets(topo.server_ns, topo.dev)
+    with PacedUdp(topo.client_ns, topo.server_v4, 5353, n, RATE, sport=sport) as tx:
+        sent, _ = tx.result()
+    assert sent == n                                          # no send failed: nothing was dropped
+    assert rx_packets(topo.server_ns, topo.dev) - before >= n    # and all of it arrived
+    f = flow_with(w, sport=sport, packets=n)
+    assert (f["drops"], f["would_drops"], f["verdict"]) == (0, n, "would-drop")
+    assert f["rule"] == "host " + topo.server_v4              # the kind the kernel names: host before port
+    running = reports(w, sport)[1:-1]
+    assert running and all(d["drop_pps"] == 0 and d["pps"] > 0 and d["would_drop_pps"] > 0 for d in running)
+    st = stats_after(w, f)
+    assert st["drops"] == 0 and st["would_drops"] >= n and st["drop_pps"] == 0
+
+
+def test_a_blocked_flow_passes_nothing_and_shows_its_drop_rate(topo, watch, lwtui_env):
+    name, n, sport, interval = f"t{os.getpid()}x", 4 * RATE, 40202, 0.5
+    w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", str(interval),
+              "--duration", "60", "--session", name)
+    ok(lwtui_env, "block", "port", "5353/udp", "--session", name)
+    with PacedUdp(topo.client_ns, topo.server_v4, 5353, n, RATE, sport=sport) as tx:
+        sent, _ = tx.result()
+    assert sent == 0                                          # every sendto failed with EPERM
+    f = flow_with(w, sport=sport, packets=n)
+    assert (f["drops"], f["would_drops"], f["verdict"], f["rule"]) == (n, 0, "drop", "port 5353/udp")
+    running = [d for d in reports(w, sport) if d["packets"] < n]
+    assert len(running) >= 4, running
+    assert all(d["pps"] == 0 and d["bps"] == 0 for d in reports(w, sport))   # nothing passed, ever
+    assert all(near(d["drop_pps"], RATE) for d in running[1:]), [d["drop_pps"] for d in running]
+    idle = w.wait_for(lambda d: d["type"] == "flow" and d.get("sport") == sport and d["drop_pps"] == 0,
+                      timeout=WINDOW + 3 * interval + 5, what="the record with rates 0 once the flow stopped")
+    assert idle["drops"] == n
+    st = stats_after(w, f)
+    assert st["drops"] >= n and st["would_drops"] == 0

@@ -24,6 +24,28 @@ print(s.getsockname()[1], ok)
 """
 
 
+UDP_PACED = """
+import socket, sys, time
+dst, port, n, size, sport, rate = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), \\
+    int(sys.argv[5]), float(sys.argv[6])
+fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('::' if fam == socket.AF_INET6 else '0.0.0.0', sport))
+ok = 0
+start = time.monotonic()
+for i in range(n):
+    delay = start + i / rate - time.monotonic()   # on a fixed schedule: no drift from slow sends
+    if delay > 0:
+        time.sleep(delay)
+    try:
+        s.sendto(b'x' * size, (dst, port)); ok += 1
+    except OSError:
+        pass
+print(s.getsockname()[1], ok, time.monotonic() - start)
+"""
+
+
 def nsrun(ns: str, argv: list[str], timeout: float = 20, check: bool = False) -> subprocess.CompletedProcess:
     return subprocess.run(["ip", "netns", "exec", ns, *argv], capture_output=True, text=True,
                           timeout=timeout, check=check)
@@ -35,6 +57,36 @@ def udp_send(ns: str, dst: str, port: int, n: int, size: int, sport: int = 0) ->
     r = nsrun(ns, [sys.executable, "-c", UDP_SEND, dst, str(port), str(n), str(size), str(sport)], check=True)
     sport, ok = r.stdout.split()
     return int(sport), int(ok)
+
+
+class PacedUdp:
+    """n datagrams at `rate` per second on a fixed schedule (bounded: n / rate seconds),
+    sent from `sport` in the background; result() waits for it: (datagrams sent, seconds)."""
+
+    def __init__(self, ns: str, dst: str, port: int, n: int, rate: float, size: int = 100, sport: int = 0):
+        self.n, self.rate = n, rate
+        self.proc = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", UDP_PACED, dst, str(port),
+                                      str(n), str(size), str(sport), str(rate)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def result(self) -> tuple[int, float]:
+        try:
+            out, err = self.proc.communicate(timeout=self.n / self.rate + 20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        assert self.proc.returncode == 0, err
+        _, ok, seconds = out.split()
+        return int(ok), float(seconds)
+
+    def __enter__(self) -> "PacedUdp":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.communicate()
 
 
 def ping(ns: str, dst: str, n: int, size: int = 56, timeout: float = 1) -> int:

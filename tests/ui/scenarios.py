@@ -51,7 +51,7 @@ async def clear_toasts(pilot) -> None:
 SCENARIOS = {
     "main": [],
     "blocked": [select(HTTP_IN), "p", tick, tick],
-    "detail": ["slash", *"port 8080", "enter", select(V6_HTTP), tick],
+    "detail": ["slash", *"port 8080", "enter", select(V6_HTTP), tick, "p", tick, tick, tick, clear_toasts],
     "rules": ["p", "t", *"300", "enter", "j", "h", "d", tick, "r", clear_toasts],
 }
 

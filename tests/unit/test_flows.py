@@ -7,9 +7,9 @@ import ipaddress
 import pytest
 
 from lwtui.kernel import kstructs
-from lwtui.core.flows import Counters, FlowTable, RateMeter
+from lwtui.core.flows import Counters, FlowTable, HitSplit, RateMeter, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
-from lwtui.core.model import FlowId
+from lwtui.core.model import FlowId, RuleEntry
 
 
 def fid(n: int = 1, hook: str = "out") -> FlowId:
@@ -35,8 +35,8 @@ def test_steady_rates_are_exact_over_the_window():
     t = FlowTable(rate_window=3.0)
     steady(t, fid(), 100.0, 6, pps=10, dps=2)
     r = t.get(fid())
-    assert (r.pps, r.bps, r.drops_ps) == (10.0, 8000.0, 2.0)
-    assert (r.packets, r.bytes, r.drops) == (60, 6000, 12)
+    assert (r.pps, r.bps, r.drops_ps) == (8.0, 6400.0, 2.0)   # what passed, what was dropped
+    assert (r.packets, r.bytes, r.drops, r.would_drops) == (60, 6000, 12, 0)
 
 
 def test_rate_window_smooths_a_burst():
@@ -49,23 +49,36 @@ def test_rate_window_smooths_a_burst():
     assert r.history[-1] == 30 * 100 * 8                   # history: the last tick alone, in bits/s
 
 
-def test_first_poll_baseline_is_first_seen_or_the_window():
+def test_first_poll_baseline_is_first_seen():
     t = FlowTable(rate_window=3.0)
-    old, recent, unknown = fid(1), fid(2), fid(3)
+    old, recent, unknown, newborn = fid(1), fid(2), fid(3), fid(4)
     t.update(100.0, [(old, ctr(40, first=90.0)), (recent, ctr(30, first=99.5)),
-                     (unknown, ctr(30, first=0.0))])
+                     (unknown, ctr(30, first=0.0)), (newborn, ctr(2, first=99.999))])
     assert t.get(old).pps == 4.0          # 40 packets since 90: 10 s
-    assert t.get(recent).pps == 10.0      # started inside the window: 30 over the 3 s window
-    assert t.get(unknown).pps == 10.0
+    assert t.get(recent).pps == 60.0      # started inside the window: 30 in its 0.5 s, not over 3 s
+    assert t.get(unknown).pps == 0.0      # no first_seen: no rate until the next reading
+    assert t.get(newborn).pps == 8.0      # 1 ms old: taken over the 0.25 s minimum span
 
 
-def test_a_new_flow_counts_since_the_previous_poll():
+def test_a_new_flow_counts_since_its_first_packet():
     t = FlowTable(rate_window=3.0)
     t.update(100.0, [(fid(1), ctr(1))])
-    t.update(100.5, [(fid(1), ctr(1)), (fid(2), ctr(50, first=100.2, last=100.4))])
+    t.update(100.5, [(fid(1), ctr(1)), (fid(2), ctr(30, first=100.2, last=100.4))])
     r = t.get(fid(2))
-    assert r.pps == 100.0 and r.bps == 50 * 100 * 8 / 0.5
+    assert r.pps == pytest.approx(100.0) and r.bps == pytest.approx(30 * 100 * 8 / 0.3)
     assert r.history == (r.bps,)
+
+
+def test_a_flow_back_from_idle_has_no_rate_until_its_next_reading():
+    t = FlowTable(rate_window=3.0, idle_timeout=10.0)
+    f = fid()
+    t.update(100.0, [(f, ctr(10, first=99.0, last=99.5))])
+    t.update(120.0, [])                                  # idle: gone from the table
+    assert f not in t
+    t.update(121.0, [(f, ctr(500, first=99.0, last=121.0))])   # old counters plus new packets
+    assert t.get(f).pps == 0.0 and t.get(f).packets == 500
+    t.update(122.0, [(f, ctr(520, first=99.0, last=122.0))])
+    assert t.get(f).pps == 20.0
 
 
 def test_counter_reset_restarts_the_flow_without_negative_rates():
@@ -74,7 +87,7 @@ def test_counter_reset_restarts_the_flow_without_negative_rates():
     steady(t, f, 100.0, 5, pps=100)                     # 500 packets at t=104
     t.update(105.0, [(f, ctr(20, first=104.5, last=105.0))])   # evicted by the kernel, back with 20
     r = t.get(f)
-    assert r.packets == 20 and r.pps == 20.0 and r.bps == 20 * 100 * 8
+    assert r.packets == 20 and r.pps == 40.0 and r.bps == 20 * 100 * 8 / 0.5   # since first_seen 104.5
     assert all(v >= 0 for v in r.history)
 
 
@@ -83,7 +96,7 @@ def test_reinsert_detected_by_first_seen_even_when_counters_grew():
     f = fid()
     steady(t, f, 100.0, 4, pps=10)                      # 40 packets at t=103, first_seen 99
     t.update(104.0, [(f, ctr(70, first=103.5, last=104.0))])   # a new kernel entry with 70 already
-    assert t.get(f).pps == 70.0                          # not (70 - 10) / 3
+    assert t.get(f).pps == 140.0                         # 70 since 103.5, not (70 - 10) / 3
 
 
 def test_clock_stepping_back_gives_zero_not_nonsense():
@@ -103,7 +116,7 @@ def test_same_instant_twice_is_not_a_division_by_zero():
     t.update(100.0, [(f, ctr(30, first=99.0))])
     t.update(100.0, [(f, ctr(30, first=99.0))])
     r = t.get(f)
-    assert r.pps == 10.0 and r.history[-1] == 0.0
+    assert r.pps == 30.0 and r.history[-1] == 0.0        # 30 since first_seen 99
 
 
 def test_absent_flows_keep_counters_and_decay_to_zero():
@@ -117,6 +130,94 @@ def test_absent_flows_keep_counters_and_decay_to_zero():
     assert pps == [20.0, 10.0, 0.0, 0.0]
     r = t.get(f)
     assert r.packets == 120 and r.bytes == 12000 and r.history[-4:] == (0.0, 0.0, 0.0, 0.0)
+
+
+def sent_by(t: float, start: float, rate: float, stop: float = float("inf")) -> int:
+    """Packets a sender at `rate`/s from `start` (first packet) to `stop` has sent by t."""
+    if t < start:
+        return 0
+    return int((min(t, stop) - start) * rate + 1e-9) + 1
+
+
+@pytest.mark.parametrize("offset", [0.03, 0.31, 0.5, 0.77, 0.98])
+@pytest.mark.parametrize("interval", [0.3, 1.0, 2.0])
+def test_a_steady_flow_reads_its_rate_from_the_second_report(offset, interval):
+    """50 packets/s starting anywhere between two ticks: 50 +-15% from the second report on."""
+    t = FlowTable(rate_window=3.0)
+    f, start = fid(), 100.0 + offset * interval
+    t.update(100.0, [])
+    reports = []
+    for i in range(1, 12):
+        now = 100.0 + i * interval
+        n = sent_by(now, start, 50)
+        last = start + (n - 1) / 50
+        t.update(now, [(f, ctr(n, first=start, last=last))])
+        reports.append(t.get(f).pps)
+    assert all(abs(pps - 50) <= 50 * 0.15 for pps in reports[1:]), reports
+
+
+def test_a_stopped_flow_reads_zero_within_the_window():
+    t = FlowTable(rate_window=3.0)
+    f, start, stop = fid(), 100.2, 105.0
+    pps = {}
+    for i in range(1, 11):
+        now = 100.0 + i
+        n = sent_by(now, start, 50, stop)
+        t.update(now, [(f, ctr(n, first=start, last=start + (n - 1) / 50))])
+        pps[now] = t.get(f).pps
+    assert pps[105.0] == pytest.approx(50, rel=0.05)
+    assert pps[108.0] == 0.0 and pps[109.0] == 0.0 and pps[110.0] == 0.0   # the window (3 s) after the stop
+    assert t.get(f).history[-3:] == (0.0, 0.0, 0.0)
+
+
+def test_a_blocked_flow_passes_nothing_and_drops_at_its_rate():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    t.update(100.0, [(f, ctr(10, first=99.0, last=100.0))])
+    for i in range(1, 6):                                # from 100 on every packet is dropped
+        t.update(100.0 + i, [(f, ctr(10 + 20 * i, drops=20 * i, first=99.0, last=100.0 + i))])
+    r = t.get(f)
+    assert (r.pps, r.bps, r.drops_ps, r.would_drops_ps) == (0.0, 0.0, 20.0, 0.0)
+    assert (r.packets, r.drops, r.would_drops) == (110, 100, 0)
+    assert r.history[-5:] == (0.0,) * 5
+    assert r.drop_history == (20 * 100 * 8.0,) * 5       # dropped bits/s per tick, from the first drop on
+    assert t.dropped_bytes == 100 * 100
+
+
+def test_a_partly_dropped_tick_splits_bytes_by_its_mean_packet_size():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    t.update(100.0, [(f, ctr(10, nbytes=1000, first=99.0))])
+    t.update(101.0, [(f, ctr(20, nbytes=3000, drops=5, first=99.0, last=101.0))])   # 10 packets of 200 B, 5 dropped
+    r = t.get(f)
+    assert r.history[-1] == 5 * 200 * 8 and r.drop_history == (5 * 200 * 8.0,)
+    assert t.dropped_bytes == 1000
+
+
+def test_dry_run_drops_are_would_drops_and_passed():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    t.update(100.0, [(f, ctr(10, first=99.0))], dry_run=True)
+    for i in range(1, 4):                                # dry-run: a rule matches every packet
+        t.update(100.0 + i, [(f, ctr(10 + 10 * i, drops=10 * i, first=99.0, last=100.0 + i))], dry_run=True)
+    r = t.get(f)
+    assert (r.drops, r.would_drops) == (0, 30)
+    assert (r.pps, r.drops_ps, r.would_drops_ps) == (10.0, 0.0, 10.0)   # they all passed
+    assert r.drop_history == ()
+    for i in range(4, 7):                                # dry-run off: the same rule drops
+        t.update(100.0 + i, [(f, ctr(10 + 10 * i, drops=10 * i, first=99.0, last=100.0 + i))], dry_run=False)
+    r = t.get(f)
+    assert (r.drops, r.would_drops) == (30, 30)
+    assert (r.pps, r.drops_ps, r.would_drops_ps) == (0.0, 10.0, 0.0)
+
+
+def test_a_reinserted_flow_restarts_its_split():
+    t = FlowTable(rate_window=3.0)
+    f = fid()
+    t.update(100.0, [(f, ctr(10, drops=10, first=99.0))], dry_run=True)
+    t.update(101.0, [(f, ctr(4, drops=4, first=100.5, last=101.0))], dry_run=False)   # evicted, back
+    r = t.get(f)
+    assert (r.drops, r.would_drops) == (4, 0)
 
 
 # -- note_new --------------------------------------------------------------------------
@@ -135,8 +236,8 @@ def test_note_new_then_poll_uses_the_previous_poll_as_baseline():
     t = FlowTable()
     t.update(100.0, [])
     t.note_new(fid(), 100.4)
-    t.update(101.0, [(fid(), ctr(8, first=100.4, last=100.9))])
-    assert t.get(fid()).pps == 8.0
+    t.update(101.0, [(fid(), ctr(6, first=100.4, last=100.9))])
+    assert t.get(fid()).pps == pytest.approx(10.0)       # 6 since its first packet, 0.6 s ago
 
 
 def test_noted_flow_that_never_shows_up_expires():
@@ -264,6 +365,50 @@ def test_rate_meter():
     assert m.update(14.0, 50) == 0.0                    # counter reset
     assert m.update(15.0, 80) == 30.0 and m.rate == 30.0
     assert m.update(1.0, 90) == 0.0                     # clock stepped back
+
+
+def test_rate_meter_counts_from_its_start():
+    m = RateMeter(window=3.0, start=(100.0, 0))
+    assert m.update(100.5, 25) == 50.0                  # a young session: its own age, not the window
+    assert m.update(101.5, 75) == 50.0
+    assert m.update(104.0, 200) == 50.0                 # from the newest reading at or before 101: (100.5, 25)
+
+
+def test_total_rates_are_of_what_passed_and_of_what_was_dropped():
+    rates = TotalRates(window=3.0, start=100.0)
+    stats = lambda p, b, d, w: {"packets": p, "bytes": b, "drops": d, "would_drops": w}
+    assert rates.update(101.0, stats(100, 10_000, 0, 0), 0.0) == \
+        {"pps": 100.0, "bps": 80_000.0, "drops_ps": 0.0, "would_drops_ps": 0.0}
+    got = rates.update(102.0, stats(200, 20_000, 60, 40), dropped_bytes=6_000.0)   # 60 of 100 dropped
+    assert got == {"pps": 70.0, "bps": 14_000 * 8 / 2, "drops_ps": 30.0, "would_drops_ps": 20.0}
+
+
+def test_a_young_sessions_totals_count_from_its_first_packet():
+    rates = TotalRates(window=3.0, start=100.0)
+    stats = lambda p: {"packets": p, "bytes": 100 * p, "drops": 0, "would_drops": 0}
+    assert rates.update(101.0, stats(0), 0.0, first_packet=None)["pps"] == 0.0
+    assert rates.update(102.0, stats(25), 0.0, first_packet=101.5)["pps"] == 50.0   # 25 in its 0.5 s
+    assert rates.update(103.0, stats(75), 0.0, first_packet=101.5)["pps"] == 50.0
+    assert rates.update(105.0, stats(175), 0.0, first_packet=101.5)["pps"] == 50.0  # (175 - 25) from 102
+
+
+def test_flow_table_knows_its_first_packet():
+    t = FlowTable()
+    t.update(100.0, [(fid(1), ctr(5, first=99.5))])
+    t.update(101.0, [(fid(1), ctr(9, first=99.5)), (fid(2), ctr(3, first=100.7))])
+    assert t.first_packet == 99.5
+
+
+def test_hit_split_books_hits_by_mode():
+    split = HitSplit()
+    e = lambda hits, text="port 53": RuleEntry(text, "port", hits=hits)
+    assert split.update([e(10)], dry_run=False)[0].would_drops == 0
+    got = split.update([e(25)], dry_run=True)[0]
+    assert (got.hits, got.would_drops, got.drops) == (25, 15, 10)
+    assert split.view([e(30)], dry_run=True)[0].would_drops == 20   # a read between ticks books nothing
+    got = split.update([e(40)], dry_run=False)[0]
+    assert (got.would_drops, got.drops) == (15, 25)
+    assert split.update([e(3)], dry_run=True)[0].would_drops == 3   # lifted and added again
 
 
 # -- flow_key decoding ---------------------------------------------------------------------

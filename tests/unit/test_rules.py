@@ -14,7 +14,7 @@ from lwtui.core.model import FlowId, FlowRecord
 from lwtui.kernel.codec import decode, encode
 from lwtui.core.filters import parse_filter
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import FlowRule, HostRule, PortRule, RuleError, format_rule, rule_for, rules_blocking, service_port
+from lwtui.core.rules import FlowRule, HostRule, PortRule, RuleError, format_rule, rule_for, rule_of_kind, rules_blocking, service_port
 
 
 def flow(proto=6, src="10.0.0.2", sport=40000, dst="10.0.0.3", dport=8080, hook="out", fragment=False):
@@ -257,6 +257,20 @@ def test_rules_blocking_lists_every_matching_rule_in_order():
     assert [r.text for r in rules_blocking(flow(), rules)] == \
         ["host 10.0.0.3", "port 8080/tcp", "flow tcp 10.0.0.3:8080 10.0.0.2:40000"]
     assert rules_blocking(flow(dst="10.0.0.9", dport=1), rules) == []
+
+
+def test_rule_of_kind_names_the_rule_of_the_kernels_kind():
+    f = FlowId("out", 6, A("10.0.0.2"), 40000, A("10.0.0.3"), 8080)
+    rules = [parse_rule(t) for t in ("port 8080", "host 10.0.0.0/8", "host 10.0.0.3", "host 10.0.0.2",
+                                     "port 40000/tcp", "port 8080/tcp", "flow tcp 10.0.0.3:8080 10.0.0.2:40000")]
+    text = lambda kind: rule_of_kind(f, kind, rules).text
+    assert text("flow") == "flow tcp 10.0.0.3:8080 10.0.0.2:40000"       # the key either way round
+    assert text("host") == "host 10.0.0.2"      # the source's longest prefix first, as the trie lookups
+    assert text("port") == "port 40000/tcp"     # source port with the protocol first
+    assert rule_of_kind(f, "port", [parse_rule("port 8080"), parse_rule("port 8080/tcp")]).text == "port 8080/tcp"
+    assert rule_of_kind(f, "host", [parse_rule("host 10.0.0.3"), parse_rule("host 10.0.0.0/24")]).text \
+        == "host 10.0.0.0/24"                   # 10.0.0.2 (the source) is in the /24
+    assert rule_of_kind(f, "port", [parse_rule("host 10.0.0.2")]) is None  # lifted since: none of that kind
 
 
 # -- kernel encoding ------------------------------------------------------------
