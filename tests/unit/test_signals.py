@@ -51,7 +51,7 @@ def test_a_signal_during_a_critical_block_is_delivered_after_it(name, raised):
 
 
 def test_without_critical_a_signal_raises_at_once():
-    r = _py("import os, signal\nfrom lwtui import signals\nsignals.install()\n"
+    r = _py("import os, signal\nfrom lwtui.session import signals\nsignals.install()\n"
             "try:\n    os.kill(os.getpid(), signal.SIGTERM)\n    for _ in range(1000): pass\n    print('not raised')\n"
             "except SystemExit as e:\n    print('raised', e.code)\n")
     assert r.stdout.strip() == "raised 143"
