@@ -151,6 +151,18 @@ def test_a_flood_of_ctrl_c_never_leaves_a_route(topo, route_dump, watch, lwtui_e
     assert min(floods) > 10, floods
 
 
+def test_a_flood_while_starting_never_leaves_a_route(topo, route_dump, watch, lwtui_env):
+    """The flood lands at different points of start() (compiling, pinning, attaching)."""
+    before = route_dump(topo.client_ns)
+    for delay in (0.8, 1.2, 1.6, 2.0, 2.4):
+        w = watch(V4, V6, "--hook", "out,xmit", "--netns", topo.client_ns, "--interval", "0.1", ready=False)
+        time.sleep(delay)           # not a synchronisation: where in start() the flood lands is the point
+        _flood(w.proc)
+        w.wait()
+        assert route_dump(topo.client_ns) == before, (delay, w.stderr[-2000:])
+        assert lwtui_env.states() == [] and lwtui_env.pin_dirs() == [], delay
+
+
 # -- 5. a stale IPv6 `in` attachment whose table a later session got -------------------------
 
 def test_detach_of_a_stale_session_leaves_the_live_one_and_others_routes(topo, route_dump, progs):
