@@ -315,8 +315,7 @@ def cmd_doctor(args) -> int:
 def cmd_lab(args) -> int:
     from lwtui.lab.lab import Lab
     from lwtui.session.guard import require_privileges
-    if args.action != "status":
-        require_privileges()
+    require_privileges()        # status too: as another user the lab's files cannot be read, and it would say so wrongly
     lab = Lab(prefix=args.prefix)
     if args.action == "up":
         topo = lab.up()

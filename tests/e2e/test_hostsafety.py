@@ -122,7 +122,8 @@ NOBODY_COMMANDS = [
     ["watch", V4, "--netns", "{cli}", "--session", "{name}"],
     ["block", "port", "80"], ["allow", "port", "80"], ["rules"], ["sessions"], ["sessions", "--json"],
     ["detach", "--all"], ["detach", "--session", "{name}"],
-    ["lab", "up", "--prefix", "lwtui-nobody"], ["lab", "down", "--prefix", "lwtui-nobody"], ["demo"],
+    ["lab", "up", "--prefix", "lwtui-nobody"], ["lab", "down", "--prefix", "lwtui-nobody"],
+    ["lab", "status", "--prefix", "lwtui-nobody"], ["demo"],
 ]
 
 
