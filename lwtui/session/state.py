@@ -167,43 +167,60 @@ def _holder_pid(fd: int) -> int | None:
         return None
 
 
+CLAIM_PATIENCE = 1.0     # seconds to wait for a lock holder that has not written its pid yet
+
+
 def claim(name: str) -> int:
     """Take session name `name` for this process: its lock's fd, held until release().
 
     Refused (PinError, exit 2) when a live session holds the name, or when a
     session of that name ended without restoring (killed, or kept with
-    --keep-blocks): its state file must not be overwritten.
+    --keep-blocks): its state file must not be overwritten. A holder that has
+    not written its pid (a session that just took the lock, or `detach --all`
+    looking whether it is taken) is waited for, briefly.
     """
     lock = _lock_name(name)
+    deadline = time.monotonic() + CLAIM_PATIENCE
     with run_dir() as d:
         assert d is not None        # created when missing
         while True:
-            try:
-                fd = os.open(lock, os.O_RDWR | os.O_CREAT | _FILE_FLAGS, 0o600, dir_fd=d)
-            except OSError as e:
-                raise _write_error(lock, e) from None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                pid = _holder_pid(fd)
-                os.close(fd)
-                raise PinError(f"session name {name!r} is in use by a running session (pid {pid}): "
-                               "pick another --session NAME, or stop that session first") from None
-            try:    # the lock file may have been removed by its last holder meanwhile: lock the one in place
-                same = os.stat(lock, dir_fd=d, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
+            fd, pid = _lock_at(d, lock)
+            if fd is not None:
                 break
-            os.close(fd)
+            if pid is not None or time.monotonic() > deadline:
+                raise PinError(f"session name {name!r} is in use by a running session (pid {pid or 'unknown'}): "
+                               "pick another --session NAME, or stop that session first")
+            time.sleep(0.02)
         try:
-            _refuse_leftover(name, d)
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()} {proc_start_time(os.getpid())}\n".encode(), 0)
+            _refuse_leftover(name, d)
         except BaseException:
-            os.close(fd)
+            release(name, fd)
             raise
     return fd
+
+
+def _lock_at(d: int, lock: str) -> tuple[int | None, int | None]:
+    """(the locked fd, None), or (None, the holder's pid if it wrote one) when another holds it."""
+    while True:
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | _FILE_FLAGS, 0o600, dir_fd=d)
+        except OSError as e:
+            raise _write_error(lock, e) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder_pid(fd)
+            os.close(fd)
+            return None, pid
+        try:    # the lock file may have been removed by its last holder meanwhile: lock the one in place
+            same = os.stat(lock, dir_fd=d, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd, None
+        os.close(fd)
 
 
 def _refuse_leftover(name: str, d: int) -> None:
