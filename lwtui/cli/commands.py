@@ -262,6 +262,8 @@ _STATE_TEXT = {"running": "running", "kept": "[yellow]kept (blocks active)[/]",
 
 
 def cmd_sessions(args) -> int:
+    from lwtui.session.guard import require_privileges
+    require_privileges()            # the state files are root's: an empty list would be a lie
     states = state.list_states()
     if args.json:
         for s in states:
@@ -307,10 +309,12 @@ def cmd_detach(args) -> int:
     con = _console()
     failed = sum(_detach_state(con, st) for st in todo)
     running = {s.name for s in state.list_states() if s.status != "stale"} - {s.name for s in todo}
-    orphans = [n for n in pins.pinned_sessions() if n not in running] if not args.session else []
+    orphans = [n for n in pins.pinned_sessions()   # a live session's pins are never orphans (its lock says so)
+               if n not in running and state.holder(n) is None] if not args.session else []
     for name in orphans:  # pins whose state file is gone
         pins.unpin(name)
     tmp = state.remove_stale_tmp()
+    state.remove_stale_locks()
     if not todo:
         con.print("nothing to detach" + (f" ({len(live)} session(s) running)" if live else "")
                   + (f"; removed {len(orphans)} orphaned pin dir(s)" if orphans else "")
@@ -349,6 +353,8 @@ def cmd_doctor(args) -> int:
 def cmd_lab(args) -> int:
     from lwtui.cli.labstatus import lab_table, with_rfc3339_times
     from lwtui.lab.lab import Lab
+    from lwtui.session.guard import require_privileges
+    require_privileges()        # status too: as another user the lab's files cannot be read, and it would say so wrongly
     lab = Lab(prefix=args.prefix)
     if args.action == "up":
         topo = lab.up()
@@ -374,6 +380,8 @@ def cmd_demo(args) -> int:
     from lwtui.net.routes import Target, list_routes
     from lwtui.session.live import Session
     from lwtui.ui.app import run_dashboard
+    from lwtui.session.guard import require_privileges
+    require_privileges()
     lab = Lab(prefix=args.prefix)
     topo = lab.up()
     try:

@@ -41,6 +41,19 @@ class RouteError(Exception):
     """A route cannot be attached or restored; the message names the fix."""
 
 
+class LwtuiEncap(RouteError):
+    """The route already carries lwtui programs (`progs`: their names) of another process.
+
+    A session can name the one that holds them (from the state files, by
+    program name); the message alone says what to do when none does.
+    """
+
+    def __init__(self, message: str, route: str, progs: list[str]):
+        super().__init__(message)
+        self.route = route
+        self.progs = progs
+
+
 @dataclass(frozen=True)
 class Target:
     """Where to attach: a route's prefix, the hook, the namespace (None: this one)."""
@@ -229,9 +242,12 @@ def refuse_unusable(d: dict, t: Target, net) -> None:
                          "encap; use a route with an inline nexthop")
     enc = describe_encap(d)
     if enc:
-        hint = (" left by an earlier lwtui session: run `lwtui detach --all`"
-                if any(n.startswith("lwtui") for n in d["progs"].values()) else ": remove it first")
-        raise RouteError(f"{net} in {where(t.netns)} already carries encap {enc}{hint}")
+        what = f"{net} in {where(t.netns)}"
+        ours = [n for n in d["progs"].values() if n.startswith("lwtui")]
+        if ours:
+            raise LwtuiEncap(f"{what} already carries encap {enc} left by an earlier lwtui session: "
+                             "run `lwtui detach --all`", what, ours)
+        raise RouteError(f"{what} already carries encap {enc}: remove it first")
 
 
 def bpf_encap(members: list[tuple[Attachment, int]]) -> dict:

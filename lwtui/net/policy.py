@@ -5,7 +5,11 @@ IPv6 local routes have metric 0, which netlink cannot recreate (0 becomes
 placed before the `lookup local` rule, sends the address to a private table T
 whose local route carries the encap. The local rule sits at pref 0, so it is
 moved behind ours while a temporary copy at pref 1 keeps local delivery
-working. Restore removes the rule and the table, from any intermediate state.
+working. Restore removes lwtui's own rule (its full identity: preference,
+table, protocol, address) and its own route (the local route carrying its
+program, by name) from any intermediate state; never a whole table, which may
+hold what someone else added, or be reused by a later session in a namespace
+of the same name.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import time
 
 from pyroute2.netlink.exceptions import NetlinkError
 
-from lwtui.net.attrs import (LOCAL, RTPROT_KERNEL, Attachment, RouteError, Target, bpf_encap, find_route,
+from lwtui.net.attrs import (LOCAL, RTPROT_KERNEL, Attachment, LwtuiEncap, RouteError, Target, bpf_encap, find_route,
                            refuse_unusable, route_kwargs, route_net, route_table, where)
 from lwtui.net.netlink import dump, ignore_gone, netlink_error, rules
 
@@ -30,10 +34,18 @@ def local_rules(rule_list: list[dict]) -> list[dict]:
                    and not r["src_len"] and r.get("FRA_PROTOCOL") != RULE_PROTO), key=lambda r: r["FRA_PRIORITY"])
 
 
-def _free_table(ipr) -> int:
+def _free_table(ipr, name: str) -> int:
+    """A table no route or rule uses, searched from a place that depends on the program name."""
     used = {route_table(r) for fam in (2, 10) for r in dump(ipr, fam)}
     used |= {r["FRA_TABLE"] for fam in (2, 10) for r in rules(ipr, fam)}
-    return next(n for n in range(POLICY_TABLE_BASE, POLICY_TABLE_BASE + 4096) if n not in used)
+    start = sum(name.encode()) * 131 % 4096
+    return next(POLICY_TABLE_BASE + (start + i) % 4096 for i in range(4096)
+                if POLICY_TABLE_BASE + (start + i) % 4096 not in used)
+
+
+def _rule_pref(att: Attachment) -> int:
+    pref = att.extra.get("local_pref", 0)
+    return pref - 1 if pref > 0 else 0
 
 
 def plan_policy(ipr, t: Target, net) -> tuple[dict, int, int]:
@@ -46,6 +58,14 @@ def plan_policy(ipr, t: Target, net) -> tuple[dict, int, int]:
     rule_list = rules(ipr, 10)
     steer = [r for r in rule_list
              if r.get("FRA_DST") and ipaddress.ip_network(f"{r['FRA_DST']}/{r['dst_len']}") == net]
+    if steer and steer[0].get("FRA_PROTOCOL") == RULE_PROTO:
+        mine = [x for x in dump(ipr, 10) if route_table(x) == steer[0]["FRA_TABLE"] and route_net(x) == net]
+        progs = [n for x in mine for n in x["progs"].values()]
+        if progs:
+            what = f"{net} in {where(t.netns)}"
+            raise LwtuiEncap(f"{what} is already steered to lwtui program {progs[0]} (table "
+                             f"{steer[0]['FRA_TABLE']}) left by an earlier lwtui session: run `lwtui detach --all`",
+                             what, progs)
     if steer:
         raise RouteError(f"a rule already steers {net} in {where(t.netns)} (pref {steer[0]['FRA_PRIORITY']}, "
                          f"table {steer[0]['FRA_TABLE']}): remove it (`ip -6 rule del ...`) or run "
@@ -61,7 +81,7 @@ def attach_policy(ipr, t: Target, net, fd: int, name: str, on_saved) -> Attachme
     """Steer `net` to a private table whose local route carries program `fd`; undone on failure."""
     local, pref, proto = plan_policy(ipr, t, net)
     att = Attachment(t, name, "policy", dict(local, saved_at=time.time()),
-                     {"table": _free_table(ipr), "local_pref": pref, "local_proto": proto})
+                     {"table": _free_table(ipr, name), "local_pref": pref, "local_proto": proto})
     on_saved(att)
     dst, table = {"dst": str(net.network_address), "dst_len": net.prefixlen}, att.extra["table"]
     try:
@@ -81,22 +101,39 @@ def attach_policy(ipr, t: Target, net, fd: int, name: str, on_saved) -> Attachme
 
 
 def detach_policy(ipr, att: Attachment) -> str:
-    """Undo attach_policy from any intermediate state (also after SIGKILL half-way)."""
+    """Undo attach_policy from any intermediate state (also after SIGKILL half-way).
+
+    Only what this attachment made goes: the local route in its table that
+    carries its program, and its rule to that table, unless that rule now
+    steers to another program's route (a later session that got the same
+    table number); lwtui's stand-in local rule only while the local rule is moved.
+    """
     table, changed, rule_list = att.extra["table"], False, rules(ipr, 10)
+    assert att.original is not None       # a policy attachment always saved its local route
+    original = att.original
+    net = route_net(original)
     if not local_rules(rule_list):     # killed while the local rule was moved: put it back before anything else
         ipr.rule("add", family=10, priority=att.extra.get("local_pref", 0), table=LOCAL,
                  protocol=att.extra.get("local_proto", RTPROT_KERNEL))
         changed = True
+    in_table = [r for r in dump(ipr, 10) if route_table(r) == table and route_net(r) == net
+                and r["type"] == original["type"]]
+    mine = [r for r in in_table if r["progs"].get("in") == att.prog_name]
+    theirs = len(in_table) > len(mine)
     for r in rule_list:
-        if r.get("FRA_PROTOCOL") == RULE_PROTO and r["FRA_TABLE"] in (table, LOCAL):
+        if r.get("FRA_PROTOCOL") != RULE_PROTO:
+            continue
+        stand_in = r["FRA_TABLE"] == LOCAL and not r.get("FRA_DST") and r["FRA_PRIORITY"] == 1
+        steer = (r["FRA_TABLE"] == table and r.get("FRA_DST") == str(net.network_address)
+                 and r["dst_len"] == net.prefixlen and r["FRA_PRIORITY"] == _rule_pref(att))
+        if stand_in or (steer and not theirs):
             sel = {"dst": r["FRA_DST"], "dst_len": r["dst_len"]} if r.get("FRA_DST") else {}
             ignore_gone(ipr.rule, "del", family=10, priority=r["FRA_PRIORITY"], table=r["FRA_TABLE"],
                         protocol=RULE_PROTO, **sel)
             changed = True
-    for r in dump(ipr, 10):
-        if route_table(r) == table:
-            ignore_gone(ipr.route, "del", **route_kwargs(r))
-            changed = True
+    for r in mine:
+        ignore_gone(ipr.route, "del", **route_kwargs(r))
+        changed = True
     return "restored" if changed else "already restored"
 
 

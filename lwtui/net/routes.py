@@ -29,7 +29,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from lwtui.net.attrs import (  # noqa: F401 (re-exported: lwtui.net.routes is the public face)
     GONE, HOOKS, LOCAL, MAIN, MAX_HEADROOM, RTN_LOCAL, RTN_UNICAST, RTNH_F_ONLINK, RTPROT_STATIC, Attachment,
-    RouteError, Target, _closest, bpf_encap, check_target, describe_encap, find_route, parse_prefix,
+    LwtuiEncap, RouteError, Target, _closest, bpf_encap, check_target, describe_encap, find_route, parse_prefix,
     refuse_unusable, route_key, route_kwargs, route_net, route_priority, route_table, route_to_dict, same_route,
     where)
 from lwtui.net.netlink import NamespaceGone, dump, fib_match, netlink_error, rtnl

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
 from lwtui.kernel import kstructs, pins, runstats
-from lwtui.session import state
+from lwtui.session import holders, state
 from lwtui.net import routes
 from lwtui.core.flows import Counters, FlowTable, HitSplit, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
@@ -57,11 +57,6 @@ def _require_root() -> None:
         raise SessionError(str(e)) from None
 
 
-def _route_kind(netns: str | None, prefix: str, hook: str) -> tuple:
-    """Which route a hook uses: `in` the local route, out/xmit the main-table one (one encap each)."""
-    return netns, prefix, "local" if hook == "in" else "main"
-
-
 class Session:
     """Attach to routes, count flows, apply verdicts; restore everything on close()."""
 
@@ -72,7 +67,7 @@ class Session:
         self.targets = list(targets)
         if not self.targets:
             raise SessionError("no route given: name at least one ROUTE (see `lwtui --help`)")
-        self.name = paths.valid_name(name or state.new_session_name())
+        self.name = paths.valid_name(state.new_session_name() if name is None else name)
         self.dry_run = dry_run
         self.keep_blocks = keep_blocks
         self.max_flows = max_flows
@@ -94,6 +89,9 @@ class Session:
         self._events = EventLog()
         self._lost = 0
         self._closed = False
+        self._claim: int | None = None      # the lock on the session name (lwtui.session.state.claim)
+        self._pinned = False        # pins of this name are ours to remove (pin_maps was called)
+        self._guarded = False
         self._on_status = on_status or (lambda msg: None)
         self._rates = TotalRates(self.flows.rate_window, self.started)
         self._hits = HitSplit()
@@ -113,13 +111,18 @@ class Session:
     def start(self) -> None:
         """Check, compile, pin, attach every target; on any failure undo what was done and raise."""
         _require_root()
-        self._refuse_busy_routes()
-        for t in self.targets:          # bad routes are refused before anything is compiled or changed
-            routes.preflight(t)
-        pins.ensure_bpffs()
-        from lwtui.kernel.probe import Probe  # BCC is heavy: import only when a session starts
-        hooks = sorted({t.hook for t in self.targets}, key=lambda h: kstructs.HOOK_BY_NAME[h])
+        self._guarded = True
+        signals.guard()                 # from here on, close() must run: a flood of signals cannot skip it
         try:
+            self._claim = state.claim(self.name)
+            pins.check_root()
+            busy = holders.busy_route(self.targets)     # one route, one session
+            if busy:
+                raise SessionError(busy)
+            for t in self.targets:      # bad routes are refused before anything is compiled or changed
+                self._named(routes.preflight, t)
+            from lwtui.kernel.probe import Probe  # BCC is heavy: import only when a session starts
+            hooks = sorted({t.hook for t in self.targets}, key=lambda h: kstructs.HOOK_BY_NAME[h])
             self._on_status("compiling BPF programs")
             self.probe = Probe(hooks=hooks, max_flows=self.max_flows, extra_cflags=EXTRA_CFLAGS,
                                events=self.transport)
@@ -137,6 +140,7 @@ class Session:
                                            started=self.started, dry_run=self.dry_run,
                                            keep_blocks=self.keep_blocks)
             self.state.save()
+            self._pinned = True
             pins.pin_maps(self.name, self.store.fds)
             self.probe.open_events(self._on_event, self._on_lost)
             for t in self.targets:
@@ -164,27 +168,20 @@ class Session:
                 faults.check("attach")
             except faults.InjectedFault as e:
                 raise routes.RouteError(f"attaching {t.hook} to {t.prefix}: {e}") from None
-            routes.attach(t, self.probe.prog_fd(t.hook), self.probe.prog_name(t.hook),
-                          on_saved=self._save_attachment)
+            with state.attach_lock():     # one attach at a time: the next one sees this route taken
+                self._named(routes.attach, t, self.probe.prog_fd(t.hook), self.probe.prog_name(t.hook),
+                            on_saved=self._save_attachment)
 
-    def _refuse_busy_routes(self) -> None:
-        """One route, one session: refuse routes a running, kept or killed session holds."""
-        mine = {_route_kind(t.netns, t.prefix, t.hook) for t in self.targets}
-        for st in state.list_states():
-            for a in st.attachments:
-                t = a.get("target", {})
-                if _route_kind(t.get("netns"), t.get("prefix"), t.get("hook")) not in mine:
-                    continue
-                what = f"{t.get('prefix')} ({t.get('hook')})"
-                status = st.status
-                if status == "running":
-                    raise SessionError(f"{what} is already watched by session {st.name} (pid {st.pid}): "
-                                       "stop it first")
-                if status == "kept":
-                    raise SessionError(f"{what} still carries the kept blocks of session {st.name}: "
-                                       f"run `lwtui detach --session {st.name}` first")
-                raise SessionError(f"{what} is held by stale session {st.name} (pid {st.pid} is gone): "
-                                   "run `lwtui detach --all` first")
+    @staticmethod
+    def _named(step, t: routes.Target, *args, **kw):
+        """Run a route step; a route holding lwtui programs is refused naming the session that holds them."""
+        try:
+            return step(t, *args, **kw)
+        except routes.LwtuiEncap as e:
+            held = holders.holding(e)
+            if held is None:
+                raise
+            raise SessionError(held) from None
 
     def _save_attachment(self, att: routes.Attachment) -> None:
         """Called by routes.attach before it modifies the route: persist the original, and
@@ -197,13 +194,25 @@ class Session:
     def close(self) -> list[str]:
         """Detach every route and remove pins and state (or keep them: keep_blocks with active
         rules); idempotent, never raises for gone routes. Returns one status line per route."""
-        if self._closed:
-            return []
-        self._closed = True
         with signals.critical(), self._routes_lock:
-            if self.keep_blocks and self.attachments and self._active_rules():
-                return self._keep()
-            return self._restore()
+            if self._closed:
+                return []
+            self._closed = True     # set with signals held: a signal cannot stop close() half-way
+            try:
+                if self.keep_blocks and self.attachments and self._active_rules():
+                    return self._keep()
+                return self._restore()
+            finally:
+                self._release()
+
+    def _release(self) -> None:
+        """Give up the session name and the signal guard (close() is done)."""
+        if self._claim is not None:
+            state.release(self.name, self._claim)
+            self._claim = None
+        if self._guarded:
+            self._guarded = False
+            signals.unguard()
 
     def _restore(self) -> list[str]:
         statuses, errors = [], []
@@ -218,7 +227,7 @@ class Session:
                 self.state.save()  # keep the state file so `lwtui detach --all` can retry
             else:
                 self.state.remove()
-        if not errors:
+        if not errors and self._pinned:
             pins.unpin(self.name)
         if self.probe is not None:
             self.probe.close()

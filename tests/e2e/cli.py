@@ -45,11 +45,13 @@ class LwtuiEnv(dict):
 
 
 def _remove_pins(root: Path) -> None:
-    if root.is_dir():
+    """Remove a test's pin root; links are removed, never followed."""
+    if root.is_dir() and not root.is_symlink():
         for d in root.iterdir():
-            for p in d.iterdir() if d.is_dir() else ():
-                p.unlink(missing_ok=True)
-            d.rmdir() if d.is_dir() else d.unlink()
+            is_dir = d.is_dir() and not d.is_symlink()
+            for p in d.iterdir() if is_dir else ():
+                p.rmdir() if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+            d.rmdir() if is_dir else d.unlink()
         root.rmdir()
 
 
