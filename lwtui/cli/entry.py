@@ -33,14 +33,15 @@ rules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]
   at most 4096 rules of each kind (flow, host, port) per session
 """
 
-_RULES = "\nrules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]\n"
+_LIMITS = "  at most 4096 rules of each kind (flow, host, port) per session\n"
+_RULES = "\nrules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]\n" + _LIMITS
 SUB_EXAMPLES = {
     "watch": """examples:
   lwtui watch 10.0.0.3/32 --netns lwtui-cli                 a table of the busiest flows, refreshed
   lwtui watch 10.0.0.3/32 --netns lwtui-cli --json --duration 10 > flows.jsonl
   lwtui watch 10.0.0.3/32 --hook in --netns lwtui-srv       (the local route of a local address)
   lwtui watch 10.0.0.3/32 --hook out,xmit --dry-run          rules count would-drops, drop nothing
-""",
+""" + _RULES,
     "block": """examples:
   lwtui block port 8080/tcp                                  on the only running session
   lwtui block host 10.0.0.9 --ttl 300 --session lab          lifted by itself after 5 minutes
