@@ -301,6 +301,36 @@ static __always_inline int rule_hit(struct rule_val *r, __u64 now)
 	return 1;
 }
 
+/* The ICMP type that answers `type` (or asks for it): echo 8/0, timestamp
+ * 13/14, information 15/16, address mask 17/18; ICMPv6 echo 128/129, node
+ * information 139/140. Any other type is its own counterpart. */
+static __always_inline __u16 icmp_pair(__u8 proto, __u16 type)
+{
+	if (proto == IPPROTO_ICMP) {
+		switch (type) {
+		case 0: return 8;
+		case 8: return 0;
+		case 13: return 14;
+		case 14: return 13;
+		case 15: return 16;
+		case 16: return 15;
+		case 17: return 18;
+		case 18: return 17;
+		}
+	} else if (proto == IPPROTO_ICMPV6) {
+		switch (type) {
+		case 128: return 129;
+		case 129: return 128;
+		case 139: return 140;
+		case 140: return 139;
+		}
+	}
+	return type;
+}
+
+/* A flow rule for this packet's flow or its reverse: addresses swapped, and
+ * ports swapped (ICMP: the counterpart type with the same code, so the
+ * reverse of an echo request is its reply). */
 static __always_inline int match_flow(struct flow_key *key, __u64 now)
 {
 	struct flow_key k = *key;
@@ -311,8 +341,12 @@ static __always_inline int match_flow(struct flow_key *key, __u64 now)
 		return 1;
 	__builtin_memcpy(k.saddr, key->daddr, 16);
 	__builtin_memcpy(k.daddr, key->saddr, 16);
-	k.sport = key->dport;
-	k.dport = key->sport;
+	if (key->proto == IPPROTO_ICMP || key->proto == IPPROTO_ICMPV6) {
+		k.sport = icmp_pair(key->proto, key->sport);
+	} else {
+		k.sport = key->dport;
+		k.dport = key->sport;
+	}
 	return rule_hit(verdicts.lookup(&k), now);
 }
 
