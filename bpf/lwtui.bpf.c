@@ -4,6 +4,7 @@
  * with -D flags only:
  *   -DMAX_FLOWS=N   entries of the `flows` LRU hash (default 65536)
  *   -DMAX_RULES=N   entries of each rule map (default 4096)
+ *   -DMAX_FRAGS=N   fragmented datagrams whose verdict is remembered (default 4096)
  *   -DLWTUI_COARSE_CLOCK  stamp flows and events with bpf_ktime_get_coarse_ns
  *                   (CLOCK_MONOTONIC_COARSE, one tick of resolution) instead of
  *                   bpf_ktime_get_ns; rule TTLs stay exact. A precise clock read
@@ -37,10 +38,15 @@
 #ifndef MAX_RULES
 #define MAX_RULES 4096
 #endif
+#ifndef MAX_FRAGS
+#define MAX_FRAGS 4096
+#endif
 
-#define IPV6_EXT_MAX 6              /* extension headers walked before giving up */
+#ifndef IPV6_EXT_MAX
+#define IPV6_EXT_MAX LWTUI_IPV6_EXT_MAX  /* -DIPV6_EXT_MAX=N: a smaller bound (tests) */
+#endif
 #define DROP_EVENT_INTERVAL_NS 1000000000ULL  /* when config says 0 */
-#define LOAD_MAX_OFF 0x7fff         /* bound for the verifier; 40 + 6 * 2048 fits */
+#define LOAD_MAX_OFF 0x7fff         /* bound for the verifier (direct access needs < 64 KiB) */
 #define ERR_EEXIST 17
 
 BPF_TABLE("lru_hash", struct flow_key, struct flow_stats, flows, MAX_FLOWS);
@@ -57,6 +63,8 @@ BPF_RINGBUF_OUTPUT(events, LWTUI_RINGBUF_PAGES);
 #else
 BPF_PERF_OUTPUT(events);
 #endif
+
+BPF_TABLE("lru_hash", struct frag_key, __u64, frags, MAX_FRAGS);  /* datagram -> LWTUI_RULE_* */
 
 /* Header layouts, as copied from the packet into stack buffers. */
 struct ip4_hdr {
@@ -143,26 +151,60 @@ static __always_inline void map_v4(__u8 *dst, __be32 addr)
 	__builtin_memcpy(dst + 12, &addr, 4);
 }
 
-/* IPv4 header (with options) -> key addresses, proto, fragment flag.
- * Returns the L4 offset, or -1 for a short or malformed header. */
-static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow_key *key)
+/* What parse() learnt beyond the key. `level` says how far the key can be
+ * trusted: PARSED_NOTHING (no addresses: nothing to judge the packet by),
+ * PARSED_ADDRS (addresses and protocol, no ports: a non-first fragment, or a
+ * header chain cut short or too long), PARSED_PORTS (the whole key). `bad`
+ * marks a parse error: the packet is judged by what was read, counted as a
+ * parse error, and gets no flow entry. */
+#define PARSED_NOTHING 0
+#define PARSED_ADDRS   1
+#define PARSED_PORTS   2
+
+struct pkt_info {
+	__u32 frag_id;     /* IPv4 identification or IPv6 fragment header id */
+	__u8 level;        /* PARSED_* */
+	__u8 bad;          /* a parse error */
+	__u8 first_frag;   /* fragment offset 0 with more fragments to come */
+	__u8 tcp_flags;
+	__u8 direct;       /* the L4 offset may be used for direct packet access */
+	__u8 pad[3];
+};
+
+/* Mark a parse error. Errors travel in pi->bad, never as a negative offset:
+ * a sign test on the offset would make the verifier track its exact range
+ * through the IPv6 extension walk (see parse_ipv6). */
+static __always_inline __u32 fail(struct pkt_info *pi)
+{
+	pi->bad = 1;
+	return 0;
+}
+
+/* IPv4 header (with options) -> key addresses, proto, fragment fields.
+ * Returns the L4 offset; pi->bad when the header is short or malformed. */
+static __always_inline __u32 parse_ipv4(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
 {
 	struct ip4_hdr ip;
 	__u32 hlen;
 
 	if (load(skb, 0, &ip, sizeof(ip)) < 0)
-		return -1;
+		return fail(pi);
 	if ((ip.ver_ihl >> 4) != 4)
-		return -1;
-	hlen = (ip.ver_ihl & 0x0f) * 4;
-	if (hlen < sizeof(ip) || hlen > skb->len)
-		return -1;
+		return fail(pi);
 	key->family = 4;
 	key->proto = ip.proto;
 	map_v4(key->saddr, ip.saddr);
 	map_v4(key->daddr, ip.daddr);
+	pi->level = PARSED_ADDRS;
+	pi->frag_id = bpf_ntohs(ip.id);
+	hlen = (ip.ver_ihl & 0x0f) * 4;
+	if (hlen < sizeof(ip) || hlen > skb->len)
+		return fail(pi);
 	if (ip.frag_off & bpf_htons(0x1fff))
 		key->flags = LWTUI_KEY_FRAGMENT;
+	else if (ip.frag_off & bpf_htons(0x2000))
+		pi->first_frag = 1;
+	pi->direct = 1;
 	return hlen;
 }
 
@@ -172,104 +214,145 @@ static __always_inline int ipv6_is_ext(__u8 nh)
 	       nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH;
 }
 
-/* IPv6 header and up to IPV6_EXT_MAX extension headers. Returns the L4
- * offset, or -1 for a short header or a longer chain. */
-static __always_inline int parse_ipv6(struct __sk_buff *skb, struct flow_key *key)
+/* IPv6 header and its extension headers, up to IPV6_EXT_MAX of them.
+ * Returns the L4 offset; pi->bad when the chain is cut short or longer.
+ *
+ * The walk is a bounded loop (not unrolled) that reads with
+ * bpf_skb_load_bytes only, and nothing after it touches the packet through
+ * an offset it computed (pi->direct stays 0): the verifier then never needs
+ * the offset's exact range, so each iteration is verified once instead of
+ * once per combination of header lengths. */
+static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
 {
 	struct ip6_hdr ip6;
 	struct ip6_ext ext;
-	__u32 off = sizeof(ip6);
+	__u32 off = sizeof(ip6), len;
 	__u8 nh;
+	int i;
 
 	if (load(skb, 0, &ip6, sizeof(ip6)) < 0)
-		return -1;
+		return fail(pi);
 	if ((ip6.ver_tc_flow & bpf_htonl(0xf0000000)) != bpf_htonl(0x60000000))
-		return -1;
+		return fail(pi);
 	key->family = 6;
 	__builtin_memcpy(key->saddr, ip6.saddr, 16);
 	__builtin_memcpy(key->daddr, ip6.daddr, 16);
 	nh = ip6.nexthdr;
+	key->proto = nh;
+	pi->level = PARSED_ADDRS;
+	if (!ipv6_is_ext(nh)) {
+		pi->direct = 1;
+		return off;
+	}
 
-#pragma unroll
-	for (int i = 0; i < IPV6_EXT_MAX; i++) {
-		if (!ipv6_is_ext(nh))
-			break;
-		if (load(skb, off, &ext, sizeof(ext)) < 0)
-			return -1;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < IPV6_EXT_MAX; i++) {
+		if (bpf_skb_load_bytes(skb, off, &ext, sizeof(ext)) < 0)
+			return fail(pi);
 		if (nh == IPPROTO_FRAGMENT) {
-			off += 8;
+			pi->frag_id = bpf_ntohl(ext.id);
 			if (ext.frag_off & bpf_htons(0xfff8)) {  /* non-first: no L4 here */
 				key->flags = LWTUI_KEY_FRAGMENT;
-				nh = ext.nexthdr;
-				break;
+				key->proto = ext.nexthdr;
+				return 0;
 			}
+			pi->first_frag = ext.frag_off & bpf_htons(1) ? 1 : 0;
+			len = 8;
 		} else if (nh == IPPROTO_AH) {
-			off += ((__u32)ext.hdrlen + 2) * 4;
+			len = ((__u32)ext.hdrlen + 2) * 4;
 		} else {
-			off += ((__u32)ext.hdrlen + 1) * 8;
+			len = ((__u32)ext.hdrlen + 1) * 8;
 		}
+		off += len;
 		nh = ext.nexthdr;
+		key->proto = nh;
+		if (!ipv6_is_ext(nh))
+			break;
 	}
-	if (!(key->flags & LWTUI_KEY_FRAGMENT) && ipv6_is_ext(nh))
-		return -1;  /* chain longer than IPV6_EXT_MAX */
-	if (off > skb->len)
-		return -1;  /* last extension header cut short */
-	key->proto = nh;
+	if (ipv6_is_ext(nh) || off > skb->len)
+		return fail(pi);  /* a longer chain, or the last header cut short */
 	return off;
 }
 
-/* Ports (ICMP: type and code) and TCP flags; every L4 header must be whole. */
-static __always_inline int parse_l4(struct __sk_buff *skb, struct flow_key *key, __u32 off,
-				    __u8 *tcp_flags)
+/* Read L4 bytes: through load() when the offset was not computed by the IPv6
+ * extension walk (see parse_ipv6), else with bpf_skb_load_bytes. */
+static __always_inline int load_l4(struct __sk_buff *skb, struct pkt_info *pi, __u32 off, void *dst,
+				   __u32 len)
 {
-	if (key->flags & LWTUI_KEY_FRAGMENT)
-		return 0;
-	if (key->proto == IPPROTO_TCP) {
-		struct tcp_hdr th;
-
-		if (load(skb, off, &th, sizeof(th)) < 0 || (th.doff_res >> 4) < 5)
-			return -1;
-		key->sport = bpf_ntohs(th.source);
-		key->dport = bpf_ntohs(th.dest);
-		*tcp_flags = th.flags;
-	} else if (key->proto == IPPROTO_UDP) {
-		struct l4_ports uh;
-
-		if (load(skb, off, &uh, sizeof(uh)) < 0)
-			return -1;
-		key->sport = bpf_ntohs(uh.a);
-		key->dport = bpf_ntohs(uh.b);
-	} else if (key->proto == IPPROTO_ICMP || key->proto == IPPROTO_ICMPV6) {
-		struct l4_ports ih;
-		/* ICMP's header is 8 bytes, ICMPv6's 4 (type, code, checksum). */
-		__u32 need = key->proto == IPPROTO_ICMP ? 8 : 4;
-
-		if (off + need > skb->len || load(skb, off, &ih, 4) < 0)
-			return -1;
-		key->sport = ((__u8 *)&ih)[0];
-		key->dport = ((__u8 *)&ih)[1];
-	}
-	return 0;
+	if (pi->direct)
+		return load(skb, off, dst, len);
+	return bpf_skb_load_bytes(skb, off, dst, len);
 }
 
-static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __u8 *tcp_flags)
+/* Ports (ICMP: type and code) and TCP flags. The key gets ports when their
+ * bytes are there (4 bytes; ICMP's type and code 2), and the packet is bad
+ * unless the whole L4 header is: a TCP header whose data offset is under 5,
+ * or any header cut short (a tiny first fragment is judged by its ports). */
+static __always_inline void parse_l4(struct __sk_buff *skb, struct flow_key *key, __u32 off,
+				     struct pkt_info *pi)
 {
-	__u32 word = 0;
-	__u8 version;
-	int off;
+	struct tcp_hdr th;
+	__u32 whole = 0, nports = 4;
 
-	if (load(skb, 0, &word, 1) < 0)
-		return -1;
+	if (key->flags & LWTUI_KEY_FRAGMENT)
+		return;  /* addresses only, and not a parse error */
+	if (key->proto == IPPROTO_TCP)
+		whole = sizeof(th);
+	else if (key->proto == IPPROTO_UDP)
+		whole = 8;
+	else if (key->proto == IPPROTO_ICMP)
+		whole = 8, nports = 2;
+	else if (key->proto == IPPROTO_ICMPV6)
+		whole = 4, nports = 2;
+	if (!whole) {
+		pi->level = PARSED_PORTS;  /* no ports to read */
+		return;
+	}
+	if (off + nports > skb->len || load_l4(skb, pi, off, &th, 4) < 0) {
+		pi->bad = 1;
+		return;
+	}
+	if (nports == 2) {
+		key->sport = ((__u8 *)&th)[0];
+		key->dport = ((__u8 *)&th)[1];
+	} else {
+		key->sport = bpf_ntohs(th.source);
+		key->dport = bpf_ntohs(th.dest);
+	}
+	pi->level = PARSED_PORTS;
+	if (off + whole > skb->len) {
+		pi->bad = 1;
+		return;
+	}
+	if (key->proto == IPPROTO_TCP) {
+		if (load_l4(skb, pi, off, &th, sizeof(th)) < 0 || (th.doff_res >> 4) < 5) {
+			pi->bad = 1;
+			return;
+		}
+		pi->tcp_flags = th.flags;
+	}
+}
+
+/* Fill the key as far as the headers allow; pi says how far (PARSED_*) and
+ * whether the packet is a parse error. */
+static __always_inline void parse(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
+{
+	__u32 word = 0, off;
+	__u8 version;
+
+	if (load(skb, 0, &word, 1) < 0) {
+		pi->bad = 1;
+		return;
+	}
 	version = *(__u8 *)&word >> 4;
 	if (version == 4)
-		off = parse_ipv4(skb, key);
+		off = parse_ipv4(skb, key, pi);
 	else if (version == 6)
-		off = parse_ipv6(skb, key);
+		off = parse_ipv6(skb, key, pi);
 	else
-		return -1;
-	if (off < 0)
-		return -1;
-	return parse_l4(skb, key, off, tcp_flags);
+		off = fail(pi);
+	if (!pi->bad)
+		parse_l4(skb, key, off, pi);
 }
 
 /* Timestamp for flows and events (see LWTUI_COARSE_CLOCK above). */
@@ -380,18 +463,55 @@ static __always_inline int match_port(struct flow_key *key, __u64 now)
 	return rule_hit(port_rules.lookup(&pk), now);
 }
 
-/* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none. */
-static __always_inline __u8 eval_rules(struct flow_key *key, __u64 flow_now)
+/* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none.
+ * Flow and port rules need ports: without them only host rules apply. */
+static __always_inline __u8 eval_rules(struct flow_key *key, __u8 level, __u64 flow_now)
 {
 	__u64 now = rule_clock(flow_now);
+
+	if (level >= PARSED_PORTS && match_flow(key, now))
+		return LWTUI_RULE_FLOW;
+	if (match_host(key, now))
+		return LWTUI_RULE_HOST;
+	if (level >= PARSED_PORTS && match_port(key, now))
+		return LWTUI_RULE_PORT;
+	return LWTUI_RULE_NONE;
+}
+
+/* Remember a first fragment's verdict for the rest of its datagram. */
+static __always_inline void frag_note(struct flow_key *key, struct pkt_info *pi, __u8 kind)
+{
+	struct frag_key fk = {};
+	__u64 v = kind;
+
+	__builtin_memcpy(fk.saddr, key->saddr, 16);
+	__builtin_memcpy(fk.daddr, key->daddr, 16);
+	fk.id = pi->frag_id;
+	fk.proto = key->proto;
+	fk.family = key->family;
+	fk.hook = key->hook;
+	frags.update(&fk, &v);
+}
+
+/* A non-first fragment: a flow rule with ports 0 or a host rule, then the
+ * verdict its datagram's first fragment got at this hook (when seen). */
+static __always_inline __u8 eval_fragment(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
+{
+	struct frag_key fk = {};
+	__u64 now = rule_clock(flow_now), *v;
 
 	if (match_flow(key, now))
 		return LWTUI_RULE_FLOW;
 	if (match_host(key, now))
 		return LWTUI_RULE_HOST;
-	if (match_port(key, now))
-		return LWTUI_RULE_PORT;
-	return LWTUI_RULE_NONE;
+	__builtin_memcpy(fk.saddr, key->saddr, 16);
+	__builtin_memcpy(fk.daddr, key->daddr, 16);
+	fk.id = pi->frag_id;
+	fk.proto = key->proto;
+	fk.family = key->family;
+	fk.hook = key->hook;
+	v = frags.lookup(&fk);
+	return v ? (__u8)*v : LWTUI_RULE_NONE;
 }
 
 static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *key,
@@ -470,23 +590,43 @@ failed:
 	return NULL;
 }
 
+/* A packet that is a parse error: judged by the rules that what was read
+ * allows (see eval_rules), counted, never given a flow entry. */
+static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
+{
+	struct lwtui_config *cfg;
+	__u32 zero = 0;
+	__u8 kind;
+
+	stat_add(LWTUI_ST_PARSE_ERRORS, 1);
+	if (pi->level == PARSED_NOTHING)
+		return BPF_OK;  /* no addresses: nothing to judge it by */
+	cfg = config.lookup(&zero);
+	if (!cfg)
+		return BPF_OK;
+	kind = eval_rules(key, pi->level, flow_clock());
+	if (pi->first_frag)
+		frag_note(key, pi, kind);
+	return kind ? drop_verdict(cfg) : BPF_OK;
+}
+
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 {
 	struct flow_key key = {};
+	struct pkt_info pi = {};
 	struct lwtui_config *cfg;
 	struct flow_stats *fs;
 	__u32 zero = 0, len = skb->len, gen;
-	__u8 tcp_flags = 0, kind;
+	__u8 kind;
 	int created = 0;
 	__u64 now;
 
 	stat_add(LWTUI_ST_PACKETS, 1);
 	stat_add(LWTUI_ST_BYTES, len);
-	if (parse(skb, &key, &tcp_flags) < 0) {
-		stat_add(LWTUI_ST_PARSE_ERRORS, 1);
-		return BPF_OK;
-	}
 	key.hook = hook;
+	parse(skb, &key, &pi);
+	if (pi.bad)
+		return handle_bad(&key, &pi);
 	cfg = config.lookup(&zero);
 	if (!cfg)
 		return BPF_OK;  /* an array always has index 0 */
@@ -494,20 +634,32 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	now = flow_clock();
 
 	fs = flow_entry(&key, now, &created);
-	if (!fs)  /* no entry to cache in: ask the rules for this packet alone */
-		return eval_rules(&key, now) ? drop_verdict(cfg) : BPF_OK;
+	if (!fs) {  /* no entry to cache in: ask the rules for this packet alone */
+		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
+						      : eval_rules(&key, pi.level, now);
+		if (pi.first_frag)
+			frag_note(&key, &pi, kind);
+		return kind ? drop_verdict(cfg) : BPF_OK;
+	}
 
 	__sync_fetch_and_add(&fs->packets, 1);
 	__sync_fetch_and_add(&fs->bytes, len);
 	fs->last_seen_ns = now;
-	if (tcp_flags & ~fs->tcp_flags)
-		fs->tcp_flags |= tcp_flags;
-	if (created || fs->rules_gen != gen || fs->verdict == LWTUI_DROP) {
-		kind = eval_rules(&key, now);
+	if (pi.tcp_flags & ~fs->tcp_flags)
+		fs->tcp_flags |= pi.tcp_flags;
+	if (key.flags & LWTUI_KEY_FRAGMENT) {  /* each fragment follows its own datagram */
+		kind = eval_fragment(&key, &pi, now);
+		fs->verdict = kind ? LWTUI_DROP : LWTUI_ALLOW;
+		fs->rule_kind = kind;
+		fs->rules_gen = gen;
+	} else if (created || fs->rules_gen != gen || fs->verdict == LWTUI_DROP) {
+		kind = eval_rules(&key, pi.level, now);
 		fs->verdict = kind ? LWTUI_DROP : LWTUI_ALLOW;
 		fs->rule_kind = kind;
 		fs->rules_gen = gen;
 	}
+	if (pi.first_frag)
+		frag_note(&key, &pi, fs->rule_kind);
 	if (created) {
 		stat_add(LWTUI_ST_NEW_FLOWS, 1);
 		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);

@@ -25,6 +25,10 @@ typedef uint64_t __u64;
 #define LWTUI_HOOK_OUT  1
 #define LWTUI_HOOK_XMIT 2
 
+/* IPv6 extension headers the programs walk before giving up on the ports:
+ * every chain a 9216-byte MTU can carry (8 bytes a header at least). */
+#define LWTUI_IPV6_EXT_MAX 1152
+
 /* key.flags */
 #define LWTUI_KEY_FRAGMENT 0x01  /* a non-first fragment: no L4 header, ports 0 */
 
@@ -82,6 +86,18 @@ struct flow_stats {
 	__u8 verdict;         /* LWTUI_ALLOW / LWTUI_DROP (cached) */
 	__u8 rule_kind;       /* LWTUI_RULE_* that gave the verdict */
 	__u8 tcp_flags;       /* OR of the TCP flags seen (FIN=0x01 ... CWR=0x80) */
+	__u8 pad;
+};
+
+/* Key of `frags` (value: the LWTUI_RULE_* its first fragment got, as __u64):
+ * one fragmented datagram at one hook. */
+struct frag_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id;     /* IPv4 identification, IPv6 fragment header id */
+	__u8 proto;
+	__u8 family;
+	__u8 hook;
 	__u8 pad;
 };
 

@@ -16,6 +16,7 @@ HOOK_IN, HOOK_OUT, HOOK_XMIT = 0, 1, 2
 HOOK_NAMES = dict(enumerate(HOOKS))  # HOOK_IN=0 "in", HOOK_OUT=1 "out", HOOK_XMIT=2 "xmit"
 HOOK_BY_NAME = {v: k for k, v in HOOK_NAMES.items()}
 
+IPV6_EXT_MAX = 1152  # IPv6 extension headers the programs walk (LWTUI_IPV6_EXT_MAX)
 KEY_FRAGMENT = 0x01
 
 ALLOW, DROP = 0, 1
@@ -83,6 +84,19 @@ class FlowStats(ct.Structure):
     ]
 
 
+class FragKey(ct.Structure):
+    """struct frag_key (key of `frags`: one fragmented datagram at one hook)"""
+    _fields_ = [
+        ("saddr", ct.c_uint8 * 16),
+        ("daddr", ct.c_uint8 * 16),
+        ("id", ct.c_uint32),
+        ("proto", ct.c_uint8),
+        ("family", ct.c_uint8),
+        ("hook", ct.c_uint8),
+        ("pad", ct.c_uint8),
+    ]
+
+
 class HostKey(ct.Structure):
     """struct host_key (LPM trie key)"""
     _fields_ = [
@@ -129,6 +143,7 @@ MIRRORS = {
     "lwtui_config": LwtuiConfig,
     "flow_key": FlowKey,
     "flow_stats": FlowStats,
+    "frag_key": FragKey,
     "host_key": HostKey,
     "port_key": PortKey,
     "rule_val": RuleVal,

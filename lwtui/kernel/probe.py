@@ -22,7 +22,7 @@ from typing import Callable
 from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers, kstructs
 
-MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats")
+MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats", "frags")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
 EVENT_TRANSPORTS = ("perf", "ringbuf")
@@ -242,10 +242,10 @@ class Probe:
         return cfg
 
     def reset_maps(self) -> None:
-        """Empty flows and rule maps and zero the stats (config is kept)."""
-        for name in ("flows", "verdicts", "host_rules", "port_rules"):
+        """Empty flows, fragments and rule maps and zero the stats (config is kept)."""
+        for name in ("flows", "verdicts", "host_rules", "port_rules", "frags"):
             fd = self.map_fd(name)
-            ktype = {"flows": kstructs.FlowKey, "verdicts": kstructs.FlowKey,
+            ktype = {"flows": kstructs.FlowKey, "verdicts": kstructs.FlowKey, "frags": kstructs.FragKey,
                      "host_rules": kstructs.HostKey, "port_rules": kstructs.PortKey}[name]
             for k in bpfsys.map_keys(fd, ktype):
                 bpfsys.map_delete(fd, k)

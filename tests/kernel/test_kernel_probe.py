@@ -20,6 +20,7 @@ MAPS = {  # name: (type, key struct or size, value struct or size, max_entries)
     "port_rules": (HASH, kstructs.PortKey, kstructs.RuleVal, 4096),
     "config": (ARRAY, 4, kstructs.LwtuiConfig, 1),
     "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX),
+    "frags": (LRU_HASH, kstructs.FragKey, 8, 4096),
 }
 
 

@@ -22,6 +22,7 @@ BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 CONSTANTS = {
     "LWTUI_HOOK_IN": kstructs.HOOK_IN, "LWTUI_HOOK_OUT": kstructs.HOOK_OUT,
     "LWTUI_HOOK_XMIT": kstructs.HOOK_XMIT, "LWTUI_KEY_FRAGMENT": kstructs.KEY_FRAGMENT,
+    "LWTUI_IPV6_EXT_MAX": kstructs.IPV6_EXT_MAX,
     "LWTUI_ALLOW": kstructs.ALLOW, "LWTUI_DROP": kstructs.DROP,
     "LWTUI_RULE_NONE": kstructs.RULE_NONE, "LWTUI_RULE_FLOW": kstructs.RULE_FLOW,
     "LWTUI_RULE_HOST": kstructs.RULE_HOST, "LWTUI_RULE_PORT": kstructs.RULE_PORT,
