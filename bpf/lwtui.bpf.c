@@ -20,8 +20,9 @@
  * At every LWT hook `data` starts at the IPv4/IPv6 header. Each packet is
  * parsed into a struct flow_key, counted in `flows`, and given a verdict:
  * exact flow rule (either direction) -> host rule (LPM trie) -> port rule.
- * The verdict is cached in the flow entry together with config.rules_gen, so
- * an allowed flow costs one flow lookup until user space bumps rules_gen;
+ * The verdict is cached in the flow entry together with the rules generation
+ * (config slot LWTUI_CFG_RULES_GEN, one word), so an allowed flow costs one
+ * flow lookup until user space writes a new generation;
  * dropped flows re-evaluate every packet so TTLs and hit counts stay exact.
  *
  * The structs shared with user space live in lwtui.h (mirrored by
@@ -53,7 +54,7 @@ BPF_TABLE("lru_hash", struct flow_key, struct flow_stats, flows, MAX_FLOWS);
 BPF_HASH(verdicts, struct flow_key, struct rule_val, MAX_RULES);
 BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
 BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
-BPF_ARRAY(config, struct lwtui_config, 1);
+BPF_ARRAY(config, __u64, LWTUI_CFG_MAX);
 BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX);
 #ifdef LWTUI_RINGBUF
 #ifndef LWTUI_RINGBUF_PAGES
@@ -141,6 +142,14 @@ static __always_inline void stat_add(__u32 idx, __u64 v)
 
 	if (p)
 		*p += v;
+}
+
+/* One config slot (LWTUI_CFG_*); 0 if the index were ever out of range. */
+static __always_inline __u64 cfg_get(__u32 idx)
+{
+	__u64 *v = config.lookup(&idx);
+
+	return v ? *v : 0;
 }
 
 static __always_inline void map_v4(__u8 *dst, __be32 addr)
@@ -526,8 +535,8 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 	ev.drops = fs->drops;
 	ev.len = len;
 	ev.type = type;
-	ev.verdict = fs->verdict;
-	ev.rule_kind = fs->rule_kind;
+	ev.verdict = LWTUI_CACHED_VERDICT(fs->cached);
+	ev.rule_kind = LWTUI_CACHED_KIND(fs->cached);
 	ev.tcp_flags = fs->tcp_flags;
 	/* A ring buffer has no lost callback: this counter is its only loss count
 	 * (the perf buffer's lost_cb reports the same failures, later). */
@@ -540,9 +549,9 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 }
 
 /* Count a matched packet and decide: dry-run passes it, else drop. */
-static __always_inline int drop_verdict(struct lwtui_config *cfg)
+static __always_inline int drop_verdict(void)
 {
-	if (cfg->dry_run) {
+	if (cfg_get(LWTUI_CFG_DRY_RUN)) {
 		stat_add(LWTUI_ST_WOULD_DROPS, 1);
 		return BPF_OK;
 	}
@@ -551,10 +560,9 @@ static __always_inline int drop_verdict(struct lwtui_config *cfg)
 }
 
 static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key,
-				     struct flow_stats *fs, struct lwtui_config *cfg,
-				     __u32 len, __u64 now)
+				     struct flow_stats *fs, __u32 len, __u64 now)
 {
-	__u64 interval = cfg->drop_event_interval_ns;
+	__u64 interval = cfg_get(LWTUI_CFG_DROP_EVENT_INTERVAL_NS);
 
 	__sync_fetch_and_add(&fs->drops, 1);
 	if (!interval)
@@ -563,7 +571,7 @@ static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key
 		fs->last_event_ns = now;
 		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
 	}
-	return drop_verdict(cfg);
+	return drop_verdict();
 }
 
 /* The flow's entry, created when absent; NULL when `flows` refused it. */
@@ -594,32 +602,26 @@ failed:
  * allows (see eval_rules), counted, never given a flow entry. */
 static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 {
-	struct lwtui_config *cfg;
-	__u32 zero = 0;
 	__u8 kind;
 
 	stat_add(LWTUI_ST_PARSE_ERRORS, 1);
 	if (pi->level == PARSED_NOTHING)
 		return BPF_OK;  /* no addresses: nothing to judge it by */
-	cfg = config.lookup(&zero);
-	if (!cfg)
-		return BPF_OK;
 	kind = eval_rules(key, pi->level, flow_clock());
 	if (pi->first_frag)
 		frag_note(key, pi, kind);
-	return kind ? drop_verdict(cfg) : BPF_OK;
+	return kind ? drop_verdict() : BPF_OK;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 {
 	struct flow_key key = {};
 	struct pkt_info pi = {};
-	struct lwtui_config *cfg;
 	struct flow_stats *fs;
-	__u32 zero = 0, len = skb->len, gen;
+	__u32 len = skb->len, gen;
+	__u64 now, cached;
 	__u8 kind;
 	int created = 0;
-	__u64 now;
 
 	stat_add(LWTUI_ST_PACKETS, 1);
 	stat_add(LWTUI_ST_BYTES, len);
@@ -627,10 +629,9 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	parse(skb, &key, &pi);
 	if (pi.bad)
 		return handle_bad(&key, &pi);
-	cfg = config.lookup(&zero);
-	if (!cfg)
-		return BPF_OK;  /* an array always has index 0 */
-	gen = cfg->rules_gen;
+	/* Read before the rules are: a rule changed after this read comes with
+	 * a newer generation, so the verdict below is looked at again. */
+	gen = (__u32)cfg_get(LWTUI_CFG_RULES_GEN);
 	now = flow_clock();
 
 	fs = flow_entry(&key, now, &created);
@@ -639,7 +640,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 						      : eval_rules(&key, pi.level, now);
 		if (pi.first_frag)
 			frag_note(&key, &pi, kind);
-		return kind ? drop_verdict(cfg) : BPF_OK;
+		return kind ? drop_verdict() : BPF_OK;
 	}
 
 	__sync_fetch_and_add(&fs->packets, 1);
@@ -647,25 +648,23 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	fs->last_seen_ns = now;
 	if (pi.tcp_flags & ~fs->tcp_flags)
 		fs->tcp_flags |= pi.tcp_flags;
-	if (key.flags & LWTUI_KEY_FRAGMENT) {  /* each fragment follows its own datagram */
-		kind = eval_fragment(&key, &pi, now);
-		fs->verdict = kind ? LWTUI_DROP : LWTUI_ALLOW;
-		fs->rule_kind = kind;
-		fs->rules_gen = gen;
-	} else if (created || fs->rules_gen != gen || fs->verdict == LWTUI_DROP) {
-		kind = eval_rules(&key, pi.level, now);
-		fs->verdict = kind ? LWTUI_DROP : LWTUI_ALLOW;
-		fs->rule_kind = kind;
-		fs->rules_gen = gen;
+	cached = fs->cached;
+	if ((key.flags & LWTUI_KEY_FRAGMENT) || created || LWTUI_CACHED_GEN(cached) != gen ||
+	    LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP) {
+		/* fragments follow their own datagram; drops re-check every packet */
+		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
+						      : eval_rules(&key, pi.level, now);
+		cached = LWTUI_CACHED(gen, kind ? LWTUI_DROP : LWTUI_ALLOW, kind);
+		fs->cached = cached;
 	}
 	if (pi.first_frag)
-		frag_note(&key, &pi, fs->rule_kind);
+		frag_note(&key, &pi, LWTUI_CACHED_KIND(cached));
 	if (created) {
 		stat_add(LWTUI_ST_NEW_FLOWS, 1);
 		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);
 	}
-	if (fs->verdict == LWTUI_DROP)
-		return drop_flow(skb, &key, fs, cfg, len, now);
+	if (LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP)
+		return drop_flow(skb, &key, fs, len, now);
 	return BPF_OK;
 }
 

@@ -57,12 +57,22 @@ typedef uint64_t __u64;
 #define LWTUI_ST_FLOW_UPDATE_FAILED 7 /* could not insert into `flows` */
 #define LWTUI_ST_MAX          8
 
-/* Indices in the `config` array (one struct lwtui_config at index 0). */
-struct lwtui_config {
-	__u32 dry_run;            /* 1: count would-drops, never return BPF_DROP */
-	__u32 rules_gen;          /* bumped by user space after every rule change */
-	__u64 drop_event_interval_ns; /* at most one drop event per flow per interval */
-};
+/* Slots of the `config` array (__u64 each). Every writer owns its slots and
+ * writes one whole slot per update, never a read-modify-write of another's:
+ * the dashboard writes DRY_RUN, every rule change (any process) RULES_GEN,
+ * the session at start DROP_EVENT_INTERVAL_NS. */
+#define LWTUI_CFG_DRY_RUN      0  /* 1: count would-drops, never return BPF_DROP */
+#define LWTUI_CFG_RULES_GEN    1  /* a new value (low 32 bits) after every rule change */
+#define LWTUI_CFG_DROP_EVENT_INTERVAL_NS 2 /* at most one drop event per flow per interval */
+#define LWTUI_CFG_MAX          3
+
+/* flow_stats.cached: the cached verdict, one word written with one store, so
+ * no reader sees a verdict of one generation stamped with another. */
+#define LWTUI_CACHED(gen, verdict, kind) \
+	((__u64)(__u32)(gen) | ((__u64)(verdict) << 32) | ((__u64)(kind) << 40))
+#define LWTUI_CACHED_GEN(w)     ((__u32)(w))
+#define LWTUI_CACHED_VERDICT(w) ((__u8)((w) >> 32))
+#define LWTUI_CACHED_KIND(w)    ((__u8)((w) >> 40))
 
 struct flow_key {
 	__u8 saddr[16];
@@ -82,11 +92,9 @@ struct flow_stats {
 	__u64 last_seen_ns;
 	__u64 drops;          /* dropped, or would-dropped in dry-run */
 	__u64 last_event_ns;  /* last drop event sent for this flow */
-	__u32 rules_gen;      /* config.rules_gen when `verdict` was computed */
-	__u8 verdict;         /* LWTUI_ALLOW / LWTUI_DROP (cached) */
-	__u8 rule_kind;       /* LWTUI_RULE_* that gave the verdict */
+	__u64 cached;         /* LWTUI_CACHED(rules gen, LWTUI_ALLOW/DROP, LWTUI_RULE_*) */
 	__u8 tcp_flags;       /* OR of the TCP flags seen (FIN=0x01 ... CWR=0x80) */
-	__u8 pad;
+	__u8 pad[7];
 };
 
 /* Key of `frags` (value: the LWTUI_RULE_* its first fragment got, as __u64):

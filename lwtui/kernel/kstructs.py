@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import ipaddress
+from dataclasses import dataclass
 
 from lwtui.core.names import HOOKS, TCP_FLAGS
 
@@ -44,13 +45,20 @@ STAT_NAMES = (
 _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 
 
-class LwtuiConfig(ct.Structure):
-    """struct lwtui_config"""
-    _fields_ = [
-        ("dry_run", ct.c_uint32),
-        ("rules_gen", ct.c_uint32),
-        ("drop_event_interval_ns", ct.c_uint64),
-    ]
+# Slots of the `config` array (one __u64 each, one writer each: see bpf/lwtui.h).
+CFG_DRY_RUN = 0
+CFG_RULES_GEN = 1
+CFG_DROP_EVENT_INTERVAL_NS = 2
+CFG_MAX = 3
+
+
+@dataclass(frozen=True)
+class LwtuiConfig:
+    """The `config` slots, as read at one moment (not a C struct: the kernel
+    keeps each field in its own array slot)."""
+    dry_run: int = 0
+    rules_gen: int = 0
+    drop_event_interval_ns: int = 0
 
 
 class FlowKey(ct.Structure):
@@ -68,7 +76,7 @@ class FlowKey(ct.Structure):
 
 
 class FlowStats(ct.Structure):
-    """struct flow_stats"""
+    """struct flow_stats; verdict, rule_kind and rules_gen decode `cached`."""
     _fields_ = [
         ("packets", ct.c_uint64),
         ("bytes", ct.c_uint64),
@@ -76,12 +84,30 @@ class FlowStats(ct.Structure):
         ("last_seen_ns", ct.c_uint64),
         ("drops", ct.c_uint64),
         ("last_event_ns", ct.c_uint64),
-        ("rules_gen", ct.c_uint32),
-        ("verdict", ct.c_uint8),
-        ("rule_kind", ct.c_uint8),
+        ("cached", ct.c_uint64),
         ("tcp_flags", ct.c_uint8),
-        ("pad", ct.c_uint8),
+        ("pad", ct.c_uint8 * 7),
     ]
+
+    @property
+    def rules_gen(self) -> int:
+        """The rules generation the cached verdict was computed at (LWTUI_CACHED_GEN)."""
+        return self.cached & 0xFFFFFFFF
+
+    @property
+    def verdict(self) -> int:
+        """ALLOW or DROP, as cached (LWTUI_CACHED_VERDICT)."""
+        return (self.cached >> 32) & 0xFF
+
+    @property
+    def rule_kind(self) -> int:
+        """RULE_* that gave the cached verdict (LWTUI_CACHED_KIND)."""
+        return (self.cached >> 40) & 0xFF
+
+
+def cached_word(gen: int, verdict: int, kind: int) -> int:
+    """LWTUI_CACHED(gen, verdict, kind): flow_stats.cached as the programs store it."""
+    return (gen & 0xFFFFFFFF) | (verdict & 0xFF) << 32 | (kind & 0xFF) << 40
 
 
 class FragKey(ct.Structure):
@@ -140,7 +166,6 @@ class LwtuiEvent(ct.Structure):
 
 
 MIRRORS = {
-    "lwtui_config": LwtuiConfig,
     "flow_key": FlowKey,
     "flow_stats": FlowStats,
     "frag_key": FragKey,

@@ -21,6 +21,7 @@ from typing import Callable
 
 from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers, kstructs
+from lwtui.kernel.verdicts import read_config, write_config_slot
 
 MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats", "frags")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
@@ -224,22 +225,18 @@ class Probe:
         return {name: int(sum(table[ct.c_int(i)])) for i, name in enumerate(kstructs.STAT_NAMES)}
 
     def get_config(self) -> kstructs.LwtuiConfig:
-        cfg = kstructs.LwtuiConfig()
-        bpfsys.map_lookup(self.map_fd("config"), ct.c_uint32(0), cfg)
-        return cfg
+        return read_config(self.map_fd("config"))
 
     def set_config(self, dry_run: bool | None = None, rules_gen: int | None = None,
                    drop_event_interval_ns: int | None = None) -> kstructs.LwtuiConfig:
-        """Read-modify-write of config[0]; None leaves a field as it is."""
-        cfg = self.get_config()
-        if dry_run is not None:
-            cfg.dry_run = int(bool(dry_run))
-        if rules_gen is not None:
-            cfg.rules_gen = rules_gen & 0xFFFFFFFF
-        if drop_event_interval_ns is not None:
-            cfg.drop_event_interval_ns = int(drop_event_interval_ns)
-        bpfsys.map_update(self.map_fd("config"), ct.c_uint32(0), cfg)
-        return cfg
+        """Write the given config slots, one whole slot each; None leaves a slot alone."""
+        fd = self.map_fd("config")
+        for slot, value in ((kstructs.CFG_DRY_RUN, None if dry_run is None else int(bool(dry_run))),
+                            (kstructs.CFG_RULES_GEN, None if rules_gen is None else rules_gen & 0xFFFFFFFF),
+                            (kstructs.CFG_DROP_EVENT_INTERVAL_NS, drop_event_interval_ns)):
+            if value is not None:
+                write_config_slot(fd, slot, int(value))
+        return self.get_config()
 
     def reset_maps(self) -> None:
         """Empty flows, fragments and rule maps and zero the stats (config is kept)."""

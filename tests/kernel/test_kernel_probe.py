@@ -18,7 +18,7 @@ MAPS = {  # name: (type, key struct or size, value struct or size, max_entries)
     "verdicts": (HASH, kstructs.FlowKey, kstructs.RuleVal, 4096),
     "host_rules": (LPM_TRIE, kstructs.HostKey, kstructs.RuleVal, 4096),
     "port_rules": (HASH, kstructs.PortKey, kstructs.RuleVal, 4096),
-    "config": (ARRAY, 4, kstructs.LwtuiConfig, 1),
+    "config": (ARRAY, 4, 8, kstructs.CFG_MAX),
     "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX),
     "frags": (LRU_HASH, kstructs.FragKey, 8, 4096),
 }

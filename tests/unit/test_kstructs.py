@@ -32,6 +32,12 @@ CONSTANTS = {
     "LWTUI_ST_PARSE_ERRORS": kstructs.ST_PARSE_ERRORS, "LWTUI_ST_EVENTS_FAILED": kstructs.ST_EVENTS_FAILED,
     "LWTUI_ST_NEW_FLOWS": kstructs.ST_NEW_FLOWS, "LWTUI_ST_FLOW_UPDATE_FAILED": kstructs.ST_FLOW_UPDATE_FAILED,
     "LWTUI_ST_MAX": kstructs.ST_MAX,
+    "LWTUI_CFG_DRY_RUN": kstructs.CFG_DRY_RUN, "LWTUI_CFG_RULES_GEN": kstructs.CFG_RULES_GEN,
+    "LWTUI_CFG_DROP_EVENT_INTERVAL_NS": kstructs.CFG_DROP_EVENT_INTERVAL_NS, "LWTUI_CFG_MAX": kstructs.CFG_MAX,
+    "LWTUI_CACHED(0x89abcdef,1,3)": kstructs.cached_word(0x89ABCDEF, 1, 3),
+    "LWTUI_CACHED_GEN(0x0000030189abcdefULL)": 0x89ABCDEF,
+    "LWTUI_CACHED_VERDICT(0x0000030189abcdefULL)": 1,
+    "LWTUI_CACHED_KIND(0x0000030189abcdefULL)": 3,
 }
 
 
@@ -83,6 +89,11 @@ def test_every_c_struct_is_mirrored():
 @pytest.mark.parametrize("const", sorted(CONSTANTS))
 def test_constants(c_layout, const):
     assert c_layout[const] == (CONSTANTS[const],)
+
+
+def test_cached_word_decodes_as_the_programs_encode():
+    st = kstructs.FlowStats(cached=kstructs.cached_word(0x89ABCDEF, kstructs.DROP, kstructs.RULE_PORT))
+    assert (st.rules_gen, st.verdict, st.rule_kind) == (0x89ABCDEF, kstructs.DROP, kstructs.RULE_PORT)
 
 
 def test_stat_names_cover_the_stats_array():
