@@ -50,7 +50,10 @@
 #define LOAD_MAX_OFF 0x7fff         /* bound for the verifier (direct access needs < 64 KiB) */
 #define ERR_EEXIST 17
 
-BPF_TABLE("lru_hash", struct flow_key, struct flow_stats, flows, MAX_FLOWS);
+/* Per-CPU values: each CPU counts into its own copy without atomics, and user
+ * space sums the copies once per read (no count is lost between CPUs, and
+ * the cached verdict is one CPU's own word). */
+BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stats, flows, MAX_FLOWS);
 BPF_HASH(verdicts, struct flow_key, struct rule_val, MAX_RULES);
 BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
 BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
@@ -564,7 +567,7 @@ static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key
 {
 	__u64 interval = cfg_get(LWTUI_CFG_DROP_EVENT_INTERVAL_NS);
 
-	__sync_fetch_and_add(&fs->drops, 1);
+	fs->drops += 1;
 	if (!interval)
 		interval = DROP_EVENT_INTERVAL_NS;
 	if (!fs->last_event_ns || now - fs->last_event_ns >= interval) {
@@ -643,13 +646,15 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		return kind ? drop_verdict() : BPF_OK;
 	}
 
-	__sync_fetch_and_add(&fs->packets, 1);
-	__sync_fetch_and_add(&fs->bytes, len);
+	/* This CPU's copy: plain adds are exact (the program runs with BH off). */
+	fs->packets += 1;
+	fs->bytes += len;
+	if (!fs->first_seen_ns)  /* the first packet of the flow on this CPU */
+		fs->first_seen_ns = now;
 	fs->last_seen_ns = now;
-	if (pi.tcp_flags & ~fs->tcp_flags)
-		fs->tcp_flags |= pi.tcp_flags;
+	fs->tcp_flags |= pi.tcp_flags;
 	cached = fs->cached;
-	if ((key.flags & LWTUI_KEY_FRAGMENT) || created || LWTUI_CACHED_GEN(cached) != gen ||
+	if ((key.flags & LWTUI_KEY_FRAGMENT) || !cached || LWTUI_CACHED_GEN(cached) != gen ||
 	    LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP) {
 		/* fragments follow their own datagram; drops re-check every packet */
 		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)

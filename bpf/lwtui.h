@@ -63,7 +63,7 @@ typedef uint64_t __u64;
  * the session at start DROP_EVENT_INTERVAL_NS. */
 #define LWTUI_CFG_DRY_RUN      0  /* 1: count would-drops, never return BPF_DROP */
 #define LWTUI_CFG_RULES_GEN    1  /* a new value (low 32 bits) after every rule change */
-#define LWTUI_CFG_DROP_EVENT_INTERVAL_NS 2 /* at most one drop event per flow per interval */
+#define LWTUI_CFG_DROP_EVENT_INTERVAL_NS 2 /* at most one drop event per flow and CPU per interval */
 #define LWTUI_CFG_MAX          3
 
 /* flow_stats.cached: the cached verdict, one word written with one store, so
@@ -85,13 +85,16 @@ struct flow_key {
 	__u8 flags;   /* LWTUI_KEY_* */
 };
 
+/* Value of `flows`, a per-CPU LRU hash: each CPU has its own flow_stats and
+ * user space sums them (first_seen: the earliest non-zero, last_seen and
+ * last_event: the latest, tcp_flags: OR, cached: the latest CPU's). */
 struct flow_stats {
 	__u64 packets;
 	__u64 bytes;          /* skb->len: the whole IP packet */
 	__u64 first_seen_ns;  /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u64 last_seen_ns;
 	__u64 drops;          /* dropped, or would-dropped in dry-run */
-	__u64 last_event_ns;  /* last drop event sent for this flow */
+	__u64 last_event_ns;  /* last drop event this CPU sent for this flow */
 	__u64 cached;         /* LWTUI_CACHED(rules gen, LWTUI_ALLOW/DROP, LWTUI_RULE_*) */
 	__u8 tcp_flags;       /* OR of the TCP flags seen (FIN=0x01 ... CWR=0x80) */
 	__u8 pad[7];
@@ -134,7 +137,7 @@ struct rule_val {
 struct lwtui_event {
 	struct flow_key key;
 	__u64 ts_ns;      /* bpf_ktime_get_ns */
-	__u64 packets;    /* flow counters when the event was sent */
+	__u64 packets;    /* the sending CPU's share of the flow's counters */
 	__u64 bytes;
 	__u64 drops;
 	__u32 len;        /* skb->len of the packet that caused the event */

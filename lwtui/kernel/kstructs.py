@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import ipaddress
+import struct
 from dataclasses import dataclass
 
 from lwtui.core.names import HOOKS, TCP_FLAGS
@@ -103,6 +104,38 @@ class FlowStats(ct.Structure):
     def rule_kind(self) -> int:
         """RULE_* that gave the cached verdict (LWTUI_CACHED_KIND)."""
         return (self.cached >> 40) & 0xFF
+
+
+# One CPU's struct flow_stats as struct packs it (the per-CPU values of `flows`
+# come as ncpus of these, each rounded up to 8 bytes: 64 already).
+_FLOW_STATS = struct.Struct("=7QB7x")
+
+
+def sum_percpu(raw, ncpus: int) -> FlowStats:
+    """One flow's per-CPU values (`ncpus` packed struct flow_stats) as one
+    FlowStats: counters summed, the earliest non-zero first_seen, the latest
+    last_seen and last_event, flags ORed, and the cached verdict of the CPU
+    that saw the flow last."""
+    packets = nbytes = drops = flags = first = last_event = cached = 0
+    last = -1
+    for p, b, f, ls, d, e, c, t in _FLOW_STATS.iter_unpack(raw[:ncpus * _FLOW_STATS.size]):
+        packets += p
+        nbytes += b
+        drops += d
+        flags |= t
+        if f and (not first or f < first):
+            first = f
+        if ls > last:
+            last, cached = ls, c
+        if e > last_event:
+            last_event = e
+    # positional, in field order: ~1 us cheaper per flow than keywords
+    return FlowStats(packets, nbytes, first, max(last, 0), drops, last_event, cached, flags)
+
+
+def percpu_size(ncpus: int) -> int:
+    """Bytes of one `flows` value as the bpf(2) syscall reads it: one per possible CPU."""
+    return ncpus * _FLOW_STATS.size
 
 
 def cached_word(gen: int, verdict: int, kind: int) -> int:

@@ -127,6 +127,7 @@ class Probe:
         self._events_open = False
         self._callback_error: BaseException | None = None
         self._batch = None  # reused key/value arrays for read_flows
+        self._ncpus = bpfsys.possible_cpus()  # per-CPU values of `flows`
         self._batch_ok = True
         self._poll_lock = threading.Lock()  # close() waits for a poll in progress
         self._read_lock = threading.Lock()  # guards the reused batch arrays
@@ -179,7 +180,8 @@ class Probe:
         return int(self._table(name).max_entries)
 
     def read_flows(self) -> list[tuple[kstructs.FlowKey, kstructs.FlowStats]]:
-        """Every entry of `flows`, copied; one batch syscall where the kernel has it."""
+        """Every entry of `flows`, copied, its per-CPU values summed
+        (kstructs.sum_percpu); one batch syscall where the kernel has it."""
         with self._read_lock:
             fd = self.map_fd("flows")
             if self._batch_ok:
@@ -189,18 +191,25 @@ class Probe:
                     if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
                         raise
                     self._batch_ok = False  # an old kernel: iterate from now on
-            return bpfsys.map_items(fd, kstructs.FlowKey, kstructs.FlowStats)
+            return self.read_flows_by_iteration()
+
+    def read_flows_by_iteration(self) -> list[tuple[kstructs.FlowKey, kstructs.FlowStats]]:
+        """read_flows() one key at a time (kernels without batch lookups)."""
+        value = ct.c_uint8 * kstructs.percpu_size(self._ncpus)
+        return [(k, kstructs.sum_percpu(bytes(v), self._ncpus))
+                for k, v in bpfsys.map_items(self.map_fd("flows"), kstructs.FlowKey, value)]
 
     def _read_flows_batch(self, fd: int) -> list:
         """BPF_MAP_LOOKUP_BATCH into arrays kept between calls. (BCC's own
         items_lookup_batch allocates max_entries-sized arrays per call and
-        passes one variable as both out_batch and count.)"""
+        passes one variable as both out_batch and count.) Each value is one
+        struct flow_stats per possible CPU."""
         from bcc.libbcc import lib
         cap = self.map_max_entries("flows")
+        ks, vs = ct.sizeof(kstructs.FlowKey), kstructs.percpu_size(self._ncpus)
         if self._batch is None:
-            self._batch = ((kstructs.FlowKey * cap)(), (kstructs.FlowStats * cap)())
+            self._batch = ((kstructs.FlowKey * cap)(), (ct.c_uint8 * (vs * cap))())
         keys, vals = self._batch
-        ks, vs = ct.sizeof(kstructs.FlowKey), ct.sizeof(kstructs.FlowStats)
         in_batch, out_batch, count = ct.c_uint32(0), ct.c_uint32(0), ct.c_uint32(0)
         total, first = 0, True
         while total < cap:
@@ -216,8 +225,9 @@ class Probe:
                 raise OSError(err, f"flows batch lookup: {os.strerror(err)}")
             first = False
             in_batch.value = out_batch.value
-        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks),
-                 kstructs.FlowStats.from_buffer_copy(vals, i * vs)) for i in range(total)]
+        raw, n = memoryview(vals), self._ncpus
+        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks), kstructs.sum_percpu(raw[i * vs:(i + 1) * vs], n))
+                for i in range(total)]
 
     def read_stats(self) -> dict[str, int]:
         """The per-CPU `stats` counters summed, keyed by kstructs.STAT_NAMES."""

@@ -290,7 +290,7 @@ class Session:
             self._log("new", flow_text(fid), fid, when)
         elif ev.type == kstructs.EV_DROP:
             what = "would drop" if self.dry_run else "dropped"
-            self._log("drop", f"{what} {flow_text(fid)} ({ev.drops} so far, "
+            self._log("drop", f"{what} {flow_text(fid)} ("
                       f"{kstructs.RULE_KIND_NAMES.get(ev.rule_kind, '')} rule)", fid, when)
 
     def _on_lost(self, count: int) -> None:

@@ -85,3 +85,56 @@ def receiver(ns: str, family: int, expect: int, timeout: float, *spec):
         if p.poll() is None:
             p.kill()
             p.wait(timeout=5)
+
+
+# Pinned to one CPU, send `count` copies of a template IPv4/IPv6 packet whose
+# 16-bit field at `port_off` counts up from `first` (first == 0: unchanged),
+# waiting for "go" on stdin so that several senders start together.
+PINNED = """
+import os, socket, struct, sys
+cpu, dst, tmpl, port_off, first, count = int(sys.argv[1]), sys.argv[2], bytes.fromhex(sys.argv[3]), \\
+    int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+os.sched_setaffinity(0, {cpu})
+fam = socket.AF_INET6 if ':' in dst else socket.AF_INET
+s = socket.socket(fam, socket.SOCK_RAW, socket.IPPROTO_RAW)
+pkt = bytearray(tmpl)
+print("ready", flush=True)
+sys.stdin.readline()
+ok = 0
+for i in range(count):
+    if first:
+        struct.pack_into("!H", pkt, port_off, (first + i) & 0xFFFF)
+    try:
+        s.sendto(pkt, (dst, 0)); ok += 1
+    except OSError:
+        pass
+print(ok, os.sched_getaffinity(0) == {cpu}, flush=True)
+"""
+
+
+def send_pinned(ns: str, dst: str, jobs: list[tuple[int, bytes, int, int, int]]) -> list[int]:
+    """Run one raw sender per job (cpu, template, port_off, first, count) in
+    `ns`, all started together; returns how many each sent."""
+    procs = [subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", PINNED, str(cpu), dst, tmpl.hex(),
+                               str(off), str(first), str(count)],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for cpu, tmpl, off, first, count in jobs]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready", p.stderr.read()
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        sent = []
+        for p in procs:
+            out, err = p.communicate(timeout=60)
+            assert p.returncode == 0, err
+            n, pinned = out.split()
+            assert pinned == "True", "the sender ran off its CPU"
+            sent.append(int(n))
+        return sent
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(timeout=5)

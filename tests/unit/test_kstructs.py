@@ -98,3 +98,18 @@ def test_cached_word_decodes_as_the_programs_encode():
 
 def test_stat_names_cover_the_stats_array():
     assert len(kstructs.STAT_NAMES) == kstructs.ST_MAX
+
+
+def test_sum_percpu_combines_every_cpu():
+    import struct
+    cpus = [kstructs.FlowStats(packets=5, bytes=500, first_seen_ns=70, last_seen_ns=80, drops=2, last_event_ns=10,
+                               cached=kstructs.cached_word(9, kstructs.ALLOW, 0), tcp_flags=0x02),
+            kstructs.FlowStats(),  # a CPU that never saw the flow
+            kstructs.FlowStats(packets=1, bytes=40, first_seen_ns=60, last_seen_ns=90, drops=1, last_event_ns=30,
+                               cached=kstructs.cached_word(9, kstructs.DROP, kstructs.RULE_HOST), tcp_flags=0x10)]
+    raw = b"".join(bytes(c) for c in cpus)
+    assert len(raw) == kstructs.percpu_size(3) and struct.calcsize("=7QB7x") == ct.sizeof(kstructs.FlowStats)
+    st = kstructs.sum_percpu(raw, 3)
+    assert (st.packets, st.bytes, st.drops, st.tcp_flags) == (6, 540, 3, 0x12)
+    assert (st.first_seen_ns, st.last_seen_ns, st.last_event_ns) == (60, 90, 30)
+    assert (st.verdict, st.rule_kind, st.rules_gen) == (kstructs.DROP, kstructs.RULE_HOST, 9)  # the latest CPU's
