@@ -181,6 +181,7 @@ struct pkt_info {
 	__u8 tcp_flags;
 	__u8 direct;       /* the L4 offset may be used for direct packet access */
 	__u8 pad[3];
+	__u32 segs;        /* packets on the wire: max(1, gso_segs) */
 };
 
 /* Mark a parse error. Errors travel in pi->bad, never as a negative offset:
@@ -388,11 +389,11 @@ static __always_inline __u64 rule_clock(__u64 now)
 }
 
 /* A rule that exists and has not expired; counts the hit. */
-static __always_inline int rule_hit(struct rule_val *r, __u64 now)
+static __always_inline int rule_hit(struct rule_val *r, __u64 now, __u32 segs)
 {
 	if (!r || (r->expires_ns && r->expires_ns <= now))
 		return 0;
-	__sync_fetch_and_add(&r->hits, 1);
+	__sync_fetch_and_add(&r->hits, segs);
 	return 1;
 }
 
@@ -426,13 +427,13 @@ static __always_inline __u16 icmp_pair(__u8 proto, __u16 type)
 /* A flow rule for this packet's flow or its reverse: addresses swapped, and
  * ports swapped (ICMP: the counterpart type with the same code, so the
  * reverse of an echo request is its reply). */
-static __always_inline int match_flow(struct flow_key *key, __u64 now)
+static __always_inline int match_flow(struct flow_key *key, __u64 now, __u32 segs)
 {
 	struct flow_key k = *key;
 
 	k.hook = 0;
 	k.flags = 0;
-	if (rule_hit(verdicts.lookup(&k), now))
+	if (rule_hit(verdicts.lookup(&k), now, segs))
 		return 1;
 	__builtin_memcpy(k.saddr, key->daddr, 16);
 	__builtin_memcpy(k.daddr, key->saddr, 16);
@@ -442,50 +443,51 @@ static __always_inline int match_flow(struct flow_key *key, __u64 now)
 		k.sport = key->dport;
 		k.dport = key->sport;
 	}
-	return rule_hit(verdicts.lookup(&k), now);
+	return rule_hit(verdicts.lookup(&k), now, segs);
 }
 
-static __always_inline int match_host(struct flow_key *key, __u64 now)
+static __always_inline int match_host(struct flow_key *key, __u64 now, __u32 segs)
 {
 	struct host_key hk = {.prefixlen = 128};
 
 	__builtin_memcpy(hk.addr, key->saddr, 16);
-	if (rule_hit(host_rules.lookup(&hk), now))
+	if (rule_hit(host_rules.lookup(&hk), now, segs))
 		return 1;
 	__builtin_memcpy(hk.addr, key->daddr, 16);
-	return rule_hit(host_rules.lookup(&hk), now);
+	return rule_hit(host_rules.lookup(&hk), now, segs);
 }
 
-static __always_inline int match_port(struct flow_key *key, __u64 now)
+static __always_inline int match_port(struct flow_key *key, __u64 now, __u32 segs)
 {
 	struct port_key pk = {.port = key->sport, .proto = key->proto};
 
 	if ((key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP) ||
 	    (key->flags & LWTUI_KEY_FRAGMENT))
 		return 0;  /* no ports to match */
-	if (rule_hit(port_rules.lookup(&pk), now))
+	if (rule_hit(port_rules.lookup(&pk), now, segs))
 		return 1;
 	pk.port = key->dport;
-	if (rule_hit(port_rules.lookup(&pk), now))
+	if (rule_hit(port_rules.lookup(&pk), now, segs))
 		return 1;
 	pk.proto = 0;
-	if (rule_hit(port_rules.lookup(&pk), now))
+	if (rule_hit(port_rules.lookup(&pk), now, segs))
 		return 1;
 	pk.port = key->sport;
-	return rule_hit(port_rules.lookup(&pk), now);
+	return rule_hit(port_rules.lookup(&pk), now, segs);
 }
 
 /* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none.
  * Flow and port rules need ports: without them only host rules apply. */
-static __always_inline __u8 eval_rules(struct flow_key *key, __u8 level, __u64 flow_now)
+static __always_inline __u8 eval_rules(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
 {
 	__u64 now = rule_clock(flow_now);
+	__u32 segs = pi->segs;
 
-	if (level >= PARSED_PORTS && match_flow(key, now))
+	if (pi->level >= PARSED_PORTS && match_flow(key, now, segs))
 		return LWTUI_RULE_FLOW;
-	if (match_host(key, now))
+	if (match_host(key, now, segs))
 		return LWTUI_RULE_HOST;
-	if (level >= PARSED_PORTS && match_port(key, now))
+	if (pi->level >= PARSED_PORTS && match_port(key, now, segs))
 		return LWTUI_RULE_PORT;
 	return LWTUI_RULE_NONE;
 }
@@ -511,10 +513,11 @@ static __always_inline __u8 eval_fragment(struct flow_key *key, struct pkt_info 
 {
 	struct frag_key fk = {};
 	__u64 now = rule_clock(flow_now), *v;
+	__u32 segs = pi->segs;
 
-	if (match_flow(key, now))
+	if (match_flow(key, now, segs))
 		return LWTUI_RULE_FLOW;
-	if (match_host(key, now))
+	if (match_host(key, now, segs))
 		return LWTUI_RULE_HOST;
 	__builtin_memcpy(fk.saddr, key->saddr, 16);
 	__builtin_memcpy(fk.daddr, key->daddr, 16);
@@ -552,29 +555,29 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 }
 
 /* Count a matched packet and decide: dry-run passes it, else drop. */
-static __always_inline int drop_verdict(void)
+static __always_inline int drop_verdict(__u32 segs)
 {
 	if (cfg_get(LWTUI_CFG_DRY_RUN)) {
-		stat_add(LWTUI_ST_WOULD_DROPS, 1);
+		stat_add(LWTUI_ST_WOULD_DROPS, segs);
 		return BPF_OK;
 	}
-	stat_add(LWTUI_ST_DROPS, 1);
+	stat_add(LWTUI_ST_DROPS, segs);
 	return BPF_DROP;
 }
 
 static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key,
-				     struct flow_stats *fs, __u32 len, __u64 now)
+				     struct flow_stats *fs, __u32 len, __u32 segs, __u64 now)
 {
 	__u64 interval = cfg_get(LWTUI_CFG_DROP_EVENT_INTERVAL_NS);
 
-	fs->drops += 1;
+	fs->drops += segs;
 	if (!interval)
 		interval = DROP_EVENT_INTERVAL_NS;
 	if (!fs->last_event_ns || now - fs->last_event_ns >= interval) {
 		fs->last_event_ns = now;
 		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
 	}
-	return drop_verdict();
+	return drop_verdict(segs);
 }
 
 /* The flow's entry, created when absent; NULL when `flows` refused it. */
@@ -610,10 +613,10 @@ static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 	stat_add(LWTUI_ST_PARSE_ERRORS, 1);
 	if (pi->level == PARSED_NOTHING)
 		return BPF_OK;  /* no addresses: nothing to judge it by */
-	kind = eval_rules(key, pi->level, flow_clock());
+	kind = eval_rules(key, pi, flow_clock());
 	if (pi->first_frag)
 		frag_note(key, pi, kind);
-	return kind ? drop_verdict() : BPF_OK;
+	return kind ? drop_verdict(pi->segs) : BPF_OK;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
@@ -626,7 +629,12 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	__u8 kind;
 	int created = 0;
 
-	stat_add(LWTUI_ST_PACKETS, 1);
+	/* A GSO packet (TCP send offload, UDP GSO) is gso_segs packets on the
+	 * wire; bytes stay skb->len, the IP bytes as the hook sees them. */
+	pi.segs = skb->gso_segs;
+	if (!pi.segs)
+		pi.segs = 1;
+	stat_add(LWTUI_ST_PACKETS, pi.segs);
 	stat_add(LWTUI_ST_BYTES, len);
 	key.hook = hook;
 	parse(skb, &key, &pi);
@@ -640,14 +648,14 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	fs = flow_entry(&key, now, &created);
 	if (!fs) {  /* no entry to cache in: ask the rules for this packet alone */
 		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
-						      : eval_rules(&key, pi.level, now);
+						      : eval_rules(&key, &pi, now);
 		if (pi.first_frag)
 			frag_note(&key, &pi, kind);
-		return kind ? drop_verdict() : BPF_OK;
+		return kind ? drop_verdict(pi.segs) : BPF_OK;
 	}
 
 	/* This CPU's copy: plain adds are exact (the program runs with BH off). */
-	fs->packets += 1;
+	fs->packets += pi.segs;
 	fs->bytes += len;
 	if (!fs->first_seen_ns)  /* the first packet of the flow on this CPU */
 		fs->first_seen_ns = now;
@@ -658,7 +666,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	    LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP) {
 		/* fragments follow their own datagram; drops re-check every packet */
 		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
-						      : eval_rules(&key, pi.level, now);
+						      : eval_rules(&key, &pi, now);
 		cached = LWTUI_CACHED(gen, kind ? LWTUI_DROP : LWTUI_ALLOW, kind);
 		fs->cached = cached;
 	}
@@ -669,7 +677,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);
 	}
 	if (LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP)
-		return drop_flow(skb, &key, fs, len, now);
+		return drop_flow(skb, &key, fs, len, pi.segs, now);
 	return BPF_OK;
 }
 

@@ -46,7 +46,8 @@ typedef uint64_t __u64;
 #define LWTUI_EV_NEW  1  /* first packet of a flow */
 #define LWTUI_EV_DROP 2  /* drops (or would-drops) of a flow, rate-limited */
 
-/* Indices of the per-CPU `stats` array. */
+/* Indices of the per-CPU `stats` array. Packets, drops and would-drops count
+ * packets on the wire (a GSO packet as its gso_segs); bytes are skb->len. */
 #define LWTUI_ST_PACKETS      0
 #define LWTUI_ST_BYTES        1
 #define LWTUI_ST_DROPS        2  /* packets dropped (BPF_DROP returned) */
@@ -89,11 +90,12 @@ struct flow_key {
  * user space sums them (first_seen: the earliest non-zero, last_seen and
  * last_event: the latest, tcp_flags: OR, cached: the latest CPU's). */
 struct flow_stats {
-	__u64 packets;
-	__u64 bytes;          /* skb->len: the whole IP packet */
+	__u64 packets;        /* packets on the wire: a GSO packet counts its gso_segs */
+	__u64 bytes;          /* skb->len: IP bytes as the hook sees them (a GSO
+	                       * packet's headers once, before segmentation) */
 	__u64 first_seen_ns;  /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u64 last_seen_ns;
-	__u64 drops;          /* dropped, or would-dropped in dry-run */
+	__u64 drops;          /* packets dropped, or would-dropped in dry-run */
 	__u64 last_event_ns;  /* last drop event this CPU sent for this flow */
 	__u64 cached;         /* LWTUI_CACHED(rules gen, LWTUI_ALLOW/DROP, LWTUI_RULE_*) */
 	__u8 tcp_flags;       /* OR of the TCP flags seen (FIN=0x01 ... CWR=0x80) */
@@ -128,7 +130,7 @@ struct port_key {
 
 /* Value of every rule map (verdicts, host_rules, port_rules). */
 struct rule_val {
-	__u64 hits;        /* packets this rule matched (dropped or would-drop) */
+	__u64 hits;        /* packets (GSO: segments) this rule matched (dropped or would-drop) */
 	__u64 expires_ns;  /* CLOCK_MONOTONIC; 0 = no TTL. Expired rules never match */
 	__u64 created_ns;  /* CLOCK_REALTIME, for listing */
 };
