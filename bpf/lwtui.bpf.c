@@ -58,7 +58,7 @@ BPF_HASH(verdicts, struct flow_key, struct rule_val, MAX_RULES);
 BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
 BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
 BPF_ARRAY(config, __u64, LWTUI_CFG_MAX);
-BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX);
+BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX * LWTUI_HOOKS);
 #ifdef LWTUI_RINGBUF
 #ifndef LWTUI_RINGBUF_PAGES
 #define LWTUI_RINGBUF_PAGES 64
@@ -139,9 +139,11 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *dst, __u
 	return bpf_skb_load_bytes(skb, off, dst, len);
 }
 
-static __always_inline void stat_add(__u32 idx, __u64 v)
+/* Count v at stats[hook * LWTUI_ST_MAX + idx]: every hook has its own row. */
+static __always_inline void stat_add(__u8 hook, __u32 idx, __u64 v)
 {
-	__u64 *p = stats.lookup(&idx);
+	__u32 at = (__u32)hook * LWTUI_ST_MAX + idx;
+	__u64 *p = stats.lookup(&at);
 
 	if (p)
 		*p += v;
@@ -551,17 +553,17 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 #else
 	if (events.perf_submit(skb, &ev, sizeof(ev)) < 0)
 #endif
-		stat_add(LWTUI_ST_EVENTS_FAILED, 1);
+		stat_add(key->hook, LWTUI_ST_EVENTS_FAILED, 1);
 }
 
 /* Count a matched packet and decide: dry-run passes it, else drop. */
-static __always_inline int drop_verdict(__u32 segs)
+static __always_inline int drop_verdict(__u8 hook, __u32 segs)
 {
 	if (cfg_get(LWTUI_CFG_DRY_RUN)) {
-		stat_add(LWTUI_ST_WOULD_DROPS, segs);
+		stat_add(hook, LWTUI_ST_WOULD_DROPS, segs);
 		return BPF_OK;
 	}
-	stat_add(LWTUI_ST_DROPS, segs);
+	stat_add(hook, LWTUI_ST_DROPS, segs);
 	return BPF_DROP;
 }
 
@@ -577,7 +579,7 @@ static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key
 		fs->last_event_ns = now;
 		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
 	}
-	return drop_verdict(segs);
+	return drop_verdict(key->hook, segs);
 }
 
 /* The flow's entry, created when absent; NULL when `flows` refused it. */
@@ -600,7 +602,7 @@ static __always_inline struct flow_stats *flow_entry(struct flow_key *key, __u64
 		return fs;
 failed:
 	*created = 0;
-	stat_add(LWTUI_ST_FLOW_UPDATE_FAILED, 1);
+	stat_add(key->hook, LWTUI_ST_FLOW_UPDATE_FAILED, 1);
 	return NULL;
 }
 
@@ -610,13 +612,13 @@ static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 {
 	__u8 kind;
 
-	stat_add(LWTUI_ST_PARSE_ERRORS, 1);
+	stat_add(key->hook, LWTUI_ST_PARSE_ERRORS, pi->segs);
 	if (pi->level == PARSED_NOTHING)
 		return BPF_OK;  /* no addresses: nothing to judge it by */
 	kind = eval_rules(key, pi, flow_clock());
 	if (pi->first_frag)
 		frag_note(key, pi, kind);
-	return kind ? drop_verdict(pi->segs) : BPF_OK;
+	return kind ? drop_verdict(key->hook, pi->segs) : BPF_OK;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
@@ -634,8 +636,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	pi.segs = skb->gso_segs;
 	if (!pi.segs)
 		pi.segs = 1;
-	stat_add(LWTUI_ST_PACKETS, pi.segs);
-	stat_add(LWTUI_ST_BYTES, len);
+	stat_add(hook, LWTUI_ST_PACKETS, pi.segs);
+	stat_add(hook, LWTUI_ST_BYTES, len);
 	key.hook = hook;
 	parse(skb, &key, &pi);
 	if (pi.bad)
@@ -651,7 +653,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 						      : eval_rules(&key, &pi, now);
 		if (pi.first_frag)
 			frag_note(&key, &pi, kind);
-		return kind ? drop_verdict(pi.segs) : BPF_OK;
+		return kind ? drop_verdict(hook, pi.segs) : BPF_OK;
 	}
 
 	/* This CPU's copy: plain adds are exact (the program runs with BH off). */
@@ -673,7 +675,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	if (pi.first_frag)
 		frag_note(&key, &pi, LWTUI_CACHED_KIND(cached));
 	if (created) {
-		stat_add(LWTUI_ST_NEW_FLOWS, 1);
+		stat_add(hook, LWTUI_ST_NEW_FLOWS, 1);
 		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);
 	}
 	if (LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP)

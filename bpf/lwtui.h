@@ -24,6 +24,7 @@ typedef uint64_t __u64;
 #define LWTUI_HOOK_IN   0
 #define LWTUI_HOOK_OUT  1
 #define LWTUI_HOOK_XMIT 2
+#define LWTUI_HOOKS     3
 
 /* IPv6 extension headers the programs walk before giving up on the ports:
  * every chain a 9216-byte MTU can carry (8 bytes a header at least). */
@@ -46,8 +47,11 @@ typedef uint64_t __u64;
 #define LWTUI_EV_NEW  1  /* first packet of a flow */
 #define LWTUI_EV_DROP 2  /* drops (or would-drops) of a flow, rate-limited */
 
-/* Indices of the per-CPU `stats` array. Packets, drops and would-drops count
- * packets on the wire (a GSO packet as its gso_segs); bytes are skb->len. */
+/* Indices of the per-CPU `stats` array, one row of LWTUI_ST_MAX per hook:
+ * stats[hook * LWTUI_ST_MAX + LWTUI_ST_*]. Packets, drops, would-drops and
+ * parse errors count packets on the wire (a GSO packet as its gso_segs);
+ * bytes are skb->len. A packet crossing two hooks (out, then xmit) is counted
+ * in both rows. */
 #define LWTUI_ST_PACKETS      0
 #define LWTUI_ST_BYTES        1
 #define LWTUI_ST_DROPS        2  /* packets dropped (BPF_DROP returned) */

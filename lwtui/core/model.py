@@ -112,6 +112,9 @@ class Totals:
     drops_ps: float = 0.0
     active_flows: int = 0
     flow_capacity: int = 0       # max entries of the kernel flow map
+    # hook -> that hook's kernel counters (lwtui.kernel.kstructs.STAT_NAMES); a packet
+    # that crosses two hooks of one route (out, then xmit) is in both, the totals above count it once
+    by_hook: dict = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from lwtui.core.names import HOOKS, TCP_FLAGS
 HOOK_IN, HOOK_OUT, HOOK_XMIT = 0, 1, 2
 HOOK_NAMES = dict(enumerate(HOOKS))  # HOOK_IN=0 "in", HOOK_OUT=1 "out", HOOK_XMIT=2 "xmit"
 HOOK_BY_NAME = {v: k for k, v in HOOK_NAMES.items()}
+HOOKS_N = 3  # rows of the `stats` array (LWTUI_HOOKS)
 
 IPV6_EXT_MAX = 1152  # IPv6 extension headers the programs walk (LWTUI_IPV6_EXT_MAX)
 KEY_FRAGMENT = 0x01
@@ -207,6 +208,29 @@ MIRRORS = {
     "rule_val": RuleVal,
     "lwtui_event": LwtuiEvent,
 }
+
+
+# Counters of what a packet does once, at one hook, whichever it is: summed over hooks.
+_ONCE_ANYWHERE = ("drops", "events_failed", "new_flows", "flow_update_failed")
+
+
+def count_once(by_hook: dict[str, dict[str, int]], attached) -> dict[str, int]:
+    """Session totals from the per-hook rows of `stats` (Probe.read_stats_by_hook),
+    each packet once; `attached` holds (netns, prefix, hook) per attached route.
+
+    A packet on a route with both `out` and `xmit` crosses both hooks: it is
+    counted where it enters the route (out), and that route's xmit row is left
+    out. (One xmit program serves every route, so when xmit is also attached
+    alone to another route the xmit row stays in and the shared route's
+    packets count twice.) Drops, new flows and event failures happen at one
+    hook per packet or flow entry and are summed over all hooks.
+    """
+    attached = list(attached)  # (netns, prefix, hook) of every attached route
+    with_out = {(ns, prefix) for ns, prefix, hook in attached if hook == "out"}
+    counted = {hook for ns, prefix, hook in attached if not (hook == "xmit" and (ns, prefix) in with_out)}
+    names = next(iter(by_hook.values()), {}).keys()
+    return {name: sum(row[name] for hook, row in by_hook.items()
+                      if name in _ONCE_ANYWHERE or hook in counted) for name in names}
 
 
 def addr_to_bytes(addr: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bytes:

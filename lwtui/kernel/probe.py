@@ -230,9 +230,18 @@ class Probe:
                 for i in range(total)]
 
     def read_stats(self) -> dict[str, int]:
-        """The per-CPU `stats` counters summed, keyed by kstructs.STAT_NAMES."""
+        """The per-CPU `stats` counters summed over CPUs and hooks, keyed by
+        kstructs.STAT_NAMES (a packet crossing two hooks counts twice here:
+        see read_stats_by_hook)."""
+        by_hook = self.read_stats_by_hook()
+        return {name: sum(row[name] for row in by_hook.values()) for name in kstructs.STAT_NAMES}
+
+    def read_stats_by_hook(self) -> dict[str, dict[str, int]]:
+        """hook name -> that hook's row of `stats`, summed over CPUs."""
         table = self._table("stats")
-        return {name: int(sum(table[ct.c_int(i)])) for i, name in enumerate(kstructs.STAT_NAMES)}
+        return {hook: {name: int(sum(table[ct.c_int(h * kstructs.ST_MAX + i)]))
+                       for i, name in enumerate(kstructs.STAT_NAMES)}
+                for h, hook in kstructs.HOOK_NAMES.items()}
 
     def get_config(self) -> kstructs.LwtuiConfig:
         return read_config(self.map_fd("config"))
@@ -257,7 +266,7 @@ class Probe:
             for k in bpfsys.map_keys(fd, ktype):
                 bpfsys.map_delete(fd, k)
         stats = self._tables["stats"]
-        for i in range(kstructs.ST_MAX):
+        for i in range(kstructs.ST_MAX * kstructs.HOOKS_N):
             stats.clearitem(ct.c_int(i))
 
     # -- events -------------------------------------------------------------

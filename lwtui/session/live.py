@@ -312,7 +312,7 @@ class Session:
         for r in expired:
             self._log("allow", f"rule expired: {r.text}")
         raw = self.probe.read_flows()
-        stats = self.probe.read_stats()
+        by_hook = self.probe.read_stats_by_hook()
         rule_list = [e for e, _ in active]
         active_rules = [r for _, r in active]
         gen = self.store.config().rules_gen
@@ -320,7 +320,8 @@ class Session:
         with self._lock:
             self.flows.update(now, rows)
             records = self.flows.records()
-        self._totals = self._make_totals(now, stats, len(records))
+        once = kstructs.count_once(by_hook, [(t.netns, t.prefix, t.hook) for t in self.targets])
+        self._totals = self._make_totals(now, once, len(records), by_hook)
         return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list,
                         events=self._events.drain(),
                         routes=[AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
@@ -342,7 +343,7 @@ class Session:
                              last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
                              tcp_flags=st.tcp_flags, verdict=verdict, rule=rule_text)
 
-    def _make_totals(self, now: float, stats: dict, active: int) -> Totals:
+    def _make_totals(self, now: float, stats: dict, active: int, by_hook: dict) -> Totals:
         pps = bps = dps = 0.0
         if self._last_totals is not None:
             t0, s0 = self._last_totals
@@ -357,7 +358,7 @@ class Session:
                       events_failed=stats["events_failed"], events_lost=self._lost,
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
                       pps=pps, bps=bps, drops_ps=dps, active_flows=active,
-                      flow_capacity=self.probe.map_max_entries("flows"))
+                      flow_capacity=self.probe.map_max_entries("flows"), by_hook=by_hook)
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:

@@ -68,7 +68,7 @@ def totals_text(snap: Snapshot) -> Text:
     _stat(out, fmt_count(t.active_flows), "active flows")
     _stat(out, fmt_count(t.drops_ps), "drops/s", "bold red" if t.drops_ps else "bold")
     _stat(out, fmt_count(t.parse_errors), "parse errors", "bold yellow" if t.parse_errors else "bold")
-    lost = t.events_lost + t.events_failed
+    lost = max(t.events_lost, t.events_failed)  # the same losses, counted in the kernel and by the reader
     _stat(out, fmt_count(lost), "events lost", "bold white on red" if lost else "bold")
     if t.flow_capacity and t.active_flows >= t.flow_capacity:
         out.append("  ").append(f" FLOW TABLE FULL ({fmt_count(t.flow_capacity)}): new flows are not counted ",

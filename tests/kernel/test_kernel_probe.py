@@ -19,7 +19,7 @@ MAPS = {  # name: (type, key struct or size, value struct or size, max_entries)
     "host_rules": (LPM_TRIE, kstructs.HostKey, kstructs.RuleVal, 4096),
     "port_rules": (HASH, kstructs.PortKey, kstructs.RuleVal, 4096),
     "config": (ARRAY, 4, 8, kstructs.CFG_MAX),
-    "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX),
+    "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX * kstructs.HOOKS_N),
     "frags": (LRU_HASH, kstructs.FragKey, 8, 4096),
 }
 
@@ -87,6 +87,16 @@ def test_read_stats_sums_and_names(probe):
     s = probe.read_stats()
     assert tuple(s) == kstructs.STAT_NAMES
     assert (s["packets"], s["parse_errors"], s["new_flows"]) == (11, 1, 1)
+
+
+def test_stats_have_a_row_per_hook(probe):
+    frame = P.packet(4, P.UDP, "10.0.0.1", "10.0.0.2", 1, 2)
+    for hook, n in (("in", 3), ("out", 5), ("xmit", 7)):
+        run(probe, hook, frame, repeat=n)
+    by_hook = probe.read_stats_by_hook()
+    assert {h: (row["packets"], row["new_flows"]) for h, row in by_hook.items()} == \
+        {"in": (3, 1), "out": (5, 1), "xmit": (7, 1)}
+    assert probe.read_stats()["packets"] == 15
 
 
 def test_reset_maps(probe):

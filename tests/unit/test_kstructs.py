@@ -22,7 +22,7 @@ BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 CONSTANTS = {
     "LWTUI_HOOK_IN": kstructs.HOOK_IN, "LWTUI_HOOK_OUT": kstructs.HOOK_OUT,
     "LWTUI_HOOK_XMIT": kstructs.HOOK_XMIT, "LWTUI_KEY_FRAGMENT": kstructs.KEY_FRAGMENT,
-    "LWTUI_IPV6_EXT_MAX": kstructs.IPV6_EXT_MAX,
+    "LWTUI_IPV6_EXT_MAX": kstructs.IPV6_EXT_MAX, "LWTUI_HOOKS": kstructs.HOOKS_N,
     "LWTUI_ALLOW": kstructs.ALLOW, "LWTUI_DROP": kstructs.DROP,
     "LWTUI_RULE_NONE": kstructs.RULE_NONE, "LWTUI_RULE_FLOW": kstructs.RULE_FLOW,
     "LWTUI_RULE_HOST": kstructs.RULE_HOST, "LWTUI_RULE_PORT": kstructs.RULE_PORT,
@@ -113,3 +113,15 @@ def test_sum_percpu_combines_every_cpu():
     assert (st.packets, st.bytes, st.drops, st.tcp_flags) == (6, 540, 3, 0x12)
     assert (st.first_seen_ns, st.last_seen_ns, st.last_event_ns) == (60, 90, 30)
     assert (st.verdict, st.rule_kind, st.rules_gen) == (kstructs.DROP, kstructs.RULE_HOST, 9)  # the latest CPU's
+
+
+def test_count_once_counts_a_shared_route_at_out():
+    row = lambda p, d=0: {"packets": p, "bytes": 10 * p, "drops": d, "would_drops": 0, "parse_errors": 0,
+                          "events_failed": 0, "new_flows": 1, "flow_update_failed": 0}
+    by_hook = {"in": row(0), "out": row(100, 3), "xmit": row(97, 2)}
+    both = [("ns", "10.0.0.3/32", "out"), ("ns", "10.0.0.3/32", "xmit")]
+    t = kstructs.count_once(by_hook, both)
+    assert (t["packets"], t["bytes"], t["drops"], t["new_flows"]) == (100, 1000, 5, 3)
+    apart = [("ns", "10.0.0.3/32", "out"), ("ns", "10.0.0.4/32", "xmit")]  # different packets
+    assert kstructs.count_once(by_hook, apart)["packets"] == 197
+    assert kstructs.count_once(by_hook, [("ns", "10.0.0.3/32", "xmit")])["packets"] == 97
