@@ -1,10 +1,11 @@
 /* lwtui: flow accounting and verdicts at Lightweight Tunnel (LWT) BPF hooks.
  *
- * Compiled at run time by BCC (lwtui/probe.py) from this file, configured
+ * Compiled at run time by BCC (lwtui/kernel/probe.py) from this file, configured
  * with -D flags only:
- *   -DMAX_FLOWS=N   entries of the `flows` LRU hash (default 65536)
+ *   -DMAX_FLOWS=N   entries of the `flows` per-CPU LRU hash (default 65536)
  *   -DMAX_RULES=N   entries of each rule map (default 4096)
  *   -DMAX_FRAGS=N   fragmented datagrams whose verdict is remembered (default 4096)
+ *   -DIPV6_EXT_MAX=N  IPv6 extension headers walked (default LWTUI_IPV6_EXT_MAX)
  *   -DLWTUI_COARSE_CLOCK  stamp flows and events with bpf_ktime_get_coarse_ns
  *                   (CLOCK_MONOTONIC_COARSE, one tick of resolution) instead of
  *                   bpf_ktime_get_ns; rule TTLs stay exact. A precise clock read
@@ -18,15 +19,18 @@
  *                   (default 64: 256 KiB with 4 KiB pages, shared by all CPUs)
  *
  * At every LWT hook `data` starts at the IPv4/IPv6 header. Each packet is
- * parsed into a struct flow_key, counted in `flows`, and given a verdict:
- * exact flow rule (either direction) -> host rule (LPM trie) -> port rule.
+ * parsed into a struct flow_key, counted in `flows` (as max(1, gso_segs)
+ * packets), and given a verdict: exact flow rule (either direction) -> host
+ * rule (LPM trie) -> port rule. A packet parsed only in part is a parse error
+ * judged by the rules what was read allows (see handle_bad); later fragments
+ * follow the verdict of their datagram's first fragment (`frags`).
  * The verdict is cached in the flow entry together with the rules generation
  * (config slot LWTUI_CFG_RULES_GEN, one word), so an allowed flow costs one
  * flow lookup until user space writes a new generation;
  * dropped flows re-evaluate every packet so TTLs and hit counts stay exact.
  *
  * The structs shared with user space live in lwtui.h (mirrored by
- * lwtui/kstructs.py).
+ * lwtui/kernel/kstructs.py).
  */
 #include <uapi/linux/bpf.h>
 #include <uapi/linux/in.h>

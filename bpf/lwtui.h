@@ -1,6 +1,6 @@
 /* Structures shared by the BPF programs (lwtui.bpf.c) and user space.
  *
- * lwtui/kstructs.py mirrors every struct here with ctypes; tests/unit checks
+ * lwtui/kernel/kstructs.py mirrors every struct here with ctypes; tests/unit checks
  * the two layouts against each other (sizes and offsets compiled from this
  * file), so change both together.
  *
