@@ -303,53 +303,71 @@ static __always_inline int load_l4(struct __sk_buff *skb, struct pkt_info *pi, _
 	return bpf_skb_load_bytes(skb, off, dst, len);
 }
 
-/* Ports (ICMP: type and code) and TCP flags. The key gets ports when their
- * bytes are there (4 bytes; ICMP's type and code 2), and the packet is bad
- * unless the whole L4 header is: a TCP header whose data offset is under 5,
- * or any header cut short (a tiny first fragment is judged by its ports). */
+/* Ports (ICMP: type and code) and TCP flags. The whole L4 header is read
+ * first (the common case, one copy); when it is not all there the packet is
+ * bad, and the key still gets its ports when their bytes are (4 bytes; ICMP's
+ * type and code 2): a tiny first fragment is judged by its ports. A TCP
+ * header whose data offset is under 5 is bad too. */
 static __always_inline void parse_l4(struct __sk_buff *skb, struct flow_key *key, __u32 off,
 				     struct pkt_info *pi)
 {
 	struct tcp_hdr th;
-	__u32 whole = 0, nports = 4;
+	int icmp = 0;
 
 	if (key->flags & LWTUI_KEY_FRAGMENT)
 		return;  /* addresses only, and not a parse error */
-	if (key->proto == IPPROTO_TCP)
-		whole = sizeof(th);
-	else if (key->proto == IPPROTO_UDP)
-		whole = 8;
-	else if (key->proto == IPPROTO_ICMP)
-		whole = 8, nports = 2;
-	else if (key->proto == IPPROTO_ICMPV6)
-		whole = 4, nports = 2;
-	if (!whole) {
+	switch (key->proto) {
+	case IPPROTO_TCP:
+		if (load_l4(skb, pi, off, &th, sizeof(th)) < 0)
+			break;
+		key->sport = bpf_ntohs(th.source);
+		key->dport = bpf_ntohs(th.dest);
+		pi->level = PARSED_PORTS;
+		if ((th.doff_res >> 4) < 5)
+			pi->bad = 1;
+		else
+			pi->tcp_flags = th.flags;
+		return;
+	case IPPROTO_UDP:
+		if (load_l4(skb, pi, off, &th, 8) < 0)
+			break;
+		key->sport = bpf_ntohs(th.source);
+		key->dport = bpf_ntohs(th.dest);
+		pi->level = PARSED_PORTS;
+		return;
+	case IPPROTO_ICMP:   /* 8 bytes: type, code, checksum, rest of header */
+		icmp = 1;
+		if (load_l4(skb, pi, off, &th, 8) < 0)
+			break;
+		key->sport = ((__u8 *)&th)[0];
+		key->dport = ((__u8 *)&th)[1];
+		pi->level = PARSED_PORTS;
+		return;
+	case IPPROTO_ICMPV6: /* 4 bytes: type, code, checksum */
+		icmp = 1;
+		if (load_l4(skb, pi, off, &th, 4) < 0)
+			break;
+		key->sport = ((__u8 *)&th)[0];
+		key->dport = ((__u8 *)&th)[1];
+		pi->level = PARSED_PORTS;
+		return;
+	default:
 		pi->level = PARSED_PORTS;  /* no ports to read */
 		return;
 	}
-	if (off + nports > skb->len || load_l4(skb, pi, off, &th, 4) < 0) {
-		pi->bad = 1;
-		return;
-	}
-	if (nports == 2) {
+	pi->bad = 1;  /* the header is cut short: its ports, if they are there */
+	if (icmp) {
+		if (load_l4(skb, pi, off, &th, 2) < 0)
+			return;
 		key->sport = ((__u8 *)&th)[0];
 		key->dport = ((__u8 *)&th)[1];
 	} else {
+		if (load_l4(skb, pi, off, &th, 4) < 0)
+			return;
 		key->sport = bpf_ntohs(th.source);
 		key->dport = bpf_ntohs(th.dest);
 	}
 	pi->level = PARSED_PORTS;
-	if (off + whole > skb->len) {
-		pi->bad = 1;
-		return;
-	}
-	if (key->proto == IPPROTO_TCP) {
-		if (load_l4(skb, pi, off, &th, sizeof(th)) < 0 || (th.doff_res >> 4) < 5) {
-			pi->bad = 1;
-			return;
-		}
-		pi->tcp_flags = th.flags;
-	}
 }
 
 /* Fill the key as far as the headers allow; pi says how far (PARSED_*) and
