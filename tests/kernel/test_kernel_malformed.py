@@ -13,9 +13,8 @@ import pytest
 
 import packets as P
 import rawnet
-from conftest import _build
+from conftest import _build, _reset
 from kutil import BPF_DROP, BPF_OK, add_rule, flows, host_key, port_key, run, want
-from lwtui.kernel import kstructs
 
 A, B = "10.0.0.2", "10.0.0.3"
 A6, B6 = "fd00:6c77::2", "fd00:6c77::3"
@@ -49,7 +48,6 @@ def short_walk():
 
 
 def test_chain_past_the_bound_is_a_parse_error_judged_by_host_rules(short_walk):
-    from conftest import _reset
     _reset(short_walk)
     assert run(short_walk, "out", P.frame(_dst_chain(8))) == BPF_OK      # 8: walked
     assert run(short_walk, "out", P.frame(_dst_chain(9))) == BPF_OK      # 9: no ports, no rule

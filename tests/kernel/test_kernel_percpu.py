@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 import packets as P
 import rawnet
 from conftest import _build, _reset
 from kutil import flows, want
-
-import pytest
 
 CPUS = sorted(os.sched_getaffinity(0))[:2]
 N = 20000
