@@ -126,7 +126,9 @@ def kernel_read(n: int, reads: int) -> dict:
     probe = Probe(hooks=("out",), max_flows=max(1024, 2 * n))
     try:
         fd = probe.map_fd("flows")
-        key, val = kstructs.FlowKey(), kstructs.FlowStats(packets=1, bytes=100)
+        key = kstructs.FlowKey()
+        ncpus = bpfsys.possible_cpus()  # `flows` holds one struct flow_stats per possible CPU
+        val = (kstructs.FlowStats * ncpus)(kstructs.FlowStats(packets=1, bytes=100))
         key.family, key.proto, key.hook, key.dport = 4, 6, 1, 80
         key.saddr[10] = key.saddr[11] = key.daddr[10] = key.daddr[11] = 0xFF
         key.daddr[12:16] = (10, 0, 0, 3)

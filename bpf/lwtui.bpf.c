@@ -2,8 +2,10 @@
  *
  * Compiled at run time by BCC (lwtui/kernel/probe.py) from this file, configured
  * with -D flags only:
- *   -DMAX_FLOWS=N   entries of the `flows` LRU hash (default 65536)
+ *   -DMAX_FLOWS=N   entries of the `flows` per-CPU LRU hash (default 65536)
  *   -DMAX_RULES=N   entries of each rule map (default 4096)
+ *   -DMAX_FRAGS=N   fragmented datagrams whose verdict is remembered (default 4096)
+ *   -DIPV6_EXT_MAX=N  IPv6 extension headers walked (default LWTUI_IPV6_EXT_MAX)
  *   -DLWTUI_COARSE_CLOCK  stamp flows and events with bpf_ktime_get_coarse_ns
  *                   (CLOCK_MONOTONIC_COARSE, one tick of resolution) instead of
  *                   bpf_ktime_get_ns; rule TTLs stay exact. A precise clock read
@@ -17,10 +19,14 @@
  *                   (default 64: 256 KiB with 4 KiB pages, shared by all CPUs)
  *
  * At every LWT hook `data` starts at the IPv4/IPv6 header. Each packet is
- * parsed into a struct flow_key, counted in `flows`, and given a verdict:
- * exact flow rule (either direction) -> host rule (LPM trie) -> port rule.
- * The verdict is cached in the flow entry together with config.rules_gen, so
- * an allowed flow costs one flow lookup until user space bumps rules_gen;
+ * parsed into a struct flow_key, counted in `flows` (as max(1, gso_segs)
+ * packets), and given a verdict: exact flow rule (either direction) -> host
+ * rule (LPM trie) -> port rule. A packet parsed only in part is a parse error
+ * judged by the rules what was read allows (see handle_bad); later fragments
+ * follow the verdict of their datagram's first fragment (`frags`).
+ * The verdict is cached in the flow entry together with the rules generation
+ * (config slot LWTUI_CFG_RULES_GEN, one word), so an allowed flow costs one
+ * flow lookup until user space writes a new generation;
  * dropped flows re-evaluate every packet so TTLs and hit counts stay exact.
  *
  * The structs shared with user space live in lwtui.h (mirrored by
@@ -37,18 +43,26 @@
 #ifndef MAX_RULES
 #define MAX_RULES 4096
 #endif
+#ifndef MAX_FRAGS
+#define MAX_FRAGS 4096
+#endif
 
-#define IPV6_EXT_MAX 6              /* extension headers walked before giving up */
+#ifndef IPV6_EXT_MAX
+#define IPV6_EXT_MAX LWTUI_IPV6_EXT_MAX  /* -DIPV6_EXT_MAX=N: a smaller bound (tests) */
+#endif
 #define DROP_EVENT_INTERVAL_NS 1000000000ULL  /* when config says 0 */
-#define LOAD_MAX_OFF 0x7fff         /* bound for the verifier; 40 + 6 * 2048 fits */
+#define LOAD_MAX_OFF 0x7fff         /* bound for the verifier (direct access needs < 64 KiB) */
 #define ERR_EEXIST 17
 
-BPF_TABLE("lru_hash", struct flow_key, struct flow_stats, flows, MAX_FLOWS);
+/* Per-CPU values: each CPU counts into its own copy without atomics, and user
+ * space sums the copies once per read (no count is lost between CPUs, and
+ * the cached verdict is one CPU's own word). */
+BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stats, flows, MAX_FLOWS);
 BPF_HASH(verdicts, struct flow_key, struct rule_val, MAX_RULES);
 BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
 BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
-BPF_ARRAY(config, struct lwtui_config, 1);
-BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX);
+BPF_ARRAY(config, __u64, LWTUI_CFG_MAX);
+BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX * LWTUI_HOOKS);
 #ifdef LWTUI_RINGBUF
 #ifndef LWTUI_RINGBUF_PAGES
 #define LWTUI_RINGBUF_PAGES 64
@@ -57,6 +71,8 @@ BPF_RINGBUF_OUTPUT(events, LWTUI_RINGBUF_PAGES);
 #else
 BPF_PERF_OUTPUT(events);
 #endif
+
+BPF_TABLE("lru_hash", struct frag_key, __u64, frags, MAX_FRAGS);  /* datagram -> LWTUI_RULE_* */
 
 /* Header layouts, as copied from the packet into stack buffers. */
 struct ip4_hdr {
@@ -127,12 +143,22 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *dst, __u
 	return bpf_skb_load_bytes(skb, off, dst, len);
 }
 
-static __always_inline void stat_add(__u32 idx, __u64 v)
+/* Count v at stats[hook * LWTUI_ST_MAX + idx]: every hook has its own row. */
+static __always_inline void stat_add(__u8 hook, __u32 idx, __u64 v)
 {
-	__u64 *p = stats.lookup(&idx);
+	__u32 at = (__u32)hook * LWTUI_ST_MAX + idx;
+	__u64 *p = stats.lookup(&at);
 
 	if (p)
 		*p += v;
+}
+
+/* One config slot (LWTUI_CFG_*); 0 if the index were ever out of range. */
+static __always_inline __u64 cfg_get(__u32 idx)
+{
+	__u64 *v = config.lookup(&idx);
+
+	return v ? *v : 0;
 }
 
 static __always_inline void map_v4(__u8 *dst, __be32 addr)
@@ -143,26 +169,61 @@ static __always_inline void map_v4(__u8 *dst, __be32 addr)
 	__builtin_memcpy(dst + 12, &addr, 4);
 }
 
-/* IPv4 header (with options) -> key addresses, proto, fragment flag.
- * Returns the L4 offset, or -1 for a short or malformed header. */
-static __always_inline int parse_ipv4(struct __sk_buff *skb, struct flow_key *key)
+/* What parse() learnt beyond the key. `level` says how far the key can be
+ * trusted: PARSED_NOTHING (no addresses: nothing to judge the packet by),
+ * PARSED_ADDRS (addresses and protocol, no ports: a non-first fragment, or a
+ * header chain cut short or too long), PARSED_PORTS (the whole key). `bad`
+ * marks a parse error: the packet is judged by what was read, counted as a
+ * parse error, and gets no flow entry. */
+#define PARSED_NOTHING 0
+#define PARSED_ADDRS   1
+#define PARSED_PORTS   2
+
+struct pkt_info {
+	__u32 frag_id;     /* IPv4 identification or IPv6 fragment header id */
+	__u8 level;        /* PARSED_* */
+	__u8 bad;          /* a parse error */
+	__u8 first_frag;   /* fragment offset 0 with more fragments to come */
+	__u8 tcp_flags;
+	__u8 direct;       /* the L4 offset may be used for direct packet access */
+	__u8 pad[3];
+	__u32 segs;        /* packets on the wire: max(1, gso_segs) */
+};
+
+/* Mark a parse error. Errors travel in pi->bad, never as a negative offset:
+ * a sign test on the offset would make the verifier track its exact range
+ * through the IPv6 extension walk (see parse_ipv6). */
+static __always_inline __u32 fail(struct pkt_info *pi)
+{
+	pi->bad = 1;
+	return 0;
+}
+
+/* IPv4 header (with options) -> key addresses, proto, fragment fields.
+ * Returns the L4 offset; pi->bad when the header is short or malformed. */
+static __always_inline __u32 parse_ipv4(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
 {
 	struct ip4_hdr ip;
 	__u32 hlen;
 
 	if (load(skb, 0, &ip, sizeof(ip)) < 0)
-		return -1;
+		return fail(pi);
 	if ((ip.ver_ihl >> 4) != 4)
-		return -1;
-	hlen = (ip.ver_ihl & 0x0f) * 4;
-	if (hlen < sizeof(ip) || hlen > skb->len)
-		return -1;
+		return fail(pi);
 	key->family = 4;
 	key->proto = ip.proto;
 	map_v4(key->saddr, ip.saddr);
 	map_v4(key->daddr, ip.daddr);
+	pi->level = PARSED_ADDRS;
+	pi->frag_id = bpf_ntohs(ip.id);
+	hlen = (ip.ver_ihl & 0x0f) * 4;
+	if (hlen < sizeof(ip) || hlen > skb->len)
+		return fail(pi);
 	if (ip.frag_off & bpf_htons(0x1fff))
 		key->flags = LWTUI_KEY_FRAGMENT;
+	else if (ip.frag_off & bpf_htons(0x2000))
+		pi->first_frag = 1;
+	pi->direct = 1;
 	return hlen;
 }
 
@@ -172,104 +233,163 @@ static __always_inline int ipv6_is_ext(__u8 nh)
 	       nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH;
 }
 
-/* IPv6 header and up to IPV6_EXT_MAX extension headers. Returns the L4
- * offset, or -1 for a short header or a longer chain. */
-static __always_inline int parse_ipv6(struct __sk_buff *skb, struct flow_key *key)
+/* IPv6 header and its extension headers, up to IPV6_EXT_MAX of them.
+ * Returns the L4 offset; pi->bad when the chain is cut short or longer.
+ *
+ * The walk is a bounded loop (not unrolled) that reads with
+ * bpf_skb_load_bytes only, and nothing after it touches the packet through
+ * an offset it computed (pi->direct stays 0): the verifier then never needs
+ * the offset's exact range, so each iteration is verified once instead of
+ * once per combination of header lengths. */
+static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
 {
 	struct ip6_hdr ip6;
 	struct ip6_ext ext;
-	__u32 off = sizeof(ip6);
+	__u32 off = sizeof(ip6), len;
 	__u8 nh;
+	int i;
 
 	if (load(skb, 0, &ip6, sizeof(ip6)) < 0)
-		return -1;
+		return fail(pi);
 	if ((ip6.ver_tc_flow & bpf_htonl(0xf0000000)) != bpf_htonl(0x60000000))
-		return -1;
+		return fail(pi);
 	key->family = 6;
 	__builtin_memcpy(key->saddr, ip6.saddr, 16);
 	__builtin_memcpy(key->daddr, ip6.daddr, 16);
 	nh = ip6.nexthdr;
+	key->proto = nh;
+	pi->level = PARSED_ADDRS;
+	if (!ipv6_is_ext(nh)) {
+		pi->direct = 1;
+		return off;
+	}
 
-#pragma unroll
-	for (int i = 0; i < IPV6_EXT_MAX; i++) {
-		if (!ipv6_is_ext(nh))
-			break;
-		if (load(skb, off, &ext, sizeof(ext)) < 0)
-			return -1;
+#pragma clang loop unroll(disable)
+	for (i = 0; i < IPV6_EXT_MAX; i++) {
+		if (bpf_skb_load_bytes(skb, off, &ext, sizeof(ext)) < 0)
+			return fail(pi);
 		if (nh == IPPROTO_FRAGMENT) {
-			off += 8;
+			pi->frag_id = bpf_ntohl(ext.id);
 			if (ext.frag_off & bpf_htons(0xfff8)) {  /* non-first: no L4 here */
 				key->flags = LWTUI_KEY_FRAGMENT;
-				nh = ext.nexthdr;
-				break;
+				key->proto = ext.nexthdr;
+				return 0;
 			}
+			pi->first_frag = ext.frag_off & bpf_htons(1) ? 1 : 0;
+			len = 8;
 		} else if (nh == IPPROTO_AH) {
-			off += ((__u32)ext.hdrlen + 2) * 4;
+			len = ((__u32)ext.hdrlen + 2) * 4;
 		} else {
-			off += ((__u32)ext.hdrlen + 1) * 8;
+			len = ((__u32)ext.hdrlen + 1) * 8;
 		}
+		off += len;
 		nh = ext.nexthdr;
+		key->proto = nh;
+		if (!ipv6_is_ext(nh))
+			break;
 	}
-	if (!(key->flags & LWTUI_KEY_FRAGMENT) && ipv6_is_ext(nh))
-		return -1;  /* chain longer than IPV6_EXT_MAX */
-	if (off > skb->len)
-		return -1;  /* last extension header cut short */
-	key->proto = nh;
+	if (ipv6_is_ext(nh) || off > skb->len)
+		return fail(pi);  /* a longer chain, or the last header cut short */
 	return off;
 }
 
-/* Ports (ICMP: type and code) and TCP flags; every L4 header must be whole. */
-static __always_inline int parse_l4(struct __sk_buff *skb, struct flow_key *key, __u32 off,
-				    __u8 *tcp_flags)
+/* Read L4 bytes: through load() when the offset was not computed by the IPv6
+ * extension walk (see parse_ipv6), else with bpf_skb_load_bytes. */
+static __always_inline int load_l4(struct __sk_buff *skb, struct pkt_info *pi, __u32 off, void *dst,
+				   __u32 len)
 {
-	if (key->flags & LWTUI_KEY_FRAGMENT)
-		return 0;
-	if (key->proto == IPPROTO_TCP) {
-		struct tcp_hdr th;
-
-		if (load(skb, off, &th, sizeof(th)) < 0 || (th.doff_res >> 4) < 5)
-			return -1;
-		key->sport = bpf_ntohs(th.source);
-		key->dport = bpf_ntohs(th.dest);
-		*tcp_flags = th.flags;
-	} else if (key->proto == IPPROTO_UDP) {
-		struct l4_ports uh;
-
-		if (load(skb, off, &uh, sizeof(uh)) < 0)
-			return -1;
-		key->sport = bpf_ntohs(uh.a);
-		key->dport = bpf_ntohs(uh.b);
-	} else if (key->proto == IPPROTO_ICMP || key->proto == IPPROTO_ICMPV6) {
-		struct l4_ports ih;
-		/* ICMP's header is 8 bytes, ICMPv6's 4 (type, code, checksum). */
-		__u32 need = key->proto == IPPROTO_ICMP ? 8 : 4;
-
-		if (off + need > skb->len || load(skb, off, &ih, 4) < 0)
-			return -1;
-		key->sport = ((__u8 *)&ih)[0];
-		key->dport = ((__u8 *)&ih)[1];
-	}
-	return 0;
+	if (pi->direct)
+		return load(skb, off, dst, len);
+	return bpf_skb_load_bytes(skb, off, dst, len);
 }
 
-static __always_inline int parse(struct __sk_buff *skb, struct flow_key *key, __u8 *tcp_flags)
+/* Ports (ICMP: type and code) and TCP flags. The whole L4 header is read
+ * first (the common case, one copy); when it is not all there the packet is
+ * bad, and the key still gets its ports when their bytes are (4 bytes; ICMP's
+ * type and code 2): a tiny first fragment is judged by its ports. A TCP
+ * header whose data offset is under 5 is bad too. */
+static __always_inline void parse_l4(struct __sk_buff *skb, struct flow_key *key, __u32 off,
+				     struct pkt_info *pi)
 {
-	__u32 word = 0;
-	__u8 version;
-	int off;
+	struct tcp_hdr th;
+	int icmp = 0;
 
-	if (load(skb, 0, &word, 1) < 0)
-		return -1;
+	if (key->flags & LWTUI_KEY_FRAGMENT)
+		return;  /* addresses only, and not a parse error */
+	switch (key->proto) {
+	case IPPROTO_TCP:
+		if (load_l4(skb, pi, off, &th, sizeof(th)) < 0)
+			break;
+		key->sport = bpf_ntohs(th.source);
+		key->dport = bpf_ntohs(th.dest);
+		pi->level = PARSED_PORTS;
+		if ((th.doff_res >> 4) < 5)
+			pi->bad = 1;
+		else
+			pi->tcp_flags = th.flags;
+		return;
+	case IPPROTO_UDP:
+		if (load_l4(skb, pi, off, &th, 8) < 0)
+			break;
+		key->sport = bpf_ntohs(th.source);
+		key->dport = bpf_ntohs(th.dest);
+		pi->level = PARSED_PORTS;
+		return;
+	case IPPROTO_ICMP:   /* 8 bytes: type, code, checksum, rest of header */
+		icmp = 1;
+		if (load_l4(skb, pi, off, &th, 8) < 0)
+			break;
+		key->sport = ((__u8 *)&th)[0];
+		key->dport = ((__u8 *)&th)[1];
+		pi->level = PARSED_PORTS;
+		return;
+	case IPPROTO_ICMPV6: /* 4 bytes: type, code, checksum */
+		icmp = 1;
+		if (load_l4(skb, pi, off, &th, 4) < 0)
+			break;
+		key->sport = ((__u8 *)&th)[0];
+		key->dport = ((__u8 *)&th)[1];
+		pi->level = PARSED_PORTS;
+		return;
+	default:
+		pi->level = PARSED_PORTS;  /* no ports to read */
+		return;
+	}
+	pi->bad = 1;  /* the header is cut short: its ports, if they are there */
+	if (icmp) {
+		if (load_l4(skb, pi, off, &th, 2) < 0)
+			return;
+		key->sport = ((__u8 *)&th)[0];
+		key->dport = ((__u8 *)&th)[1];
+	} else {
+		if (load_l4(skb, pi, off, &th, 4) < 0)
+			return;
+		key->sport = bpf_ntohs(th.source);
+		key->dport = bpf_ntohs(th.dest);
+	}
+	pi->level = PARSED_PORTS;
+}
+
+/* Fill the key as far as the headers allow; pi says how far (PARSED_*) and
+ * whether the packet is a parse error. */
+static __always_inline void parse(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
+{
+	__u32 word = 0, off;
+	__u8 version;
+
+	if (load(skb, 0, &word, 1) < 0) {
+		pi->bad = 1;
+		return;
+	}
 	version = *(__u8 *)&word >> 4;
 	if (version == 4)
-		off = parse_ipv4(skb, key);
+		off = parse_ipv4(skb, key, pi);
 	else if (version == 6)
-		off = parse_ipv6(skb, key);
+		off = parse_ipv6(skb, key, pi);
 	else
-		return -1;
-	if (off < 0)
-		return -1;
-	return parse_l4(skb, key, off, tcp_flags);
+		off = fail(pi);
+	if (!pi->bad)
+		parse_l4(skb, key, off, pi);
 }
 
 /* Timestamp for flows and events (see LWTUI_COARSE_CLOCK above). */
@@ -293,71 +413,144 @@ static __always_inline __u64 rule_clock(__u64 now)
 }
 
 /* A rule that exists and has not expired; counts the hit. */
-static __always_inline int rule_hit(struct rule_val *r, __u64 now)
+static __always_inline int rule_hit(struct rule_val *r, __u64 now, __u32 segs)
 {
 	if (!r || (r->expires_ns && r->expires_ns <= now))
 		return 0;
-	__sync_fetch_and_add(&r->hits, 1);
+	__sync_fetch_and_add(&r->hits, segs);
 	return 1;
 }
 
-static __always_inline int match_flow(struct flow_key *key, __u64 now)
+/* The ICMP type that answers `type` (or asks for it): echo 8/0, timestamp
+ * 13/14, information 15/16, address mask 17/18; ICMPv6 echo 128/129, node
+ * information 139/140. Any other type is its own counterpart. */
+static __always_inline __u16 icmp_pair(__u8 proto, __u16 type)
+{
+	if (proto == IPPROTO_ICMP) {
+		switch (type) {
+		case 0: return 8;
+		case 8: return 0;
+		case 13: return 14;
+		case 14: return 13;
+		case 15: return 16;
+		case 16: return 15;
+		case 17: return 18;
+		case 18: return 17;
+		}
+	} else if (proto == IPPROTO_ICMPV6) {
+		switch (type) {
+		case 128: return 129;
+		case 129: return 128;
+		case 139: return 140;
+		case 140: return 139;
+		}
+	}
+	return type;
+}
+
+/* A flow rule for this packet's flow or its reverse: addresses swapped, and
+ * ports swapped (ICMP: the counterpart type with the same code, so the
+ * reverse of an echo request is its reply). */
+static __always_inline int match_flow(struct flow_key *key, __u64 now, __u32 segs)
 {
 	struct flow_key k = *key;
 
 	k.hook = 0;
 	k.flags = 0;
-	if (rule_hit(verdicts.lookup(&k), now))
+	if (rule_hit(verdicts.lookup(&k), now, segs))
 		return 1;
 	__builtin_memcpy(k.saddr, key->daddr, 16);
 	__builtin_memcpy(k.daddr, key->saddr, 16);
-	k.sport = key->dport;
-	k.dport = key->sport;
-	return rule_hit(verdicts.lookup(&k), now);
+	if (key->proto == IPPROTO_ICMP || key->proto == IPPROTO_ICMPV6) {
+		k.sport = icmp_pair(key->proto, key->sport);
+	} else {
+		k.sport = key->dport;
+		k.dport = key->sport;
+	}
+	return rule_hit(verdicts.lookup(&k), now, segs);
 }
 
-static __always_inline int match_host(struct flow_key *key, __u64 now)
+static __always_inline int match_host(struct flow_key *key, __u64 now, __u32 segs)
 {
 	struct host_key hk = {.prefixlen = 128};
 
 	__builtin_memcpy(hk.addr, key->saddr, 16);
-	if (rule_hit(host_rules.lookup(&hk), now))
+	if (rule_hit(host_rules.lookup(&hk), now, segs))
 		return 1;
 	__builtin_memcpy(hk.addr, key->daddr, 16);
-	return rule_hit(host_rules.lookup(&hk), now);
+	return rule_hit(host_rules.lookup(&hk), now, segs);
 }
 
-static __always_inline int match_port(struct flow_key *key, __u64 now)
+static __always_inline int match_port(struct flow_key *key, __u64 now, __u32 segs)
 {
 	struct port_key pk = {.port = key->sport, .proto = key->proto};
 
 	if ((key->proto != IPPROTO_TCP && key->proto != IPPROTO_UDP) ||
 	    (key->flags & LWTUI_KEY_FRAGMENT))
 		return 0;  /* no ports to match */
-	if (rule_hit(port_rules.lookup(&pk), now))
+	if (rule_hit(port_rules.lookup(&pk), now, segs))
 		return 1;
 	pk.port = key->dport;
-	if (rule_hit(port_rules.lookup(&pk), now))
+	if (rule_hit(port_rules.lookup(&pk), now, segs))
 		return 1;
 	pk.proto = 0;
-	if (rule_hit(port_rules.lookup(&pk), now))
+	if (rule_hit(port_rules.lookup(&pk), now, segs))
 		return 1;
 	pk.port = key->sport;
-	return rule_hit(port_rules.lookup(&pk), now);
+	return rule_hit(port_rules.lookup(&pk), now, segs);
 }
 
-/* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none. */
-static __always_inline __u8 eval_rules(struct flow_key *key, __u64 flow_now)
+/* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none.
+ * Flow and port rules need ports: without them only host rules apply. */
+static __always_inline __u8 eval_rules(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
 {
 	__u64 now = rule_clock(flow_now);
+	__u32 segs = pi->segs;
 
-	if (match_flow(key, now))
+	if (pi->level >= PARSED_PORTS && match_flow(key, now, segs))
 		return LWTUI_RULE_FLOW;
-	if (match_host(key, now))
+	if (match_host(key, now, segs))
 		return LWTUI_RULE_HOST;
-	if (match_port(key, now))
+	if (pi->level >= PARSED_PORTS && match_port(key, now, segs))
 		return LWTUI_RULE_PORT;
 	return LWTUI_RULE_NONE;
+}
+
+/* Remember a first fragment's verdict for the rest of its datagram. */
+static __always_inline void frag_note(struct flow_key *key, struct pkt_info *pi, __u8 kind)
+{
+	struct frag_key fk = {};
+	__u64 v = kind;
+
+	__builtin_memcpy(fk.saddr, key->saddr, 16);
+	__builtin_memcpy(fk.daddr, key->daddr, 16);
+	fk.id = pi->frag_id;
+	fk.proto = key->proto;
+	fk.family = key->family;
+	fk.hook = key->hook;
+	frags.update(&fk, &v);
+}
+
+/* A non-first fragment: a flow rule with ports 0 or a host rule, then the
+ * verdict its datagram's first fragment got at this hook (when seen). */
+static __always_inline __u8 eval_fragment(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
+{
+	struct frag_key fk = {};
+	__u64 now = rule_clock(flow_now), *v;
+	__u32 segs = pi->segs;
+
+	if (match_flow(key, now, segs))
+		return LWTUI_RULE_FLOW;
+	if (match_host(key, now, segs))
+		return LWTUI_RULE_HOST;
+	__builtin_memcpy(fk.saddr, key->saddr, 16);
+	__builtin_memcpy(fk.daddr, key->daddr, 16);
+	fk.id = pi->frag_id;
+	fk.proto = key->proto;
+	fk.family = key->family;
+	fk.hook = key->hook;
+	v = frags.lookup(&fk);
+	return v ? (__u8)*v : LWTUI_RULE_NONE;
 }
 
 static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *key,
@@ -372,8 +565,8 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 	ev.drops = fs->drops;
 	ev.len = len;
 	ev.type = type;
-	ev.verdict = fs->verdict;
-	ev.rule_kind = fs->rule_kind;
+	ev.verdict = LWTUI_CACHED_VERDICT(fs->cached);
+	ev.rule_kind = LWTUI_CACHED_KIND(fs->cached);
 	ev.tcp_flags = fs->tcp_flags;
 	/* A ring buffer has no lost callback: this counter is its only loss count
 	 * (the perf buffer's lost_cb reports the same failures, later). */
@@ -382,34 +575,33 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 #else
 	if (events.perf_submit(skb, &ev, sizeof(ev)) < 0)
 #endif
-		stat_add(LWTUI_ST_EVENTS_FAILED, 1);
+		stat_add(key->hook, LWTUI_ST_EVENTS_FAILED, 1);
 }
 
 /* Count a matched packet and decide: dry-run passes it, else drop. */
-static __always_inline int drop_verdict(struct lwtui_config *cfg)
+static __always_inline int drop_verdict(__u8 hook, __u32 segs)
 {
-	if (cfg->dry_run) {
-		stat_add(LWTUI_ST_WOULD_DROPS, 1);
+	if (cfg_get(LWTUI_CFG_DRY_RUN)) {
+		stat_add(hook, LWTUI_ST_WOULD_DROPS, segs);
 		return BPF_OK;
 	}
-	stat_add(LWTUI_ST_DROPS, 1);
+	stat_add(hook, LWTUI_ST_DROPS, segs);
 	return BPF_DROP;
 }
 
 static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key,
-				     struct flow_stats *fs, struct lwtui_config *cfg,
-				     __u32 len, __u64 now)
+				     struct flow_stats *fs, __u32 len, __u32 segs, __u64 now)
 {
-	__u64 interval = cfg->drop_event_interval_ns;
+	__u64 interval = cfg_get(LWTUI_CFG_DROP_EVENT_INTERVAL_NS);
 
-	__sync_fetch_and_add(&fs->drops, 1);
+	fs->drops += segs;
 	if (!interval)
 		interval = DROP_EVENT_INTERVAL_NS;
 	if (!fs->last_event_ns || now - fs->last_event_ns >= interval) {
 		fs->last_event_ns = now;
 		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
 	}
-	return drop_verdict(cfg);
+	return drop_verdict(key->hook, segs);
 }
 
 /* The flow's entry, created when absent; NULL when `flows` refused it. */
@@ -432,54 +624,84 @@ static __always_inline struct flow_stats *flow_entry(struct flow_key *key, __u64
 		return fs;
 failed:
 	*created = 0;
-	stat_add(LWTUI_ST_FLOW_UPDATE_FAILED, 1);
+	stat_add(key->hook, LWTUI_ST_FLOW_UPDATE_FAILED, 1);
 	return NULL;
+}
+
+/* A packet that is a parse error: judged by the rules that what was read
+ * allows (see eval_rules), counted, never given a flow entry. */
+static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
+{
+	__u8 kind;
+
+	stat_add(key->hook, LWTUI_ST_PARSE_ERRORS, pi->segs);
+	if (pi->level == PARSED_NOTHING)
+		return BPF_OK;  /* no addresses: nothing to judge it by */
+	kind = eval_rules(key, pi, flow_clock());
+	if (pi->first_frag)
+		frag_note(key, pi, kind);
+	return kind ? drop_verdict(key->hook, pi->segs) : BPF_OK;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 {
 	struct flow_key key = {};
-	struct lwtui_config *cfg;
+	struct pkt_info pi = {};
 	struct flow_stats *fs;
-	__u32 zero = 0, len = skb->len, gen;
-	__u8 tcp_flags = 0, kind;
+	__u32 len = skb->len, gen;
+	__u64 now, cached;
+	__u8 kind;
 	int created = 0;
-	__u64 now;
 
-	stat_add(LWTUI_ST_PACKETS, 1);
-	stat_add(LWTUI_ST_BYTES, len);
-	if (parse(skb, &key, &tcp_flags) < 0) {
-		stat_add(LWTUI_ST_PARSE_ERRORS, 1);
-		return BPF_OK;
-	}
+	/* A GSO packet (TCP send offload, UDP GSO) is gso_segs packets on the
+	 * wire; bytes stay skb->len, the IP bytes as the hook sees them. */
+	pi.segs = skb->gso_segs;
+	if (!pi.segs)
+		pi.segs = 1;
+	stat_add(hook, LWTUI_ST_PACKETS, pi.segs);
+	stat_add(hook, LWTUI_ST_BYTES, len);
 	key.hook = hook;
-	cfg = config.lookup(&zero);
-	if (!cfg)
-		return BPF_OK;  /* an array always has index 0 */
-	gen = cfg->rules_gen;
+	parse(skb, &key, &pi);
+	if (pi.bad)
+		return handle_bad(&key, &pi);
+	/* Read before the rules are: a rule changed after this read comes with
+	 * a newer generation, so the verdict below is looked at again. */
+	gen = (__u32)cfg_get(LWTUI_CFG_RULES_GEN);
 	now = flow_clock();
 
 	fs = flow_entry(&key, now, &created);
-	if (!fs)  /* no entry to cache in: ask the rules for this packet alone */
-		return eval_rules(&key, now) ? drop_verdict(cfg) : BPF_OK;
-
-	__sync_fetch_and_add(&fs->packets, 1);
-	__sync_fetch_and_add(&fs->bytes, len);
-	fs->last_seen_ns = now;
-	if (tcp_flags & ~fs->tcp_flags)
-		fs->tcp_flags |= tcp_flags;
-	if (created || fs->rules_gen != gen || fs->verdict == LWTUI_DROP) {
-		kind = eval_rules(&key, now);
-		fs->verdict = kind ? LWTUI_DROP : LWTUI_ALLOW;
-		fs->rule_kind = kind;
-		fs->rules_gen = gen;
+	if (!fs) {  /* no entry to cache in: ask the rules for this packet alone */
+		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
+						      : eval_rules(&key, &pi, now);
+		if (pi.first_frag)
+			frag_note(&key, &pi, kind);
+		return kind ? drop_verdict(hook, pi.segs) : BPF_OK;
 	}
+
+	/* This CPU's copy: plain adds are exact (the program runs with BH off). */
+	fs->packets += pi.segs;
+	fs->bytes += len;
+	if (!fs->first_seen_ns)  /* the first packet of the flow on this CPU */
+		fs->first_seen_ns = now;
+	fs->last_seen_ns = now;
+	fs->tcp_flags |= pi.tcp_flags;
+	cached = fs->cached;
+	if ((key.flags & LWTUI_KEY_FRAGMENT) || !cached || LWTUI_CACHED_GEN(cached) != gen ||
+	    LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP) {
+		/* fragments follow their own datagram; drops re-check every packet */
+		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
+						      : eval_rules(&key, &pi, now);
+		cached = LWTUI_CACHED(gen, kind ? LWTUI_DROP : LWTUI_ALLOW, kind);
+		fs->cached = cached;
+	}
+	if (pi.first_frag)
+		frag_note(&key, &pi, LWTUI_CACHED_KIND(cached));
 	if (created) {
-		stat_add(LWTUI_ST_NEW_FLOWS, 1);
+		stat_add(hook, LWTUI_ST_NEW_FLOWS, 1);
 		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);
 	}
-	if (fs->verdict == LWTUI_DROP)
-		return drop_flow(skb, &key, fs, cfg, len, now);
+	if (LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP)
+		return drop_flow(skb, &key, fs, len, pi.segs, now);
 	return BPF_OK;
 }
 

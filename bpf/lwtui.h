@@ -24,6 +24,11 @@ typedef uint64_t __u64;
 #define LWTUI_HOOK_IN   0
 #define LWTUI_HOOK_OUT  1
 #define LWTUI_HOOK_XMIT 2
+#define LWTUI_HOOKS     3
+
+/* IPv6 extension headers the programs walk before giving up on the ports:
+ * every chain a 9216-byte MTU can carry (8 bytes a header at least). */
+#define LWTUI_IPV6_EXT_MAX 1152
 
 /* key.flags */
 #define LWTUI_KEY_FRAGMENT 0x01  /* a non-first fragment: no L4 header, ports 0 */
@@ -42,7 +47,11 @@ typedef uint64_t __u64;
 #define LWTUI_EV_NEW  1  /* first packet of a flow */
 #define LWTUI_EV_DROP 2  /* drops (or would-drops) of a flow, rate-limited */
 
-/* Indices of the per-CPU `stats` array. */
+/* Indices of the per-CPU `stats` array, one row of LWTUI_ST_MAX per hook:
+ * stats[hook * LWTUI_ST_MAX + LWTUI_ST_*]. Packets, drops, would-drops and
+ * parse errors count packets on the wire (a GSO packet as its gso_segs);
+ * bytes are skb->len. A packet crossing two hooks (out, then xmit) is counted
+ * in both rows. */
 #define LWTUI_ST_PACKETS      0
 #define LWTUI_ST_BYTES        1
 #define LWTUI_ST_DROPS        2  /* packets dropped (BPF_DROP returned) */
@@ -53,12 +62,22 @@ typedef uint64_t __u64;
 #define LWTUI_ST_FLOW_UPDATE_FAILED 7 /* could not insert into `flows` */
 #define LWTUI_ST_MAX          8
 
-/* Indices in the `config` array (one struct lwtui_config at index 0). */
-struct lwtui_config {
-	__u32 dry_run;            /* 1: count would-drops, never return BPF_DROP */
-	__u32 rules_gen;          /* bumped by user space after every rule change */
-	__u64 drop_event_interval_ns; /* at most one drop event per flow per interval */
-};
+/* Slots of the `config` array (__u64 each). Every writer owns its slots and
+ * writes one whole slot per update, never a read-modify-write of another's:
+ * the dashboard writes DRY_RUN, every rule change (any process) RULES_GEN,
+ * the session at start DROP_EVENT_INTERVAL_NS. */
+#define LWTUI_CFG_DRY_RUN      0  /* 1: count would-drops, never return BPF_DROP */
+#define LWTUI_CFG_RULES_GEN    1  /* a new value (low 32 bits) after every rule change */
+#define LWTUI_CFG_DROP_EVENT_INTERVAL_NS 2 /* at most one drop event per flow and CPU per interval */
+#define LWTUI_CFG_MAX          3
+
+/* flow_stats.cached: the cached verdict, one word written with one store, so
+ * no reader sees a verdict of one generation stamped with another. */
+#define LWTUI_CACHED(gen, verdict, kind) \
+	((__u64)(__u32)(gen) | ((__u64)(verdict) << 32) | ((__u64)(kind) << 40))
+#define LWTUI_CACHED_GEN(w)     ((__u32)(w))
+#define LWTUI_CACHED_VERDICT(w) ((__u8)((w) >> 32))
+#define LWTUI_CACHED_KIND(w)    ((__u8)((w) >> 40))
 
 struct flow_key {
 	__u8 saddr[16];
@@ -71,17 +90,31 @@ struct flow_key {
 	__u8 flags;   /* LWTUI_KEY_* */
 };
 
+/* Value of `flows`, a per-CPU LRU hash: each CPU has its own flow_stats and
+ * user space sums them (first_seen: the earliest non-zero, last_seen and
+ * last_event: the latest, tcp_flags: OR, cached: the latest CPU's). */
 struct flow_stats {
-	__u64 packets;
-	__u64 bytes;          /* skb->len: the whole IP packet */
+	__u64 packets;        /* packets on the wire: a GSO packet counts its gso_segs */
+	__u64 bytes;          /* skb->len: IP bytes as the hook sees them (a GSO
+	                       * packet's headers once, before segmentation) */
 	__u64 first_seen_ns;  /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u64 last_seen_ns;
-	__u64 drops;          /* dropped, or would-dropped in dry-run */
-	__u64 last_event_ns;  /* last drop event sent for this flow */
-	__u32 rules_gen;      /* config.rules_gen when `verdict` was computed */
-	__u8 verdict;         /* LWTUI_ALLOW / LWTUI_DROP (cached) */
-	__u8 rule_kind;       /* LWTUI_RULE_* that gave the verdict */
+	__u64 drops;          /* packets dropped, or would-dropped in dry-run */
+	__u64 last_event_ns;  /* last drop event this CPU sent for this flow */
+	__u64 cached;         /* LWTUI_CACHED(rules gen, LWTUI_ALLOW/DROP, LWTUI_RULE_*) */
 	__u8 tcp_flags;       /* OR of the TCP flags seen (FIN=0x01 ... CWR=0x80) */
+	__u8 pad[7];
+};
+
+/* Key of `frags` (value: the LWTUI_RULE_* its first fragment got, as __u64):
+ * one fragmented datagram at one hook. */
+struct frag_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id;     /* IPv4 identification, IPv6 fragment header id */
+	__u8 proto;
+	__u8 family;
+	__u8 hook;
 	__u8 pad;
 };
 
@@ -101,7 +134,7 @@ struct port_key {
 
 /* Value of every rule map (verdicts, host_rules, port_rules). */
 struct rule_val {
-	__u64 hits;        /* packets this rule matched (dropped or would-drop) */
+	__u64 hits;        /* packets (GSO: segments) this rule matched (dropped or would-drop) */
 	__u64 expires_ns;  /* CLOCK_MONOTONIC; 0 = no TTL. Expired rules never match */
 	__u64 created_ns;  /* CLOCK_REALTIME, for listing */
 };
@@ -110,7 +143,7 @@ struct rule_val {
 struct lwtui_event {
 	struct flow_key key;
 	__u64 ts_ns;      /* bpf_ktime_get_ns */
-	__u64 packets;    /* flow counters when the event was sent */
+	__u64 packets;    /* the sending CPU's share of the flow's counters */
 	__u64 bytes;
 	__u64 drops;
 	__u32 len;        /* skb->len of the packet that caused the event */

@@ -134,8 +134,10 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--session", type=_session_name, help="session name (default: lwtui-PID-N)")
     p.add_argument("--max-flows", type=_ranged(int, 16, 1 << 24, "--max-flows"), default=65536,
                    help="kernel flow map entries (default 65536; the oldest flows are evicted past it). "
-                        "Each entry costs about 100 bytes of lwtui's memory and 160 of the kernel's, taken "
-                        "at start: the maximum, 16777216, takes about 1.7 GB resident and 2.7 GB of kernel memory")
+                        "Counters are kept per CPU: each entry costs about 112 + 64 x CPUs bytes of kernel "
+                        "memory, taken at start (240 with 2 CPUs), and 40 + 64 x CPUs bytes of lwtui's memory "
+                        "once read: with 2 CPUs the maximum, 16777216, takes about 4 GB of kernel memory and "
+                        "2.8 GB resident")
     if required:        # watch: nothing remembered
         p.add_argument("--interval", type=_ranged(float, 0.05, 3600, "--interval"), default=1.0,
                        help="refresh interval in seconds (default 1)")

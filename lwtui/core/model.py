@@ -143,6 +143,9 @@ class Totals:
     active_flows: int = 0
     flow_capacity: int = 0       # max entries of the kernel flow map
     bpf_runtime: tuple[tuple[str, int, int], ...] = ()  # (hook, run_time_ns, run_cnt) of each program
+    # hook -> that hook's kernel counters (lwtui.kernel.kstructs.STAT_NAMES); a packet
+    # that crosses two hooks of one route (out, then xmit) is in both, the totals above count it once
+    by_hook: dict = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # A recording (JSON) gives lists: keep the field hashable and comparable.

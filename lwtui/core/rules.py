@@ -9,7 +9,8 @@ dashboard knows which rules a key like `a` lifts, and, given the kind of rule th
 kernel says decided a flow, which rule of that kind it was (rule_of_kind):
 - flow rules match either direction (the program also looks the key up with
   source and destination swapped) on every hook; a non-first fragment (ports 0)
-  matches only a flow rule with ports 0;
+  matches only a flow rule with ports 0; the reverse of an ICMP query is its
+  reply (icmp_pair: echo 8/0, ICMPv6 echo 128/129, ...) with the same code;
 - host rules match source or destination (one LPM trie, IPv4 stored IPv4-mapped);
 - port rules match the source or destination port of TCP and UDP only (the
   ports the programs read; ICMP type/code are not ports), never fragments.
@@ -122,8 +123,26 @@ class FlowRule(_Formatted):
         if f.proto != self.proto or f.src.version != self.src.version:
             return False
         s, d = self.src, self.dst
-        return ((f.sport == self.sport and f.dport == self.dport and f.src == s and f.dst == d)
-                or (f.sport == self.dport and f.dport == self.sport and f.src == d and f.dst == s))
+        if f.sport == self.sport and f.dport == self.dport and f.src == s and f.dst == d:
+            return True
+        if f.src != d or f.dst != s:
+            return False
+        if self.proto in names.ICMP_PROTOS:  # the reply to the rule's query, same code
+            return f.sport == icmp_pair(self.proto, self.sport) and f.dport == self.dport
+        return f.sport == self.dport and f.dport == self.sport
+
+
+# ICMP queries and their replies (either way round), as the programs pair them.
+_ICMP_PAIRS = {
+    names.IPPROTO_ICMP: {0: 8, 8: 0, 13: 14, 14: 13, 15: 16, 16: 15, 17: 18, 18: 17},
+    names.IPPROTO_ICMPV6: {128: 129, 129: 128, 139: 140, 140: 139},
+}
+
+
+def icmp_pair(proto: int, icmp_type: int) -> int:
+    """The type that answers an ICMP query type (or asks for a reply type);
+    any other type is its own counterpart, as in the programs' reverse lookup."""
+    return _ICMP_PAIRS.get(proto, {}).get(icmp_type, icmp_type)
 
 
 @dataclass(frozen=True)

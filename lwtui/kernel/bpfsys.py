@@ -203,6 +203,17 @@ def map_items(fd: int, key_type: type, value_type: type) -> list:
     return out
 
 
+def possible_cpus() -> int:
+    """How many CPUs per-CPU maps hold a value for (the kernel's possible CPUs)."""
+    with open("/sys/devices/system/cpu/possible") as f:
+        spec = f.read().strip()
+    n = 0
+    for part in spec.split(","):
+        lo, _, hi = part.partition("-")
+        n = max(n, int(hi or lo) + 1)
+    return n
+
+
 # -- programs --------------------------------------------------------------
 
 def prog_load_trivial(prog_type: int, retval: int = 0, name: str = "lwtui_noop") -> int:

@@ -21,8 +21,9 @@ from typing import Callable
 
 from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers, kstructs
+from lwtui.kernel.verdicts import read_config, write_config_slot
 
-MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats")
+MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats", "frags")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
 EVENT_TRANSPORTS = ("perf", "ringbuf")
@@ -126,7 +127,8 @@ class Probe:
         self._events_open = False
         self._callback_error: BaseException | None = None
         # Reused key/value arrays for read_flows.
-        self._batch: tuple[ct.Array[kstructs.FlowKey], ct.Array[kstructs.FlowStats]] | None = None
+        self._batch: tuple[ct.Array[kstructs.FlowKey], ct.Array[ct.c_uint8]] | None = None
+        self._ncpus = bpfsys.possible_cpus()  # per-CPU values of `flows`
         self._batch_ok = True
         self._poll_lock = threading.Lock()  # close() waits for a poll in progress
         self._read_lock = threading.Lock()  # guards the reused batch arrays
@@ -175,7 +177,8 @@ class Probe:
         return int(self._table(name).max_entries)
 
     def read_flows(self) -> list[tuple[kstructs.FlowKey, kstructs.FlowStats]]:
-        """Every entry of `flows`, copied; one batch syscall where the kernel has it."""
+        """Every entry of `flows`, copied, its per-CPU values summed
+        (kstructs.sum_percpu); one batch syscall where the kernel has it."""
         with self._read_lock:
             fd = self.map_fd("flows")
             if self._batch_ok:
@@ -185,18 +188,25 @@ class Probe:
                     if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
                         raise
                     self._batch_ok = False  # an old kernel: iterate from now on
-            return bpfsys.map_items(fd, kstructs.FlowKey, kstructs.FlowStats)
+            return self.read_flows_by_iteration()
+
+    def read_flows_by_iteration(self) -> list[tuple[kstructs.FlowKey, kstructs.FlowStats]]:
+        """read_flows() one key at a time (kernels without batch lookups)."""
+        value = ct.c_uint8 * kstructs.percpu_size(self._ncpus)
+        return [(k, kstructs.sum_percpu(bytes(v), self._ncpus))
+                for k, v in bpfsys.map_items(self.map_fd("flows"), kstructs.FlowKey, value)]
 
     def _read_flows_batch(self, fd: int) -> list:
         """BPF_MAP_LOOKUP_BATCH into arrays kept between calls. (BCC's own
         items_lookup_batch allocates max_entries-sized arrays per call and
-        passes one variable as both out_batch and count.)"""
+        passes one variable as both out_batch and count.) Each value is one
+        struct flow_stats per possible CPU."""
         from bcc.libbcc import lib
         cap = self.map_max_entries("flows")
+        ks, vs = ct.sizeof(kstructs.FlowKey), kstructs.percpu_size(self._ncpus)
         if self._batch is None:
-            self._batch = ((kstructs.FlowKey * cap)(), (kstructs.FlowStats * cap)())
+            self._batch = ((kstructs.FlowKey * cap)(), (ct.c_uint8 * (vs * cap))())
         keys, vals = self._batch
-        ks, vs = ct.sizeof(kstructs.FlowKey), ct.sizeof(kstructs.FlowStats)
         in_batch, out_batch, count = ct.c_uint32(0), ct.c_uint32(0), ct.c_uint32(0)
         total, first = 0, True
         while total < cap:
@@ -212,42 +222,48 @@ class Probe:
                 raise OSError(err, f"flows batch lookup: {os.strerror(err)}")
             first = False
             in_batch.value = out_batch.value
-        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks),
-                 kstructs.FlowStats.from_buffer_copy(vals, i * vs)) for i in range(total)]
+        raw, n = memoryview(vals), self._ncpus
+        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks), kstructs.sum_percpu(raw[i * vs:(i + 1) * vs], n))
+                for i in range(total)]
 
     def read_stats(self) -> dict[str, int]:
-        """The per-CPU `stats` counters summed, keyed by kstructs.STAT_NAMES."""
+        """The per-CPU `stats` counters summed over CPUs and hooks, keyed by
+        kstructs.STAT_NAMES (a packet crossing two hooks counts twice here:
+        see read_stats_by_hook)."""
+        by_hook = self.read_stats_by_hook()
+        return {name: sum(row[name] for row in by_hook.values()) for name in kstructs.STAT_NAMES}
+
+    def read_stats_by_hook(self) -> dict[str, dict[str, int]]:
+        """hook name -> that hook's row of `stats`, summed over CPUs."""
         table = self._table("stats")
-        return {name: int(sum(table[ct.c_int(i)])) for i, name in enumerate(kstructs.STAT_NAMES)}
+        return {hook: {name: int(sum(table[ct.c_int(h * kstructs.ST_MAX + i)]))
+                       for i, name in enumerate(kstructs.STAT_NAMES)}
+                for h, hook in kstructs.HOOK_NAMES.items()}
 
     def get_config(self) -> kstructs.LwtuiConfig:
-        cfg = kstructs.LwtuiConfig()
-        bpfsys.map_lookup(self.map_fd("config"), ct.c_uint32(0), cfg)
-        return cfg
+        return read_config(self.map_fd("config"))
 
     def set_config(self, dry_run: bool | None = None, rules_gen: int | None = None,
                    drop_event_interval_ns: int | None = None) -> kstructs.LwtuiConfig:
-        """Read-modify-write of config[0]; None leaves a field as it is."""
-        cfg = self.get_config()
-        if dry_run is not None:
-            cfg.dry_run = int(bool(dry_run))
-        if rules_gen is not None:
-            cfg.rules_gen = rules_gen & 0xFFFFFFFF
-        if drop_event_interval_ns is not None:
-            cfg.drop_event_interval_ns = int(drop_event_interval_ns)
-        bpfsys.map_update(self.map_fd("config"), ct.c_uint32(0), cfg)
-        return cfg
+        """Write the given config slots, one whole slot each; None leaves a slot alone."""
+        fd = self.map_fd("config")
+        for slot, value in ((kstructs.CFG_DRY_RUN, None if dry_run is None else int(bool(dry_run))),
+                            (kstructs.CFG_RULES_GEN, None if rules_gen is None else rules_gen & 0xFFFFFFFF),
+                            (kstructs.CFG_DROP_EVENT_INTERVAL_NS, drop_event_interval_ns)):
+            if value is not None:
+                write_config_slot(fd, slot, int(value))
+        return self.get_config()
 
     def reset_maps(self) -> None:
-        """Empty flows and rule maps and zero the stats (config is kept)."""
-        for name in ("flows", "verdicts", "host_rules", "port_rules"):
+        """Empty flows, fragments and rule maps and zero the stats (config is kept)."""
+        for name in ("flows", "verdicts", "host_rules", "port_rules", "frags"):
             fd = self.map_fd(name)
-            ktype = {"flows": kstructs.FlowKey, "verdicts": kstructs.FlowKey,
+            ktype = {"flows": kstructs.FlowKey, "verdicts": kstructs.FlowKey, "frags": kstructs.FragKey,
                      "host_rules": kstructs.HostKey, "port_rules": kstructs.PortKey}[name]
             for k in bpfsys.map_keys(fd, ktype):
                 bpfsys.map_delete(fd, k)
         stats = self._tables["stats"]
-        for i in range(kstructs.ST_MAX):
+        for i in range(kstructs.ST_MAX * kstructs.HOOKS_N):
             stats.clearitem(ct.c_int(i))
 
     # -- events -------------------------------------------------------------

@@ -2,14 +2,16 @@
 
 Works on plain map fds (the session's own, or the pinned ones opened from
 another shell), through bpf(2) directly, so `lwtui block` needs no compiler.
-Every change bumps config.rules_gen: the programs cache each flow's verdict
-and look at the rule maps again only when that number moves.
+Every change writes a new rules generation (config slot CFG_RULES_GEN): the
+programs cache each flow's verdict and look at the rule maps again only when
+that number changes.
 """
 
 from __future__ import annotations
 
 import ctypes as ct
 import os
+import secrets
 import time
 
 from lwtui.kernel import bpfsys, kstructs
@@ -26,6 +28,22 @@ _KEY_TYPES = {
 _VALUE_SIZE = ct.sizeof(kstructs.RuleVal)
 
 
+def read_config(fd: int) -> kstructs.LwtuiConfig:
+    """The `config` slots of a map fd (the session's own or a pinned one)."""
+    vals = []
+    for slot in (kstructs.CFG_DRY_RUN, kstructs.CFG_RULES_GEN, kstructs.CFG_DROP_EVENT_INTERVAL_NS):
+        v = ct.c_uint64(0)
+        bpfsys.map_lookup(fd, ct.c_uint32(slot), v)
+        vals.append(v.value)
+    return kstructs.LwtuiConfig(dry_run=vals[0], rules_gen=vals[1] & 0xFFFFFFFF, drop_event_interval_ns=vals[2])
+
+
+def write_config_slot(fd: int, slot: int, value: int) -> None:
+    """One slot, one update: the kernel copies the 8-byte value whole, and no
+    other slot is read or written, so writers of other slots never undo it."""
+    bpfsys.map_update(fd, ct.c_uint32(slot), ct.c_uint64(value & 0xFFFFFFFFFFFFFFFF))
+
+
 class VerdictError(RuntimeError):
     """A rule could not be written or removed; the message names the fix."""
 
@@ -40,9 +58,12 @@ class RuleStore:
 
     def _check_layout(self) -> None:
         """Pinned maps are opened by path: make sure they are ours (sizes match)."""
-        for name, ktype in _KEY_TYPES.items():
+        sizes = {name: (ct.sizeof(ktype), _VALUE_SIZE) for name, ktype in _KEY_TYPES.items()}
+        sizes["config"] = (4, 8)
+        for name, (ksize, vsize) in sizes.items():
             info = bpfsys.map_info(self.fds[name])
-            if info["key_size"] != ct.sizeof(ktype) or info["value_size"] != _VALUE_SIZE:
+            if (info["key_size"], info["value_size"]) != (ksize, vsize) or \
+                    (name == "config" and info["max_entries"] < kstructs.CFG_MAX):
                 raise VerdictError(f"map {name} has key/value sizes {info['key_size']}/{info['value_size']}, "
                                    "not lwtui's: the session was started by another lwtui version")
 
@@ -57,24 +78,25 @@ class RuleStore:
 
     # -- config ----------------------------------------------------------
     def config(self) -> kstructs.LwtuiConfig:
-        cfg = kstructs.LwtuiConfig()
-        bpfsys.map_lookup(self.fds["config"], ct.c_uint32(0), cfg)
-        return cfg
-
-    def _write_config(self, cfg: kstructs.LwtuiConfig) -> None:
-        bpfsys.map_update(self.fds["config"], ct.c_uint32(0), cfg)
+        return read_config(self.fds["config"])
 
     def bump_generation(self) -> int:
-        cfg = self.config()
-        cfg.rules_gen = (cfg.rules_gen + 1) & 0xFFFFFFFF
-        self._write_config(cfg)
-        return cfg.rules_gen
+        """Write a new rules generation: a random value other than the current
+        one, in its own slot. No read-modify-write, so concurrent writers (the
+        session's sweep, `lwtui block` from another shell) cannot undo each
+        other; the programs only compare generations for equality, and every
+        writer changes its rules before it writes."""
+        old = self.config().rules_gen
+        gen = old
+        while gen in (old, 0):
+            gen = secrets.randbits(32)
+        write_config_slot(self.fds["config"], kstructs.CFG_RULES_GEN, gen)
+        return gen
 
     def set_dry_run(self, on: bool) -> None:
-        cfg = self.config()
-        cfg.dry_run = 1 if on else 0
-        cfg.rules_gen = (cfg.rules_gen + 1) & 0xFFFFFFFF  # cached verdicts re-evaluate
-        self._write_config(cfg)
+        """The dry-run slot alone: the programs read it on every match, so no
+        cached verdict needs a new generation."""
+        write_config_slot(self.fds["config"], kstructs.CFG_DRY_RUN, 1 if on else 0)
 
     # -- rules -----------------------------------------------------------
     def add(self, rule: Rule | str, ttl: float | None = None) -> Rule:

@@ -325,7 +325,7 @@ class Session:
         elif ev.type == kstructs.EV_DROP:
             # The kernel's count is of every match, dropped or (dry-run) passed: say so.
             what = "would drop" if self.dry_run else "dropped"
-            self._log("drop", f"{what} {flow_text(fid)} ({ev.drops} matched so far, "
+            self._log("drop", f"{what} {flow_text(fid)} ("
                       f"{kstructs.RULE_KIND_NAMES.get(ev.rule_kind, '')} rule)", fid, when)
 
     def _on_lost(self, count: int) -> None:
@@ -349,8 +349,9 @@ class Session:
                 self._log("allow", f"rule expired: {r.text}")
             rule_list = self._hits.update([e for e, _ in active], self.dry_run)
             records = self._read_flows(now, [r for _, r in active])
-            stats = self.probe.read_stats()
-            self._totals = self._make_totals(now, stats, len(records))
+            by_hook = self.probe.read_stats_by_hook()
+            once = kstructs.count_once(by_hook, [(t.netns, t.prefix, t.hook) for t in self.targets])
+            self._totals = self._make_totals(now, once, len(records), by_hook)
         owners = self._owners.resolve(records)
         return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, owners=owners,
                         events=self._events.drain(),
@@ -384,7 +385,7 @@ class Session:
                              last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
                              tcp_flags=st.tcp_flags, verdict=verdict, rule=rule_text)
 
-    def _make_totals(self, now: float, stats: dict, active: int) -> Totals:
+    def _make_totals(self, now: float, stats: dict, active: int, by_hook: dict) -> Totals:
         assert self.probe is not None       # snapshot() checked
         return Totals(packets=stats["packets"], bytes=stats["bytes"], drops=stats["drops"],
                       would_drops=stats["would_drops"], parse_errors=stats["parse_errors"],
@@ -392,6 +393,7 @@ class Session:
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
                       active_flows=active, flow_capacity=self.probe.map_max_entries("flows"),
                       bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()),
+                      by_hook=by_hook,
                       **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet))
 
     # -- verdicts (any thread) -------------------------------------------

@@ -73,7 +73,7 @@ def totals_text(snap: Snapshot) -> Text:
     if snap.dry_run or t.would_drops_ps:    # matched a rule and passed: never shown as drops
         _stat(out, fmt_count(t.would_drops_ps), "would-drops/s", "bold yellow" if t.would_drops_ps else "bold")
     _stat(out, fmt_count(t.parse_errors), "parse errors", "bold yellow" if t.parse_errors else "bold")
-    lost = t.events_lost + t.events_failed
+    lost = max(t.events_lost, t.events_failed)  # the same losses, counted in the kernel and by the reader
     _stat(out, fmt_count(lost), "events lost", "bold white on red" if lost else "bold")
     if t.bpf_runtime:   # lwtui's own cost, from the kernel's run-time statistics
         _stat(out, fmt_cost(t.ns_per_packet()), "ns/pkt")

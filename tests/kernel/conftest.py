@@ -78,3 +78,27 @@ def ev_probe(event_probe):
     event_probe.lost.clear()
     return event_probe
 
+
+
+@pytest.fixture
+def on_route(topo):
+    """on_route(probe, hook, family, ns="client") attaches the probe's program
+    for `hook` to the host route towards the peer in the client (or server)
+    namespace; `in` goes on the namespace's own local address. Every
+    attachment is restored when the test ends, also when it fails."""
+    from lwtui.net import routes
+    done = []
+
+    def attach(probe, hook: str, family: int = 4, ns: str = "client"):
+        here = topo.client_ns if ns == "client" else topo.server_ns
+        me = (topo.client_v4, topo.client_v6) if ns == "client" else (topo.server_v4, topo.server_v6)
+        peer = (topo.server_v4, topo.server_v6) if ns == "client" else (topo.client_v4, topo.client_v6)
+        addr = (me if hook == "in" else peer)[0 if family == 4 else 1]
+        target = routes.Target(f"{addr}/{32 if family == 4 else 128}", hook, here,
+                               headroom=14 if hook == "xmit" else 0)
+        routes.attach(target, probe.prog_fd(hook), probe.prog_name(hook), done.append)
+        return target
+
+    yield attach
+    for att in reversed(done):
+        routes.detach(att)

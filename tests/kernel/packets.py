@@ -157,3 +157,37 @@ def packet(family: int, proto: int, src: str, dst: str, sport: int = 0, dport: i
     body = l4(proto, sport, dport, payload, flags)
     ip = ipv4(src, dst, proto, body) if family == 4 else ipv6(src, dst, proto, body)
     return frame(ip)
+
+
+# -- checksummed, for real sockets ------------------------------------------
+
+def checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071)."""
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+def _pseudo(src: str, dst: str, proto: int, length: int) -> bytes:
+    if ipaddress.ip_address(src).version == 4:
+        return _packed(src) + _packed(dst) + struct.pack("!BBH", 0, proto, length)
+    return _packed(src) + _packed(dst) + struct.pack("!IxxxB", length, proto)
+
+
+def with_l4_checksum(src: str, dst: str, proto: int, seg: bytes) -> bytes:
+    """`seg` (a TCP or UDP header + payload) with its checksum filled in."""
+    at = 16 if proto == TCP else 6
+    seg = seg[:at] + b"\0\0" + seg[at + 2:]
+    c = checksum(_pseudo(src, dst, proto, len(seg)) + seg) or 0xFFFF
+    return seg[:at] + struct.pack("!H", c) + seg[at + 2:]
+
+
+def dstopts_chain(n: int, nexthdr: int, body: bytes) -> tuple[int, bytes]:
+    """n destination-options headers before `body`; (first next-header value, bytes)."""
+    for _ in range(n):
+        body = ext_opts(nexthdr) + body
+        nexthdr = DSTOPTS
+    return nexthdr, body

@@ -12,14 +12,15 @@ from lwtui.kernel import bpfsys, kstructs
 from lwtui.kernel.probe import MAP_NAMES, Probe, ProbeError, selftest
 
 # enum bpf_map_type
-HASH, ARRAY, PERCPU_ARRAY, LRU_HASH, LPM_TRIE = 1, 2, 6, 9, 11
+HASH, ARRAY, PERCPU_ARRAY, LRU_HASH, LPM_TRIE, LRU_PERCPU_HASH = 1, 2, 6, 9, 11, 10
 MAPS = {  # name: (type, key struct or size, value struct or size, max_entries)
-    "flows": (LRU_HASH, kstructs.FlowKey, kstructs.FlowStats, 65536),
+    "flows": (LRU_PERCPU_HASH, kstructs.FlowKey, kstructs.FlowStats, 65536),
     "verdicts": (HASH, kstructs.FlowKey, kstructs.RuleVal, 4096),
     "host_rules": (LPM_TRIE, kstructs.HostKey, kstructs.RuleVal, 4096),
     "port_rules": (HASH, kstructs.PortKey, kstructs.RuleVal, 4096),
-    "config": (ARRAY, 4, kstructs.LwtuiConfig, 1),
-    "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX),
+    "config": (ARRAY, 4, 8, kstructs.CFG_MAX),
+    "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX * kstructs.HOOKS_N),
+    "frags": (LRU_HASH, kstructs.FragKey, 8, 4096),
 }
 
 
@@ -72,8 +73,8 @@ def test_read_flows_returns_copies_of_every_entry(probe):
     run(probe, "out", P.packet(4, P.UDP, "10.1.0.1", "10.1.0.2", 1, 53))
     probe.read_flows()
     assert got[0][1].packets == before
-    by_iteration = bpfsys.map_items(probe.map_fd("flows"), kstructs.FlowKey, kstructs.FlowStats)
-    assert len(by_iteration) == 300
+    by_iteration = {key_tuple(k): v.packets for k, v in probe.read_flows_by_iteration()}
+    assert len(by_iteration) == 300 and by_iteration[key_tuple(got[0][0])] == before + (got[0][0].sport == 1)
 
 
 def test_read_flows_empty(probe):
@@ -86,6 +87,16 @@ def test_read_stats_sums_and_names(probe):
     s = probe.read_stats()
     assert tuple(s) == kstructs.STAT_NAMES
     assert (s["packets"], s["parse_errors"], s["new_flows"]) == (11, 1, 1)
+
+
+def test_stats_have_a_row_per_hook(probe):
+    frame = P.packet(4, P.UDP, "10.0.0.1", "10.0.0.2", 1, 2)
+    for hook, n in (("in", 3), ("out", 5), ("xmit", 7)):
+        run(probe, hook, frame, repeat=n)
+    by_hook = probe.read_stats_by_hook()
+    assert {h: (row["packets"], row["new_flows"]) for h, row in by_hook.items()} == \
+        {"in": (3, 1), "out": (5, 1), "xmit": (7, 1)}
+    assert probe.read_stats()["packets"] == 15
 
 
 def test_reset_maps(probe):

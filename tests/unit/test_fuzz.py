@@ -16,7 +16,7 @@ from lwtui.core.model import FlowId, FlowRecord
 from lwtui.kernel.codec import decode, encode
 from lwtui.core.filters import parse_filter
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import FlowRule, HostRule, PortRule, RuleError, format_rule
+from lwtui.core.rules import FlowRule, HostRule, PortRule, RuleError, format_rule, icmp_pair
 
 # LWTUI_FUZZ_EXAMPLES=20000 for a deeper run than the default suite's.
 FUZZ = settings(max_examples=int(os.environ.get("LWTUI_FUZZ_EXAMPLES", "400")), deadline=None, database=None,
@@ -195,5 +195,8 @@ def test_a_rule_made_from_a_flow_matches_it_and_round_trips(rule, f):
     assert parse_rule(format_rule(rule)) == rule
     assert decode(*encode(rule)) == rule
     exact = FlowRule(f.proto, f.src, f.sport, f.dst, f.dport)
-    assert exact.matches(f) and exact.matches(
-        FlowId(f.hook, f.proto, f.dst, f.dport, f.src, f.sport, f.fragment))
+    if f.proto in (1, 58):  # the reverse of an ICMP message is its counterpart type, same code
+        reverse = FlowId(f.hook, f.proto, f.dst, icmp_pair(f.proto, f.sport), f.src, f.dport, f.fragment)
+    else:
+        reverse = FlowId(f.hook, f.proto, f.dst, f.dport, f.src, f.sport, f.fragment)
+    assert exact.matches(f) and exact.matches(reverse)

@@ -22,6 +22,7 @@ BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 CONSTANTS = {
     "LWTUI_HOOK_IN": kstructs.HOOK_IN, "LWTUI_HOOK_OUT": kstructs.HOOK_OUT,
     "LWTUI_HOOK_XMIT": kstructs.HOOK_XMIT, "LWTUI_KEY_FRAGMENT": kstructs.KEY_FRAGMENT,
+    "LWTUI_IPV6_EXT_MAX": kstructs.IPV6_EXT_MAX, "LWTUI_HOOKS": kstructs.HOOKS_N,
     "LWTUI_ALLOW": kstructs.ALLOW, "LWTUI_DROP": kstructs.DROP,
     "LWTUI_RULE_NONE": kstructs.RULE_NONE, "LWTUI_RULE_FLOW": kstructs.RULE_FLOW,
     "LWTUI_RULE_HOST": kstructs.RULE_HOST, "LWTUI_RULE_PORT": kstructs.RULE_PORT,
@@ -31,6 +32,12 @@ CONSTANTS = {
     "LWTUI_ST_PARSE_ERRORS": kstructs.ST_PARSE_ERRORS, "LWTUI_ST_EVENTS_FAILED": kstructs.ST_EVENTS_FAILED,
     "LWTUI_ST_NEW_FLOWS": kstructs.ST_NEW_FLOWS, "LWTUI_ST_FLOW_UPDATE_FAILED": kstructs.ST_FLOW_UPDATE_FAILED,
     "LWTUI_ST_MAX": kstructs.ST_MAX,
+    "LWTUI_CFG_DRY_RUN": kstructs.CFG_DRY_RUN, "LWTUI_CFG_RULES_GEN": kstructs.CFG_RULES_GEN,
+    "LWTUI_CFG_DROP_EVENT_INTERVAL_NS": kstructs.CFG_DROP_EVENT_INTERVAL_NS, "LWTUI_CFG_MAX": kstructs.CFG_MAX,
+    "LWTUI_CACHED(0x89abcdef,1,3)": kstructs.cached_word(0x89ABCDEF, 1, 3),
+    "LWTUI_CACHED_GEN(0x0000030189abcdefULL)": 0x89ABCDEF,
+    "LWTUI_CACHED_VERDICT(0x0000030189abcdefULL)": 1,
+    "LWTUI_CACHED_KIND(0x0000030189abcdefULL)": 3,
 }
 
 
@@ -84,5 +91,37 @@ def test_constants(c_layout, const):
     assert c_layout[const] == (CONSTANTS[const],)
 
 
+def test_cached_word_decodes_as_the_programs_encode():
+    st = kstructs.FlowStats(cached=kstructs.cached_word(0x89ABCDEF, kstructs.DROP, kstructs.RULE_PORT))
+    assert (st.rules_gen, st.verdict, st.rule_kind) == (0x89ABCDEF, kstructs.DROP, kstructs.RULE_PORT)
+
+
 def test_stat_names_cover_the_stats_array():
     assert len(kstructs.STAT_NAMES) == kstructs.ST_MAX
+
+
+def test_sum_percpu_combines_every_cpu():
+    import struct
+    cpus = [kstructs.FlowStats(packets=5, bytes=500, first_seen_ns=70, last_seen_ns=80, drops=2, last_event_ns=10,
+                               cached=kstructs.cached_word(9, kstructs.ALLOW, 0), tcp_flags=0x02),
+            kstructs.FlowStats(),  # a CPU that never saw the flow
+            kstructs.FlowStats(packets=1, bytes=40, first_seen_ns=60, last_seen_ns=90, drops=1, last_event_ns=30,
+                               cached=kstructs.cached_word(9, kstructs.DROP, kstructs.RULE_HOST), tcp_flags=0x10)]
+    raw = b"".join(bytes(c) for c in cpus)
+    assert len(raw) == kstructs.percpu_size(3) and struct.calcsize("=7QB7x") == ct.sizeof(kstructs.FlowStats)
+    st = kstructs.sum_percpu(raw, 3)
+    assert (st.packets, st.bytes, st.drops, st.tcp_flags) == (6, 540, 3, 0x12)
+    assert (st.first_seen_ns, st.last_seen_ns, st.last_event_ns) == (60, 90, 30)
+    assert (st.verdict, st.rule_kind, st.rules_gen) == (kstructs.DROP, kstructs.RULE_HOST, 9)  # the latest CPU's
+
+
+def test_count_once_counts_a_shared_route_at_out():
+    row = lambda p, d=0: {"packets": p, "bytes": 10 * p, "drops": d, "would_drops": 0, "parse_errors": 0,
+                          "events_failed": 0, "new_flows": 1, "flow_update_failed": 0}
+    by_hook = {"in": row(0), "out": row(100, 3), "xmit": row(97, 2)}
+    both = [("ns", "10.0.0.3/32", "out"), ("ns", "10.0.0.3/32", "xmit")]
+    t = kstructs.count_once(by_hook, both)
+    assert (t["packets"], t["bytes"], t["drops"], t["new_flows"]) == (100, 1000, 5, 3)
+    apart = [("ns", "10.0.0.3/32", "out"), ("ns", "10.0.0.4/32", "xmit")]  # different packets
+    assert kstructs.count_once(by_hook, apart)["packets"] == 197
+    assert kstructs.count_once(by_hook, [("ns", "10.0.0.3/32", "xmit")])["packets"] == 97

@@ -196,7 +196,14 @@ def test_flow_rule_v6_never_matches_v4():
 def test_flow_rule_icmp_type_code():
     r = parse_rule("flow icmp 10.0.0.2:8 10.0.0.3:0")
     assert r.matches(flow(proto=1, sport=8, dport=0))
-    assert not r.matches(flow(proto=1, src="10.0.0.3", sport=0, dst="10.0.0.2", dport=0))  # echo reply
+    assert r.matches(flow(proto=1, src="10.0.0.3", sport=0, dst="10.0.0.2", dport=0))  # its echo reply
+    assert not r.matches(flow(proto=1, src="10.0.0.3", sport=8, dst="10.0.0.2", dport=0))  # B's own echo
+    assert not r.matches(flow(proto=1, src="10.0.0.3", sport=0, dst="10.0.0.2", dport=1))  # another code
+    unreach = parse_rule("flow icmp 10.0.0.2:3 10.0.0.3:4")  # unpaired: the same type both ways
+    assert unreach.matches(flow(proto=1, src="10.0.0.3", sport=3, dst="10.0.0.2", dport=4))
+    v6 = parse_rule("flow icmpv6 [fd00::2]:128 [fd00::3]:0")
+    assert v6.matches(flow(proto=58, src="fd00::3", sport=129, dst="fd00::2", dport=0))
+    assert not v6.matches(flow(proto=58, src="fd00::3", sport=0, dst="fd00::2", dport=128))  # old swap
 
 
 def test_flow_rule_and_fragments():
