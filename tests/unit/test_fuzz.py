@@ -158,7 +158,11 @@ def rules(draw):
 
 
 def _flow_key(f: FlowId, swap: bool) -> bytes:
+    """The key the program looks up for a flow, or (swap) for its reverse: ICMP's
+    reverse is the counterpart type with the same code (match_flow in the C)."""
     src, sport, dst, dport = (f.dst, f.dport, f.src, f.sport) if swap else (f.src, f.sport, f.dst, f.dport)
+    if swap and f.proto in (1, 58):
+        sport, dport = icmp_pair(f.proto, f.sport), f.dport
     k = kstructs.FlowKey(sport=sport, dport=dport, proto=f.proto, family=f.family, hook=0, flags=0)
     k.saddr[:] = list(kstructs.addr_to_bytes(src))
     k.daddr[:] = list(kstructs.addr_to_bytes(dst))
