@@ -69,6 +69,19 @@ def check_netlink() -> CheckResult:
     return True, f"pyroute2 talks netlink ({n} routes in this namespace)", ""
 
 
+def check_leftovers() -> CheckResult:
+    """Routes still carrying programs of no live session, and state files lwtui cannot read."""
+    if os.geteuid() != 0:
+        return False, "cannot look for routes left by killed sessions without root", "run lwtui doctor as root"
+    from lwtui.session.recovery import scan
+    found = scan()
+    if not found.found and not found.unreadable:
+        return True, "no route carries programs of a session that is gone", ""
+    what = [f.leftover.describe() for f in found.found] + \
+        [f"{path}: unreadable state file ({err})" for path, err in found.unreadable]
+    return False, "left behind: " + "; ".join(what), "lwtui detach --all"
+
+
 CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
     ("privileges", check_root),
     ("bcc", check_bcc),
@@ -76,16 +89,19 @@ CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
     ("programs", check_programs),
     ("bpffs", check_bpffs),
     ("netlink", check_netlink),
+    ("leftovers", check_leftovers),
 ]
 
 
 def run_doctor(console) -> int:
     """Print every check; exit 0 only when all pass."""
+    from rich.markup import escape
     failed = 0
     for name, check in CHECKS:
         ok, found, fix = check()
         mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {name:<10} {found}" + ("" if ok else f"\n           fix: [bold]{fix}[/]"))
+        fix_line = "" if ok else f"\n           fix: [bold]{escape(fix)}[/]"
+        console.print(f"{mark} {name:<10} {escape(found)}{fix_line}")
         failed += not ok
     console.print("ready" if not failed else f"{failed} check(s) failed")
     return 0 if not failed else 1

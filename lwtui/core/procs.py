@@ -3,6 +3,8 @@ for the process that was there before (fields of /proc/PID/stat)."""
 
 from __future__ import annotations
 
+import os
+
 
 def _proc_stat(pid: int) -> list[str] | None:
     """Fields of /proc/PID/stat after the command name (state first), None if gone."""
@@ -29,3 +31,31 @@ def pid_alive(pid: int, start_time: int | None) -> bool:
     if not fields or fields[0] in ("Z", "X"):
         return False
     return start_time is None or int(fields[19]) == start_time
+
+
+def held_bpf_ids(kind: str = "prog", exclude_pid: int | None = None) -> set[int]:
+    """Ids of the BPF objects (kind "prog" or "map") that some process holds an fd to.
+
+    A running lwtui session holds its programs' fds; a killed one holds
+    nothing, and its programs live on only through the routes that carry
+    them. So a program on a route that no process holds belongs to no live
+    session. Reads /proc/*/fd and fdinfo (root sees every process).
+    """
+    link, field = f"anon_inode:bpf-{kind}", f"{kind}_id:"
+    ids: set[int] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or (exclude_pid is not None and int(pid) == exclude_pid):
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:     # gone meanwhile, or not ours to read
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != link:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    ids.update(int(line.split()[1]) for line in f if line.startswith(field))
+            except OSError:  # the fd closed meanwhile
+                continue
+    return ids

@@ -25,6 +25,7 @@ PROG_LOAD = 5
 OBJ_PIN = 6
 OBJ_GET = 7
 PROG_TEST_RUN = 10
+PROG_GET_FD_BY_ID = 13
 OBJ_GET_INFO_BY_FD = 15
 
 BPF_ANY, BPF_NOEXIST, BPF_EXIST = 0, 1, 2
@@ -70,6 +71,12 @@ def obj_get(path: str) -> int:
     """Open a pinned object; returns a new fd (the caller closes it)."""
     p = ct.create_string_buffer(os.fsencode(path))
     return _bpf(OBJ_GET, _attr("=QI", _addr(p), 0), f"open {path}")
+
+
+def prog_fd_by_id(prog_id: int) -> int:
+    """Open a loaded program by its id (route dumps name lwtui's programs `lwtui_HOOK_ID`);
+    returns a new fd (the caller closes it)."""
+    return _bpf(PROG_GET_FD_BY_ID, _attr("=I", prog_id), f"open program {prog_id}")
 
 
 def map_info(fd: int) -> dict:

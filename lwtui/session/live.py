@@ -98,6 +98,7 @@ class Session:
         self._on_status = on_status or (lambda msg: None)
         self._last_totals: tuple[float, dict] | None = None
         self._next_route_check = 0.0
+        self._twins: set[int] = set()     # attachments whose route has a kernel twin (ids), logged once
         self._totals = Totals()
 
     # -- lifecycle -------------------------------------------------------
@@ -185,8 +186,13 @@ class Session:
             return []
         self._closed = True
         with signals.critical(), self._routes_lock:
-            if self.keep_blocks and self.attachments and self._active_rules():
-                return self._keep()
+            if self.keep_blocks and self.attachments:
+                try:
+                    n = self._active_rules()
+                except OSError as e:    # unknown is not "none": keep, the safe reading of --keep-blocks
+                    return self._keep(None, f"{e.strerror or e}")
+                if n:
+                    return self._keep(n)
             return self._restore()
 
     def _restore(self) -> list[str]:
@@ -211,14 +217,14 @@ class Session:
         return statuses
 
     def _active_rules(self) -> int:
-        try:
-            return len(self.store.entries()) if self.store is not None else 0
-        except OSError:
-            return 0
+        """How many rules are in force; OSError when the rule maps cannot be read."""
+        return len(self.store.entries()) if self.store is not None else 0
 
-    def _keep(self) -> list[str]:
-        """--keep-blocks: leave programs, rules and pins; mark the state file `kept`."""
-        n = self._active_rules()
+    def _keep(self, n: int | None, error: str = "") -> list[str]:
+        """--keep-blocks: leave programs, rules and pins; mark the state file `kept`.
+
+        n is the number of active rules, None when they could not be read (`error`).
+        """
         self.kept = True
         self.state.kept = True
         self.state.save()
@@ -226,9 +232,12 @@ class Session:
             routes.forget(att)
         if self.probe is not None:
             self.probe.close()   # the routes hold the programs, the pins hold the verdict maps
-        return [f"session {self.name} kept: {n} rule(s) stay active on "
-                f"{', '.join(f'{a.target.prefix} ({a.target.hook})' for a in self.attachments)}; "
-                f"lift them with `lwtui allow RULE --session {self.name}`, restore the routes with "
+        where = ", ".join(f"{a.target.prefix} ({a.target.hook})" for a in self.attachments)
+        what = (f"{n} rule(s) stay active on {where}" if n is not None else
+                f"its rules could not be read ({error}), so its programs and whatever rules it has stay "
+                f"on {where}, as --keep-blocks asks; see them with `lwtui rules --session {self.name}`")
+        head = f"session {self.name} kept: " + what
+        return [f"{head}; lift them with `lwtui allow RULE --session {self.name}`, restore the routes with "
                 f"`lwtui detach --session {self.name}`"]
 
     @property
@@ -250,6 +259,8 @@ class Session:
             for att in list(self.attachments):
                 try:
                     reason = routes.check(att)
+                    if reason is None:
+                        self._note_twin(att, routes.has_kernel_twin(att))
                 except (routes.RouteError, OSError):
                     continue        # netlink hiccup: look again next time
                 if reason is None:
@@ -266,6 +277,20 @@ class Session:
                           f"no longer watched, {len(self.attachments)} route(s) left")
         self.lost.extend(lost)
         return lost
+
+    def _note_twin(self, att: routes.Attachment, twin: bool) -> None:
+        """Log, once, that the kernel re-added its own route beside ours (its link went down and up)."""
+        if twin == (id(att) in self._twins):
+            return
+        where = f" in {att.target.netns}" if att.target.netns else ""
+        if twin:
+            self._twins.add(id(att))
+            self._log("warn", f"{att.target.prefix} ({att.target.hook}){where}: the kernel re-added its own "
+                      "local route beside lwtui's (the link went down and up); lwtui's copy still carries "
+                      "the program and is removed on exit, the kernel's stays")
+        else:
+            self._twins.discard(id(att))
+            self._log("info", f"{att.target.prefix} ({att.target.hook}){where}: the kernel's twin route is gone")
 
     def _forget_state(self, att: routes.Attachment) -> None:
         if self.state is None:

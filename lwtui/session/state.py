@@ -90,6 +90,23 @@ def list_states() -> list[SessionState]:
     return sorted(out, key=lambda s: s.started)
 
 
+def unreadable_states() -> list[tuple[Path, str]]:
+    """State files that cannot be loaded (damaged, half-written by hand, wrong owner), with why.
+
+    list_states() leaves them out; `lwtui detach --all`, `sessions` and
+    `doctor` name them, and the routes they described are found by their dumps.
+    """
+    if not RUN_DIR.is_dir():
+        return []
+    bad = []
+    for p in sorted(RUN_DIR.glob("*.json")):
+        try:
+            SessionState.load(p)
+        except (OSError, ValueError, TypeError) as e:
+            bad.append((p, f"{type(e).__name__}: {e}"))
+    return bad
+
+
 def remove_stale_tmp() -> list[Path]:
     """Delete half-written state files (`NAME.tmpPID`) whose writer is gone; returns them."""
     gone = []

@@ -190,14 +190,17 @@ def test_state_and_pins_are_root_only_and_cleaned(topo, watch, lwtui_env):
                                                          ("verdicts", "host_rules", "port_rules", "config")}
     saved = state.read_text()
     w.stop(signal.SIGKILL)
-    # Pins without a state file, and a half-written state file of a dead writer: detach --all removes them.
+    # Pins without a state file, and a half-written state file of a dead writer: detach --all removes
+    # them, and restores the route from its dump (it names lwtui's program).
     state.unlink()
     (lwtui_env.run_dir / f"{name}.tmp999999999").write_text("{")
     r = ok(lwtui_env, "detach", "--all")
     assert "removed 1 orphaned pin dir" in r.stdout and "removed 1 half-written state file" in r.stdout
+    assert f"{V4} (table main) in namespace {topo.client_ns}: encap bpf out lwtui_out_" in r.stdout
+    assert "(no state file names it): restored" in r.stdout
     assert lwtui_env.pin_dirs() == [] and list(lwtui_env.run_dir.iterdir()) == []
-    state.write_text(saved)     # the routes are still attached: restore them from the state
-    assert "restored" in ok(lwtui_env, "detach", "--all").stdout
+    state.write_text(saved)     # a state file whose route was restored meanwhile
+    assert f"{name}: {V4} (out): already restored" in ok(lwtui_env, "detach", "--all").stdout
     assert_clean(lwtui_env)
 
 
