@@ -78,10 +78,20 @@ def _finish(session) -> None:
 
 # -- the dashboard and watch ---------------------------------------------
 
+def _need_terminal() -> None:
+    """The dashboard without a terminal on stdin and stdout: refused before anything is attached."""
+    from lwtui.cli.targets import UsageError
+    from lwtui.ui.terminal import has_terminal
+    if not has_terminal():
+        raise UsageError("the dashboard needs a terminal on stdin and stdout; in pipes and scripts use "
+                         "`lwtui watch ROUTE` (add --json for JSON lines)")
+
+
 def cmd_dashboard(args) -> int:
     from lwtui.cli.targets import targets as _targets
     if args.ebpf:
         return _print_ebpf(args)
+    _need_terminal()
     from lwtui.net.routes import list_routes as lr
     from lwtui.ui.app import run_dashboard
     list_routes = lambda: lr(args.netns)  # noqa: E731  (the picker's, and the no-traffic screen's other routes)
@@ -404,6 +414,7 @@ def cmd_demo(args) -> int:
     from lwtui.net.routes import Target, list_routes
     from lwtui.session.live import Session
     from lwtui.ui.app import run_dashboard
+    _need_terminal()
     lab = Lab(prefix="lwtui")
     topo = lab.up()
     try:
