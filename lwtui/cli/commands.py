@@ -72,7 +72,7 @@ def _finish(session) -> None:
             print(statuses[0], file=sys.stderr, flush=True)
         elif statuses and sys.stderr.isatty():
             _console(stderr=True).print("[dim]restored: " + "; ".join(statuses) + "[/]")
-    except OSError:
+    except OSError:     # the terminal or pipe is gone: nothing to say it on (the routes are restored)
         pass
 
 

@@ -64,7 +64,7 @@ def check_netlink() -> CheckResult:
     try:
         from lwtui.net.routes import list_routes
         n = len(list_routes(None))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - doctor reports, never raises
         return False, f"pyroute2 cannot talk netlink: {e}", "pip install 'pyroute2>=0.9.7' in lwtui's environment"
     return True, f"pyroute2 talks netlink ({n} routes in this namespace)", ""
 

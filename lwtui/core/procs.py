@@ -11,7 +11,7 @@ def _proc_stat(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
-    except OSError:
+    except OSError:         # no such process (any more)
         return None
     return stat.rsplit(")", 1)[1].split()
 

@@ -51,7 +51,7 @@ class RuleStore:
             for fd in self.fds.values():
                 try:
                     os.close(fd)
-                except OSError:
+                except OSError:     # closed already: nothing is held any more
                     pass
             self.fds = {}
 

@@ -85,7 +85,7 @@ def list_states() -> list[SessionState]:
     for p in sorted(RUN_DIR.glob("*.json")):
         try:
             out.append(SessionState.load(p))
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError):    # named by unreadable_states(), for detach/sessions/doctor
             continue
     return sorted(out, key=lambda s: s.started)
 
