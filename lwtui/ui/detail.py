@@ -30,6 +30,17 @@ def _key_parts(rec: FlowRecord) -> tuple:
     return ((f"{addr_text(f.src)}:{f.sport} → {addr_text(f.dst)}:{f.dport}", "bold"), frag)
 
 
+def sender_note(rec: FlowRecord) -> str:
+    """What a sender on this host sees of a drop at out/xmit, so nobody takes it for a permissions
+    problem: BPF_DROP there returns EPERM to the sending socket (UDP, ICMP: at once); TCP sees
+    nothing, retransmits and times out. At `in`, and for forwarded packets, the drop is silent."""
+    if rec.verdict != "drop" or rec.id.hook not in ("out", "xmit"):
+        return ""
+    if rec.id.proto == 6:
+        return "a TCP sender on this host retransmits, then times out: this block"
+    return 'a sender on this host gets EPERM, "Operation not permitted": this block, not its permissions'
+
+
 def detail_text(rec: FlowRecord, now: float) -> Text:
     """The left side of the pane, as Rich text."""
     f = rec.id
@@ -43,6 +54,9 @@ def detail_text(rec: FlowRecord, now: float) -> Text:
     else:
         verdict += [("   d drop flow · h block host · p block port", "dim")]
     _row(out, "verdict", *verdict)
+    note = sender_note(rec)
+    if note:
+        _row(out, "sender", (note, "yellow"))
     _row(out, "counters", (fmt_count(rec.packets), "bold"), " pkts   ", (fmt_bytes(rec.bytes), "bold"),
          "   ", (fmt_count(rec.drops), "bold red" if rec.drops else "bold"), " drops",
          (f" ({fmt_count(rec.drops_ps)}/s)" if rec.drops_ps else "", "red"))
