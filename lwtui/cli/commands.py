@@ -246,6 +246,8 @@ def cmd_sessions(args) -> int:
             print(json.dumps(_leftover_json(f.leftover)))
         for path, err in found.unreadable if found else ():
             print(json.dumps({"type": "unreadable", "path": str(path), "error": err}))
+        for ns, err in found.unreachable if found else ():
+            print(json.dumps({"type": "unreachable", "netns": ns, "error": err}))
         return 0
     from rich.markup import escape
     from rich.table import Table
@@ -264,6 +266,8 @@ def cmd_sessions(args) -> int:
     for f in found.orphans if found else ():    # one line each: a table cell would wrap them
         con.print(f"[red]left behind by a session that is gone: {escape(f.leftover.describe())}: "
                   "run `lwtui detach --all`[/]")
+    for ns, err in found.unreachable if found else ():
+        con.print(f"[red]could not look for lwtui's programs in {escape(ns or 'this namespace')}: {escape(err)}[/]")
     for path, err in found.unreadable if found else ():
         con.print(f"[red]unreadable state file {escape(str(path))} ({escape(err)}): run `lwtui detach --all`[/]")
     return 0
@@ -349,11 +353,14 @@ def _detach_leftovers(con) -> tuple[int, int, list]:
         except Exception as e:  # noqa: BLE001 - report it and go on: every other route must be tried
             left += 1
             con.print(f"[red]{what}: not restored: {escape(str(e))}[/]")
+    for ns, err in scan.unreachable:
+        con.print(f"[red]could not look for lwtui's programs in {escape(ns or 'this namespace')}: "
+                  f"{escape(err)}[/]")
     for path, err in scan.unreadable:
         con.print(f"[red]{escape(str(path))}: unreadable state file ({escape(err)}); its routes were looked "
                   "for in every namespace's route dump (above); once nothing is listed, remove it: "
                   f"rm {escape(str(path))}[/]")
-    return len(scan.found), left, scan.unreadable
+    return len(scan.found), left + len(scan.unreachable), scan.unreadable
 
 
 def _detach_state(con, st: state.SessionState) -> int:

@@ -75,10 +75,11 @@ def check_leftovers() -> CheckResult:
         return False, "cannot look for routes left by killed sessions without root", "run lwtui doctor as root"
     from lwtui.session.recovery import scan
     found = scan()
-    if not found.found and not found.unreadable:
+    if not found.found and not found.unreadable and not found.unreachable:
         return True, "no route carries programs of a session that is gone", ""
     what = [f.leftover.describe() for f in found.found] + \
-        [f"{path}: unreadable state file ({err})" for path, err in found.unreadable]
+        [f"{path}: unreadable state file ({err})" for path, err in found.unreadable] + \
+        [f"could not look in {ns or 'this namespace'} ({err})" for ns, err in found.unreachable]
     return False, "left behind: " + "; ".join(what), "lwtui detach --all"
 
 

@@ -23,10 +23,11 @@ import re
 from dataclasses import dataclass
 
 from pyroute2 import netns as _netns
+from pyroute2.netlink.exceptions import NetlinkError
 
 from lwtui.net.attrs import (LOCAL, RTPROT_KERNEL, Attachment, Target, describe_encap, route_net, route_table,
                              where)
-from lwtui.net.netlink import dump, rtnl
+from lwtui.net.netlink import dump, netlink_error, rtnl
 from lwtui.net.policy import POLICY_TABLE_BASE
 
 PROG_NAME = re.compile(r"lwtui_(in|out|xmit)_([0-9]+)\Z")
@@ -79,9 +80,12 @@ def namespaces() -> list[str | None]:
 def find(netns: str | None) -> list[Leftover]:
     """Routes of `netns` whose encap holds lwtui's programs and nothing else.
 
-    Raises lwtui.net.netlink.NamespaceGone when the namespace went away.
+    Raises RouteError (NamespaceGone when the namespace went away), or OSError.
     """
-    with rtnl(netns) as ipr:
-        routes = dump(ipr, 2) + dump(ipr, 10)
+    try:
+        with rtnl(netns) as ipr:
+            routes = dump(ipr, 2) + dump(ipr, 10)
+    except NetlinkError as e:
+        raise netlink_error(f"reading the routes of {where(netns)}", e) from None
     return [Leftover(netns, r) for r in routes
             if r["progs"] and all(prog_id(n) is not None for n in r["progs"].values())]

@@ -18,7 +18,6 @@ from lwtui.core import procs
 from lwtui.kernel import bpfsys
 from lwtui.net import leftovers, routes
 from lwtui.net.leftovers import Leftover, prog_id
-from lwtui.net.netlink import NamespaceGone
 from lwtui.session import state
 
 
@@ -34,6 +33,7 @@ class Scan:
     """Every namespace's leftovers, and the state files that could not be read."""
     found: list[Found] = field(default_factory=list)
     unreadable: list[tuple[Path, str]] = field(default_factory=list)
+    unreachable: list[tuple[str | None, str]] = field(default_factory=list)   # namespaces not looked in
 
     @property
     def orphans(self) -> list[Found]:
@@ -51,7 +51,9 @@ def scan() -> Scan:
     for ns in leftovers.namespaces():
         try:
             found = leftovers.find(ns)
-        except NamespaceGone:     # deleted while we looked
+        except (routes.RouteError, OSError) as e:  # gone, or "failed to open netns" while being deleted
+            if ns is None or ns in leftovers.namespaces():
+                out.unreachable.append((ns, str(e)))
             continue
         for lo in found:
             names = lo.progs.values()

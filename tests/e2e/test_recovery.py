@@ -20,7 +20,7 @@ from lwtui.net.routes import Target
 from lwtui.session import state
 from lwtui.session.live import Session
 from tests.e2e.cli import lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
-from tests.e2e.test_reliability import V4, V6, encaps
+from tests.e2e.test_reliability import V4, V6, _sessions, encaps
 from tests.e2e.traffic import ping, udp_send
 
 
@@ -148,7 +148,7 @@ def test_keep_blocks_keeps_when_the_rules_cannot_be_read(topo, route_dump, lwtui
         assert statuses[0].startswith("session keepme kept: its rules could not be read (")
         assert "--keep-blocks" in statuses[0] and "lwtui detach --session keepme" in statuses[0]
         assert not _udp_passes(cli), "the block is still in force"
-        assert [json.loads(x)["state"] for x in ok(lwtui_env, "sessions", "--json").stdout.splitlines()] == ["kept"]
+        assert [s["state"] for s in _sessions(lwtui_env)] == ["kept"]
     finally:
         s.close()
         r = run(lwtui_env, "detach", "--session", "keepme")

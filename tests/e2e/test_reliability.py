@@ -33,6 +33,12 @@ def encaps(dump: str) -> list[str]:
                   if "encap" in r)
 
 
+def _sessions(env) -> list[dict]:
+    """`lwtui sessions --json`'s sessions (its other lines name leftovers anywhere on the host)."""
+    lines = [json.loads(x) for x in ok(env, "sessions", "--json").stdout.splitlines()]
+    return [d for d in lines if d["type"] == "session"]
+
+
 def assert_clean(env) -> None:
     """No state file, no pins left behind."""
     assert env.states() == [], [p.read_text() for p in env.states()]
@@ -163,7 +169,7 @@ def test_sigkill_then_detach_all(topo, route_dump, watch, lwtui_env):
     for w in (w1, w2):
         w.stop(signal.SIGKILL)
     assert (route_dump(cli), route_dump(srv)) != before, "programs stay on the routes after SIGKILL"
-    sessions = [json.loads(x) for x in ok(lwtui_env, "sessions", "--json").stdout.splitlines()]
+    sessions = _sessions(lwtui_env)
     assert sorted(s["state"] for s in sessions) == ["stale", "stale"]
 
     for argv in (["watch", V4, "--netns", cli, "--json"], ["watch", V6, "--hook", "in", "--netns", srv]):
@@ -293,7 +299,7 @@ def test_keep_blocks_leaves_active_rules_until_detach(topo, route_dump, watch, l
     assert not _udp_passes(ns)
     assert w.stop() == 143
     assert "session kept1 kept: 1 rule(s) stay active" in w.stderr
-    sessions = [json.loads(x) for x in ok(lwtui_env, "sessions", "--json").stdout.splitlines()]
+    sessions = _sessions(lwtui_env)
     assert [(s["name"], s["state"]) for s in sessions] == [("kept1", "kept")]
     assert "kept (blocks active)" in ok(lwtui_env, "sessions").stdout
     assert not _udp_passes(ns), "the block outlives the process"
