@@ -76,7 +76,12 @@ class _Formatted:
 
     @property
     def text(self) -> str:
-        return format_rule(self)
+        try:
+            return self._text       # rules are frozen: format once (ticks ask thousands of times)
+        except AttributeError:
+            text = format_rule(self)
+            object.__setattr__(self, "_text", text)
+            return text
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,10 @@ cannot stop a restore half-way. With keep_blocks and active rules, close()
 leaves the programs and pins in place and marks the state file `kept`.
 
 Threads: poll_events() blocks (the reader thread's loop); snapshot() reads
-maps and, every few seconds, checks that the routes still carry the programs
-(a worker thread, once per tick); block()/allow() are quick map writes, fine
-from any thread. A lock keeps the flow table consistent between them.
+maps (a worker thread, once per tick); the session's own route checker
+thread checks every few seconds that the routes still carry the programs,
+never waiting behind a tick; block()/allow() are quick map writes, fine
+from any thread. Locks keep the flow table and the attachments consistent.
 """
 
 from __future__ import annotations
@@ -23,22 +24,22 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict
 from typing import Callable, Iterable
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
 from lwtui.kernel import kstructs, pins
 from lwtui.session import state
+from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks
 from lwtui.net import routes
 from lwtui.core.flows import Counters, FlowTable
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import AttachedRoute, FlowId, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
+from lwtui.core.ruleindex import RuleIndex
 from lwtui.core.rules import Rule, rule_for, rules_blocking
 from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
-ROUTE_CHECK_INTERVAL = 2.0    # seconds between checks that the routes still carry the programs
 # Flows and events are stamped with the coarse clock (one tick of resolution,
 # ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
@@ -64,7 +65,7 @@ def _route_kind(netns: str | None, prefix: str, hook: str) -> tuple:
     return netns, prefix, "local" if hook == "in" else "main"
 
 
-class Session:
+class Session(RouteChecks):
     """Attach to routes, count flows, apply verdicts; restore everything on close()."""
 
     def __init__(self, targets: Iterable[routes.Target], *, name: str | None = None,
@@ -98,6 +99,9 @@ class Session:
         self._on_status = on_status or (lambda msg: None)
         self._last_totals: tuple[float, dict] | None = None
         self._next_route_check = 0.0
+        self._checker: threading.Thread | None = None       # checks the routes; never waits behind a tick
+        self._checks_stop = threading.Event()
+        self._index = RuleIndex()       # which rule blocks a flow, for flows whose kernel verdict is stale
         self._twins: set[int] = set()     # attachments whose route has a kernel twin (ids), logged once
         self._totals = Totals()
 
@@ -138,6 +142,8 @@ class Session:
             self.close()
             raise
         self._next_route_check = time.monotonic() + ROUTE_CHECK_INTERVAL
+        self._checker = threading.Thread(target=self._check_routes_loop, name="lwtui-routes", daemon=True)
+        self._checker.start()
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
 
@@ -185,6 +191,9 @@ class Session:
         if self._closed:
             return []
         self._closed = True
+        self._checks_stop.set()
+        if self._checker is not None and self._checker is not threading.current_thread():
+            self._checker.join(timeout=5.0)    # a check under way sees _closed and stops touching routes
         with signals.critical(), self._routes_lock:
             if self.keep_blocks and self.attachments:
                 try:
@@ -244,61 +253,6 @@ class Session:
     def closed(self) -> bool:
         return self._closed
 
-    # -- route health (worker thread) -------------------------------------
-    def check_routes(self, force: bool = False) -> list[tuple[routes.Target, str]]:
-        """Every ROUTE_CHECK_INTERVAL seconds (or now, with force): drop attachments whose route
-        went away, clean what is left of them, log why. Returns the routes lost by this call."""
-        now = time.monotonic()
-        if not force and now < self._next_route_check:
-            return []
-        self._next_route_check = now + ROUTE_CHECK_INTERVAL
-        lost = []
-        with self._routes_lock:
-            if self._closed:
-                return []
-            for att in list(self.attachments):
-                try:
-                    reason = routes.check(att)
-                    if reason is None:
-                        self._note_twin(att, routes.has_kernel_twin(att))
-                except (routes.RouteError, OSError):
-                    continue        # netlink hiccup: look again next time
-                if reason is None:
-                    continue
-                try:
-                    cleanup = routes.detach(att)
-                except (routes.RouteError, OSError) as e:
-                    cleanup = f"cleanup failed: {e}"
-                self.attachments.remove(att)
-                self._forget_state(att)
-                lost.append((att.target, reason))
-                where = f" in {att.target.netns}" if att.target.netns else ""
-                self._log("error", f"{att.target.prefix} ({att.target.hook}){where}: {reason} ({cleanup}); "
-                          f"no longer watched, {len(self.attachments)} route(s) left")
-        self.lost.extend(lost)
-        return lost
-
-    def _note_twin(self, att: routes.Attachment, twin: bool) -> None:
-        """Log, once, that the kernel re-added its own route beside ours (its link went down and up)."""
-        if twin == (id(att) in self._twins):
-            return
-        where = f" in {att.target.netns}" if att.target.netns else ""
-        if twin:
-            self._twins.add(id(att))
-            self._log("warn", f"{att.target.prefix} ({att.target.hook}){where}: the kernel re-added its own "
-                      "local route beside lwtui's (the link went down and up); lwtui's copy still carries "
-                      "the program and is removed on exit, the kernel's stays")
-        else:
-            self._twins.discard(id(att))
-            self._log("info", f"{att.target.prefix} ({att.target.hook}){where}: the kernel's twin route is gone")
-
-    def _forget_state(self, att: routes.Attachment) -> None:
-        if self.state is None:
-            return
-        key = (asdict(att.target), att.prog_name)
-        self.state.attachments = [a for a in self.state.attachments if (a.get("target"), a.get("prog_name")) != key]
-        self.state.save()
-
     # -- events (reader thread) -----------------------------------------
     def poll_events(self, timeout_ms: int = 100) -> None:
         """Block up to timeout_ms for events; callbacks fill the event log."""
@@ -331,7 +285,6 @@ class Session:
         if self.probe is None or self._closed:
             raise SessionError("session is not running")
         faults.check("snapshot")
-        self.check_routes()
         now = time.time()
         active, expired = self.store.sweep()
         for r in expired:
@@ -341,15 +294,17 @@ class Session:
         rule_list = [e for e, _ in active]
         active_rules = [r for _, r in active]
         gen = self.store.config().rules_gen
+        self._index.update(active_rules)   # O(changed rules); answers cached per flow until the next change
         rows = [self._row(key, st, active_rules, gen) for key, st in raw]
         with self._lock:
             self.flows.update(now, rows)
             records = self.flows.records()
         self._totals = self._make_totals(now, stats, len(records))
+        # The routes before the events: the route checker logs why a route went before dropping it.
+        attached = [AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
+                    for a in list(self.attachments)]
         return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list,
-                        events=self._events.drain(),
-                        routes=[AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
-                                for a in self.attachments],
+                        events=self._events.drain(), routes=attached,
                         dry_run=self.dry_run, keep_blocks=self.keep_blocks, started=self.started,
                         session=self.name)
 
@@ -359,9 +314,9 @@ class Session:
         # The kernel's cached verdict is current when its generation matches;
         # otherwise the rules changed since the flow's last packet: ask them.
         if st.verdict == kstructs.DROP or st.rules_gen != gen:
-            matched = rules_blocking(fid, active_rules) if active_rules else []
-            if matched:
-                verdict, rule_text = ("would-drop" if self.dry_run else "drop"), matched[0].text
+            matched = self._index.blocking(fid) if active_rules else None
+            if matched is not None:
+                verdict, rule_text = ("would-drop" if self.dry_run else "drop"), matched.text
         return fid, Counters(packets=st.packets, bytes=st.bytes, drops=st.drops,
                              first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,
                              last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
