@@ -75,9 +75,10 @@ def check_leftovers() -> CheckResult:
         return False, "cannot look for routes left by killed sessions without root", "run lwtui doctor as root"
     from lwtui.session.recovery import scan
     found = scan()
-    if not found.found and not found.unreadable and not found.unreachable:
+    gone = [f for f in found.found if not f.kept]     # kept sessions' blocks stay on purpose
+    if not gone and not found.unreadable and not found.unreachable:
         return True, "no route carries programs of a session that is gone", ""
-    what = [f.leftover.describe() for f in found.found] + \
+    what = [f.leftover.describe() for f in gone] + \
         [f"{path}: unreadable state file ({err})" for path, err in found.unreadable] + \
         [f"could not look in {ns or 'this namespace'} ({err})" for ns, err in found.unreachable]
     return False, "left behind: " + "; ".join(what), "lwtui detach --all"

@@ -26,6 +26,7 @@ class Found:
     """A leftover route, and the session whose readable state file names its program (if any)."""
     leftover: Leftover
     session: str | None = None
+    kept: bool = False      # that session ended with --keep-blocks: left on purpose
 
 
 @dataclass
@@ -45,7 +46,7 @@ def scan() -> Scan:
     """Look through every namespace for routes carrying programs of no live session."""
     states = state.list_states()
     running = {a.get("prog_name") for s in states if s.status == "running" for a in s.attachments}
-    owner = {a.get("prog_name"): s.name for s in states if s.status != "running" for a in s.attachments}
+    owner = {a.get("prog_name"): s for s in states if s.status != "running" for a in s.attachments}
     held = procs.held_bpf_ids("prog")
     out = Scan(unreadable=state.unreadable_states())
     for ns in leftovers.namespaces():
@@ -59,7 +60,8 @@ def scan() -> Scan:
             names = lo.progs.values()
             if any(n in running or prog_id(n) in held for n in names):
                 continue
-            out.found.append(Found(lo, next((owner[n] for n in names if n in owner), None)))
+            st = next((owner[n] for n in names if n in owner), None)
+            out.found.append(Found(lo, st.name if st else None, st is not None and st.status == "kept"))
     return out
 
 

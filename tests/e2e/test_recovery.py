@@ -51,6 +51,13 @@ def test_sigkill_with_damaged_state_files_is_recovered_from_the_route_dumps(topo
     assert len(_mine(text, cli, srv)) == 4 and "left behind by a session that is gone" in text, text
     assert all(f"unreadable state file {p} (" in text for p in damaged), text
 
+    r = run(lwtui_env, "doctor")
+    leftovers = next(line for line in r.stdout.splitlines() if "leftovers" in line)
+    assert r.returncode == 1 and leftovers.startswith("FAIL") and "left behind: " in leftovers, r.stdout
+    assert all(f"in namespace {ns}: encap bpf" in leftovers for ns in (cli, srv))
+    assert all(f"{p}: unreadable state file" in leftovers for p in damaged)
+    assert "fix: lwtui detach --all" in r.stdout
+
     r = run(lwtui_env, "detach", "--all")
     assert r.returncode == 1, r.stdout       # the unreadable state files are left
     mine = _mine(r.stdout, cli, srv)
