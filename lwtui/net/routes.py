@@ -260,8 +260,8 @@ def has_kernel_twin(att: Attachment) -> bool:
     if att.method != "replace" or att.target.hook != "in" or att.original["family"] != 2:
         return False
     try:
-        with rtnl(att.target.netns) as ipr:
-            routes = dump(ipr, 2)
+        with rtnl(att.target.netns) as ipr:     # table local only: the main table may be huge
+            routes = [route_to_dict(m) for m in ipr.route("dump", family=2, table=LOCAL)]
     except NamespaceGone:
         return False
     cur = same_route(routes, att.original, att.target.hook, att.prog_name)
