@@ -190,19 +190,20 @@ class Session(RouteChecks):
         rules); idempotent, never raises for gone routes. Returns one status line per route."""
         if self._closed:
             return []
-        self._closed = True
-        self._checks_stop.set()
-        if self._checker is not None and self._checker is not threading.current_thread():
-            self._checker.join(timeout=5.0)    # a check under way sees _closed and stops touching routes
-        with signals.critical(), self._routes_lock:
-            if self.keep_blocks and self.attachments:
-                try:
-                    n = self._active_rules()
-                except OSError as e:    # unknown is not "none": keep, the safe reading of --keep-blocks
-                    return self._keep(None, f"{e.strerror or e}")
-                if n:
-                    return self._keep(n)
-            return self._restore()
+        with signals.critical():
+            self._closed = True
+            self._checks_stop.set()
+            if self._checker is not None and self._checker is not threading.current_thread():
+                self._checker.join(timeout=5.0)   # a check under way holds _routes_lock, then sees _closed
+            with self._routes_lock:
+                if self.keep_blocks and self.attachments:
+                    try:
+                        n = self._active_rules()
+                    except OSError as e:    # unknown is not "none": keep, the safe reading of --keep-blocks
+                        return self._keep(None, f"{e.strerror or e}")
+                    if n:
+                        return self._keep(n)
+                return self._restore()
 
     def _restore(self) -> list[str]:
         statuses, errors = [], []
