@@ -73,9 +73,24 @@ def check_netlink() -> CheckResult:
     try:
         from lwtui.net.routes import list_routes
         n = len(list_routes(None))
-    except Exception as e:  # noqa: BLE001
+    except Exception as e:  # noqa: BLE001 - doctor reports, never raises
         return False, f"pyroute2 cannot talk netlink: {e}", "pip install 'pyroute2>=0.9.7' in lwtui's environment"
     return True, f"pyroute2 talks netlink ({n} routes in this namespace)", ""
+
+
+def check_leftovers() -> CheckResult:
+    """Routes still carrying programs of no live session, and state files lwtui cannot read."""
+    if os.geteuid() != 0:
+        return False, "cannot look for routes left by killed sessions without root", "run lwtui doctor as root"
+    from lwtui.session.recovery import scan
+    found = scan()
+    gone = [f for f in found.found if not f.kept]     # kept sessions' blocks stay on purpose
+    if not gone and not found.unreadable and not found.unreachable:
+        return True, "no route carries programs of a session that is gone", ""
+    what = [f.leftover.describe() for f in gone] + \
+        [f"{path}: unreadable state file ({err})" for path, err in found.unreadable] + \
+        [f"could not look in {ns or 'this namespace'} ({err})" for ns, err in found.unreachable]
+    return False, "left behind: " + "; ".join(what), "lwtui detach --all"
 
 
 CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
@@ -86,16 +101,19 @@ CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
     ("programs", check_programs),
     ("bpffs", check_bpffs),
     ("netlink", check_netlink),
+    ("leftovers", check_leftovers),
 ]
 
 
 def run_doctor(console) -> int:
     """Print every check; exit 0 only when all pass."""
+    from rich.markup import escape
     failed = 0
     for name, check in CHECKS:
         ok, found, fix = check()
         mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
-        console.print(f"{mark} {name:<10} {found}" + ("" if ok else f"\n           fix: [bold]{fix}[/]"))
+        fix_line = "" if ok else f"\n           fix: [bold]{escape(fix)}[/]"
+        console.print(f"{mark} {name:<10} {escape(found)}{fix_line}")
         failed += not ok
     console.print("ready" if not failed else f"{failed} check(s) failed")
     return 0 if not failed else 1

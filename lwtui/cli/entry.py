@@ -256,7 +256,7 @@ def _quiet_stdout() -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
-    except (OSError, ValueError):
+    except (OSError, ValueError):   # stdout is closed already: the final flush has nothing to fail on
         pass
 
 

@@ -87,7 +87,7 @@ def is_address(s: str) -> bool:
     try:
         ipaddress.ip_address(s)
         return True
-    except ValueError:
+    except ValueError:      # the question asked: is it an address?
         return False
 
 

@@ -12,7 +12,7 @@ def _proc_stat(pid: int) -> list[str] | None:
     try:
         with open(f"/proc/{pid}/stat") as f:
             stat = f.read()
-    except OSError:
+    except OSError:         # no such process (any more)
         return None
     return stat.rsplit(")", 1)[1].split()
 
@@ -78,3 +78,31 @@ def _fd_links(pid: int) -> list[str]:
     except OSError:
         pass
     return links
+
+
+def held_bpf_ids(kind: str = "prog", exclude_pid: int | None = None) -> set[int]:
+    """Ids of the BPF objects (kind "prog" or "map") that some process holds an fd to.
+
+    A running lwtui session holds its programs' fds; a killed one holds
+    nothing, and its programs live on only through the routes that carry
+    them. So a program on a route that no process holds belongs to no live
+    session. Reads /proc/*/fd and fdinfo (root sees every process).
+    """
+    link, field = f"anon_inode:bpf-{kind}", f"{kind}_id:"
+    ids: set[int] = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or (exclude_pid is not None and int(pid) == exclude_pid):
+            continue
+        try:
+            fds = os.listdir(f"/proc/{pid}/fd")
+        except OSError:     # gone meanwhile, or not ours to read
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/{pid}/fd/{fd}") != link:
+                    continue
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    ids.update(int(line.split()[1]) for line in f if line.startswith(field))
+            except OSError:  # the fd closed meanwhile
+                continue
+    return ids

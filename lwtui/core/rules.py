@@ -101,7 +101,12 @@ class _Formatted:
 
     @property
     def text(self) -> str:
-        return format_rule(cast("Rule", self))   # every subclass is one of the Rule kinds
+        try:
+            return self._text  # type: ignore[attr-defined]  # set below: rules are frozen, format once
+        except AttributeError:
+            text = format_rule(cast("Rule", self))   # every subclass is one of the Rule kinds
+            object.__setattr__(self, "_text", text)
+            return text
 
 
 @dataclass(frozen=True)

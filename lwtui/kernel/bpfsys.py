@@ -75,6 +75,7 @@ _SIGNATURES = {
     "bpf_prog_load": (_int, _str, _str, _ptr, ct.c_size_t, _ptr),
     "bpf_prog_test_run_opts": (_int, ct.POINTER(TestRunOpts)),
     "bpf_enable_stats": (_int,),
+    "bpf_prog_get_fd_by_id": (_u32,),
 }
 _lib: Optional[Any] = None
 
@@ -134,6 +135,12 @@ def _info(fd: int, size: int, what: str) -> ct.Array:
     info = ct.create_string_buffer(size)
     _check(_libbpf().bpf_obj_get_info_by_fd(fd, info, ct.byref(_u32(size))), what)
     return info
+
+
+def prog_fd_by_id(prog_id: int) -> int:
+    """Open a loaded program by its id (route dumps name lwtui's programs `lwtui_HOOK_ID`);
+    returns a new fd (the caller closes it)."""
+    return _check(_libbpf().bpf_prog_get_fd_by_id(prog_id), f"open program {prog_id}")
 
 
 def map_info(fd: int) -> dict:

@@ -345,7 +345,7 @@ class Probe:
                 for cpu in list(getattr(events, "_open_key_fds", {})):
                     try:
                         del events[cpu]
-                    except KeyError:
+                    except KeyError:    # that CPU's buffer is closed already
                         pass
             bpf.cleanup()  # also frees the ring buffer's reader
 

@@ -54,6 +54,7 @@ class RuleStore:
     def __init__(self, fds: dict[str, int], owns_fds: bool = False):
         self.fds = fds
         self._owns = owns_fds
+        self._decoded: dict[tuple[str, bytes], Rule] = {}    # rule keys already decoded, by their bytes
         self._check_layout()
 
     def _check_layout(self) -> None:
@@ -72,7 +73,7 @@ class RuleStore:
             for fd in self.fds.values():
                 try:
                     os.close(fd)
-                except OSError:
+                except OSError:     # closed already: nothing is held any more
                     pass
             self.fds = {}
 
@@ -130,10 +131,17 @@ class RuleStore:
         return gone
 
     def items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
+        """Every rule in the maps with its value; a key seen before is not decoded again."""
         out = []
+        if len(self._decoded) > 4 * 4096:
+            self._decoded.clear()
         for map_name, ktype in _KEY_TYPES.items():
             for key, val in bpfsys.map_items(self.fds[map_name], ktype, kstructs.RuleVal):
-                out.append((decode(map_name, key), val))
+                raw = (map_name, bytes(key))
+                rule = self._decoded.get(raw)
+                if rule is None:
+                    rule = self._decoded[raw] = decode(map_name, key)
+                out.append((rule, val))
         return out
 
     def entries(self, now_mono_ns: int | None = None) -> list[RuleEntry]:

@@ -47,7 +47,7 @@ def _alive(pid: int, start_time: int | None) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
+    except OSError:         # no such process
         return False
     return fields[0] != "Z" and (start_time is None or int(fields[19]) == start_time)
 
@@ -146,7 +146,7 @@ class Lab:
     def _log_tail(self, name: str) -> str:
         try:
             lines = (self.state_dir / f"{name}.log").read_text(errors="replace").strip().splitlines()
-        except OSError:
+        except OSError:     # the log only adds detail to an error already being raised
             return "no log"
         return " | ".join(lines[-5:]) or "empty log"
 
@@ -154,7 +154,7 @@ class Lab:
     def _read_json(path: Path) -> dict:
         try:
             return json.loads(path.read_text())
-        except (OSError, ValueError):
+        except (OSError, ValueError):   # no (or a half-written) lab state: status says the lab is not up
             return {}
 
     # -- down ----------------------------------------------------------------
@@ -186,14 +186,14 @@ class Lab:
         try:
             pid, start = (self.state_dir / f"{name}.pid").read_text().split()
             return int(pid), None if start == "None" else int(start)
-        except (OSError, ValueError):
+        except (OSError, ValueError):   # no pid file: that process was never started or is cleaned up
             return None
 
     @staticmethod
     def _kill(pid: int, sig: int) -> None:
         try:
             os.kill(pid, sig)
-        except ProcessLookupError:
+        except ProcessLookupError:      # gone already: what the kill wanted
             pass
 
     def _await_exit(self, pids: list[tuple[int, int | None]]) -> None:

@@ -100,7 +100,7 @@ def _udp_sink(addrs: list[str], port: int, counts: _Counts, stop: threading.Even
             for key, _ in sel.select(timeout=0.2):
                 try:
                     data = cast(socket.socket, key.fileobj).recv(65535)
-                except BlockingIOError:
+                except BlockingIOError:     # readable, then drained by nobody else: a spurious wake-up
                     continue
                 counts.add(f"{key.data}_datagrams")
                 counts.add(f"{key.data}_bytes", len(data))

@@ -260,11 +260,32 @@ def bpf_encap(members: list[tuple[Attachment, int]]) -> dict:
     return enc
 
 
-def same_route(routes: list[dict], d: dict) -> dict | None:
-    """The route that `replace` with `d` hits: same family, table, prefix, tos and metric."""
+def same_route(routes: list[dict], d: dict, hook: str | None = None, prog: str | None = None) -> dict | None:
+    """The route that `replace` with `d` hits: same family, table, prefix, tos and metric.
+
+    With `prog`, the one carrying that program at `hook` comes first (see kernel_twin).
+    """
     def key(r):
         return r["family"], route_table(r), route_net(r), r["tos"], route_priority(r), r["src_len"]
-    return next((r for r in routes if key(r) == key(d)), None)
+    hits = [r for r in routes if key(r) == key(d)]
+    mine = [r for r in hits if prog is not None and r["progs"].get(hook) == prog]
+    found = mine or hits
+    return found[0] if found else None
+
+
+def kernel_twin(routes: list[dict], d: dict) -> dict | None:
+    """A route without encap that `replace` with `d` would also hit: the kernel's own copy.
+
+    IPv4 keeps routes that differ only in their encap side by side. When a
+    link comes back up, the kernel re-adds the local route of its address
+    beside the one carrying lwtui's program; putting the original back with
+    `replace` then fails with EEXIST. The route lwtui owns is the one with
+    its encap.
+    """
+    key = (d["family"], route_table(d), route_net(d), d["tos"], route_priority(d), d["src_len"], d["type"])
+    return next((r for r in routes if not r.get("encap_type") and
+                 (r["family"], route_table(r), route_net(r), r["tos"], route_priority(r), r["src_len"], r["type"])
+                 == key), None)
 
 
 def route_key(t: Target, d: dict) -> tuple:

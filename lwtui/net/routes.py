@@ -22,14 +22,16 @@ netlink plumbing lwtui.net.netlink; their public names are re-exported here.
 
 from __future__ import annotations
 
+import os
 import time
-from typing import Callable
+from typing import Any, Callable
 
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lwtui.net.attrs import (  # noqa: F401 (re-exported: lwtui.net.routes is the public face)
     GONE, HOOKS, LOCAL, MAIN, MAX_HEADROOM, RTN_LOCAL, RTN_UNICAST, RTNH_F_ONLINK, RTPROT_STATIC, Attachment,
-    LwtuiEncap, RouteError, Target, _closest, bpf_encap, check_target, describe_encap, find_route, parse_prefix,
+    LwtuiEncap, RouteError, Target, _closest, bpf_encap, check_target, describe_encap, find_route, kernel_twin,
+    parse_prefix,
     refuse_unusable, route_key, route_kwargs, route_net, route_priority, route_table, route_to_dict, same_route,
     where)
 from lwtui.net.netlink import NamespaceGone, dump, fib_match, netlink_error, rtnl
@@ -124,7 +126,7 @@ def _apply(ipr, att: Attachment, fd: int, cmd: str, base: dict, group: list, on_
         ipr.route(cmd, **route_kwargs(base), encap=bpf_encap(group + [(att, fd)]))
     except NetlinkError as e:
         raise netlink_error(f"attaching {t.hook} to {t.prefix} in {where(t.netns)}", e) from None
-    now = same_route(dump(ipr, base["family"]), base)
+    now = same_route(dump(ipr, base["family"]), base, t.hook, att.prog_name)
     if now is None or now["progs"].get(t.hook) != att.prog_name:
         raise RouteError(f"attaching {att.prog_name} to {t.prefix} did not take effect (the route shows "
                          f"{describe_encap(now) if now else 'nothing'}): give each program load a unique name")
@@ -134,20 +136,26 @@ def _apply(ipr, att: Attachment, fd: int, cmd: str, base: dict, group: list, on_
 
 # -- detach ------------------------------------------------------------------------
 
-def detach(att: Attachment) -> str:
+def detach(att: Attachment, open_prog: Callable[[str], int] | None = None) -> str:
     """Restore what `att` changed; idempotent.
 
     Returns "restored", "removed", "detached (other hooks stay)", "already
-    restored", "route gone", "namespace gone" or "left alone: ..." (the route
-    now carries someone else's encap). Raises RouteError only when netlink
-    refuses the restore itself.
+    restored", "route gone", "namespace gone", "removed lwtui's copy (the
+    kernel's own route stays)" or "left alone: ..." (the route now carries
+    someone else's encap). Raises RouteError only when netlink refuses the
+    restore itself.
+
+    `open_prog(name)` opens a program by its name (`lwtui_HOOK_ID`) for a
+    process that did not load it (`lwtui detach`): telling lwtui's route from
+    the kernel's twin takes the programs' fds (see kernel_twin).
     """
+    fds = {a.prog_name: fd for group in _LIVE.values() if any(a is att for a, _ in group) for a, fd in group}
     others = forget(att)
     try:
         with rtnl(att.target.netns) as ipr:
             if att.method == "policy":
                 return detach_policy(ipr, att)
-            return _detach_route(ipr, att, others)
+            return _detach_route(ipr, att, others, fds, open_prog)
     except NamespaceGone:
         return "namespace gone"
     except NetlinkError as e:
@@ -174,14 +182,18 @@ def _changed_route(att: Attachment) -> dict:
     return base
 
 
-def _detach_route(ipr, att: Attachment, others: list) -> str:
+def _detach_route(ipr, att: Attachment, others: list, fds: dict, open_prog) -> str:
     base = _changed_route(att)
-    cur = same_route(dump(ipr, base["family"]), base)
+    routes = dump(ipr, base["family"])
+    cur = same_route(routes, base, att.target.hook, att.prog_name)
     if cur is None:
         return "route gone"
     if cur["progs"].get(att.target.hook) != att.prog_name:
         enc = describe_encap(cur)
         return f"left alone: the route now carries encap {enc}" if enc else "already restored"
+    if kernel_twin(routes, cur) is not None:
+        _delete_own(ipr, att, cur, fds, open_prog)
+        return "removed lwtui's copy (the kernel's own route stays)"
     if others:
         ipr.route("replace", **route_kwargs(cur), encap=bpf_encap(others))
         return "detached (other hooks stay)"
@@ -190,6 +202,30 @@ def _detach_route(ipr, att: Attachment, others: list) -> str:
         return "removed"
     ipr.route("replace", **route_kwargs(base))
     return "restored"
+
+
+def _delete_own(ipr, att: Attachment, cur: dict, fds: dict, open_prog) -> None:
+    """Delete the route carrying lwtui's encap and not its kernel twin: the kernel matches the
+    encap (by program names) only when the delete carries one, built from the programs' fds."""
+    opened: list[int] = []
+    enc: dict[str, Any] = {"type": "bpf"}
+    try:
+        for hook, name in cur["progs"].items():
+            fd = fds.get(name)
+            if fd is None and open_prog is not None:
+                try:
+                    fd = open_prog(name)
+                except OSError as e:
+                    raise RouteError(f"cannot open program {name} ({e.strerror})") from None
+                opened.append(fd)
+            if fd is None:
+                raise RouteError(f"{att.target.prefix} in {where(att.target.netns)} has a plain twin and "
+                                 f"{name} cannot be opened to tell them apart: run `lwtui detach --all`")
+            enc[hook] = {"fd": fd, "name": name}
+        ipr.route("del", **route_kwargs(cur), encap=enc)
+    finally:
+        for fd in opened:
+            os.close(fd)
 
 
 # -- inspection ----------------------------------------------------------------------
@@ -213,7 +249,7 @@ def check(att: Attachment) -> str | None:
                 cur = policy_encap(ipr, net)
             else:
                 base = _changed_route(att)
-                cur = same_route(dump(ipr, base["family"]), base)
+                cur = same_route(dump(ipr, base["family"]), base, t.hook, att.prog_name)
             links = {link["index"] for link in ipr.get_links()}
     except NamespaceGone:
         return "namespace gone"
@@ -225,6 +261,23 @@ def check(att: Attachment) -> str | None:
     if cur["progs"].get(t.hook) == att.prog_name:
         return None
     return f"encap replaced (the route now carries {describe_encap(cur) or 'no encap'})"
+
+
+def has_kernel_twin(att: Attachment) -> bool:
+    """True when the kernel re-added its own route beside the one carrying `att`'s program
+    (a local route after its link went down and up: see kernel_twin). Only `in` on IPv4 can
+    meet it; other attachments answer False without asking netlink."""
+    original = att.original
+    if att.method != "replace" or att.target.hook != "in" or original is None or original["family"] != 2:
+        return False
+    try:
+        with rtnl(att.target.netns) as ipr:     # table local only: the main table may be huge
+            routes = [route_to_dict(m) for m in ipr.route("dump", family=2, table=LOCAL)]
+    except NamespaceGone:
+        return False
+    cur = same_route(routes, original, att.target.hook, att.prog_name)
+    return cur is not None and cur["progs"].get(att.target.hook) == att.prog_name and \
+        kernel_twin(routes, cur) is not None
 
 
 def list_routes(netns: str | None = None) -> list[dict]:

@@ -33,7 +33,7 @@ def effective_caps(status_text: str | None = None) -> int:
         try:
             with open("/proc/self/status") as f:
                 status_text = f.read()
-        except OSError:
+        except OSError:     # cannot tell: no capabilities, so the privilege check refuses with its fix
             return 0
     for line in status_text.splitlines():
         if line.startswith("CapEff:"):
@@ -69,7 +69,7 @@ def ssh_flow(environ=None) -> FlowId | None:
     try:
         client, server = ipaddress.ip_address(parts[0]), ipaddress.ip_address(parts[2])
         cport, sport = int(parts[1]), int(parts[3])
-    except ValueError:
+    except ValueError:      # not the form sshd sets: no SSH connection lwtui could recognise
         return None
     if client.version != server.version or not (0 <= cport <= 65535 and 0 <= sport <= 65535):
         return None

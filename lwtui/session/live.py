@@ -13,9 +13,11 @@ cannot stop a restore half-way. With keep_blocks and active rules, close()
 leaves the programs and pins in place and marks the state file `kept`.
 
 Threads: poll_events() blocks (the reader thread's loop); snapshot() reads
-maps and, every few seconds, checks that the routes still carry the programs
-and looks up the processes of new flows (a worker thread, once per tick); block()/allow() are quick map writes, fine
-from any thread. A lock keeps the flow table consistent between them.
+maps and looks up the processes of new flows (a worker thread, once per
+tick); the session's own route checker thread checks every few seconds that
+the routes still carry the programs, never waiting behind a tick;
+block()/allow() are quick map writes, fine from any thread. Locks keep the
+flow table and the attachments consistent.
 """
 
 from __future__ import annotations
@@ -23,18 +25,19 @@ from __future__ import annotations
 import os
 import threading
 import time
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Callable, Iterable
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
 from lwtui.kernel import kstructs, pins, runstats
 from lwtui.session import holders, state
+from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: F401 (the interval: for callers)
 from lwtui.net import routes
 from lwtui.core.flows import Counters, FlowTable, HitSplit, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
+from lwtui.core.ruleindex import RuleIndex
 from lwtui.core.rules import Rule, rule_for, rule_of_kind, rules_blocking
 from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
@@ -44,7 +47,6 @@ from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (Route
 if TYPE_CHECKING:
     from lwtui.kernel.probe import Probe
 
-ROUTE_CHECK_INTERVAL = 2.0    # seconds between checks that the routes still carry the programs
 # Flows and events are stamped with the coarse clock (one tick of resolution,
 # ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
@@ -57,7 +59,7 @@ def _require_root() -> None:
         raise SessionError(str(e)) from None
 
 
-class Session:
+class Session(RouteChecks):
     """Attach to routes, count flows, apply verdicts; restore everything on close()."""
 
     def __init__(self, targets: Iterable[routes.Target], *, name: str | None = None,
@@ -96,6 +98,10 @@ class Session:
         self._rates = TotalRates(self.flows.rate_window, self.started)
         self._hits = HitSplit()
         self._next_route_check = 0.0
+        self._checker: threading.Thread | None = None       # checks the routes; never waits behind a tick
+        self._checks_stop = threading.Event()
+        self._index = RuleIndex()       # which rule blocks a flow, for flows whose kernel verdict is stale
+        self._twins: set[int] = set()     # attachments whose route has a kernel twin (ids), logged once
         self._totals = Totals()
         self._runstats = runstats.RunStats()   # the kernel times our programs while this is open
         self._owners = OwnerResolver(self.targets)
@@ -149,6 +155,8 @@ class Session:
             self.close()
             raise
         self._next_route_check = time.monotonic() + ROUTE_CHECK_INTERVAL
+        self._checker = threading.Thread(target=self._check_routes_loop, name="lwtui-routes", daemon=True)
+        self._checker.start()
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
 
@@ -194,14 +202,23 @@ class Session:
     def close(self) -> list[str]:
         """Detach every route and remove pins and state (or keep them: keep_blocks with active
         rules); idempotent, never raises for gone routes. Returns one status line per route."""
-        with signals.critical(), self._routes_lock:
+        with signals.critical():
             if self._closed:
                 return []
             self._closed = True     # set with signals held: a signal cannot stop close() half-way
             try:
-                if self.keep_blocks and self.attachments and self._active_rules():
-                    return self._keep()
-                return self._restore()
+                self._checks_stop.set()
+                if self._checker is not None and self._checker is not threading.current_thread():
+                    self._checker.join(timeout=5.0)   # a check under way holds _routes_lock, then sees _closed
+                with self._routes_lock:
+                    if self.keep_blocks and self.attachments:
+                        try:
+                            n = self._active_rules()
+                        except OSError as e:    # unknown is not "none": keep, the safe reading of --keep-blocks
+                            return self._keep(None, f"{e.strerror or e}")
+                        if n:
+                            return self._keep(n)
+                    return self._restore()
             finally:
                 self._release()
 
@@ -237,15 +254,15 @@ class Session:
         return statuses
 
     def _active_rules(self) -> int:
-        try:
-            return len(self.store.entries()) if self.store is not None else 0
-        except OSError:
-            return 0
+        """How many rules are in force; OSError when the rule maps cannot be read."""
+        return len(self.store.entries()) if self.store is not None else 0
 
-    def _keep(self) -> list[str]:
-        """--keep-blocks: leave programs, rules and pins; mark the state file `kept`."""
+    def _keep(self, n: int | None, error: str = "") -> list[str]:
+        """--keep-blocks: leave programs, rules and pins; mark the state file `kept`.
+
+        n is the number of active rules, None when they could not be read (`error`).
+        """
         assert self.state is not None       # there are attachments: start() saved the state
-        n = self._active_rules()
         self.kept = True
         self.state.kept = True
         self.state.save()
@@ -254,9 +271,12 @@ class Session:
         if self.probe is not None:
             self.probe.close()   # the routes hold the programs, the pins hold the verdict maps
         self._runstats.close()
-        return [f"session {self.name} kept: {n} rule(s) stay active on "
-                f"{', '.join(f'{a.target.prefix} ({a.target.hook})' for a in self.attachments)}; "
-                f"lift them with `lwtui allow RULE --session {self.name}`, restore the routes with "
+        where = ", ".join(f"{a.target.prefix} ({a.target.hook})" for a in self.attachments)
+        what = (f"{n} rule(s) stay active on {where}" if n is not None else
+                f"its rules could not be read ({error}), so its programs and whatever rules it has stay "
+                f"on {where}, as --keep-blocks asks; see them with `lwtui rules --session {self.name}`")
+        head = f"session {self.name} kept: " + what
+        return [f"{head}; lift them with `lwtui allow RULE --session {self.name}`, restore the routes with "
                 f"`lwtui detach --session {self.name}`"]
 
     @property
@@ -267,46 +287,6 @@ class Session:
     def reader_lost(self) -> int:
         """Events the reader was told it lost (perf buffer's lost callback)."""
         return self._lost
-
-    # -- route health (worker thread) -------------------------------------
-    def check_routes(self, force: bool = False) -> list[tuple[routes.Target, str]]:
-        """Every ROUTE_CHECK_INTERVAL seconds (or now, with force): drop attachments whose route
-        went away, clean what is left of them, log why. Returns the routes lost by this call."""
-        now = time.monotonic()
-        if not force and now < self._next_route_check:
-            return []
-        self._next_route_check = now + ROUTE_CHECK_INTERVAL
-        lost = []
-        with self._routes_lock:
-            if self._closed:
-                return []
-            for att in list(self.attachments):
-                try:
-                    reason = routes.check(att)
-                except (routes.RouteError, OSError):
-                    continue        # netlink hiccup: look again next time
-                if reason is None:
-                    continue
-                try:
-                    cleanup = routes.detach(att)
-                except (routes.RouteError, OSError) as e:
-                    cleanup = f"cleanup failed: {e}"
-                self.attachments.remove(att)
-                self._forget_state(att)
-                lost.append((att.target, reason))
-                where = f" in {att.target.netns}" if att.target.netns else ""
-                said = reason if cleanup == reason else f"{reason} ({cleanup})"    # not "route gone (route gone)"
-                self._log("error", f"{att.target.prefix} ({att.target.hook}){where}: {said}; "
-                          f"no longer watched, {len(self.attachments)} route(s) left")
-        self.lost.extend(lost)
-        return lost
-
-    def _forget_state(self, att: routes.Attachment) -> None:
-        if self.state is None:
-            return
-        key = (asdict(att.target), att.prog_name)
-        self.state.attachments = [a for a in self.state.attachments if (a.get("target"), a.get("prog_name")) != key]
-        self.state.save()
 
     # -- events (reader thread) -----------------------------------------
     def poll_events(self, timeout_ms: int = 100) -> None:
@@ -341,22 +321,23 @@ class Session:
         if self.probe is None or self.store is None or self._closed:
             raise SessionError("session is not running")
         faults.check("snapshot")
-        self.check_routes()
         with self._read_lock:
             now = time.time()
             active, expired = self.store.sweep()
             for r in expired:
                 self._log("allow", f"rule expired: {r.text}")
             rule_list = self._hits.update([e for e, _ in active], self.dry_run)
+            self._index.update([r for _, r in active])   # O(changed rules): names the rule of a dropped flow
             records = self._read_flows(now, [r for _, r in active])
             by_hook = self.probe.read_stats_by_hook()
             once = kstructs.count_once(by_hook, [(t.netns, t.prefix, t.hook) for t in self.targets])
             self._totals = self._make_totals(now, once, len(records), by_hook)
         owners = self._owners.resolve(records)
+        # The routes before the events: the route checker logs why a route went before dropping it.
+        attached = [AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
+                    for a in list(self.attachments)]
         return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, owners=owners,
-                        events=self._events.drain(),
-                        routes=[AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
-                                for a in self.attachments],
+                        events=self._events.drain(), routes=attached,
                         dry_run=self.dry_run, keep_blocks=self.keep_blocks, started=self.started,
                         session=self.name)
 
@@ -378,7 +359,8 @@ class Session:
         verdict, rule_text = "allow", ""
         if st.verdict == kstructs.DROP:
             verdict = "would-drop" if self.dry_run else "drop"
-            rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""), active_rules)
+            # The kernel names the kind; the index finds that kind's rule without trying each.
+            rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""), self._index.matching(fid))
             rule_text = rule.text if rule is not None else ""
         return fid, Counters(packets=st.packets, bytes=st.bytes, drops=st.drops,
                              first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,

@@ -122,9 +122,29 @@ def list_states() -> list[SessionState]:
                 continue
             try:
                 out.append(SessionState.load(Path(name), dir_fd=d))
-            except (OSError, ValueError, TypeError):
+            except (OSError, ValueError, TypeError):    # named by unreadable_states(), for detach/sessions/doctor
                 continue
     return sorted(out, key=lambda s: s.started)
+
+
+def unreadable_states() -> list[tuple[Path, str]]:
+    """State files that cannot be loaded (damaged, half-written by hand, wrong owner), with why.
+
+    list_states() leaves them out; `lwtui detach --all`, `sessions` and
+    `doctor` name them, and the routes they described are found by their dumps.
+    """
+    bad: list[tuple[Path, str]] = []
+    with run_dir(create=False) as d:
+        if d is None:
+            return bad
+        for name in sorted(os.listdir(d)):
+            if not name.endswith(".json"):
+                continue
+            try:
+                SessionState.load(Path(name), dir_fd=d)
+            except (OSError, ValueError, TypeError) as e:
+                bad.append((RUN_DIR / name, f"{type(e).__name__}: {e}"))
+    return bad
 
 
 def remove_stale_tmp() -> list[Path]:

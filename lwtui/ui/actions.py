@@ -1,8 +1,8 @@
 """What the keys do to the session: block, allow, TTL, dry-run, filter, sort, pause.
 
 A mixin for the App, so app.py stays composition and routing. Session calls
-are quick map writes, made directly; anything they raise becomes a
-notification, never a crash. After a change the app asks for a tick at once,
+are quick map writes, made directly; the errors they raise by contract
+(SESSION_ERRORS) go to the event log and a notification (App.report). After a change the app asks for a tick at once,
 so the row shows the new verdict without waiting out the interval.
 """
 
@@ -28,6 +28,13 @@ if TYPE_CHECKING:
 
 KIND_WORDS = {"flow": "flow", "host": "remote host", "port": "service port"}
 
+# What session calls raise by contract: the session's own errors (SessionError,
+# VerdictError: RuntimeError), the kernel's (bpf(2) and netlink: OSError) and
+# bad rules (RuleError: ValueError). They are reported (event log and
+# notification); anything else is a bug: it ends the app and run_dashboard
+# raises it once the terminal is back.
+SESSION_ERRORS = (RuntimeError, OSError, ValueError)
+
 
 class ActionsMixin(AppMixin):
     """Key actions; needs the App's session, header, flow table and render_flows()."""
@@ -43,6 +50,7 @@ class ActionsMixin(AppMixin):
     sort_index: int
     view: str                       # "flows", "rules" or "events"
     save_settings: Callable[[], None]   # RememberMixin's
+    report: Callable[..., None]         # DashboardApp.report(title, error, severity="error")
 
     if TYPE_CHECKING:
         @property
@@ -113,8 +121,8 @@ class ActionsMixin(AppMixin):
         except (RuleError, ValueError) as e:
             self.notify(str(e), title=f"cannot block {what}", severity="warning")
             return
-        except Exception as e:  # a session error must not take the dashboard down
-            self.notify(f"{type(e).__name__}: {e}", title="block failed", severity="error", timeout=10)
+        except SESSION_ERRORS as e:
+            self.report("block failed", e)
             return
         self.next_ttl = None
         self.header.show(next_ttl=None)
@@ -146,8 +154,8 @@ class ActionsMixin(AppMixin):
             return
         try:
             lifted = self.session.allow_flow(flow)
-        except Exception as e:
-            self.notify(f"{type(e).__name__}: {e}", title="allow failed", severity="error", timeout=10)
+        except SESSION_ERRORS as e:
+            self.report("allow failed", e)
             return
         if lifted:
             self.notify("allowed again: lifted " + ", ".join(r.text for r in lifted))
@@ -202,8 +210,8 @@ class ActionsMixin(AppMixin):
         """D: switch between dropping and counting would-drops."""
         try:
             self.session.set_dry_run(not self.session.dry_run)
-        except Exception as e:
-            self.notify(f"{type(e).__name__}: {e}", title="dry-run not changed", severity="error")
+        except SESSION_ERRORS as e:
+            self.report("dry-run not changed", e)
             return
         on = self.session.dry_run
         self.header.show(dry_run=on)

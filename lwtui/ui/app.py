@@ -33,9 +33,9 @@ from textual.worker import Worker, WorkerState
 
 from lwtui.session import faults
 from lwtui.session.protocol import SessionLike
-from lwtui.core.model import FlowId, FlowRecord, Snapshot
+from lwtui.core.model import EventEntry, FlowId, FlowRecord, Snapshot
 from lwtui.core.units import fmt_count, plural
-from lwtui.ui.actions import ActionsMixin
+from lwtui.ui.actions import SESSION_ERRORS, ActionsMixin
 from lwtui.ui.cells import row_key
 from lwtui.ui.detail import DetailPane, RateChart
 from lwtui.ui.dialogs import FilterBar, HelpScreen
@@ -206,8 +206,10 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
             self.notify("\n".join(lines), title="no longer watched", severity="error", timeout=15)
 
     def on_tick_failed(self, message: TickFailed) -> None:
-        if message.error != self._last_error:
+        if message.error != self._last_error:      # once per distinct error, not once per tick
             self._last_error = message.error
+            self.query_one(EventLog).add([EventEntry(time=time.time(), kind="error",
+                                                     text=f"cannot read the session: {message.error}")])
             self.notify(message.error, title="cannot read the session", severity="error", timeout=10)
 
     def render_flows(self) -> None:
@@ -262,9 +264,8 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         self.call_from_thread(setattr, self, "other_routes", routes)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.state == WorkerState.ERROR:
-            self.notify(f"{event.worker.name}: {event.worker.error}", title="background task failed",
-                        severity="error", timeout=10)
+        if event.state == WorkerState.ERROR and event.worker.error is not None:
+            self.report(f"background task {event.worker.name} failed", event.worker.error)
 
     # -- routing: widgets --------------------------------------------------
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
@@ -279,8 +280,8 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     def on_rules_table_remove_rule(self, message: RulesTable.RemoveRule) -> None:
         try:
             gone = self.session.allow(message.text)
-        except Exception as e:
-            self.notify(f"{type(e).__name__}: {e}", title="rule not removed", severity="error")
+        except SESSION_ERRORS as e:
+            self.report("rule not removed", e)
             return
         self.notify(f"removed {message.text}" if gone else f"{message.text} was already gone")
         self.after_session_change()
@@ -293,10 +294,18 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     def after_session_change(self) -> None:
         """Rules changed: redraw the rules view now and take a snapshot at once."""
         try:
-            self.query_one(RulesView).show(self.session.rules())
-        except Exception:  # the next snapshot carries the rules anyway
-            pass
+            rules = self.session.rules()
+        except SESSION_ERRORS as e:
+            self.report("cannot read the rules", e, severity="warning")
+        else:
+            self.query_one(RulesView).show(rules)
         self.request_tick()
+
+    def report(self, title: str, error: BaseException, severity: str = "error") -> None:
+        """An error of a session call: a line in the event log and a notification."""
+        text = f"{title}: {type(error).__name__}: {error}"
+        self.query_one(EventLog).add([EventEntry(time=time.time(), kind="error", text=text)])
+        self.notify(f"{type(error).__name__}: {error}", title=title, severity=severity, timeout=10)
 
     # -- routing: views and screens ---------------------------------------
     def action_view(self, name: str) -> None:

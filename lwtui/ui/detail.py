@@ -31,6 +31,17 @@ def _key_parts(rec: FlowRecord) -> tuple:
     return ((f"{endpoint(f.src, f.sport)} → {endpoint(f.dst, f.dport)}", "bold"), frag)
 
 
+def sender_note(rec: FlowRecord) -> str:
+    """What a sender on this host sees of a drop at out/xmit, so nobody takes it for a permissions
+    problem: BPF_DROP there returns EPERM to the sending socket (UDP, ICMP: at once); TCP sees
+    nothing, retransmits and times out. At `in`, and for forwarded packets, the drop is silent."""
+    if rec.verdict != "drop" or rec.id.hook not in ("out", "xmit"):
+        return ""
+    if rec.id.proto == 6:
+        return "a TCP sender on this host retransmits, then times out: this block"
+    return 'a sender on this host gets EPERM, "Operation not permitted": this block, not its permissions'
+
+
 def _process_parts(owners: dict, rec: FlowRecord) -> tuple:
     owner = owners.get(rec.id)
     if owner is None:
@@ -54,6 +65,9 @@ def detail_text(rec: FlowRecord, now: float, owners: dict | None = None) -> Text
     else:
         verdict += [("   d drop flow · h block host · p block port", "dim")]
     _row(out, "verdict", *verdict)
+    note = sender_note(rec)
+    if note:
+        _row(out, "sender", (note, "yellow"))
     _row(out, "counters", (fmt_count(rec.packets), "bold"), " pkts   ", (fmt_bytes(rec.bytes), "bold"),
          "   ", (fmt_count(rec.drops), "bold red" if rec.drops else "bold"), " dropped",
          *((("   ", (fmt_count(rec.would_drops), "bold yellow"), " would-drop (passed, dry-run)")

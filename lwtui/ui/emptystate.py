@@ -15,7 +15,7 @@ def _probe_address(prefix: str) -> str:
     """An address inside the prefix worth pinging: the address itself for a host route."""
     try:
         net = ipaddress.ip_network(prefix, strict=False)
-    except ValueError:
+    except ValueError:      # not a prefix (a label from a recording): show it as given
         return prefix
     if net.num_addresses <= 2:
         return str(net.network_address)

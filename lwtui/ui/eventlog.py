@@ -25,7 +25,7 @@ from lwtui.ui.cells import clock_text
 
 KIND_STYLES = {"new": ("NEW", "green"), "drop": ("DROP", "bold red"), "block": ("BLOCK", "red"),
                "allow": ("ALLOW", "cyan"), "lost": ("LOST", "bold white on red"), "info": ("INFO", "blue"),
-               "error": ("ERROR", "bold white on red")}
+               "error": ("ERROR", "bold white on red"), "warn": ("WARN", "bold yellow")}
 KINDS = [None, *KIND_STYLES]          # None: every kind
 MAX_LINES = 5000
 MAX_PER_TICK = 300   # a flood of new flows must not stall the UI thread

@@ -61,15 +61,15 @@ class ExitsMixin(AppMixin):
     def watch_exits(self) -> None:
         """From on_mount: note the running loop; on a real terminal, check it is still there."""
         self.running_loop = asyncio.get_running_loop()
-        stdin = sys.__stdin__
-        if not self.is_headless and stdin is not None and os.isatty(stdin.fileno()):
-            self.set_interval(HANGUP_CHECK_SECONDS, lambda fd=stdin.fileno(): self._check_terminal(fd))
+        fds = [f.fileno() for f in (sys.__stdin__, sys.__stdout__) if f is not None and os.isatty(f.fileno())]
+        if not self.is_headless and fds:
+            self.set_interval(HANGUP_CHECK_SECONDS, lambda: self._check_terminal(fds))
 
-    def _check_terminal(self, fd: int) -> None:
-        """The terminal hung up and no SIGHUP came (the shell that started lwtui ignores HUP and
-        waits): quit as SIGHUP would. Textual's input thread spins on a hung-up terminal and never
-        ends the app itself."""
-        if not terminal_alive(fd):
+    def _check_terminal(self, fds: list[int]) -> None:
+        """The terminal (of the keys or of the screen) hung up and no SIGHUP came (the shell that
+        started lwtui ignores HUP and waits): quit as SIGHUP would. Textual's input thread spins on
+        a hung-up terminal and never ends the app itself."""
+        if not all(terminal_alive(fd) for fd in fds):
             self.exit(return_code=128 + signal.SIGHUP)
 
     def fail(self, error: Exception) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 STALE_SIZE_VARS = ("COLUMNS", "LINES")
 HANGUP_CHECK_SECONDS = 0.5
@@ -32,3 +33,10 @@ def terminal_alive(fd: int) -> bool:
     lwtui learns it then.
     """
     return os.isatty(fd)
+
+
+def has_terminal() -> bool:
+    """True when stdin and stdout are both a terminal: the dashboard reads keys from one and
+    draws on the other. Without it (`lwtui ROUTE | head`, stdin at EOF) it could neither be seen
+    nor be quit by a key, so it is refused before anything is attached."""
+    return all(f is not None and os.isatty(f.fileno()) for f in (sys.__stdin__, sys.__stdout__))

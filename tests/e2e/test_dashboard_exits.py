@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import signal
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import pytest
 
 from lwtui.kernel.pins import PIN_ROOT
 from lwtui.session.state import RUN_DIR
+from tests.e2e.cli import LWTUI, ROOT, lwtui_env  # noqa: F401 (lwtui_env is a fixture)
 from tests.e2e.test_tmux import Tmux, _wait_gone, _zombie, all_of, tmux  # noqa: F401 (tmux is a fixture)
 
 START_TIMEOUT = 30.0     # compile + attach + first snapshot
@@ -178,3 +180,41 @@ def test_a_route_deleted_under_the_dashboard_is_shown_and_q_still_ends_cleanly(t
     assert not [r for r in after["route4"] + after["route6"] if "encap" in r], after
     assert not [r for r in after["route4"] if r.get("dst") == topo.server_v4], "the deleted route came back"
     assert not (RUN_DIR / f"{tmux.name}.json").exists() and not (PIN_ROOT / tmux.name).exists()
+
+
+# -- no terminal -----------------------------------------------------------------------
+
+NO_TTY = "lwtui: the dashboard needs a terminal on stdin and stdout; in pipes and scripts use `lwtui watch ROUTE`"
+
+
+@pytest.mark.parametrize("argv", [["ROUTE"], [], ["demo"]], ids=["route", "picker", "demo"])
+@pytest.mark.parametrize("stdin_tty,stdout_tty", [(True, False), (False, True), (False, False)],
+                         ids=["stdout-piped", "stdin-at-eof", "neither"])
+def test_no_terminal_is_refused_before_anything_changes(topo, route_dump, lwtui_env, argv, stdin_tty, stdout_tty):
+    """`lwtui ROUTE | head -c 200` or `lwtui ROUTE < /dev/null`: exit 2 at once, one line, nothing attached."""
+    argv = [f"{topo.server_v4}/32" if a == "ROUTE" else a for a in argv]
+    if argv != ["demo"]:
+        argv += ["--netns", topo.client_ns]
+    before = route_dump(topo.client_ns), _namespaces()
+    master, slave = pty.openpty()
+    try:
+        started = time.monotonic()
+        proc = subprocess.run(LWTUI + argv, stdin=slave if stdin_tty else subprocess.DEVNULL,
+                              stdout=slave if stdout_tty else subprocess.PIPE, stderr=subprocess.PIPE,
+                              env=lwtui_env, cwd=ROOT, timeout=30)
+        took = time.monotonic() - started
+    finally:
+        os.close(master)
+        os.close(slave)
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and err.splitlines() == [err.strip()] and err.startswith(NO_TTY), err
+    assert took < 10, f"took {took:.1f} s"
+    assert (route_dump(topo.client_ns), _namespaces()) == before, "a route changed or the demo built its lab"
+    assert lwtui_env.states() == [] and lwtui_env.pin_dirs() == []
+
+
+def _namespaces() -> set[str]:
+    """The demo lab's namespaces that exist (other namespaces come and go with other tests)."""
+    listed = json.loads(subprocess.run(["ip", "-j", "netns", "list"], capture_output=True, text=True,
+                                       timeout=10).stdout or "[]")
+    return {n["name"] for n in listed} & {"lwtui-cli", "lwtui-srv"}

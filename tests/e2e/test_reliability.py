@@ -34,6 +34,12 @@ def encaps(dump: str) -> list[str]:
                   if "encap" in r)
 
 
+def _sessions(env) -> list[dict]:
+    """`lwtui sessions --json`'s sessions (its other lines name leftovers anywhere on the host)."""
+    lines = [json.loads(x) for x in ok(env, "sessions", "--json").stdout.splitlines()]
+    return [d for d in lines if d["type"] == "session"]
+
+
 def assert_clean(env) -> None:
     """No state file, no pins left behind."""
     assert env.states() == [], [p.read_text() for p in env.states()]
@@ -164,7 +170,7 @@ def test_sigkill_then_detach_all(topo, route_dump, watch, lwtui_env):
     for w in (w1, w2):
         w.stop(signal.SIGKILL)
     assert (route_dump(cli), route_dump(srv)) != before, "programs stay on the routes after SIGKILL"
-    sessions = [json.loads(x) for x in ok(lwtui_env, "sessions", "--json").stdout.splitlines()]
+    sessions = _sessions(lwtui_env)
     assert sorted(s["state"] for s in sessions) == ["stale", "stale"]
     for s in sessions:                          # RFC 3339, as in every JSON output, and recent
         started = dt.datetime.fromisoformat(s["started"].replace("Z", "+00:00"))
@@ -194,14 +200,17 @@ def test_state_and_pins_are_root_only_and_cleaned(topo, watch, lwtui_env):
                                                          ("verdicts", "host_rules", "port_rules", "config")}
     saved = state.read_text()
     w.stop(signal.SIGKILL)
-    # Pins without a state file, and a half-written state file of a dead writer: detach --all removes them.
+    # Pins without a state file, and a half-written state file of a dead writer: detach --all removes
+    # them, and restores the route from its dump (it names lwtui's program).
     state.unlink()
     (lwtui_env.run_dir / f"{name}.tmp999999999").write_text("{")
     r = ok(lwtui_env, "detach", "--all")
     assert "removed 1 orphaned pin dir" in r.stdout and "removed 1 half-written state file" in r.stdout
+    assert f"{V4} (table main) in namespace {topo.client_ns}: encap bpf out lwtui_out_" in r.stdout
+    assert "(no state file names it): restored" in r.stdout
     assert lwtui_env.pin_dirs() == [] and list(lwtui_env.run_dir.iterdir()) == []
-    state.write_text(saved)     # the routes are still attached: restore them from the state
-    assert "restored" in ok(lwtui_env, "detach", "--all").stdout
+    state.write_text(saved)     # a state file whose route was restored meanwhile
+    assert f"{name}: {V4} (out): already restored" in ok(lwtui_env, "detach", "--all").stdout
     assert_clean(lwtui_env)
 
 
@@ -294,7 +303,7 @@ def test_keep_blocks_leaves_active_rules_until_detach(topo, route_dump, watch, l
     assert not _udp_passes(ns)
     assert w.stop() == 143
     assert "session kept1 kept: 1 rule(s) stay active" in w.stderr
-    sessions = [json.loads(x) for x in ok(lwtui_env, "sessions", "--json").stdout.splitlines()]
+    sessions = _sessions(lwtui_env)
     assert [(s["name"], s["state"]) for s in sessions] == [("kept1", "kept")]
     assert "kept (blocks active)" in ok(lwtui_env, "sessions").stdout
     assert not _udp_passes(ns), "the block outlives the process"

@@ -54,10 +54,10 @@ async def test_a_hung_up_terminal_quits_as_sighup_would(replay):
     try:
         async with app.run_test(size=SIZE) as pilot:
             await started(pilot, app)
-            app._check_terminal(slave)
+            app._check_terminal([slave])
             assert app.is_running, "a live terminal changes nothing"
             os.close(master)
-            app._check_terminal(slave)
+            app._check_terminal([slave])
             await _exits(pilot, app)
     finally:
         os.close(slave)
