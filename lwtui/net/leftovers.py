@@ -64,11 +64,11 @@ class Leftover:
         """What lwtui.net.routes.detach needs to undo it, built from the dump."""
         hook, name = next(iter(sorted(self.progs.items())))
         target = Target(prefix=str(route_net(self.route)), hook=hook, netns=self.netns)
-        if self.policy:
-            return Attachment(target, name, "policy", None,
-                              {"table": route_table(self.route), "local_pref": 0, "local_proto": RTPROT_KERNEL})
         plain = {k: v for k, v in self.route.items() if k != "encap_type"}
         plain["progs"] = {}
+        if self.policy:     # the route in lwtui's private table names the address and type it stood for
+            return Attachment(target, name, "policy", plain,
+                              {"table": route_table(self.route), "local_pref": 0, "local_proto": RTPROT_KERNEL})
         return Attachment(target, name, "replace", plain)
 
 

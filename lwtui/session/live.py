@@ -417,10 +417,14 @@ class Session(RouteChecks):
         store = self._store()
         with self._read_lock:
             if on != self.dry_run:
-                now = time.time()
-                active = store.entries()
-                self._hits.update(active, self.dry_run)
-                self._read_flows(now, [parse_rule(e.text) for e in active])
+                try:
+                    now = time.time()
+                    active = store.entries()
+                    self._hits.update(active, self.dry_run)
+                    self._read_flows(now, [parse_rule(e.text) for e in active])
+                except OSError as e:    # the switch itself must not fail for it: say what is lost
+                    self._log("error", f"counts until the dry-run switch could not be booked to the mode "
+                              f"that ends ({e}); the next refresh books them to the new one")
             store.set_dry_run(on)
             self.dry_run = on
         if self.state is not None:
