@@ -38,8 +38,8 @@ def sender_note(rec: FlowRecord) -> str:
     if rec.verdict != "drop" or rec.id.hook not in ("out", "xmit"):
         return ""
     if rec.id.proto == 6:
-        return "a TCP sender on this host retransmits, then times out: this block"
-    return 'a sender on this host gets EPERM, "Operation not permitted": this block, not its permissions'
+        return "local TCP senders: it retransmits, times out"
+    return 'local senders get EPERM: this block'
 
 
 def _process_parts(owners: dict, rec: FlowRecord) -> tuple:
