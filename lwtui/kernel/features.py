@@ -216,6 +216,20 @@ def plan(events: str = "perf", environ: Mapping[str, str] | None = None) -> Plan
     return decide(probe_kernel(), hidden, events)
 
 
+def notes(p: Plan) -> list[str]:
+    """One line per fallback: the feature, why it is not used, what is done instead."""
+    return [f"{BY_NAME[name].what}: {f'hidden by {HIDE_ENV}' if name in p.hidden else 'not in this kernel'}, "
+            f"so {instead}" for name, instead in p.fallbacks]
+
+
+def refusal(p: Plan) -> str | None:
+    """Why lwtui cannot run on this kernel (required features missing), else None."""
+    if not p.missing:
+        return None
+    return ("this kernel lacks " + ", ".join(BY_NAME[n].what for n in p.missing) +
+            ": lwtui cannot run here (see `lwtui doctor`)")
+
+
 def rows(p: Plan) -> list[dict]:
     """One row per feature for `lwtui doctor`: name, what, since, available,
     hidden, used, and the fallback taken (None when the feature is used)."""

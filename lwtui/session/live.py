@@ -173,12 +173,11 @@ class Session(RouteChecks):
             plan = features.plan(self.transport)
         except features.FeatureError as e:
             raise SessionError(str(e)) from None
-        if plan.missing:
-            raise SessionError("this kernel lacks " + ", ".join(features.BY_NAME[n].what for n in plan.missing) +
-                               ": lwtui cannot run here (see `lwtui doctor`)")
-        for name, instead in plan.fallbacks:
-            why = f"hidden by {features.HIDE_ENV}" if name in plan.hidden else "not in this kernel"
-            self._log("info", f"{features.BY_NAME[name].what}: {why}, so {instead}")
+        refused = features.refusal(plan)
+        if refused:
+            raise SessionError(refused)
+        for note in features.notes(plan):
+            self._log("info", note)
         if plan.events != self.transport:
             self._on_status(f"--events {self.transport}: no BPF ring buffer here, events go through the perf buffer")
             self.transport = plan.events
