@@ -50,6 +50,18 @@ def test_watch_with_every_fallback(topo, route_dump, watch, lwtui_env):
     assert route_dump(topo.client_ns) == before
 
 
+def test_on_this_kernel_nothing_falls_back(topo, watch, lwtui_env):
+    """The main path: every feature there, the ring buffer used when asked for."""
+    env = {k: v for k, v in lwtui_env.items() if k != features.HIDE_ENV}
+    w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "60",
+              "--events", "ringbuf", env=env)
+    s = w.session()
+    assert (s["fallbacks"], s["events"]) == ([], "ringbuf")
+    stats = w.wait_for(lambda d: d["type"] == "stats", what="totals")
+    assert set(stats["ns_per_packet"]) == {"out"}       # run-time statistics on: lwtui's own cost
+    assert w.stop() == 128 + signal.SIGTERM
+
+
 def test_a_bad_hide_list_is_refused_changing_nothing(topo, route_dump, lwtui_env):
     before = route_dump(topo.client_ns)
     r = run({**lwtui_env, features.HIDE_ENV: "batches"}, "watch", f"{topo.server_v4}/32", "--netns",
