@@ -84,3 +84,17 @@ def test_every_feature_has_a_probe_and_a_release():
     for f in F.FALLBACKS + F.REQUIRED:
         major, minor = map(int, f.since.split("."))
         assert (4, 1) <= (major, minor) <= (5, 11)
+
+
+def test_notes_say_why_and_what_instead():
+    p = F.decide({**ALL, "batch": False}, frozenset({"gso_segs"}))
+    assert F.notes(p) == [
+        "batch map reads (BPF_MAP_LOOKUP_BATCH): not in this kernel, so the flow map read one key at a time",
+        f"__sk_buff gso_segs: hidden by {F.HIDE_ENV}, so a GSO packet counts as 1 packet, "
+        "not its segments on the wire"]
+    assert F.refusal(p) is None
+
+
+def test_refusal_names_what_is_missing():
+    p = F.decide({**ALL, "lpm_trie": False})
+    assert F.refusal(p) == "this kernel lacks LPM trie maps: lwtui cannot run here (see `lwtui doctor`)"
