@@ -57,11 +57,16 @@ def _session(args, targets):
 
 
 def _print_ebpf(args) -> int:
-    from lwtui.kernel.features import plan
+    from lwtui.kernel import features
     from lwtui.kernel.probe import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
-    chosen = plan(getattr(args, "events", "perf"))     # the flags this kernel gets
+    events = getattr(args, "events", "perf")
+    if os.geteuid() == 0:
+        chosen, whose = features.plan(events), "this kernel's"
+    else:       # the probes need root: say so rather than show every fallback
+        chosen, whose = features.decide(dict.fromkeys(features.PROBES, True), events=events), \
+            "a kernel with every feature's (run as root for this kernel's)"
     extra = [*chosen.cflags, *events_cflags(chosen.events)]
-    print(f"// cflags: {' '.join(build_cflags(args.max_flows, 4096, extra))}")
+    print(f"// cflags, {whose}: {' '.join(build_cflags(args.max_flows, 4096, extra))}")
     print((bpf_dir() / SOURCE_NAME).read_text())
     return 0
 
