@@ -17,6 +17,12 @@
  *                   against ~170 ns for a perf buffer with wakeup_events=128.
  *   -DLWTUI_RINGBUF_PAGES=N  the ring buffer's size in pages, a power of two
  *                   (default 64: 256 KiB with 4 KiB pages, shared by all CPUs)
+ *   -DLWTUI_NO_GSO_SEGS  for kernels whose __sk_buff has no gso_segs (before
+ *                   5.1): every skb counts as one packet.
+ *   -DLWTUI_NO_BOUNDED_LOOPS  for verifiers without bounded loops (before 5.3):
+ *                   the IPv6 extension walk is unrolled; give a small
+ *                   IPV6_EXT_MAX with it (lwtui/kernel/features.py gives 8).
+ * lwtui/kernel/features.py probes the running kernel and picks these flags.
  *
  * At every LWT hook `data` starts at the IPv4/IPv6 header. Each packet is
  * parsed into a struct flow_key, counted in `flows` (as max(1, gso_segs)
@@ -49,6 +55,11 @@
 
 #ifndef IPV6_EXT_MAX
 #define IPV6_EXT_MAX LWTUI_IPV6_EXT_MAX  /* -DIPV6_EXT_MAX=N: a smaller bound (tests) */
+#endif
+#ifdef LWTUI_NO_BOUNDED_LOOPS
+#define EXT_WALK_LOOP _Pragma("unroll")  /* no back-edges: an unrolled walk */
+#else
+#define EXT_WALK_LOOP _Pragma("clang loop unroll(disable)")
 #endif
 #define DROP_EVENT_INTERVAL_NS 1000000000ULL  /* when config says 0 */
 #define LOAD_MAX_OFF 0x7fff         /* bound for the verifier (direct access needs < 64 KiB) */
@@ -264,7 +275,7 @@ static __always_inline __u32 parse_ipv6(struct __sk_buff *skb, struct flow_key *
 		return off;
 	}
 
-#pragma clang loop unroll(disable)
+	EXT_WALK_LOOP
 	for (i = 0; i < IPV6_EXT_MAX; i++) {
 		if (bpf_skb_load_bytes(skb, off, &ext, sizeof(ext)) < 0)
 			return fail(pi);
@@ -390,6 +401,19 @@ static __always_inline void parse(struct __sk_buff *skb, struct flow_key *key, s
 		off = fail(pi);
 	if (!pi->bad)
 		parse_l4(skb, key, off, pi);
+}
+
+/* Packets on the wire this skb stands for: a GSO packet (TCP send offload,
+ * UDP GSO) is gso_segs packets; without gso_segs (LWTUI_NO_GSO_SEGS) one. */
+static __always_inline __u32 skb_segs(struct __sk_buff *skb)
+{
+#ifdef LWTUI_NO_GSO_SEGS
+	return 1;
+#else
+	__u32 segs = skb->gso_segs;
+
+	return segs ? segs : 1;
+#endif
 }
 
 /* Timestamp for flows and events (see LWTUI_COARSE_CLOCK above). */
@@ -653,11 +677,8 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	__u8 kind;
 	int created = 0;
 
-	/* A GSO packet (TCP send offload, UDP GSO) is gso_segs packets on the
-	 * wire; bytes stay skb->len, the IP bytes as the hook sees them. */
-	pi.segs = skb->gso_segs;
-	if (!pi.segs)
-		pi.segs = 1;
+	/* Bytes stay skb->len, the IP bytes as the hook sees them. */
+	pi.segs = skb_segs(skb);
 	stat_add(hook, LWTUI_ST_PACKETS, pi.segs);
 	stat_add(hook, LWTUI_ST_BYTES, len);
 	key.hook = hook;

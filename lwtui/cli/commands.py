@@ -28,10 +28,11 @@ def error_code(e: BaseException) -> int | None:
     from lwtui.kernel.verdicts import VerdictError
     from lwtui.kernel.bpfsys import LibbpfMissing
     from lwtui.cli.watch import ReaderFailed
+    from lwtui.kernel.features import FeatureError
     from lwtui.session.metrics import MetricsError
     known: tuple[type[Exception], ...] = (HeadersMissing, RuleError, RouteError, SessionError, VerdictError,
                                           pins.PinError, PrivilegeError, LabError, TopologyError, MetricsError,
-                                          LibbpfMissing)
+                                          LibbpfMissing, FeatureError)
     try:
         from lwtui.kernel.probe import ProbeError
         known += (ProbeError,)
@@ -56,10 +57,16 @@ def _session(args, targets):
 
 
 def _print_ebpf(args) -> int:
+    from lwtui.kernel import features
     from lwtui.kernel.probe import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
-    from lwtui.session.live import EXTRA_CFLAGS
-    extra = [*EXTRA_CFLAGS, *events_cflags(getattr(args, "events", "perf"))]
-    print(f"// cflags: {' '.join(build_cflags(args.max_flows, 4096, extra))}")
+    events = getattr(args, "events", "perf")
+    if os.geteuid() == 0:
+        chosen, whose = features.plan(events), "this kernel's"
+    else:       # the probes need root: say so rather than show every fallback
+        chosen, whose = features.decide(dict.fromkeys(features.PROBES, True), events=events), \
+            "a kernel with every feature's (run as root for this kernel's)"
+    extra = [*chosen.cflags, *events_cflags(chosen.events)]
+    print(f"// cflags, {whose}: {' '.join(build_cflags(args.max_flows, 4096, extra))}")
     print((bpf_dir() / SOURCE_NAME).read_text())
     return 0
 
@@ -148,7 +155,8 @@ def _session_line(session, server=None) -> None:
     """First JSON line of `watch --json`: the session is attached and counting."""
     line = {"type": "session", "name": session.name, "pid": os.getpid(), "dry_run": session.dry_run,
             "routes": [{"prefix": a.target.prefix, "hook": a.target.hook, "netns": a.target.netns}
-                       for a in session.attachments]}
+                       for a in session.attachments],
+            "events": session.transport, "fallbacks": list(session.fallbacks)}
     if server is not None:
         line["metrics"] = server.url
     print(json.dumps(line, separators=(",", ":")), flush=True)
@@ -433,7 +441,7 @@ def _detach_state(con, st: state.SessionState) -> int:
 
 def cmd_doctor(args) -> int:
     from lwtui.cli.doctor import run_doctor
-    return run_doctor(_console())
+    return run_doctor(_console(), as_json=getattr(args, "json", False))
 
 
 def cmd_lab(args) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable
 
@@ -48,7 +49,7 @@ def check_headers() -> CheckResult:
 def check_programs() -> CheckResult:
     try:
         from lwtui.kernel.probe import selftest
-        results = selftest()
+        results = selftest(kernel_plan().cflags)
     except Exception as e:  # noqa: BLE001 - doctor reports, never raises
         return False, f"cannot compile the BPF programs: {e}", "fix the checks above first"
     bad = [f"{hook}: {err}" for hook, ok, err in results if not ok]
@@ -93,11 +94,39 @@ def check_leftovers() -> CheckResult:
     return False, "left behind: " + "; ".join(what), "lwtui detach --all"
 
 
+def kernel_plan():
+    """The probe of the running kernel's features, the path lwtui takes for each
+    (lwtui.kernel.features); FeatureError for a bad LWTUI_HIDE_FEATURES."""
+    from lwtui.kernel import features
+    return features.plan()
+
+
+def check_kernel() -> CheckResult:
+    """Every feature lwtui cannot do without, found by asking the kernel; fallbacks named."""
+    from lwtui.kernel import bpfsys, features
+    if os.geteuid() != 0:
+        return False, "cannot probe kernel features without root", "run lwtui doctor as root"
+    try:
+        plan = kernel_plan()
+    except features.FeatureError as e:
+        return False, str(e), f"unset {features.HIDE_ENV} or fix its names"
+    except bpfsys.LibbpfMissing as e:
+        return False, str(e), bpfsys.INSTALL_HINT
+    release = os.uname().release
+    if plan.missing:
+        return False, f"kernel {release} lacks " + ", ".join(features.BY_NAME[n].what for n in plan.missing), \
+            "lwtui needs Linux 4.11 or later with CONFIG_LWTUNNEL_BPF=y (see README, Kernels)"
+    if plan.fallbacks:
+        return True, f"kernel {release}: runs, with fallbacks for " + ", ".join(plan.fallback_names), ""
+    return True, f"kernel {release}: every feature lwtui uses", ""
+
+
 CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
     ("privileges", check_root),
     ("bcc", check_bcc),
     ("libbpf", check_libbpf),
     ("headers", check_headers),
+    ("kernel", check_kernel),
     ("programs", check_programs),
     ("bpffs", check_bpffs),
     ("netlink", check_netlink),
@@ -105,15 +134,52 @@ CHECKS: list[tuple[str, Callable[[], CheckResult]]] = [
 ]
 
 
-def run_doctor(console) -> int:
-    """Print every check; exit 0 only when all pass."""
+def feature_rows() -> list[dict]:
+    """The kernel feature table (lwtui.kernel.features.rows); empty when the kernel cannot be probed."""
+    from lwtui.kernel import bpfsys, features
+    if os.geteuid() != 0:
+        return []
+    try:
+        return features.rows(kernel_plan())
+    except (features.FeatureError, bpfsys.LibbpfMissing):   # check_kernel says why
+        return []
+
+
+def feature_table(rows: list[dict]):
+    """A rich Table: each feature, the kernel that brought it, whether this kernel has it, and the path taken."""
+    from rich.table import Table
+    table = Table(title="kernel features", title_justify="left")
+    for col in ("feature", "what", "since", "available", "used", "fallback"):
+        table.add_column(col, no_wrap=col in ("feature", "since", "available", "used"))
+    for r in rows:
+        avail = "yes" if r["available"] else "no"
+        if r["hidden"]:
+            avail += " (hidden)"
+        fallback = r["fallback"] or r.get("note", "") or ("-" if r["required"] else "")
+        table.add_row(r["feature"], r["what"], r["since"], avail, "yes" if r["used"] else "no", fallback)
+    return table
+
+
+def run_doctor(console, as_json: bool = False) -> int:
+    """Print every check, then the kernel feature table; exit 0 only when all checks pass.
+    as_json: JSON lines instead, `check` records then `feature` records."""
     from rich.markup import escape
     failed = 0
     for name, check in CHECKS:
         ok, found, fix = check()
+        failed += not ok
+        if as_json:
+            print(json.dumps({"type": "check", "name": name, "ok": ok, "found": found, "fix": fix or None}))
+            continue
         mark = "[green]ok[/]  " if ok else "[red]FAIL[/]"
         fix_line = "" if ok else f"\n           fix: [bold]{escape(fix)}[/]"
         console.print(f"{mark} {name:<10} {escape(found)}{fix_line}")
-        failed += not ok
+    rows = feature_rows()
+    if as_json:
+        for r in rows:
+            print(json.dumps({"type": "feature", **r}))
+        return 0 if not failed else 1
+    if rows:
+        console.print(feature_table(rows))
     console.print("ready" if not failed else f"{failed} check(s) failed")
     return 0 if not failed else 1

@@ -66,6 +66,8 @@ SUB_EXAMPLES = {
 """,
     "doctor": """examples:
   lwtui doctor                                               what this machine has for lwtui, and what it lacks
+  lwtui doctor --json                                        JSON lines: checks, then kernel features
+  LWTUI_HIDE_FEATURES=all lwtui doctor                       the paths an old kernel takes (names: see the table)
 """,
     "demo": """examples:
   lwtui demo                                                 the lab in namespaces, the dashboard on it
@@ -186,6 +188,9 @@ def build_parser(sub: str | None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="JSON lines, one rule each, times in RFC 3339")
     elif sub == "sessions":
         p.add_argument("--json", action="store_true", help="JSON lines, one session each, times in RFC 3339")
+    elif sub == "doctor":
+        p.add_argument("--json", action="store_true",
+                       help="JSON lines: one `check` record each, then one `feature` record per kernel feature")
     elif sub == "detach":
         g = p.add_mutually_exclusive_group(required=True)
         g.add_argument("--all", action="store_true", help="every session whose process is gone")

@@ -81,6 +81,7 @@ def flow_table(snap: Snapshot, limit: int = 40):
     t = snap.totals
     full = "TABLE FULL  " if t.flow_capacity and t.active_flows >= t.flow_capacity else ""
     keep = "KEEP-BLOCKS  " if snap.keep_blocks else ""
+    keep += f"FALLBACK {','.join(snap.fallbacks)}  " if snap.fallbacks else ""
     title = (f"lwtui {snap.session}  {'DRY-RUN' if snap.dry_run else 'MONITOR'}  {keep}"
              f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)} passed  flows {t.active_flows}  "
              f"drops {t.drops}  " + (f"would-drops {t.would_drops}  " if t.would_drops else "") +

@@ -212,3 +212,4 @@ class Snapshot:
     started: float = 0.0                 # wall clock when the session started
     session: str = ""
     owners: dict[FlowId, Owner] | None = None  # flows whose process is known; None: no attribution here
+    fallbacks: tuple[str, ...] = ()      # kernel features missing or hidden, an older path taken for each

@@ -76,6 +76,11 @@ _SIGNATURES = {
     "bpf_prog_test_run_opts": (_int, ct.POINTER(TestRunOpts)),
     "bpf_enable_stats": (_int,),
     "bpf_prog_get_fd_by_id": (_u32,),
+    "bpf_map_create": (_int, _str, _u32, _u32, _u32, _ptr),
+    "bpf_map_lookup_batch": (_int, _ptr, _ptr, _ptr, _ptr, ct.POINTER(_u32), _ptr),
+    "libbpf_probe_bpf_prog_type": (_int, _ptr),
+    "libbpf_probe_bpf_map_type": (_int, _ptr),
+    "libbpf_probe_bpf_helper": (_int, _int, _ptr),
 }
 _lib: Optional[Any] = None
 
@@ -232,6 +237,44 @@ def prog_load_trivial(prog_type: int, retval: int = 0, name: str = "lwtui_noop")
     insns = ct.create_string_buffer(struct.pack("<BBhi", 0xB7, 0, 0, retval) + struct.pack("<BBhi", 0x95, 0, 0, 0), 16)
     ret = _libbpf().bpf_prog_load(prog_type, name.encode()[:15], b"GPL", insns, 2, None)
     return _check(ret, f"load {name}")
+
+
+def prog_load(prog_type: int, insns: bytes, name: str = "lwtui_probe") -> int:
+    """Load raw instructions (8 bytes each) as `prog_type`; returns its fd (the
+    caller closes it). BpfError when the kernel's verifier refuses them."""
+    buf = ct.create_string_buffer(bytes(insns), len(insns))
+    ret = _libbpf().bpf_prog_load(prog_type, name.encode()[:15], b"GPL", buf, len(insns) // 8, None)
+    return _check(ret, f"load {name}")
+
+
+def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, name: str = "lwtui_probe") -> int:
+    """Create a map; returns its fd (the caller closes it). BpfError when refused."""
+    ret = _libbpf().bpf_map_create(map_type, name.encode()[:15], key_size, value_size, max_entries, None)
+    return _check(ret, f"create map {name}")
+
+
+def map_lookup_batch_works(fd: int, key_size: int, value_size: int) -> bool:
+    """Whether BPF_MAP_LOOKUP_BATCH (Linux 5.6) works on this map: the kernel
+    answers ENOENT at the end of an empty map, EINVAL or ENOTSUPP without batches."""
+    keys, vals = ct.create_string_buffer(key_size), ct.create_string_buffer(value_size)
+    out, count = ct.create_string_buffer(8), _u32(1)
+    ret = _libbpf().bpf_map_lookup_batch(fd, None, out, keys, vals, ct.byref(count), None)
+    return ret == 0 or ret == -errno.ENOENT
+
+
+def probe_prog_type(prog_type: int) -> bool:
+    """libbpf's probe: can programs of this type be loaded here?"""
+    return _libbpf().libbpf_probe_bpf_prog_type(prog_type, None) == 1
+
+
+def probe_map_type(map_type: int) -> bool:
+    """libbpf's probe: can maps of this type be created here?"""
+    return _libbpf().libbpf_probe_bpf_map_type(map_type, None) == 1
+
+
+def probe_helper(prog_type: int, helper_id: int) -> bool:
+    """libbpf's probe: may programs of this type call this helper here?"""
+    return _libbpf().libbpf_probe_bpf_helper(prog_type, helper_id, None) == 1
 
 
 def prog_test_run(prog_fd: int, data: bytes, repeat: int = 1, ctx: ct.Structure | None = None) -> tuple[int, int]:

@@ -109,10 +109,12 @@ class Probe:
 
     events: "perf" (a perf buffer, sized and batched in open_events) or
     "ringbuf" (a BPF ring buffer of ringbuf_pages pages, fixed at compile time).
+    batch: read the flow map with batch lookups (False: one key at a time, the
+    path of kernels before 5.6; lwtui.kernel.features decides).
     """
 
     def __init__(self, hooks=HOOKS, max_flows: int = 65536, max_rules: int = 4096, extra_cflags=(),
-                 events: str = "perf", ringbuf_pages: int = RINGBUF_PAGES):
+                 events: str = "perf", ringbuf_pages: int = RINGBUF_PAGES, batch: bool = True):
         unknown = [h for h in hooks if h not in HOOKS]
         if unknown or not hooks:
             raise ProbeError(f"unknown hook(s) {unknown or hooks}: use in, out, xmit")
@@ -129,7 +131,7 @@ class Probe:
         # Reused key/value arrays for read_flows.
         self._batch: tuple[ct.Array[kstructs.FlowKey], ct.Array[ct.c_uint8]] | None = None
         self._ncpus = bpfsys.possible_cpus()  # per-CPU values of `flows`
-        self._batch_ok = True
+        self._batch_ok = batch
         self._poll_lock = threading.Lock()  # close() waits for a poll in progress
         self._read_lock = threading.Lock()  # guards the reused batch arrays
         self._bpf = compile_source(self.cflags)
@@ -356,10 +358,11 @@ class Probe:
         self.close()
 
 
-def selftest() -> list[tuple[str, bool, str]]:
-    """Compile the real source and load it at every hook: (hook, ok, error)."""
+def selftest(extra_cflags=()) -> list[tuple[str, bool, str]]:
+    """Compile the real source (with the flags lwtui.kernel.features chose for this
+    kernel) and load it at every hook: (hook, ok, error)."""
     try:
-        bpf = compile_source(build_cflags(1024, 64))
+        bpf = compile_source(build_cflags(1024, 64, extra_cflags))
     except ProbeError as e:
         return [(h, False, str(e)) for h in HOOKS]
     out = []

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
-from lwtui.kernel import kstructs, pins, runstats
+from lwtui.kernel import features, kstructs, pins, runstats
 from lwtui.session import holders, state
 from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: F401 (the interval: for callers)
 from lwtui.net import routes
@@ -47,8 +47,10 @@ from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (Route
 if TYPE_CHECKING:
     from lwtui.kernel.probe import Probe
 
-# Flows and events are stamped with the coarse clock (one tick of resolution,
-# ~20 ns cheaper per packet than a precise read here); rule TTLs stay exact.
+# The flags a kernel with every feature gets (lwtui.kernel.features.decide): flows
+# and events stamped with the coarse clock (one tick of resolution, ~20 ns
+# cheaper per packet than a precise read here); rule TTLs stay exact. A session
+# takes its flags from the probe of the running kernel.
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
 
 
@@ -81,6 +83,7 @@ class Session(RouteChecks):
         self.lost: list[tuple[routes.Target, str]] = []   # routes that went away while attached, and why
         self.kept = False
         self.probe: Probe | None = None
+        self.features: features.Plan | None = None  # what the kernel offers, the path taken for each
         self.store: RuleStore | None = None
         self.state: state.SessionState | None = None
         self.started = time.time()
@@ -129,14 +132,16 @@ class Session(RouteChecks):
                 self._named(routes.preflight, t)
             from lwtui.kernel.probe import Probe  # BCC is heavy: import only when a session starts
             hooks = sorted({t.hook for t in self.targets}, key=lambda h: kstructs.HOOK_BY_NAME[h])
+            plan = self._plan()
             self._on_status("compiling BPF programs")
-            self.probe = Probe(hooks=hooks, max_flows=self.max_flows, extra_cflags=EXTRA_CFLAGS,
-                               events=self.transport)
+            self.probe = Probe(hooks=hooks, max_flows=self.max_flows, extra_cflags=plan.cflags,
+                               events=plan.events, batch=plan.batch)
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
             try:
-                self._runstats.open()   # the kernel times lwtui's programs from now on
+                if plan.run_stats:
+                    self._runstats.open()   # the kernel times lwtui's programs from now on
             except runstats.RunStatsError as e:
                 self._log("info", f"lwtui's own cost is not shown: {e.strerror} (BPF_ENABLE_STATS needs Linux 5.8+)")
             # The totals' rates count from here: the kernel's counters are 0 until the first attach.
@@ -159,6 +164,30 @@ class Session(RouteChecks):
         self._checker.start()
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
+
+    def _plan(self) -> features.Plan:
+        """Probe the kernel and pick a path per feature; each fallback is logged, and
+        a transport asked for that the kernel lacks is said on the status line too."""
+        self._on_status("probing kernel features")
+        try:
+            plan = features.plan(self.transport)
+        except features.FeatureError as e:
+            raise SessionError(str(e)) from None
+        refused = features.refusal(plan)
+        if refused:
+            raise SessionError(refused)
+        for note in features.notes(plan):
+            self._log("info", note)
+        if plan.events != self.transport:
+            self._on_status(f"--events {self.transport}: no BPF ring buffer here, events go through the perf buffer")
+            self.transport = plan.events
+        self.features = plan
+        return plan
+
+    @property
+    def fallbacks(self) -> list[str]:
+        """The kernel features this session runs without (an older path taken for each)."""
+        return self.features.fallback_names if self.features is not None else []
 
     def run_stats(self) -> dict[str, tuple[int, int]]:
         """(run_time_ns, run_cnt) of each hook's program, read now; empty without run-time statistics."""
@@ -339,7 +368,7 @@ class Session(RouteChecks):
         return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, owners=owners,
                         events=self._events.drain(), routes=attached,
                         dry_run=self.dry_run, keep_blocks=self.keep_blocks, started=self.started,
-                        session=self.name)
+                        session=self.name, fallbacks=tuple(self.fallbacks))
 
     def _read_flows(self, now: float, active_rules: list[Rule]) -> list:
         """Read the flow map into the flow table (what it gained since the last read is

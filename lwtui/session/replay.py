@@ -64,7 +64,8 @@ def snapshot_to_dict(s: Snapshot) -> dict:
     return {"time": s.time, "flows": flows, "totals": dataclasses.asdict(s.totals),
             "rules": [dataclasses.asdict(r) for r in s.rules], "events": events,
             "routes": [dataclasses.asdict(r) for r in s.routes], "dry_run": s.dry_run,
-            "keep_blocks": s.keep_blocks, "started": s.started, "session": s.session}
+            "keep_blocks": s.keep_blocks, "started": s.started, "session": s.session,
+            "fallbacks": list(s.fallbacks)}
 
 
 def snapshot_from_dict(d: dict) -> Snapshot:
@@ -83,7 +84,8 @@ def snapshot_from_dict(d: dict) -> Snapshot:
                     rules=[RuleEntry(**r) for r in d.get("rules", [])], events=events,
                     routes=[AttachedRoute(**r) for r in d.get("routes", [])],
                     dry_run=d.get("dry_run", False), keep_blocks=d.get("keep_blocks", False),
-                    started=d.get("started", 0.0), session=d.get("session", ""))
+                    started=d.get("started", 0.0), session=d.get("session", ""),
+                    fallbacks=tuple(d.get("fallbacks", ())))
 
 
 def record_snapshots(snapshots: Iterable[Snapshot], path: str | os.PathLike) -> Path:

@@ -97,6 +97,8 @@ def title_text(state: HeaderState) -> Text:
         out.append(" MONITOR ", style="bold black on green")
     if snap is not None and snap.keep_blocks:
         out.append(" ").append(" KEEP-BLOCKS ", style="bold white on magenta")
+    if snap is not None and snap.fallbacks:     # an older kernel's path (`lwtui doctor` says which and why)
+        out.append(" ").append(f" FALLBACK {','.join(snap.fallbacks)} ", style="bold black on cyan")
     if state.paused:
         out.append(" ").append(" PAUSED ", style="bold white on blue")
         out.append(" space resumes (the kernel keeps counting)", style="dim")

@@ -1,0 +1,84 @@
+"""End to end on the paths older kernels take: `watch --json` with every kernel
+feature that has a fallback hidden (LWTUI_HIDE_FEATURES=all) counts exactly
+what a sender sent and drops a blocked flow, says its fallbacks in the session
+record, and leaves the routes as they were (`ip -j -d route`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from lwtui.kernel import features
+from tests.e2e.cli import lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
+from tests.e2e.traffic import udp_send
+
+
+def test_watch_with_every_fallback(topo, route_dump, watch, lwtui_env):
+    env = {**lwtui_env, features.HIDE_ENV: "all"}
+    cli, srv = topo.client_v4, topo.server_v4
+    name = f"t{os.getpid()}fb"
+    before = route_dump(topo.client_ns)
+    w = watch(f"{srv}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "120",
+              "--session", name, "--events", "ringbuf", env=env)
+    s = w.session()
+    assert s["fallbacks"] == [f.name for f in features.FALLBACKS]
+    assert s["events"] == "perf"        # ringbuf asked for, hidden: the perf buffer
+    note = w.wait_for(lambda d: d["type"] == "log" and d["text"].startswith("BPF ring buffer"), what="the note")
+    assert note["text"] == (f"BPF ring buffer (--events ringbuf): hidden by {features.HIDE_ENV}, "
+                            "so events through the perf buffer")
+
+    n, size = 25, 300
+    sport, sent = udp_send(topo.client_ns, srv, 5353, n, size)
+    assert sent == n
+    f = w.wait_for(lambda d: d["type"] == "flow" and d.get("sport") == sport and d["packets"] == n,
+                   what=f"the flow with {n} packets")
+    assert (f["bytes"], f["drops"], f["verdict"], f["src"], f["dst"]) == (n * (size + 28), 0, "allow", cli, srv)
+    assert w.wait_for(lambda d: d["type"] == "new" and d.get("sport") == sport, what="the new-flow event")
+    stats = w.wait_for(lambda d: d["type"] == "stats" and d["packets"] == n, what="totals")
+    assert stats["ns_per_packet"] == {}     # no run-time statistics: no own-cost figure
+
+    ok(env, "block", "port", "5354/udp", "--session", name)
+    sport2, sent2 = udp_send(topo.client_ns, srv, 5354, 10, 100)
+    assert sent2 == 0       # a drop at OUT is EPERM to the sender: all 10 refused
+    f = w.wait_for(lambda d: d["type"] == "flow" and d.get("sport") == sport2 and d["drops"] == 10,
+                   what="the blocked flow with 10 drops")
+    assert (f["packets"], f["verdict"], f["rule"]) == (10, "drop", "port 5354/udp")
+    rules = [json.loads(x) for x in ok(env, "rules", "--session", name, "--json").stdout.splitlines()]
+    assert [(r["rule"], r["hits"]) for r in rules] == [("port 5354/udp", 10)]
+    assert w.stop() == 128 + signal.SIGTERM
+    assert route_dump(topo.client_ns) == before
+
+
+def test_on_this_kernel_nothing_falls_back(topo, watch, lwtui_env):
+    """The main path: every feature there, the ring buffer used when asked for."""
+    env = {k: v for k, v in lwtui_env.items() if k != features.HIDE_ENV}
+    w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "60",
+              "--events", "ringbuf", env=env)
+    s = w.session()
+    assert (s["fallbacks"], s["events"]) == ([], "ringbuf")
+    stats = w.wait_for(lambda d: d["type"] == "stats", what="totals")
+    assert set(stats["ns_per_packet"]) == {"out"}       # run-time statistics on: lwtui's own cost
+    assert w.stop() == 128 + signal.SIGTERM
+
+
+def test_a_bad_hide_list_is_refused_changing_nothing(topo, route_dump, lwtui_env):
+    before = route_dump(topo.client_ns)
+    r = run({**lwtui_env, features.HIDE_ENV: "batches"}, "watch", f"{topo.server_v4}/32", "--netns",
+            topo.client_ns, "--json", "--duration", "1")
+    assert r.returncode == 2 and r.stdout == ""
+    assert r.stderr.strip().startswith(f"lwtui: {features.HIDE_ENV} names unknown feature(s) batches: use all or")
+    assert route_dump(topo.client_ns) == before
+
+
+def test_doctor_json_shows_the_hidden_features(lwtui_env):
+    r = run({**lwtui_env, features.HIDE_ENV: "gso_segs,batch"}, "doctor", "--json")
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    kernel = next(d for d in lines if d["type"] == "check" and d["name"] == "kernel")
+    assert kernel["ok"] and kernel["found"].endswith("with fallbacks for batch, gso_segs"), kernel
+    rows = {d["feature"]: d for d in lines if d["type"] == "feature"}
+    assert set(rows) == set(features.BY_NAME)
+    assert all(d["available"] for d in rows.values())       # 6.18 has them all
+    assert [k for k, d in rows.items() if not d["used"]] == ["ringbuf", "batch", "gso_segs"]
+    assert rows["gso_segs"]["hidden"] and rows["gso_segs"]["fallback"] == features.BY_NAME["gso_segs"].fallback
+    assert rows["ringbuf"]["fallback"] is None      # there, used when asked for
