@@ -98,6 +98,8 @@ class FlowTable(ScrollView, can_focus=True):
         self._sort_column = "bps"
         self._reverse = False
         self.follow = False
+        self._layout_key: tuple | None = None
+        self._layout_cols: list[tuple[str, int]] = []
         self.dry_run = False          # the drops column shows would-drops/s (set with show())
         self.rows_built = 0           # row_cells calls, for tests: only visible rows are built
 
@@ -240,7 +242,7 @@ class FlowTable(ScrollView, can_focus=True):
     def _cells(self, rec: FlowRecord) -> tuple[Text, ...]:
         """A row's cells, built once per record and tick (an unchanged record is not rebuilt)."""
         hit = self._cache.get(rec.id)
-        if hit is not None and hit[0] == rec and hit[1] == self._now and hit[2] == self.dry_run:
+        if hit is not None and (hit[0] is rec or hit[0] == rec) and hit[1] == self._now and hit[2] == self.dry_run:
             return hit[3]
         cells = row_cells(rec, self._now, self._fade_after, "", self.dry_run)
         self.rows_built += 1
@@ -248,7 +250,15 @@ class FlowTable(ScrollView, can_focus=True):
         return cells
 
     def _layout(self) -> list[tuple[str, int]]:
-        """(column, width) of the columns that fit the width, in COLUMNS order."""
+        """(column, width) of the columns that fit the width, in COLUMNS order; computed once
+        per frame (every line of a frame asks)."""
+        key = (id(self._rows), self._now, int(self.scroll_y), self.scrollable_content_region.width,
+               self._sort_column, self._reverse, self.dry_run)
+        if self._layout_key != key:
+            self._layout_key, self._layout_cols = key, self._fit()
+        return self._layout_cols
+
+    def _fit(self) -> list[tuple[str, int]]:
         top = int(self.scroll_y)
         for rec in self._rows[top:top + self._page()]:
             cells = self._cells(rec)
