@@ -135,6 +135,13 @@ class FlowTable(ScrollView, can_focus=True):
             self._index = {r.id: i for i, r in enumerate(self._rows)}
         return self._index.get(flow)
 
+    def _find(self, flow: FlowId) -> int | None:
+        """The row of one flow, without a dict of every row: the session hands out the same
+        FlowId object each tick, so an identity scan finds it (an equality scan otherwise)."""
+        rows = self._rows
+        i = next((i for i, r in enumerate(rows) if r.id is flow), None)
+        return i if i is not None else next((i for i, r in enumerate(rows) if r.id == flow), None)
+
     def record(self, flow: FlowId) -> FlowRecord | None:
         i = self.index_of(flow)
         return self._rows[i] if i is not None else None
@@ -163,7 +170,7 @@ class FlowTable(ScrollView, can_focus=True):
         self._now, self._fade_after, self.dry_run = now, fade_after, dry_run
         if len(self._cache) > 4 * max(self.size.height, 50):
             self._cache = {}
-        index = self.index_of(old_flow) if old_flow is not None else None
+        index = self._find(old_flow) if old_flow is not None else None
         if index is None:     # the flow left (or none yet): the row at its place
             index = old_index if old_top <= old_index < old_top + self._page() else old_top
         self._cursor = min(max(index, 0), max(len(rows) - 1, 0))
