@@ -73,8 +73,10 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     CSS_PATH = Path(__file__).with_name("lwtui.tcss")
     TITLE = "lwtui"
     BINDINGS = bindings()
-    # Short terminals (80x24, 60x18): the detail pane opens over less of the table.
+    # Short terminals (80x24, 60x18): the detail pane waits for enter; narrow ones
+    # (under 100 columns): its text takes the whole width, without the chart.
     VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, session: SessionLike, interval: float | None = 1.0, list_routes: Callable[[], list] | None = None, *,
                  fade_after: float = 5.0, expire_after: float | None = None, max_rows: int | None = DEFAULT_LIMIT,
