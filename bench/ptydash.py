@@ -28,6 +28,7 @@ import fcntl
 import json
 import os
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -97,7 +98,7 @@ def measure(root: Path, flows: int, seconds: float, warmup: float) -> dict:
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
     ready = Path(tempfile.mktemp(prefix="ptydash-"))
     env = dict(os.environ, TERM="xterm-256color", PYTHONPATH=str(root), PTYDASH_READY=str(ready),
-               XDG_CONFIG_HOME=tempfile.mkdtemp(prefix="ptydash-cfg-"))
+               XDG_CONFIG_HOME=str(Path(tempfile.gettempdir()) / "ptydash-config"))
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(flows)], cwd=root, env=env,
                              stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
     os.close(slave)
@@ -161,10 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     load = os.getloadavg()
     out = {"flows": a.flows, "seconds": a.seconds, "terminal": f"{COLS}x{ROWS}", "against": a.against,
            "ncpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load]}
-    for name, root in (("this", ROOT), (a.against, other)):
-        log(f"{name}: {a.flows} flows in a pty, {a.seconds:g} s")
-        out[name] = measure(root, a.flows, a.seconds, a.warmup)
-        log(f"{name}: {out[name]}")
+    try:
+        for name, root in (("this", ROOT), (a.against, other)):
+            log(f"{name}: {a.flows} flows in a pty, {a.seconds:g} s")
+            out[name] = measure(root, a.flows, a.seconds, a.warmup)
+            log(f"{name}: {out[name]}")
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
     out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     mine, theirs = out["this"], out[a.against]
     out["ratio_this_over_" + a.against] = {k: round(mine[k] / theirs[k], 3) for k in
