@@ -12,6 +12,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from lwtui.core.names import HOOKS
 
 HOOK_IN, HOOK_OUT, HOOK_XMIT = 0, 1, 2
@@ -132,6 +134,35 @@ def sum_percpu(raw, ncpus: int) -> FlowStats:
             last_event = e
     # positional, in field order: ~1 us cheaper per flow than keywords
     return FlowStats(packets, nbytes, first, max(last, 0), drops, last_event, cached, flags)
+
+
+# struct flow_stats as a numpy record (the layout of _FLOW_STATS), for whole batches.
+FLOW_STATS_DTYPE = np.dtype([("packets", "<u8"), ("bytes", "<u8"), ("first", "<u8"), ("last", "<u8"),
+                             ("drops", "<u8"), ("last_event", "<u8"), ("cached", "<u8"), ("flags", "u1"),
+                             ("pad", "V7")])
+
+
+def sum_percpu_many(raw, count: int, ncpus: int) -> list[FlowStats]:
+    """sum_percpu for `count` consecutive values of a batch buffer at once: np.frombuffer
+    over the buffer (no copy) and every sum, min and max over the CPUs in one vectorized
+    step per field, with the same rules (earliest non-zero first_seen; the cached verdict
+    of the CPU with the latest last_seen, the first such CPU on a tie)."""
+    if count == 0:
+        return []
+    a = np.frombuffer(raw, dtype=FLOW_STATS_DTYPE, count=count * ncpus).reshape(count, ncpus)
+    first = a["first"]
+    earliest = np.where(first == 0, np.iinfo(np.uint64).max, first).min(axis=1)
+    earliest[earliest == np.iinfo(np.uint64).max] = 0
+    out = np.zeros(count, dtype=FLOW_STATS_DTYPE)
+    for name in ("packets", "bytes", "drops"):
+        out[name] = a[name].sum(axis=1)
+    out["first"] = earliest
+    out["last"] = a["last"].max(axis=1)
+    out["last_event"] = a["last_event"].max(axis=1)
+    out["cached"] = a["cached"][np.arange(count), a["last"].argmax(axis=1)]
+    out["flags"] = np.bitwise_or.reduce(a["flags"], axis=1)
+    # One copy into a ctypes array of this call's own: its items are FlowStats over it.
+    return list((FlowStats * count).from_buffer_copy(out.data))
 
 
 def percpu_size(ncpus: int) -> int:

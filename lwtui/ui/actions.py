@@ -48,6 +48,7 @@ class ActionsMixin(AppMixin):
     filter: Filter | None
     filter_text: str
     sort_index: int
+    sort_reverse: bool
     view: str                       # "flows", "rules" or "events"
     save_settings: Callable[[], None]   # RememberMixin's
     report: Callable[..., None]         # DashboardApp.report(title, error, severity="error")
@@ -220,11 +221,25 @@ class ActionsMixin(AppMixin):
         self.after_session_change()
 
     def action_cycle_sort(self) -> None:
-        """s: next sort column."""
-        self.sort_index = (self.sort_index + 1) % len(SORTS)
-        self.flow_table.set_sort_column(SORTS[self.sort_index].column)
+        """s: next sort column (in its usual direction)."""
+        self.sort_by((self.sort_index + 1) % len(SORTS), reverse=False)
+
+    def sort_by(self, index: int, reverse: bool) -> None:
+        """Sort by SORTS[index] (reverse: the other way round), redraw, remember."""
+        self.sort_index, self.sort_reverse = index, reverse
+        self.flow_table.set_sort_column(SORTS[self.sort_index].column, reverse)
         self.render_flows()
         self.save_settings()
+
+    def sort_by_column(self, column: str) -> None:
+        """A click on a column header: sort by it; on the sorted column, reverse the order.
+        Columns without an order (verdict, endpoints, trend, flags) say so."""
+        index = next((i for i, s in enumerate(SORTS) if s.column == column), None)
+        if index is None:
+            self.notify(f"the {column} column has no sort order; sortable: "
+                        + ", ".join(s.name for s in SORTS), timeout=4)
+            return
+        self.sort_by(index, not self.sort_reverse if index == self.sort_index else False)
 
     def action_pause(self) -> None:
         """space: freeze the table (snapshots keep coming; the kernel keeps counting)."""

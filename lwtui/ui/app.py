@@ -28,7 +28,7 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static
+from textual.widgets import ContentSwitcher, Footer, Input, Static
 from textual.worker import Worker, WorkerState
 
 from lwtui.session import faults
@@ -36,7 +36,6 @@ from lwtui.session.protocol import SessionLike
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, Snapshot
 from lwtui.core.units import fmt_count, plural
 from lwtui.ui.actions import SESSION_ERRORS, ActionsMixin
-from lwtui.ui.cells import row_key
 from lwtui.ui.detail import DetailPane, RateChart
 from lwtui.ui.dialogs import FilterBar, HelpScreen
 from lwtui.ui.emptystate import EmptyState
@@ -47,7 +46,7 @@ from lwtui.ui.flowtable import FlowTable
 from lwtui.ui.header import ROUTES_GONE, HeaderStrip
 from lwtui.ui.keep import KeepMixin
 from lwtui.ui.remember import RememberMixin
-from lwtui.ui.keys import KEYS, bindings
+from lwtui.ui.keys import KEYS, TABLE_ACTIONS, bindings
 from lwtui.ui.picker import pick_routes  # noqa: F401  (the CLI imports it from here)
 from lwtui.ui.rulesview import RulesTable, RulesView
 from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
@@ -66,17 +65,21 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     file (lwtui.core.settings); list_routes: optional callable for the
     empty state's "other routes" hint; fade_after: idle seconds after which a
     row is dimmed; expire_after: idle seconds after which the table hides a
-    flow (None: until the session expires it); max_rows: the table shows the
-    top N by the sort key; autotick=False: snapshots only on request_tick()
+    flow (None: until the session expires it); max_rows: the table shows only the
+    top N by the sort key (None: every flow, scrollable); autotick=False: snapshots only on request_tick()
     (tests, screenshots).
     """
 
     CSS_PATH = Path(__file__).with_name("lwtui.tcss")
     TITLE = "lwtui"
     BINDINGS = bindings()
+    # Short terminals (80x24, 60x18): the detail pane waits for enter; narrow ones
+    # (under 100 columns): its text takes the whole width, without the chart.
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (32, "-tall")]
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (100, "-wide")]
 
     def __init__(self, session: SessionLike, interval: float | None = 1.0, list_routes: Callable[[], list] | None = None, *,
-                 fade_after: float = 5.0, expire_after: float | None = None, max_rows: int = DEFAULT_LIMIT,
+                 fade_after: float = 5.0, expire_after: float | None = None, max_rows: int | None = DEFAULT_LIMIT,
                  autotick: bool = True, remember: bool = False):
         super().__init__()
         self.session = session
@@ -94,11 +97,10 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         self.filter = None
         self.filter_text = ""
         self.sort_index = 0
+        self.sort_reverse = False
         self.view = "flows"
         self.other_routes: list[dict] | None = None
         self._routes_asked = False
-        self._records: dict[str, FlowRecord] = {}
-        self._keys: dict[FlowId, str] = {}
         self._last_error = ""
         self.notes: list[tuple[str, str, str]] = []
         self.errors: list[str] = []             # texts of the last "error" events (routes that went away)
@@ -155,23 +157,16 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
 
     @property
     def selected_record(self) -> FlowRecord | None:
-        key = self.flow_table.selected_key
-        return self._records.get(key) if key else None
+        return self.flow_table.selected_record
 
     def record(self, flow: FlowId) -> FlowRecord | None:
         """The shown record of a flow, if it is in the table."""
-        return self._records.get(row_key(flow))
+        return self.flow_table.record(flow)
 
     @property
     def flow_ids(self) -> list[FlowId]:
         """The flows in the table, in display order."""
         return self.flow_table.flow_ids
-
-    def row_key_of(self, rec: FlowRecord) -> str:
-        key = self._keys.get(rec.id)
-        if key is None:
-            key = self._keys[rec.id] = row_key(rec.id)
-        return key
 
     # -- routing: snapshots -----------------------------------------------
     def on_snapshot_ready(self, message: SnapshotReady) -> None:
@@ -223,10 +218,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         began = time.perf_counter()
         sort = SORTS[self.sort_index]
         sel = select_flows(snap.flows, now=snap.time, sort=sort, flt=self.filter,
-                           expire_after=self.expire_after, limit=self.max_rows)
-        self._records = {self.row_key_of(r): r for r in sel.rows}
-        if len(self._keys) > 4 * max(1000, len(snap.flows)):
-            self._keys = {}
+                           expire_after=self.expire_after, limit=self.max_rows, reverse=self.sort_reverse)
         table, empty = self.flow_table, self.query_one(EmptyState)
         empty.display = not sel.rows
         table.display = bool(sel.rows)
@@ -240,14 +232,15 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
                 self._fetch_other_routes()
         elif not sel.rows:
             empty.show_filtered(self.filter_text or "(idle flows expired)", sel.total)
-        table.show(sel.rows, snap.time, self.fade_after, self.row_key_of, snap.dry_run)
+        table.show(sel.rows, snap.time, self.fade_after, dry_run=snap.dry_run)
         self._show_note(sel, sort.name)
         self.query_one(DetailPane).owners = snap.owners
         self.query_one(DetailPane).show(self.selected_record, snap.time)
         self.apply_seconds = (self.apply_seconds + [time.perf_counter() - began])[-100:]
 
     def _show_note(self, sel, sort_name: str) -> None:
-        note = f" {plural(sel.total, 'flow')} · sorted by {sort_name} (s)"
+        order = " reversed" if self.sort_reverse else ""
+        note = f" {plural(sel.total, 'flow')} · sorted by {sort_name}{order} (s)"
         if self.filter_text:
             note += f" · filter: {self.filter_text} → {fmt_count(sel.matched)} match (/ to change)"
         if sel.matched > len(sel.rows):
@@ -268,14 +261,12 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
             self.report(f"background task {event.worker.name} failed", event.worker.error)
 
     # -- routing: widgets --------------------------------------------------
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        if event.data_table is self.flow_table and self.shown is not None:
-            key = event.row_key.value
-            self.query_one(DetailPane).show(self._records.get(key) if key else None, self.shown.time)
+    def on_flow_table_highlighted(self, event: FlowTable.Highlighted) -> None:
+        if self.shown is not None:
+            self.query_one(DetailPane).show(self.selected_record, self.shown.time)
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table is self.flow_table:
-            self.action_toggle_detail()
+    def on_flow_table_header_clicked(self, event: FlowTable.HeaderClicked) -> None:
+        self.sort_by_column(event.column)
 
     def on_rules_table_remove_rule(self, message: RulesTable.RemoveRule) -> None:
         try:
@@ -322,7 +313,9 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         self.refresh_bindings()
 
     def action_toggle_detail(self) -> None:
-        self.query_one(DetailPane).toggle_class("closed")
+        """enter: show or hide the detail pane (on a short terminal it starts hidden)."""
+        short = self.screen.has_class("-short")
+        self.query_one(DetailPane).toggle_class("opened" if short else "closed")
 
     # Textual's own action_back (a coroutine) is not used: escape steps back through lwtui's views.
     def action_back(self) -> None:  # type: ignore[override]
@@ -333,7 +326,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         elif self.view != "flows":
             self.action_view("flows")
         else:
-            self.query_one(DetailPane).add_class("closed")
+            self.query_one(DetailPane).remove_class("opened").add_class("closed")
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -349,7 +342,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for _, action, label, text, _ in KEYS:
-            if action not in ("cursor_down", "cursor_up", "command_palette", "quit", "back", "interrupt"):
+            if action not in (*TABLE_ACTIONS, "command_palette", "quit", "back", "interrupt"):
                 yield SystemCommand(label.capitalize(), text, lambda a=action: self.run_action(a))
         yield from self.keep_commands()
 

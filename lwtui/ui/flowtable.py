@@ -1,94 +1,47 @@
-"""The live flow table: a DataTable updated as a diff by row key.
+"""The live flow table: a virtual view that draws only the rows on screen.
 
-Each tick the app hands over the rows to show (already filtered, sorted and
-capped, see selection.py). The table removes rows that left, adds rows that
-came, calls update_cell only for cells whose text changed, re-sorts only when
-the order changed, and puts the cursor back on the flow it was on. It never
-clears itself, so the user's place survives every refresh. When most rows
-changed (a refill), only the rows on screen get their cells built at once; the
-others get lazy cells that build themselves when drawn or read (_LazyRow).
+Each tick the app hands over the whole filtered flow set, sorted (see
+selection.py). The table keeps that list and builds cells (cells.row_cells)
+only for the rows render_line draws, so 100,000 flows cost the same screen
+work as 20. Textual's line API (ScrollView + render_line) does the
+scrolling; the column header is the first line and stays put.
+
+The cursor is keyed by flow: rows moving under it never move the user's
+place. With follow off (the default) the view stays where the user put it
+and the selected flow may move off screen; with follow on (`F`, as in htop)
+the view keeps the selected flow on the same screen line as it moves. When
+the selected flow leaves, the cursor takes the row at its place.
+
+Columns that do not fit are left out by priority (COLUMN_PRIORITY), so a
+narrow terminal still shows the verdict, the endpoints and the rate.
 """
 
 from __future__ import annotations
 
 from rich.cells import cell_len
-from rich.measure import Measurement
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 from textual.widgets import DataTable
 
 from lwtui.core.model import FlowId, FlowRecord
-from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, endpoint, row_cells
+from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, row_cells, row_key
 
-REBUILD_AT = 20    # rows leaving in one tick above which refilling beats removing (~1.5 ms each at 500)
-EAGER_MARGIN = 10  # rows above and below the screen whose cells a refill builds at once
-
-
-def _look(cell: Text | _LazyCell) -> tuple:
-    """What a cell looks like: Text's own == ignores the base style (a verdict turning red)."""
-    return cell.plain, str(cell.style), cell.spans
-
-
-class _LazyRow:
-    """A row a refill placed off screen: its cells are built when first drawn or read.
-
-    The table shows the top 500 flows; a terminal shows a few dozen. When most
-    rows change in a tick (the table is refilled), building Rich Text for
-    every row would be most of the UI thread's work, for rows nobody sees.
-    Each _LazyCell builds the whole row (row_cells, the same call and inputs
-    an eager row gets) the first time DataTable renders it or someone reads
-    it, so what is drawn is identical; only the auto-width columns (source,
-    destination) need their width up front, for DataTable's column sizing.
-    """
-    __slots__ = ("rec", "now", "fade_after", "key", "dry_run", "_built")
-
-    def __init__(self, rec: FlowRecord, now: float, fade_after: float, key: str, dry_run: bool):
-        self.rec, self.now, self.fade_after, self.key = rec, now, fade_after, key
-        self._built: tuple[Text, ...] | None = None
-        self.dry_run = dry_run
-
-    def built(self) -> tuple[Text, ...]:
-        if self._built is None:
-            self._built = row_cells(self.rec, self.now, self.fade_after, self.key, self.dry_run)
-        return self._built
-
-    def cells(self, widths: dict) -> tuple["_LazyCell", ...]:
-        """One lazy cell per column; `widths` caches the auto-width columns' widths by row key."""
-        w = widths.get(self.key)
-        if w is None:
-            f = self.rec.id
-            w = widths[self.key] = {i: cell_len(endpoint(f, key == "src"))
-                                    for i, (key, _, width) in enumerate(COLUMNS) if width is None}
-        return tuple([_LazyCell(self, i, w.get(i, 0)) for i in _COLUMN_INDEXES])
-
-
-_COLUMN_INDEXES = range(len(COLUMNS))
-
-
-class _LazyCell:
-    """One cell of a _LazyRow: renders, measures and reads as the Text it stands for."""
-    __slots__ = ("row", "index", "width")
-
-    def __init__(self, row: _LazyRow, index: int, width: int):
-        self.row, self.index, self.width = row, index, width
-
-    @property
-    def row_key(self) -> str:          # the marker column's KeyedText.row_key, without building
-        return self.row.key
-
-    def __rich_console__(self, console, options):
-        yield self.row.built()[self.index]
-
-    def __rich_measure__(self, console, options) -> Measurement:
-        # Only auto-width columns' measures are used; theirs is the endpoint text's width.
-        return Measurement(self.width, self.width)
-
-    def __getattr__(self, name):       # .plain, .style, .spans ...: the real cell's
-        return getattr(self.row.built()[self.index], name)
+# Columns left out first when the terminal is narrow; never: verdict, endpoints, rate.
+COLUMN_PRIORITY = ["flags", "trend", "hook", "bytes", "pkts", "age", "pps", "proto", "drops"]
+KEEP = {"v", "src", "dst", "bps"}
+MIN_ENDPOINT = 12     # an endpoint column is never narrower (it is cut with an ellipsis)
+_META = {key: Style.from_meta({"column": key}) for key, _, _ in COLUMNS}
 
 
 class VimTable(DataTable):
-    """A DataTable that also moves with j/k."""
+    """A DataTable that also moves with j/k (the rules view and the route picker)."""
 
     BINDINGS = [
         Binding("j", "cursor_down", "down", show=False),
@@ -96,145 +49,290 @@ class VimTable(DataTable):
     ]
 
 
-class FlowTable(VimTable):
-    """Flows as rows; the app calls show() once per tick."""
+class FlowTable(ScrollView, can_focus=True):
+    """Flows as rows; the app calls show() once per tick with the sorted flow set."""
+
+    BINDINGS = [
+        Binding("j,down", "cursor_down", "down", show=False),
+        Binding("k,up", "cursor_up", "up", show=False),
+        Binding("pageup", "page_up", "page up", show=False),
+        Binding("pagedown", "page_down", "page down", show=False),
+        Binding("home,g", "first", "first", show=False),
+        Binding("end,G", "last", "last", show=False),
+        Binding("F", "toggle_follow", "follow", show=False),
+    ]
+    COMPONENT_CLASSES = {"flow-table--header", "flow-table--cursor"}
+    DEFAULT_CSS = """
+    FlowTable { background: $surface; }
+    FlowTable > .flow-table--header { text-style: bold; background: $panel; color: $foreground; }
+    FlowTable > .flow-table--cursor { background: $block-cursor-background; color: $block-cursor-foreground;
+                                      text-style: $block-cursor-text-style; }
+    FlowTable:blur > .flow-table--cursor { background: $block-cursor-blurred-background;
+                                           text-style: $block-cursor-blurred-text-style; }
+    """
+
+    class Highlighted(Message):
+        """The cursor moved to another flow (or to none)."""
+
+        def __init__(self, table: "FlowTable", flow: FlowId | None):
+            super().__init__()
+            self.table, self.flow = table, flow
+
+    class HeaderClicked(Message):
+        """A column header was clicked: the app sorts by it (again: reversed)."""
+
+        def __init__(self, table: "FlowTable", column: str):
+            super().__init__()
+            self.table, self.column = table, column
 
     def __init__(self, **kw):
-        super().__init__(cursor_type="row", zebra_stripes=False, **kw)
-        self._cells: dict[str, tuple[Text | _LazyCell, ...]] = {}
-        self._flows: dict[str, FlowId] = {}
-        self._order: list[str] = []
+        super().__init__(**kw)
+        self._rows: list[FlowRecord] = []
+        self._index: dict[FlowId, int] | None = None     # built when first asked, per tick
+        self._cursor_flow: FlowId | None = None
+        self._cursor = 0
+        self._now = 0.0
+        self._fade_after = 5.0
+        self._cache: dict[FlowId, tuple[FlowRecord, float, bool, tuple[Text, ...]]] = {}
+        self._auto: dict[str, int] = {"src": len("source"), "dst": len("destination")}
         self._sort_column = "bps"
-        self._widths: dict[str, dict] = {}   # row key -> auto-width column widths, for lazy rows
-        self.dry_run = False                 # the drops column shows would-drops/s (set with show())
-
-    def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(self._label(key, label), key=key, width=width)
-
-    def _label(self, key: str, label: str) -> Text:
-        if key == "drops" and self.dry_run:
-            label = WOULD_DROPS_LABEL
-        text = label + ("▼" if key == self._sort_column else "")
-        return Text(text, justify="right" if key in RIGHT else "left")
+        self._reverse = False
+        self.follow = False
+        self._layout_key: tuple | None = None
+        self._layout_cols: list[tuple[str, int]] = []
+        self.dry_run = False          # the drops column shows would-drops/s (set with show())
+        self.rows_built = 0           # row_cells calls, for tests: only visible rows are built
 
     # -- what the app reads ---------------------------------------------
     @property
-    def flow_ids(self) -> list[FlowId]:
-        """Flows in display order."""
-        return [self._flows[k] for k in self._order]
+    def row_count(self) -> int:
+        return len(self._rows)
 
     @property
-    def selected_key(self) -> str | None:
-        if not self._order or not (0 <= self.cursor_row < len(self._order)):
-            return None
-        return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+    def flow_ids(self) -> list[FlowId]:
+        """Flows in display order."""
+        return [r.id for r in self._rows]
+
+    @property
+    def cursor_row(self) -> int:
+        return self._cursor
 
     @property
     def selected_flow(self) -> FlowId | None:
-        key = self.selected_key
-        return self._flows.get(key) if key else None
+        return self._cursor_flow if self._rows else None
+
+    @property
+    def selected_key(self) -> str | None:
+        flow = self.selected_flow
+        return row_key(flow) if flow is not None else None
+
+    @property
+    def selected_record(self) -> FlowRecord | None:
+        return self._rows[self._cursor] if self._rows else None
+
+    def index_of(self, flow: FlowId) -> int | None:
+        if self._index is None:
+            self._index = {r.id: i for i, r in enumerate(self._rows)}
+        return self._index.get(flow)
+
+    def _find(self, flow: FlowId) -> int | None:
+        """The row of one flow, without a dict of every row: the session hands out the same
+        FlowId object each tick, so an identity scan finds it (an equality scan otherwise)."""
+        rows = self._rows
+        i = next((i for i, r in enumerate(rows) if r.id is flow), None)
+        return i if i is not None else next((i for i, r in enumerate(rows) if r.id == flow), None)
+
+    def record(self, flow: FlowId) -> FlowRecord | None:
+        i = self.index_of(flow)
+        return self._rows[i] if i is not None else None
+
+    def cells_of(self, flow: FlowId) -> dict[str, Text]:
+        """The cells of a flow's row by column key, as drawn (for tests and copies)."""
+        rec = self.record(flow)
+        if rec is None:
+            raise KeyError(flow)
+        return dict(zip((c[0] for c in COLUMNS), self._cells(rec)))
+
+    def column_label(self, column: str) -> str:
+        return self._label(column)
 
     # -- what the app sets ----------------------------------------------
-    def set_sort_column(self, column: str) -> None:
-        """Move the ▼ marker to the sorted column's header."""
-        self._sort_column = column
-        self._relabel()
-
-    def _relabel(self) -> None:
-        for key, label, _ in COLUMNS:
-            self.columns[self._column_key(key)].label = self._label(key, label)
+    def set_sort_column(self, column: str, reverse: bool = False) -> None:
+        """Move the ▼ (▲ reversed) marker to the sorted column's header."""
+        self._sort_column, self._reverse = column, reverse
         self.refresh()
 
-    def _column_key(self, key: str):
-        return next(k for k in self.columns if k.value == key)
+    def show(self, rows: list[FlowRecord], now: float, fade_after: float, dry_run: bool = False) -> None:
+        """Show `rows` in this order. The cursor stays on its flow; the view stays put
+        unless follow is on."""
+        old_flow, old_index, old_top = self._cursor_flow, self._cursor, int(self.scroll_y)
+        self._rows, self._index = rows, None
+        self._now, self._fade_after, self.dry_run = now, fade_after, dry_run
+        if len(self._cache) > 4 * max(self.size.height, 50):
+            self._cache = {}
+        index = self._find(old_flow) if old_flow is not None else None
+        if index is None:     # the flow left (or none yet): the row at its place
+            index = old_index if old_top <= old_index < old_top + self._page() else old_top
+        self._cursor = min(max(index, 0), max(len(rows) - 1, 0))
+        self._cursor_flow = rows[self._cursor].id if rows else None
+        self.virtual_size = Size(self.size.width, len(rows) + 1)
+        if self.follow and old_flow == self._cursor_flow:
+            self.scroll_to(y=self._cursor - (old_index - old_top), animate=False, immediate=True)
+        self.refresh()
+        if old_flow != self._cursor_flow:
+            self.post_message(self.Highlighted(self, self._cursor_flow))
 
-    def show(self, rows: list[FlowRecord], now: float, fade_after: float, key_of, dry_run: bool = False) -> None:
-        """Make the table show `rows` in this order, touching only what changed; with
-        dry_run the drops column shows would-drops/s (and says so)."""
-        if dry_run != self.dry_run:
-            self.dry_run = dry_run
-            self._relabel()
-        selected = self.selected_key
-        old_index = self.cursor_row
-        order = [key_of(rec) for rec in rows]
-        stale = len(self._cells) - sum(1 for k in order if k in self._cells)
-        rebuild = stale > REBUILD_AT
-        eager = self._eager_rows(order, selected) if rebuild else None
-        new_cells: dict[str, tuple[Text | _LazyCell, ...]] = {}
-        for i, (key, rec) in enumerate(zip(order, rows)):
-            if eager is None or eager[0] <= i < eager[1] or key == selected:
-                new_cells[key] = row_cells(rec, now, fade_after, key, dry_run)
-            else:
-                new_cells[key] = _LazyRow(rec, now, fade_after, key, dry_run).cells(self._widths)
-            self._flows[key] = rec.id
-        with self.app.batch_update():
-            if rebuild:
-                self._rebuild(order, new_cells)
-            else:
-                self._remove_stale(new_cells)
-                self._update_rows(new_cells)
-                if order != self._order:
-                    rank = {k: i for i, k in enumerate(order)}
-                    self.sort("v", key=lambda cell: rank[cell.row_key])
-                    self._order = order
-            self._restore_cursor(selected, old_index)
+    # -- moving ------------------------------------------------------------
+    def _page(self) -> int:
+        return max(self.size.height - 1, 1)
 
-    def _eager_rows(self, order: list[str], selected: str | None) -> tuple[int, int]:
-        """Row indexes worth building now on a refill: the screenful at the kept
-        scroll offset, with a margin. The rest get lazy cells (see _LazyRow)."""
-        top = int(self.scroll_y)
-        return max(0, top - EAGER_MARGIN), top + self.size.height + EAGER_MARGIN
-
-    def _rebuild(self, order: list[str], new_cells: dict) -> None:
-        """Most rows changed: DataTable.remove_row is O(rows) each, so refill instead.
-
-        The cursor goes back to its flow (or its position) and the scroll
-        offset is kept, so the person does not lose their place either way.
-        """
-        scroll_y = self.scroll_y
-        self.clear()
-        self._add_rows(order, new_cells)
-        self._cells = dict(new_cells)
-        self._order = list(order)
-        if len(self._widths) > 8 * max(len(order), 1000):
-            self._widths = {}
-        self._flows = {k: v for k, v in self._flows.items() if k in new_cells}
-        self.scroll_to(y=scroll_y, animate=False)
-
-    def _add_rows(self, order: list[str], new_cells: dict) -> None:
-        """add_row for every key into the just-cleared table (public API only:
-        writing DataTable's own row structures would save ~a third of a refill
-        but break on the next textual release)."""
-        for key in order:
-            self.add_row(*new_cells[key], key=key)
-
-    def _remove_stale(self, new_cells: dict) -> None:
-        for key in [k for k in self._cells if k not in new_cells]:
-            self.remove_row(key)
-            del self._cells[key]
-            self._flows.pop(key, None)
-        self._order = [k for k in self._order if k in new_cells]
-
-    def _update_rows(self, new_cells: dict) -> None:
-        for key, cells in new_cells.items():
-            old = self._cells.get(key)
-            if old is None:
-                self.add_row(*cells, key=key)
-                self._order.append(key)
-            else:
-                for (col, _, width), before, after in zip(COLUMNS, old, cells):
-                    if _look(before) != _look(after):
-                        self.update_cell(key, col, after, update_width=width is None)
-            self._cells[key] = cells
-
-    def _restore_cursor(self, selected: str | None, old_index: int) -> None:
-        """Keep the cursor on its flow; if the flow left, stay at the same position."""
-        if not self._order:
+    def move_cursor(self, row: int, animate: bool = False) -> None:
+        """Put the cursor on row `row` (clamped) and scroll it into view."""
+        if not self._rows:
             return
-        if selected is not None and selected in self._cells:
-            index = self.get_row_index(selected)
+        old = self._cursor_flow
+        self._cursor = min(max(row, 0), len(self._rows) - 1)
+        self._cursor_flow = self._rows[self._cursor].id
+        top = int(self.scroll_y)
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, immediate=True)
+        elif self._cursor >= top + self._page():
+            self.scroll_to(y=self._cursor - self._page() + 1, animate=False, immediate=True)
+        self.refresh()
+        if old != self._cursor_flow:
+            self.post_message(self.Highlighted(self, self._cursor_flow))
+
+    def action_cursor_down(self) -> None:
+        self.move_cursor(self._cursor + 1)
+
+    def action_cursor_up(self) -> None:
+        self.move_cursor(self._cursor - 1)
+
+    def action_page_down(self) -> None:
+        self.scroll_to(y=self.scroll_y + self._page(), animate=False, immediate=True)
+        self.move_cursor(self._cursor + self._page())
+
+    def action_page_up(self) -> None:
+        self.scroll_to(y=self.scroll_y - self._page(), animate=False, immediate=True)
+        self.move_cursor(self._cursor - self._page())
+
+    def action_first(self) -> None:
+        self.move_cursor(0)
+
+    def action_last(self) -> None:
+        self.move_cursor(len(self._rows) - 1)
+
+    def action_toggle_follow(self) -> None:
+        """htop's F: the view follows the selected flow as it moves (or stays put)."""
+        self.follow = not self.follow
+        self.notify("follow: the view keeps the selected flow in place" if self.follow
+                    else "follow off: the view stays where you put it", timeout=3)
+
+    async def _on_click(self, event: events.Click) -> None:
+        offset = event.get_content_offset(self)
+        if offset is None:
+            return
+        if offset.y == 0:
+            column = self._column_at(offset.x)
+            if column is not None:
+                self.post_message(self.HeaderClicked(self, column))
         else:
-            index = min(max(old_index, 0), len(self._order) - 1)
-        if index != self.cursor_row:
-            self.move_cursor(row=index, animate=False)
+            self.move_cursor(int(self.scroll_y) + offset.y - 1)
+
+    # -- drawing -----------------------------------------------------------
+    def _label(self, key: str) -> str:
+        label = next(lab for k, lab, _ in COLUMNS if k == key)
+        if key == "drops" and self.dry_run:
+            label = WOULD_DROPS_LABEL
+        return label + (("▲" if self._reverse else "▼") if key == self._sort_column else "")
+
+    def _cells(self, rec: FlowRecord) -> tuple[Text, ...]:
+        """A row's cells, built once per record and tick (an unchanged record is not rebuilt)."""
+        hit = self._cache.get(rec.id)
+        if hit is not None and (hit[0] is rec or hit[0] == rec) and hit[1] == self._now and hit[2] == self.dry_run:
+            return hit[3]
+        cells = row_cells(rec, self._now, self._fade_after, "", self.dry_run)
+        self.rows_built += 1
+        self._cache[rec.id] = (rec, self._now, self.dry_run, cells)
+        return cells
+
+    def _layout(self) -> list[tuple[str, int]]:
+        """(column, width) of the columns that fit the width, in COLUMNS order; computed once
+        per frame (every line of a frame asks)."""
+        key = (id(self._rows), self._now, int(self.scroll_y), self.scrollable_content_region.width,
+               self._sort_column, self._reverse, self.dry_run)
+        if self._layout_key != key:
+            self._layout_key, self._layout_cols = key, self._fit()
+        return self._layout_cols
+
+    def _fit(self) -> list[tuple[str, int]]:
+        top = int(self.scroll_y)
+        for rec in self._rows[top:top + self._page()]:
+            cells = self._cells(rec)
+            self._auto["src"] = max(self._auto["src"], cells[3].cell_len)
+            self._auto["dst"] = max(self._auto["dst"], cells[4].cell_len)
+        widths = {k: (w if w is not None else self._auto[k]) for k, _, w in COLUMNS}
+        widths = {k: max(w, cell_len(self._label(k))) for k, w in widths.items()}
+        room = self.scrollable_content_region.width
+        shown = [k for k, _, _ in COLUMNS]
+
+        def need() -> int:
+            return sum(widths[k] for k in shown) + len(shown) - 1
+        for key in COLUMN_PRIORITY:
+            if need() <= room:
+                break
+            shown.remove(key)
+        while need() > room and max(widths["src"], widths["dst"]) > MIN_ENDPOINT:
+            wider = "src" if widths["src"] >= widths["dst"] else "dst"
+            widths[wider] -= 1
+        return [(k, widths[k]) for k in shown]
+
+    def _column_at(self, x: int) -> str | None:
+        left = 0
+        for key, width in self._layout():
+            if left <= x < left + width:
+                return key
+            left += width + 1
+        return None
+
+    def render_line(self, y: int) -> Strip:
+        layout = self._layout()
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            style = base + self.get_component_rich_style("flow-table--header")
+            cells = [Text(self._label(k), justify="right" if k in RIGHT else "left") for k, _ in layout]
+            return self._strip(cells, layout, width, style)
+        index = int(self.scroll_y) + y - 1
+        if index >= len(self._rows):
+            return Strip.blank(width, base)
+        cells_by_key = dict(zip((c[0] for c in COLUMNS), self._cells(self._rows[index])))
+        cursor = index == self._cursor
+        style = base + self.get_component_rich_style("flow-table--cursor") if cursor else base
+        return self._strip([cells_by_key[k] for k, _ in layout], layout, width, style, on_top=cursor)
+
+    def _strip(self, cells: list[Text], layout: list[tuple[str, int]], width: int, style: Style,
+               on_top: bool = False) -> Strip:
+        """One line: each cell aligned to its column's width, one space between columns.
+        Each cell's segments carry its column as meta, so they stay apart from the next
+        cell's (a screenshot places every cell at its own column)."""
+        top = Style(bgcolor=style.bgcolor, color=style.color, bold=style.bold, reverse=style.reverse)
+        console = self.app.console
+        segments: list[Segment] = []
+        used = 0
+        for i, (cell, (key, w)) in enumerate(zip(cells, layout)):
+            if used + w > width:
+                break
+            piece = Text()
+            piece.append_text(cell)        # the cell's own style becomes a span: Text.render drops a bare one
+            piece.align("right" if key in RIGHT else "left", w)
+            if on_top:     # the cursor's colours win over the cells' own
+                piece.stylize(top)
+            segments.extend(Segment.apply_style(piece.render(console), post_style=_META[key]))
+            used += w
+            if i < len(layout) - 1 and used < width:
+                segments.append(Segment(" ", top if on_top else None))
+                used += 1
+        if used < width:
+            segments.append(Segment(" " * (width - used), top if on_top else None))
+        return Strip(Segment.apply_style(segments, style), width)

@@ -8,6 +8,9 @@ from textual.binding import Binding, BindingType
 KEYS = [
     ("j,down", "cursor_down", "down", "move down (also in the rules view)", False),
     ("k,up", "cursor_up", "up", "move up", False),
+    ("home,g", "first", "first", "first row (click a column header to sort by it, again to reverse)", False),
+    ("end,G", "last", "last", "last row", False),
+    ("F", "toggle_follow", "follow", "follow the selected flow as it moves (off: the view stays put)", False),
     ("enter", "toggle_detail", "detail", "show or hide the detail pane of the selected flow", True),
     ("d", "block('flow')", "drop", "drop the selected flow (exact 5-tuple, both directions)", True),
     ("h", "block('host')", "host", "block the selected flow's remote host", True),
@@ -32,6 +35,9 @@ KEYS = [
      False),
 ]
 
+# Keys the flow table (or the rules view) handles itself, not the App.
+TABLE_ACTIONS = ("cursor_down", "cursor_up", "first", "last", "toggle_follow")
+
 # Ctrl-C copies what is selected (text dragged with the mouse, or in an input
 # line) and otherwise ends lwtui wherever the focus is (a modal, the filter
 # line): Textual 8 only tells the user which key quits. Priority, so nothing
@@ -42,11 +48,12 @@ INTERRUPT = Binding("ctrl+c", "interrupt", "copy/quit", show=False, priority=Tru
 def bindings() -> list[BindingType]:
     """Bindings for the App, built from KEYS."""
     out: list[BindingType] = [Binding(keys, action, label, show=show) for keys, action, label, _, show in KEYS
-                              if action not in ("cursor_down", "cursor_up", "command_palette", "interrupt")]
+                              if action not in (*TABLE_ACTIONS, "command_palette", "interrupt")]
     return out + [INTERRUPT]
 
 
 def display(keys: str) -> str:
     """How a person types it: 'slash' -> '/', 'question_mark' -> '?'."""
-    names = {"slash": "/", "question_mark": "?", "space": "space", "escape": "esc", "down": "↓", "up": "↑"}
+    names = {"slash": "/", "question_mark": "?", "space": "space", "escape": "esc", "down": "↓", "up": "↑",
+             "home": "Home", "end": "End"}
     return " ".join(names.get(k, k) for k in keys.split(","))

@@ -1,9 +1,9 @@
-"""Which flows the table shows, in which order: filter, expire, sort, cap.
+"""Which flows the table shows, in which order: filter, expire, sort, and an optional cap.
 
-Pure Python (no widgets) so it can be timed and tested on its own. At 10,000
-flows the table shows only the top `limit` rows by the sort key (the rest are
-counted in the "showing N of M" note): a terminal shows a few dozen rows, and
-a DataTable with every flow would spend each tick diffing rows nobody sees.
+Pure Python (no widgets) so it can be timed and tested on its own. The table
+is a virtual view (it draws only the rows on screen), so by default every
+matching flow is sorted and can be scrolled to; with a `limit` only the top
+rows by the sort key are kept (the rest are counted in the "showing N of M" note).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from lwtui.core.model import FlowRecord
 
-DEFAULT_LIMIT = 500
+DEFAULT_LIMIT: int | None = None   # no cap: the virtual table scrolls through every flow
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,10 @@ class Selection:
 
 
 def select_flows(records: list[FlowRecord], *, now: float, sort: SortOrder, flt=None,
-                 expire_after: float | None = None, limit: int = DEFAULT_LIMIT) -> Selection:
-    """Filter (rule grammar Filter), drop flows idle past expire_after, sort, keep the top `limit`.
+                 expire_after: float | None = None, limit: int | None = DEFAULT_LIMIT,
+                 reverse: bool = False) -> Selection:
+    """Filter (rule grammar Filter), drop flows idle past expire_after, sort (reverse: the
+    other way round), keep the top `limit` (None: all).
 
     Both sorts are stable, so flows with equal keys (idle flows at 0 b/s) keep
     the session's order, which is stable across ticks: tied rows do not
@@ -57,8 +59,9 @@ def select_flows(records: list[FlowRecord], *, now: float, sort: SortOrder, flt=
     if flt is not None:
         rows = [r for r in rows if flt.matches(r)]
     matched = len(rows)
-    if matched > 2 * limit:
-        top = heapq.nsmallest(limit, rows, key=sort.key)
+    if limit is not None and matched > 2 * limit:
+        pick = heapq.nlargest if reverse else heapq.nsmallest
+        top = pick(limit, rows, key=sort.key)
     else:
-        top = sorted(rows, key=sort.key)[:limit]
+        top = sorted(rows, key=sort.key, reverse=reverse)[:limit]
     return Selection(rows=top, matched=matched, total=len(records))

@@ -25,7 +25,6 @@ from lwtui.core.model import FlowId
 from lwtui.net.routes import Target
 from lwtui.session.live import Session
 from lwtui.ui.app import DashboardApp
-from lwtui.ui.cells import row_key
 from lwtui.ui.dialogs import FilterBar
 from tests.e2e.traffic import PacedUdp, curl, http_server, udp_send
 
@@ -139,8 +138,8 @@ def test_filter_block_port_allow_and_quit_on_live_traffic(topo, web, start_sessi
         rec = app.record(blocked)
         assert (rec.verdict, rec.rule) == ("drop", "port 8080/tcp") and rec.packets == rec.drops   # SYNs only
         # Verdicts are the kernel's: it judged none of the first flow's packets under the rule.
-        assert app.flow_table.get_cell(app.flow_table.selected_key, "v").plain == "●"
-        assert app.flow_table.get_cell(row_key(blocked), "v").plain == "×"
+        assert app.flow_table.cells_of(app.selected_flow)["v"].plain == "●"
+        assert app.flow_table.cells_of(blocked)["v"].plain == "×"
         assert set(app.flow_ids) == {http, blocked}                                   # UDP is filtered out
 
         # The UDP flow keeps counting: exactly what was sent after the block.
@@ -215,7 +214,7 @@ def number(text: str) -> float:
 
 
 def cell(app, column: str, f: FlowId = UDP) -> str:
-    return app.flow_table.get_cell(row_key(f), column).plain
+    return app.flow_table.cells_of(f)[column].plain
 
 
 def header_figure(app, label: str) -> float:
@@ -293,7 +292,7 @@ def test_dry_run_and_drops_on_screen_are_apart(topo, start_session):
         assert len(seen) >= 4 and all(near(pps, RATE) and near(w, RATE) for pps, w, *_ in seen[1:]), seen
         # The header's totals: no drops; would-drops over the 3 s window (the session had traffic before).
         assert all(drops == 0 and w > 0 for *_, drops, w in seen[1:]), seen
-        label = next(c.label.plain for c in app.flow_table.columns.values() if c.key.value == "drops")
+        label = app.flow_table.column_label("drops")
         assert label.startswith("would/s")
         rec = app.record(would)
         assert (rec.drops, rec.would_drops, rec.verdict, rec.rule) == (0, n, "would-drop", "port 5353/udp")

@@ -1,0 +1,184 @@
+"""The dashboard as a person runs it: the real app in a pseudo-terminal, N moving flows.
+
+`python -m bench.ptydash [--flows N] [--seconds S] [--against REF]` starts, for
+this tree and for git REF (default: main, unpacked with `git archive` into a
+temporary directory), a child process that runs DashboardApp.run() with
+Textual's real terminal driver on the slave side of a pty (160x48), fed by
+bench.dashboard's SyntheticSession (every flow's counters move every tick;
+the session's FlowTable.update runs in the same process, as the live
+Session's does). bcc is imported in the child, so its library is in the
+resident memory, as in `lwtui dashboard`; no program is compiled.
+
+The parent drains the pty (as a terminal emulator would), waits until the
+first snapshot was built plus a warm-up, then measures over S seconds:
+  cpu    (utime + stime) / wall time from /proc/PID/stat: share of one core
+  rss    VmRSS at the end and VmHWM (peak) from /proc/PID/status
+  key    from writing `j` to the pty to the next bytes the app writes back,
+         five times, at least 0.37 s apart (an upper bound of the answer to a
+         key: a tick's redraw can come first and end the wait earlier)
+Results go to bench/results/dashboard_pty.json and are printed, the two trees
+side by side with the ratio this/REF. The machine may be shared: read the
+figures with the load noted next to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import os
+import select
+import shutil
+import struct
+import subprocess
+import sys
+import tempfile
+import termios
+import threading
+import time
+from pathlib import Path
+
+from .common import RESULTS, ROOT, BenchError, log
+
+COLS, ROWS = 160, 48
+CHILD = """
+import os, sys, time
+sys.path.insert(0, os.getcwd())
+import bcc  # noqa: F401  (libbcc resident, as in `lwtui dashboard`)
+from bench.dashboard import SyntheticSession
+from lwtui.ui.app import DashboardApp
+
+class Marked(SyntheticSession):
+    def snapshot(self):
+        snap = super().snapshot()
+        if self.step == 1:
+            open(os.environ["PTYDASH_READY"], "w").close()
+        return snap
+
+DashboardApp(Marked(int(sys.argv[1])), interval=1.0).run()
+"""
+
+
+def _stat_cpu(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status_kib(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+class Drain(threading.Thread):
+    """Reads the pty's master side all the time; notes when bytes last arrived."""
+
+    def __init__(self, fd: int):
+        super().__init__(daemon=True)
+        self.fd, self.stop, self.last, self.total = fd, threading.Event(), 0.0, 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(self.fd, 65536)
+                except OSError:
+                    return
+                if not data:
+                    return
+                self.last, self.total = time.perf_counter(), self.total + len(data)
+
+
+def measure(root: Path, flows: int, seconds: float, warmup: float) -> dict:
+    """One child in a pty over `root`'s code: cpu share, rss, key answer times."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
+    ready = Path(tempfile.mktemp(prefix="ptydash-"))
+    env = dict(os.environ, TERM="xterm-256color", PYTHONPATH=str(root), PTYDASH_READY=str(ready),
+               XDG_CONFIG_HOME=str(Path(tempfile.gettempdir()) / "ptydash-config"))
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(flows)], cwd=root, env=env,
+                             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    drain = Drain(master)
+    drain.start()
+    try:
+        began = time.monotonic()
+        while not ready.exists():
+            if child.poll() is not None or time.monotonic() - began > 300:
+                raise BenchError(f"the dashboard over {root} did not start")
+            time.sleep(0.1)
+        startup = time.monotonic() - began
+        time.sleep(warmup)
+        cpu0, t0 = _stat_cpu(child.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu = (_stat_cpu(child.pid) - cpu0) / (time.monotonic() - t0)
+        keys = []
+        for _ in range(5):
+            time.sleep(0.37)
+            sent = time.perf_counter()
+            os.write(master, b"j")
+            while drain.last < sent and time.perf_counter() - sent < 10:
+                time.sleep(0.001)
+            keys.append(drain.last - sent if drain.last >= sent else float("inf"))
+        rss, hwm = _status_kib(child.pid, "VmRSS"), _status_kib(child.pid, "VmHWM")
+    finally:
+        if child.poll() is None:
+            os.write(master, b"q")
+            try:
+                child.wait(10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        drain.stop.set()
+        drain.join(2)
+        os.close(master)
+        ready.unlink(missing_ok=True)
+    keys.sort()
+    return {"cpu_core_share": round(cpu, 3), "rss_mib": round(rss / 1024, 1), "peak_rss_mib": round(hwm / 1024, 1),
+            "key_answer_ms_median": round(keys[2] * 1000, 1), "key_answer_ms_max": round(keys[-1] * 1000, 1),
+            "first_snapshot_s": round(startup, 2), "exit_code": child.returncode}
+
+
+def checkout(ref: str) -> Path:
+    """`git archive REF` unpacked into a temporary directory: the code to compare against."""
+    dest = Path(tempfile.mkdtemp(prefix="ptydash-ref-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.ptydash", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--flows", type=int, default=100_000)
+    p.add_argument("--seconds", type=float, default=30.0, help="measuring window (default 30)")
+    p.add_argument("--warmup", type=float, default=10.0, help="after the first snapshot (default 10)")
+    p.add_argument("--against", default="main", help="git ref to compare with (default: main)")
+    a = p.parse_args(argv)
+    other = checkout(a.against)
+    load = os.getloadavg()
+    out = {"flows": a.flows, "seconds": a.seconds, "terminal": f"{COLS}x{ROWS}", "against": a.against,
+           "ncpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load]}
+    try:
+        for name, root in (("this", ROOT), (a.against, other)):
+            log(f"{name}: {a.flows} flows in a pty, {a.seconds:g} s")
+            out[name] = measure(root, a.flows, a.seconds, a.warmup)
+            log(f"{name}: {out[name]}")
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
+    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    mine, theirs = out["this"], out[a.against]
+    out["ratio_this_over_" + a.against] = {k: round(mine[k] / theirs[k], 3) for k in
+                                           ("cpu_core_share", "rss_mib", "peak_rss_mib", "key_answer_ms_median")
+                                           if theirs[k]}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "dashboard_pty.json").write_text(json.dumps(out, indent=2) + "\n")
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
