@@ -5,6 +5,7 @@
  *   -DMAX_FLOWS=N   entries of the `flows` per-CPU LRU hash (default 65536)
  *   -DMAX_RULES=N   entries of each rule map (default 4096)
  *   -DMAX_FRAGS=N   fragmented datagrams whose verdict is remembered (default 4096)
+ *   -DMAX_COMPOUND=N  entries of the `compound` array (default LWTUI_COMPOUND_MAX)
  *   -DIPV6_EXT_MAX=N  IPv6 extension headers walked (default LWTUI_IPV6_EXT_MAX)
  *   -DLWTUI_COARSE_CLOCK  stamp flows and events with bpf_ktime_get_coarse_ns
  *                   (CLOCK_MONOTONIC_COARSE, one tick of resolution) instead of
@@ -21,7 +22,8 @@
  * At every LWT hook `data` starts at the IPv4/IPv6 header. Each packet is
  * parsed into a struct flow_key, counted in `flows` (as max(1, gso_segs)
  * packets), and given a verdict: exact flow rule (either direction) -> host
- * rule (LPM trie) -> port rule. A packet parsed only in part is a parse error
+ * rule (LPM trie) -> port rule -> compound rules (a bounded loop over the
+ * `compound` array, see match_compound). A packet parsed only in part is a parse error
  * judged by the rules what was read allows (see handle_bad); later fragments
  * follow the verdict of their datagram's first fragment (`frags`).
  * The verdict is cached in the flow entry together with the rules generation
@@ -47,6 +49,10 @@
 #define MAX_FRAGS 4096
 #endif
 
+#ifndef MAX_COMPOUND
+#define MAX_COMPOUND LWTUI_COMPOUND_MAX
+#endif
+
 #ifndef IPV6_EXT_MAX
 #define IPV6_EXT_MAX LWTUI_IPV6_EXT_MAX  /* -DIPV6_EXT_MAX=N: a smaller bound (tests) */
 #endif
@@ -61,6 +67,7 @@ BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stats, flows, MAX_FLOW
 BPF_HASH(verdicts, struct flow_key, struct rule_val, MAX_RULES);
 BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
 BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
+BPF_ARRAY(compound, struct compound_rule, MAX_COMPOUND);
 BPF_ARRAY(config, __u64, LWTUI_CFG_MAX);
 BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX * LWTUI_HOOKS);
 #ifdef LWTUI_RINGBUF
@@ -500,12 +507,121 @@ static __always_inline int match_port(struct flow_key *key, __u64 now, __u32 seg
 	return rule_hit(port_rules.lookup(&pk), now, segs);
 }
 
-/* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none.
- * Flow and port rules need ports: without them only host rules apply. */
-static __always_inline __u8 eval_rules(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
+/* 1 when a == b, else 0, without a branch: compound rules are evaluated in
+ * a loop, and a branch-free term keeps the verifier's work per entry small. */
+static __always_inline __u64 eq64(__u64 a, __u64 b)
+{
+	__u64 x = a ^ b;
+
+	return ((x | -x) >> 63) ^ 1;
+}
+
+/* What a compound term can ask of a packet, read once per evaluation. */
+struct term_facts {
+	__u64 s[2], d[2];  /* the addresses, as two 64-bit halves each */
+	__u64 ports;       /* 1: a TCP/UDP packet whose ports were read */
+	__u64 sport, dport, proto;
+	struct flow_key key;   /* the caller's, passed through this map (see launder) */
+	struct pkt_info pi;
+};
+
+/* Per-CPU scratch for them: the stack has no 64 bytes to spare. */
+BPF_PERCPU_ARRAY(facts_scratch, struct term_facts, 1);
+
+static __always_inline void term_facts(struct flow_key *key, struct pkt_info *pi, struct term_facts *f)
+{
+	__builtin_memcpy(f->s, key->saddr, 16);
+	__builtin_memcpy(f->d, key->daddr, 16);
+	f->ports = pi->level >= PARSED_PORTS && !(key->flags & LWTUI_KEY_FRAGMENT) &&
+		   (key->proto == IPPROTO_TCP || key->proto == IPPROTO_UDP);
+	f->sport = key->sport;
+	f->dport = key->dport;
+	f->proto = key->proto;
+}
+
+/* Whether one term holds (negation applied), without a branch. Port terms
+ * hold only for TCP and UDP packets whose ports were read (never a
+ * non-first fragment), as port rules do. */
+static __always_inline __u64 term_holds(const struct term_facts *f, const struct compound_term *t)
+{
+	const __u64 *n = (const __u64 *)t->addr;  /* 8-aligned in the map value */
+	const __u64 *m = (const __u64 *)t->mask;
+	__u64 facts, ports;
+
+	ports = f->ports & (eq64(t->proto, 0) | eq64(t->proto, f->proto));
+	facts = (eq64(f->s[0] & m[0], n[0]) & eq64(f->s[1] & m[1], n[1])) * LWTUI_TERM_SADDR |
+		(eq64(f->d[0] & m[0], n[0]) & eq64(f->d[1] & m[1], n[1])) * LWTUI_TERM_DADDR |
+		(ports & eq64(f->sport, t->port)) * LWTUI_TERM_SPORT |
+		(ports & eq64(f->dport, t->port)) * LWTUI_TERM_DPORT |
+		eq64(f->proto, t->proto) * LWTUI_TERM_PROTO;
+	return (1 ^ eq64(facts & t->field, 0)) ^ (t->negate & 1);
+}
+
+/* Pass the key and what parse() learnt through map memory and back. The
+ * values stay the same; the verifier forgets the constants it knew about them
+ * on each path through the parser, so the paths that reach the compound loop
+ * become one state there and the loop is verified a few times instead of once
+ * per path (which exceeds its 1M-instruction budget). */
+static __always_inline void launder(struct flow_key *key, struct pkt_info *pi, struct term_facts *f)
+{
+	__builtin_memcpy(&f->key, key, sizeof(*key));
+	__builtin_memcpy(&f->pi, pi, sizeof(*pi));
+	asm volatile("" ::: "memory");  /* read back from the map, not from registers */
+	__builtin_memcpy(key, &f->key, sizeof(*key));
+	__builtin_memcpy(pi, &f->pi, sizeof(*pi));
+}
+
+/* Whether every term of one compound entry holds. */
+static __always_inline __u64 compound_holds(const struct term_facts *f, struct compound_rule *r)
+{
+	__u64 ok = 1;
+	int j;
+
+#pragma clang loop unroll(disable)
+	for (j = 0; j < LWTUI_COMPOUND_TERMS; j++)
+		ok &= term_holds(f, &r->terms[j]);
+	return ok;
+}
+
+/* The index of the first live compound entry whose terms all hold, counting
+ * its hit; -1 when none does. A bounded loop over the array: it runs on a
+ * flow's first packet and when the rules generation changes, never for an
+ * allowed flow's later packets. */
+static __always_inline int match_compound(struct flow_key *key, struct pkt_info *pi, __u64 now, __u32 segs)
+{
+	struct compound_rule *r;
+	struct term_facts *f;
+	__u32 i = 0;
+
+	f = facts_scratch.lookup(&i);
+	if (!f)
+		return -1;
+	launder(key, pi, f);
+	term_facts(key, pi, f);
+#pragma clang loop unroll(disable)
+	for (i = 0; i < MAX_COMPOUND; i++) {
+		r = compound.lookup(&i);
+		if (!r || !r->group)
+			continue;
+		if (r->val.expires_ns && r->val.expires_ns <= now)
+			continue;
+		if (!compound_holds(f, r))
+			continue;
+		__sync_fetch_and_add(&r->val.hits, segs);
+		return i;
+	}
+	return -1;
+}
+
+/* The decision of the first rule that matches (LWTUI_DECISION: its
+ * LWTUI_RULE_*, and a compound entry's index), LWTUI_RULE_NONE if none.
+ * Flow and port rules need ports: without them only host and compound rules
+ * apply (a compound rule's port terms then do not hold). */
+static __always_inline __u32 eval_rules(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
 {
 	__u64 now = rule_clock(flow_now);
 	__u32 segs = pi->segs;
+	int i;
 
 	if (pi->level >= PARSED_PORTS && match_flow(key, now, segs))
 		return LWTUI_RULE_FLOW;
@@ -513,6 +629,9 @@ static __always_inline __u8 eval_rules(struct flow_key *key, struct pkt_info *pi
 		return LWTUI_RULE_HOST;
 	if (pi->level >= PARSED_PORTS && match_port(key, now, segs))
 		return LWTUI_RULE_PORT;
+	i = match_compound(key, pi, now, segs);
+	if (i >= 0)
+		return LWTUI_DECISION(LWTUI_RULE_COMPOUND, i);
 	return LWTUI_RULE_NONE;
 }
 
@@ -632,7 +751,7 @@ failed:
  * allows (see eval_rules), counted, never given a flow entry. */
 static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 {
-	__u8 kind;
+	__u32 kind;
 
 	stat_add(key->hook, LWTUI_ST_PARSE_ERRORS, pi->segs);
 	if (pi->level == PARSED_NOTHING)
@@ -650,7 +769,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	struct flow_stats *fs;
 	__u32 len = skb->len, gen;
 	__u64 now, cached;
-	__u8 kind;
+	__u32 kind;
 	int created = 0;
 
 	/* A GSO packet (TCP send offload, UDP GSO) is gso_segs packets on the

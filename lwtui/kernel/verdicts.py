@@ -2,6 +2,8 @@
 
 Works on plain map fds (the session's own, or the pinned ones opened from
 another shell), through bpf(2) directly, so `lwtui block` needs no compiler.
+Compound rules take one entry of the `compound` array per conjunction, all
+with the same group number; MAX_COMPOUND entries in all, MAX_TERMS terms each.
 Every change writes a new rules generation (config slot CFG_RULES_GEN): the
 programs cache each flow's verdict and look at the rule maps again only when
 that number changes.
@@ -18,7 +20,8 @@ from lwtui.kernel import bpfsys, kstructs
 from lwtui.core.model import RuleEntry
 from lwtui.core.grammar import parse_rule
 from lwtui.core.rules import Rule
-from lwtui.kernel.codec import decode, encode
+from lwtui.core.compound import MAX_TERMS, CompoundRule
+from lwtui.kernel.codec import decode, decode_compound, encode, encode_compound
 
 _KEY_TYPES = {
     "verdicts": kstructs.FlowKey,
@@ -61,6 +64,7 @@ class RuleStore:
         """Pinned maps are opened by path: make sure they are ours (sizes match)."""
         sizes = {name: (ct.sizeof(ktype), _VALUE_SIZE) for name, ktype in _KEY_TYPES.items()}
         sizes["config"] = (4, 8)
+        sizes["compound"] = (4, ct.sizeof(kstructs.CompoundEntry))
         for name, (ksize, vsize) in sizes.items():
             info = bpfsys.map_info(self.fds[name])
             if (info["key_size"], info["value_size"]) != (ksize, vsize) or \
@@ -105,6 +109,10 @@ class RuleStore:
         rule = parse_rule(rule) if isinstance(rule, str) else rule
         if ttl is not None and ttl <= 0:
             raise VerdictError(f"--ttl must be positive seconds, got {ttl}")
+        if isinstance(rule, CompoundRule):
+            self._add_compound(rule, ttl)
+            self.bump_generation()
+            return rule
         map_name, key = encode(rule)
         val = kstructs.RuleVal()
         old = kstructs.RuleVal()
@@ -124,11 +132,80 @@ class RuleStore:
     def remove(self, rule: Rule | str) -> bool:
         """Remove a rule; False when it was not installed."""
         rule = parse_rule(rule) if isinstance(rule, str) else rule
-        map_name, key = encode(rule)
-        gone = bpfsys.map_delete(self.fds[map_name], key)
+        gone = self._delete(rule)
         if gone:
             self.bump_generation()
         return gone
+
+    def _delete(self, rule: Rule) -> bool:
+        if isinstance(rule, CompoundRule):
+            slots = self._groups().get(rule.text, [])
+            for i, _ in slots:
+                bpfsys.map_update(self.fds["compound"], ct.c_uint32(i), kstructs.CompoundEntry())
+            return bool(slots)
+        map_name, key = encode(rule)
+        return bpfsys.map_delete(self.fds[map_name], key)
+
+    # -- compound rules: entries of the `compound` array ------------------
+    def _compound_entries(self) -> list[tuple[int, kstructs.CompoundEntry]]:
+        """(index, entry) of every entry of `compound`, free ones included."""
+        fd = self.fds["compound"]
+        out = []
+        for i in range(bpfsys.map_info(fd)["max_entries"]):
+            e = kstructs.CompoundEntry()
+            bpfsys.map_lookup(fd, ct.c_uint32(i), e)
+            out.append((i, e))
+        return out
+
+    def _groups(self, entries=None) -> dict[str, list[tuple[int, kstructs.CompoundEntry]]]:
+        """Rule text -> its entries, from the live entries grouped by `group`."""
+        by_group: dict[int, list[tuple[int, kstructs.CompoundEntry]]] = {}
+        for i, e in self._compound_entries() if entries is None else entries:
+            if e.group:
+                by_group.setdefault(e.group, []).append((i, e))
+        out = {}
+        for slots in by_group.values():
+            try:
+                rule = decode_compound([e for _, e in slots])
+            except ValueError:      # not an entry lwtui wrote: leave it out of the listing
+                continue
+            out[rule.text] = slots
+        return out
+
+    def _add_compound(self, rule: CompoundRule, ttl: float | None) -> None:
+        """Write the rule's conjunctions into free entries (or renew its TTL)."""
+        entries = self._compound_entries()
+        expires = time.monotonic_ns() + int(ttl * 1e9) if ttl else 0
+        old = self._groups(entries).get(rule.text)
+        fd = self.fds["compound"]
+        if old:
+            for i, e in old:
+                e.val.expires_ns = expires
+                bpfsys.map_update(fd, ct.c_uint32(i), e)
+            return
+        free = [i for i, e in entries if not e.group]
+        parts = encode_compound(rule)
+        if len(parts) > len(free):
+            raise VerdictError(f"cannot add rule {rule.text!r}: it takes {len(parts)} of the kernel's "
+                               f"{len(entries)} compound entries (at most {MAX_TERMS} terms each) and "
+                               f"{len(free)} are free: remove compound rules with `lwtui allow`")
+        used = {e.group for _, e in entries}
+        group = 0
+        while group in used:
+            group = secrets.randbits(32)
+        now = time.time_ns()
+        for i, e in zip(free, parts):
+            e.group, e.val.created_ns, e.val.expires_ns = group, now, expires
+            bpfsys.map_update(fd, ct.c_uint32(i), e)
+
+    def _compound_items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
+        out: list[tuple[Rule, kstructs.RuleVal]] = []
+        for text, slots in self._groups().items():
+            val = kstructs.RuleVal(hits=sum(e.val.hits for _, e in slots),
+                                   expires_ns=min(e.val.expires_ns for _, e in slots),
+                                   created_ns=min(e.val.created_ns for _, e in slots))
+            out.append((decode_compound([e for _, e in slots]), val))
+        return out
 
     def items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
         """Every rule in the maps with its value; a key seen before is not decoded again."""
@@ -142,7 +219,7 @@ class RuleStore:
                 if rule is None:
                     rule = self._decoded[raw] = decode(map_name, key)
                 out.append((rule, val))
-        return out
+        return out + self._compound_items()
 
     def entries(self, now_mono_ns: int | None = None) -> list[RuleEntry]:
         """Active rules for display, expired ones left out."""
@@ -152,7 +229,7 @@ class RuleStore:
         """One read of the rule maps for a refresh tick: the active rules (for
         display, with their parsed Rule) and the expired ones, which it deletes."""
         active, expired = self._split(self.items(), now_mono_ns)
-        gone = [r for r in expired if bpfsys.map_delete(self.fds[encode(r)[0]], encode(r)[1])]
+        gone = [r for r in expired if self._delete(r)]
         if gone:
             self.bump_generation()
         return active, gone
