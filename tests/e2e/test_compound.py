@@ -1,0 +1,88 @@
+"""End to end: compound rules from `lwtui block` in another process, against
+real servers in namespaces and real curl from two client addresses, at the
+`in` hook of the server's local route and at `out` on the client's route.
+
+The seed article's ingress program, as one rule, in the lab's addresses:
+the client 10.0.0.2 (and a second address, 10.0.0.4, on the same veth) and
+the server 10.0.0.3 with HTTP servers on 8080, 8081 and 22.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+
+import pytest
+
+from tests.e2e.cli import lwtui_env, ok, watch  # noqa: F401 (fixtures)
+from tests.e2e.traffic import http_server, nsrun
+
+SECOND = "10.0.0.4"
+PORTS = (8080, 8081, 22)
+
+
+def get(ns: str, src: str, dst: str, port: int, timeout: float = 2) -> bool:
+    """One GET from address `src`; True when it returned 200 within `timeout`."""
+    r = nsrun(ns, ["curl", "-s", "-o", "/dev/null", "--interface", src, "--max-time", str(timeout),
+                   "-w", "%{http_code}", f"http://{dst}:{port}/index.html"], timeout=timeout + 10)
+    return r.returncode == 0 and r.stdout.strip() == "200"
+
+
+# rule -> which (client address, server port) pairs it lets through
+CASES = {
+    "src host {a} and dst port 8080/tcp": {("a", 8080): False, ("a", 8081): True, ("b", 8080): True},
+    "dst port 8081/tcp and not src host {b}": {("a", 8081): False, ("b", 8081): True, ("a", 8080): True},
+    "host 10.0.0.0/24 and not port 22": {("a", 8080): False, ("b", 8081): False, ("a", 22): True,
+                                         ("b", 22): True},
+}
+
+
+@pytest.mark.parametrize("hook", ["in", "out"])
+def test_compound_rules_block_exactly_what_they_say(topo, route_dump, watch, lwtui_env, tmp_path, hook):
+    subprocess.run(["ip", "-n", topo.client_ns, "addr", "add", f"{SECOND}/24", "dev", topo.dev], check=True,
+                   timeout=10)
+    ns = topo.server_ns if hook == "in" else topo.client_ns
+    before = route_dump(ns)
+    (tmp_path / "index.html").write_text("hello\n")
+    name = f"t{os.getpid()}c{hook}"
+    addrs = {"a": topo.client_v4, "b": SECOND}
+    srv = topo.server_v4
+    with http_server(topo.server_ns, srv, 8080, str(tmp_path)), \
+            http_server(topo.server_ns, srv, 8081, str(tmp_path)), \
+            http_server(topo.server_ns, srv, 22, str(tmp_path)):
+        w = watch(f"{srv}/32", "--hook", hook, "--netns", ns, "--interval", "0.3", "--duration", "180",
+                  "--session", name)
+        for who, port in [("a", p) for p in PORTS] + [("b", p) for p in PORTS]:
+            assert get(topo.client_ns, addrs[who], srv, port), (who, port)   # all open before
+        for template, passes in CASES.items():
+            rule = template.format(**addrs)
+            out = ok(lwtui_env, "block", rule, "--session", name)
+            assert rule in out.stdout
+            listed = [json.loads(x) for x in ok(lwtui_env, "rules", "--session", name, "--json").stdout.splitlines()]
+            assert [(x["rule"], x["kind"]) for x in listed] == [(rule, "rule")]
+            assert listed[0]["terms"] and all(len(c) == 2 for c in listed[0]["terms"])
+            for (who, port), through in passes.items():
+                assert get(topo.client_ns, addrs[who], srv, port, timeout=2 if through else 1.2) == through, \
+                    (rule, who, port)
+            dropped = w.wait_for(lambda d: d["type"] == "flow" and d["drops"] >= 1 and d.get("rule") == rule,
+                                 what=f"a flow dropped by {rule}")
+            assert dropped["verdict"] == "drop" and dropped["proto"] == "tcp"
+            hits = [json.loads(x) for x in ok(lwtui_env, "rules", "--session", name, "--json").stdout.splitlines()]
+            assert hits[0]["hits"] >= 1
+            ok(lwtui_env, "allow", rule, "--session", name)
+            assert ok(lwtui_env, "rules", "--session", name, "--json").stdout == ""
+            for (who, port) in passes:
+                assert get(topo.client_ns, addrs[who], srv, port), ("lifted", rule, who, port)
+        assert w.stop() == 128 + signal.SIGTERM
+    assert route_dump(ns) == before
+
+
+def test_a_rule_the_kernel_cannot_enforce_is_refused_with_a_caret(lwtui_env):
+    from tests.e2e.cli import run
+    r = run(lwtui_env, "block", "src host 10.0.0.2 and hook in")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    error, text, caret = r.stderr.rstrip("\n").splitlines()
+    assert "cannot enforce 'hook'" in error
+    assert caret.strip() == "^^^^" and text.index("hook") == caret.index("^")
