@@ -65,8 +65,9 @@ class Session(RouteChecks):
     def __init__(self, targets: Iterable[routes.Target], *, name: str | None = None,
                  dry_run: bool = False, max_flows: int = 65536, idle_timeout: float = 60.0,
                  drop_event_interval: float = 1.0, keep_blocks: bool = False, events: str = "perf",
-                 on_status: Callable[[str], None] | None = None):
+                 on_status: Callable[[str], None] | None = None, rules: Iterable[tuple[Rule, float | None]] = ()):
         self.targets = list(targets)
+        self._initial_rules = list(rules)     # --rules FILE: in the maps before the first attach
         if not self.targets:
             raise SessionError("no route given: name at least one ROUTE (see `lwtui --help`)")
         self.name = paths.valid_name(state.new_session_name() if name is None else name)
@@ -135,6 +136,8 @@ class Session(RouteChecks):
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
+            for rule, ttl in self._initial_rules:   # in force before the first packet is judged
+                self.store.add(rule, ttl=ttl)
             try:
                 self._runstats.open()   # the kernel times lwtui's programs from now on
             except runstats.RunStatsError as e:
@@ -159,6 +162,8 @@ class Session(RouteChecks):
         self._checker.start()
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
+        if self._initial_rules:
+            self._log("info", f"{len(self._initial_rules)} rule(s) of the rules file in force from the first packet")
 
     def run_stats(self) -> dict[str, tuple[int, int]]:
         """(run_time_ns, run_cnt) of each hook's program, read now; empty without run-time statistics."""

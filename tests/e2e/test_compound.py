@@ -86,3 +86,47 @@ def test_a_rule_the_kernel_cannot_enforce_is_refused_with_a_caret(lwtui_env):
     error, text, caret = r.stderr.rstrip("\n").splitlines()
     assert "cannot enforce 'hook'" in error
     assert caret.strip() == "^^^^" and text.index("hook") == caret.index("^")
+
+
+def test_a_rules_file_is_in_force_from_the_first_packet(topo, route_dump, watch, lwtui_env, tmp_path):
+    (tmp_path / "index.html").write_text("hello\n")
+    rules = tmp_path / "today.rules"
+    rules.write_text(f"# the seed's program\nsrc host {topo.client_v4} and dst port 8080/tcp   # tcp only\n"
+                     "port 5999/udp ttl=600\n")
+    before = route_dump(topo.client_ns)
+    name = f"t{os.getpid()}f"
+    srv = topo.server_v4
+    with http_server(topo.server_ns, srv, 8080, str(tmp_path)), \
+            http_server(topo.server_ns, srv, 8081, str(tmp_path)):
+        w = watch(f"{srv}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "120",
+                  "--session", name, "--rules", str(rules))
+        assert not get(topo.client_ns, topo.client_v4, srv, 8080, timeout=1.2)    # the very first connection
+        first = w.wait_for(lambda d: d["type"] == "flow" and d["dport"] == 8080, what="the 8080 flow")
+        assert first["drops"] >= 1 and first["packets"] == first["drops"], first   # none of it passed
+        assert get(topo.client_ns, topo.client_v4, srv, 8081)
+        listed = [json.loads(x) for x in ok(lwtui_env, "rules", "--session", name, "--json").stdout.splitlines()]
+        assert sorted(x["rule"] for x in listed) == sorted(
+            [f"src host {topo.client_v4} and dst port 8080/tcp", "port 5999/udp"])
+        saved = tmp_path / "saved.rules"
+        out = ok(lwtui_env, "rules", "--session", name, "--save", str(saved))
+        assert "saved 2 rules" in out.stdout
+        lines = [x for x in saved.read_text().splitlines() if not x.startswith("#")]
+        assert f"src host {topo.client_v4} and dst port 8080/tcp" in lines
+        ttl = [x for x in lines if x.startswith("port 5999/udp ttl=")]
+        assert ttl and 500 < int(ttl[0].split("=")[1]) <= 600
+        assert w.stop() == 128 + signal.SIGTERM
+    assert route_dump(topo.client_ns) == before
+
+
+def test_a_bad_rules_file_attaches_nothing(topo, route_dump, lwtui_env, tmp_path):
+    from tests.e2e.cli import run
+    rules = tmp_path / "bad.rules"
+    rules.write_text("port 8080/tcp\nsrc host 10.0.0.2 and verdict drop\n")
+    before = route_dump(topo.client_ns)
+    r = run(lwtui_env, "watch", f"{topo.server_v4}/32", "--netns", topo.client_ns, "--rules", str(rules),
+            "--duration", "5")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    error, text, caret = r.stderr.rstrip("\n").splitlines()
+    assert error.startswith(f"lwtui: {rules}:2: the kernel cannot enforce 'verdict'")
+    assert text.strip() == "src host 10.0.0.2 and verdict drop" and text.index("verdict") == caret.index("^")
+    assert route_dump(topo.client_ns) == before and lwtui_env.states() == [] and lwtui_env.pin_dirs() == []
