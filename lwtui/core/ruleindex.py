@@ -72,6 +72,10 @@ class RuleIndex:
         self._answers[flow] = answer
         return answer
 
+    def holds(self, rule: Rule) -> bool:
+        """Whether `rule` is among the active rules (by text)."""
+        return rule.text in self._rules
+
     def matching(self, flow: FlowId) -> list[Rule]:
         """Every active rule that matches `flow` (found through the index, not by trying each)."""
         return self._lookup(flow) if self._rules else []

@@ -58,6 +58,7 @@ class RuleStore:
         self.fds = fds
         self._owns = owns_fds
         self._decoded: dict[tuple[str, bytes], Rule] = {}    # rule keys already decoded, by their bytes
+        self.compound_slots: dict[int, Rule] = {}     # `compound` entry -> its rule, as of the last items()
         self._check_layout()
 
     def _check_layout(self) -> None:
@@ -199,12 +200,18 @@ class RuleStore:
             bpfsys.map_update(fd, ct.c_uint32(i), e)
 
     def _compound_items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
+        """Compound rules with their entries' values summed; `compound_slots` (entry index ->
+        rule) is refreshed on the way, to name the rule a flow's cached word points at."""
         out: list[tuple[Rule, kstructs.RuleVal]] = []
+        slots_now: dict[int, Rule] = {}
         for text, slots in self._groups().items():
             val = kstructs.RuleVal(hits=sum(e.val.hits for _, e in slots),
                                    expires_ns=min(e.val.expires_ns for _, e in slots),
                                    created_ns=min(e.val.created_ns for _, e in slots))
-            out.append((decode_compound([e for _, e in slots]), val))
+            rule = decode_compound([e for _, e in slots])
+            slots_now.update((i, rule) for i, _ in slots)
+            out.append((rule, val))
+        self.compound_slots = slots_now
         return out
 
     def items(self) -> list[tuple[Rule, kstructs.RuleVal]]:

@@ -364,8 +364,13 @@ class Session(RouteChecks):
         verdict, rule_text = "allow", ""
         if st.verdict == kstructs.DROP:
             verdict = "would-drop" if self.dry_run else "drop"
-            # The kernel names the kind; the index finds that kind's rule without trying each.
-            rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""), self._index.matching(fid))
+            # The kernel names the kind (and a compound rule's entry); the index finds that
+            # kind's rule without trying each.
+            rule = self.store.compound_slots.get(st.rule_index) if (
+                st.rule_kind == kstructs.RULE_COMPOUND and self.store is not None) else None
+            if rule is None or not self._index.holds(rule):
+                rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""),
+                                    self._index.matching(fid))
             rule_text = rule.text if rule is not None else ""
         return fid, Counters(packets=st.packets, bytes=st.bytes, drops=st.drops,
                              first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,
