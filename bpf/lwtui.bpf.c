@@ -521,6 +521,7 @@ struct term_facts {
 	__u64 s[2], d[2];  /* the addresses, as two 64-bit halves each */
 	__u64 ports;       /* 1: a TCP/UDP packet whose ports were read */
 	__u64 sport, dport, proto;
+	__s64 dry;             /* match_compound: the first dry-run entry that held, or -1 */
 	struct flow_key key;   /* the caller's, passed through this map (see launder) */
 	struct pkt_info pi;
 };
@@ -584,9 +585,12 @@ static __always_inline __u64 compound_holds(const struct term_facts *f, struct c
 }
 
 /* The index of the first live compound entry whose terms all hold, counting
- * its hit; -1 when none does. A bounded loop over the array: it runs on a
- * flow's first packet and when the rules generation changes, never for an
- * allowed flow's later packets. */
+ * its hit; -1 when none does. Dry-run entries (LWTUI_COMPOUND_DRY_RUN) count
+ * their hit and let the loop go on: when no other entry holds, the first of
+ * them is returned with COMPOUND_DRY_BIT. A bounded loop over the array: it
+ * runs on a flow's first packet and when the rules generation changes, never
+ * for an allowed flow's later packets. */
+#define COMPOUND_DRY_BIT 0x10000
 static __always_inline int match_compound(struct flow_key *key, struct pkt_info *pi, __u64 now, __u32 segs)
 {
 	struct compound_rule *r;
@@ -598,6 +602,7 @@ static __always_inline int match_compound(struct flow_key *key, struct pkt_info 
 		return -1;
 	launder(key, pi, f);
 	term_facts(key, pi, f);
+	f->dry = -1;  /* in map memory, not a register: the verifier keeps no state per value */
 #pragma clang loop unroll(disable)
 	for (i = 0; i < MAX_COMPOUND; i++) {
 		r = compound.lookup(&i);
@@ -608,9 +613,12 @@ static __always_inline int match_compound(struct flow_key *key, struct pkt_info 
 		if (!compound_holds(f, r))
 			continue;
 		__sync_fetch_and_add(&r->val.hits, segs);
-		return i;
+		if (!(r->flags & LWTUI_COMPOUND_DRY_RUN))
+			return i;
+		if (f->dry < 0)
+			f->dry = i | COMPOUND_DRY_BIT;
 	}
-	return -1;
+	return f->dry < 0 ? -1 : (int)f->dry;
 }
 
 /* The decision of the first rule that matches (LWTUI_DECISION: its
@@ -631,7 +639,8 @@ static __always_inline __u32 eval_rules(struct flow_key *key, struct pkt_info *p
 		return LWTUI_RULE_PORT;
 	i = match_compound(key, pi, now, segs);
 	if (i >= 0)
-		return LWTUI_DECISION(LWTUI_RULE_COMPOUND, i);
+		return i & COMPOUND_DRY_BIT ? LWTUI_DECISION(LWTUI_RULE_COMPOUND_DRY, i & 0xffff)
+					    : LWTUI_DECISION(LWTUI_RULE_COMPOUND, i);
 	return LWTUI_RULE_NONE;
 }
 
@@ -697,10 +706,19 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 		stat_add(key->hook, LWTUI_ST_EVENTS_FAILED, 1);
 }
 
-/* Count a matched packet and decide: dry-run passes it, else drop. */
-static __always_inline int drop_verdict(__u8 hook, __u32 segs)
+/* The verdict of a decision (LWTUI_DECISION): a dry-run rule's would-drop. */
+static __always_inline __u8 verdict_of(__u32 kind)
 {
-	if (cfg_get(LWTUI_CFG_DRY_RUN)) {
+	if (!kind)
+		return LWTUI_ALLOW;
+	return (__u8)kind == LWTUI_RULE_COMPOUND_DRY ? LWTUI_WOULD_DROP : LWTUI_DROP;
+}
+
+/* Count a matched packet and decide: dry-run (the session's, or `dry`: the
+ * rule's) passes it, else drop. */
+static __always_inline int drop_verdict(__u8 hook, __u32 segs, int dry)
+{
+	if (dry || cfg_get(LWTUI_CFG_DRY_RUN)) {
 		stat_add(hook, LWTUI_ST_WOULD_DROPS, segs);
 		return BPF_OK;
 	}
@@ -720,7 +738,7 @@ static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key
 		fs->last_event_ns = now;
 		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
 	}
-	return drop_verdict(key->hook, segs);
+	return drop_verdict(key->hook, segs, LWTUI_CACHED_VERDICT(fs->cached) == LWTUI_WOULD_DROP);
 }
 
 /* The flow's entry, created when absent; NULL when `flows` refused it. */
@@ -759,7 +777,7 @@ static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 	kind = eval_rules(key, pi, flow_clock());
 	if (pi->first_frag)
 		frag_note(key, pi, kind);
-	return kind ? drop_verdict(key->hook, pi->segs) : BPF_OK;
+	return kind ? drop_verdict(key->hook, pi->segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
@@ -794,7 +812,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 						      : eval_rules(&key, &pi, now);
 		if (pi.first_frag)
 			frag_note(&key, &pi, kind);
-		return kind ? drop_verdict(hook, pi.segs) : BPF_OK;
+		return kind ? drop_verdict(hook, pi.segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
 	}
 
 	/* This CPU's copy: plain adds are exact (the program runs with BH off). */
@@ -806,11 +824,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	fs->tcp_flags |= pi.tcp_flags;
 	cached = fs->cached;
 	if ((key.flags & LWTUI_KEY_FRAGMENT) || !cached || LWTUI_CACHED_GEN(cached) != gen ||
-	    LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP) {
+	    LWTUI_CACHED_VERDICT(cached) != LWTUI_ALLOW) {
 		/* fragments follow their own datagram; drops re-check every packet */
 		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
 						      : eval_rules(&key, &pi, now);
-		cached = LWTUI_CACHED(gen, kind ? LWTUI_DROP : LWTUI_ALLOW, kind);
+		cached = LWTUI_CACHED(gen, verdict_of(kind), kind);
 		fs->cached = cached;
 	}
 	if (pi.first_frag)
@@ -819,7 +837,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		stat_add(hook, LWTUI_ST_NEW_FLOWS, 1);
 		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);
 	}
-	if (LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP)
+	if (LWTUI_CACHED_VERDICT(cached) != LWTUI_ALLOW)
 		return drop_flow(skb, &key, fs, len, pi.segs, now);
 	return BPF_OK;
 }

@@ -36,6 +36,7 @@ typedef uint64_t __u64;
 /* Verdicts (flow_stats.verdict, event.verdict). */
 #define LWTUI_ALLOW 0
 #define LWTUI_DROP  1
+#define LWTUI_WOULD_DROP 2  /* only dry-run rules matched: counted, passed */
 
 /* Which rule produced a drop verdict (flow_stats.rule_kind, event.rule_kind). */
 #define LWTUI_RULE_NONE 0
@@ -43,6 +44,7 @@ typedef uint64_t __u64;
 #define LWTUI_RULE_HOST 2
 #define LWTUI_RULE_PORT 3
 #define LWTUI_RULE_COMPOUND 4  /* an entry of `compound`; its index in LWTUI_CACHED_RULE */
+#define LWTUI_RULE_COMPOUND_DRY 5  /* a dry-run entry of `compound` (LWTUI_COMPOUND_DRY_RUN) */
 
 /* Event types. */
 #define LWTUI_EV_NEW  1  /* first packet of a flow */

@@ -230,14 +230,17 @@ def _guard_ssh(rule, force: bool) -> None:
 def cmd_block(args) -> int:
     from lwtui.core.grammar import parse_rule
     rule = parse_rule(" ".join(args.rule))
-    _guard_ssh(rule, args.force)
+    dry = getattr(args, "dry_run", False)
+    if not dry:         # a dry-run rule drops nothing: it cannot cut the connection
+        _guard_ssh(rule, args.force)
     st, store = _store(args)
     try:
-        store.add(rule, ttl=args.ttl)
+        store.add(rule, ttl=args.ttl, dry_run=dry)
     finally:
         store.close()
     ttl = f" for {args.ttl:g}s" if args.ttl else ""
-    _console().print(f"blocked [bold]{rule.text}[/]{ttl} in session {st.name}")
+    what = "dry-run (counts would-drops, drops nothing)" if dry else "blocked"
+    _console().print(f"{what} [bold]{rule.text}[/]{ttl} in session {st.name}")
     return 0
 
 

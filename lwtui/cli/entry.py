@@ -52,6 +52,7 @@ SUB_EXAMPLES = {
   lwtui block host 10.0.0.9 --ttl 300 --session lab          lifted by itself after 5 minutes
   lwtui block 'flow tcp 10.0.0.2:40000 10.0.0.3:8080'
   lwtui block 'src host 10.0.0.3 and dst port 8080/tcp'      one compound rule
+  lwtui block 'port 22 and not src host 10.0.0.0/8' --dry-run   try it: counts would-drops only
 """ + _RULES,
     "allow": """examples:
   lwtui allow port 8080/tcp                                  lift the rule of that text
@@ -191,6 +192,9 @@ def build_parser(sub: str | None) -> argparse.ArgumentParser:
                            help=f"lift the rule after this many seconds ({TTL_MIN}..{TTL_MAX})")
             p.add_argument("--force", action="store_true",
                            help="block even when the rule matches your own SSH connection")
+            p.add_argument("--dry-run", action="store_true",
+                           help="this rule only counts would-drops while the others enforce (host, port and "
+                                "compound rules; it takes a compound entry)")
     elif sub == "rules":
         p.add_argument("--session", type=_session_name,
                        help="the session whose rules to list (default: the only one running)")

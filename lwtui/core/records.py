@@ -68,7 +68,7 @@ def rule_json(r: RuleEntry) -> dict:
     (kind "rule") also with its terms, per conjunction (one kernel entry each)."""
     d = {"type": "rule", "rule": r.text, "kind": r.kind, "hits": r.hits,
          "expires_in": None if r.expires_in is None else round(r.expires_in, 3),
-         "created": rfc3339(r.created)}
+         "created": rfc3339(r.created), "dry_run": r.dry_run}
     if r.kind == "rule":
         rule = parse_rule(r.text)
         if isinstance(rule, CompoundRule):

@@ -22,10 +22,11 @@ HOOKS_N = 3  # rows of the `stats` array (LWTUI_HOOKS)
 IPV6_EXT_MAX = 1152  # IPv6 extension headers the programs walk (LWTUI_IPV6_EXT_MAX)
 KEY_FRAGMENT = 0x01
 
-ALLOW, DROP = 0, 1
+ALLOW, DROP, WOULD_DROP = 0, 1, 2
 
-RULE_NONE, RULE_FLOW, RULE_HOST, RULE_PORT, RULE_COMPOUND = 0, 1, 2, 3, 4
-RULE_KIND_NAMES = {RULE_NONE: "", RULE_FLOW: "flow", RULE_HOST: "host", RULE_PORT: "port", RULE_COMPOUND: "rule"}
+RULE_NONE, RULE_FLOW, RULE_HOST, RULE_PORT, RULE_COMPOUND, RULE_COMPOUND_DRY = 0, 1, 2, 3, 4, 5
+RULE_KIND_NAMES = {RULE_NONE: "", RULE_FLOW: "flow", RULE_HOST: "host", RULE_PORT: "port", RULE_COMPOUND: "rule",
+                   RULE_COMPOUND_DRY: "rule"}
 
 COMPOUND_MAX = 8      # entries of `compound` (LWTUI_COMPOUND_MAX)
 COMPOUND_TERMS = 8    # terms of one entry (LWTUI_COMPOUND_TERMS)

@@ -19,8 +19,8 @@ import time
 from lwtui.kernel import bpfsys, kstructs
 from lwtui.core.model import RuleEntry
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import Rule
-from lwtui.core.compound import MAX_TERMS, CompoundRule
+from lwtui.core.rules import HostRule, PortRule, Rule
+from lwtui.core.compound import MAX_TERMS, CompoundRule, Term
 from lwtui.kernel.codec import decode, decode_compound, encode, encode_compound
 
 _KEY_TYPES = {
@@ -29,6 +29,18 @@ _KEY_TYPES = {
     "port_rules": kstructs.PortKey,
 }
 _VALUE_SIZE = ct.sizeof(kstructs.RuleVal)
+
+
+def _as_compound(rule: Rule) -> CompoundRule:
+    """A rule as compound entries: host and port rules as one term; flow rules cannot."""
+    if isinstance(rule, CompoundRule):
+        return rule
+    if isinstance(rule, HostRule):
+        return CompoundRule(((Term("host", rule.network),),))
+    if isinstance(rule, PortRule):
+        return CompoundRule(((Term("port", rule.port, rule.proto),),))
+    raise VerdictError("--dry-run is for host, port and compound rules, not single flows: "
+                       "write the flow's parts, e.g. 'src host A and src port P and dst host B and dst port Q'")
 
 
 def read_config(fd: int) -> kstructs.LwtuiConfig:
@@ -59,6 +71,7 @@ class RuleStore:
         self._owns = owns_fds
         self._decoded: dict[tuple[str, bytes], Rule] = {}    # rule keys already decoded, by their bytes
         self.compound_slots: dict[int, Rule] = {}     # `compound` entry -> its rule, as of the last items()
+        self.dry_texts: set[str] = set()               # rules in dry-run (block --dry-run), as of then
         self._check_layout()
 
     def _check_layout(self) -> None:
@@ -105,15 +118,20 @@ class RuleStore:
         write_config_slot(self.fds["config"], kstructs.CFG_DRY_RUN, 1 if on else 0)
 
     # -- rules -----------------------------------------------------------
-    def add(self, rule: Rule | str, ttl: float | None = None) -> Rule:
-        """Install a drop rule (replacing its TTL if present); effective from the next packet."""
+    def add(self, rule: Rule | str, ttl: float | None = None, dry_run: bool = False) -> Rule:
+        """Install a drop rule (replacing its TTL if present); effective from the next packet.
+
+        dry_run: the rule only counts would-drops while the others enforce. It
+        takes a compound entry (the flag lives there), so a host or port rule
+        in dry-run is written as a compound rule of one term."""
         rule = parse_rule(rule) if isinstance(rule, str) else rule
         if ttl is not None and ttl <= 0:
             raise VerdictError(f"--ttl must be positive seconds, got {ttl}")
-        if isinstance(rule, CompoundRule):
-            self._add_compound(rule, ttl)
+        if dry_run or isinstance(rule, CompoundRule):
+            self._add_compound(_as_compound(rule), ttl, dry_run)
             self.bump_generation()
             return rule
+        self._delete_compound(rule.text)     # a dry-run rule of this text now enforces
         map_name, key = encode(rule)
         val = kstructs.RuleVal()
         old = kstructs.RuleVal()
@@ -140,12 +158,15 @@ class RuleStore:
 
     def _delete(self, rule: Rule) -> bool:
         if isinstance(rule, CompoundRule):
-            slots = self._groups().get(rule.text, [])
-            for i, _ in slots:
-                bpfsys.map_update(self.fds["compound"], ct.c_uint32(i), kstructs.CompoundEntry())
-            return bool(slots)
+            return self._delete_compound(rule.text)
         map_name, key = encode(rule)
-        return bpfsys.map_delete(self.fds[map_name], key)
+        return bpfsys.map_delete(self.fds[map_name], key) | self._delete_compound(rule.text)
+
+    def _delete_compound(self, text: str) -> bool:
+        slots = self._groups().get(text, [])
+        for i, _ in slots:
+            bpfsys.map_update(self.fds["compound"], ct.c_uint32(i), kstructs.CompoundEntry())
+        return bool(slots)
 
     # -- compound rules: entries of the `compound` array ------------------
     def _compound_entries(self) -> list[tuple[int, kstructs.CompoundEntry]]:
@@ -173,15 +194,16 @@ class RuleStore:
             out[rule.text] = slots
         return out
 
-    def _add_compound(self, rule: CompoundRule, ttl: float | None) -> None:
-        """Write the rule's conjunctions into free entries (or renew its TTL)."""
+    def _add_compound(self, rule: CompoundRule, ttl: float | None, dry_run: bool = False) -> None:
+        """Write the rule's conjunctions into free entries (or renew its TTL and dry-run flag)."""
+        flags = kstructs.COMPOUND_DRY_RUN if dry_run else 0
         entries = self._compound_entries()
         expires = time.monotonic_ns() + int(ttl * 1e9) if ttl else 0
         old = self._groups(entries).get(rule.text)
         fd = self.fds["compound"]
         if old:
             for i, e in old:
-                e.val.expires_ns = expires
+                e.val.expires_ns, e.flags = expires, flags
                 bpfsys.map_update(fd, ct.c_uint32(i), e)
             return
         free = [i for i, e in entries if not e.group]
@@ -196,7 +218,7 @@ class RuleStore:
             group = secrets.randbits(32)
         now = time.time_ns()
         for i, e in zip(free, parts):
-            e.group, e.val.created_ns, e.val.expires_ns = group, now, expires
+            e.group, e.val.created_ns, e.val.expires_ns, e.flags = group, now, expires, flags
             bpfsys.map_update(fd, ct.c_uint32(i), e)
 
     def _compound_items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
@@ -204,14 +226,17 @@ class RuleStore:
         rule) is refreshed on the way, to name the rule a flow's cached word points at."""
         out: list[tuple[Rule, kstructs.RuleVal]] = []
         slots_now: dict[int, Rule] = {}
+        dry: set[str] = set()
         for text, slots in self._groups().items():
             val = kstructs.RuleVal(hits=sum(e.val.hits for _, e in slots),
                                    expires_ns=min(e.val.expires_ns for _, e in slots),
                                    created_ns=min(e.val.created_ns for _, e in slots))
             rule = decode_compound([e for _, e in slots])
             slots_now.update((i, rule) for i, _ in slots)
+            if any(e.flags & kstructs.COMPOUND_DRY_RUN for _, e in slots):
+                dry.add(rule.text)
             out.append((rule, val))
-        self.compound_slots = slots_now
+        self.compound_slots, self.dry_texts = slots_now, dry
         return out
 
     def items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
@@ -230,19 +255,19 @@ class RuleStore:
 
     def entries(self, now_mono_ns: int | None = None) -> list[RuleEntry]:
         """Active rules for display, expired ones left out."""
-        return [e for e, _ in self._split(self.items(), now_mono_ns)[0]]
+        return [e for e, _ in self._split(self.items(), now_mono_ns, self.dry_texts)[0]]
 
     def sweep(self, now_mono_ns: int | None = None) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
         """One read of the rule maps for a refresh tick: the active rules (for
         display, with their parsed Rule) and the expired ones, which it deletes."""
-        active, expired = self._split(self.items(), now_mono_ns)
+        active, expired = self._split(self.items(), now_mono_ns, self.dry_texts)
         gone = [r for r in expired if self._delete(r)]
         if gone:
             self.bump_generation()
         return active, gone
 
     @staticmethod
-    def _split(items, now_mono_ns: int | None) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
+    def _split(items, now_mono_ns: int | None, dry: set[str]) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
         now = time.monotonic_ns() if now_mono_ns is None else now_mono_ns
         active, expired = [], []
         for rule, val in items:
@@ -252,7 +277,7 @@ class RuleStore:
                 if left <= 0:
                     expired.append(rule)
                     continue
-            active.append((RuleEntry(text=rule.text, kind=rule.kind, hits=val.hits,
-                                     expires_in=left, created=val.created_ns / 1e9), rule))
+            active.append((RuleEntry(text=rule.text, kind=rule.kind, hits=val.hits, expires_in=left,
+                                     created=val.created_ns / 1e9, dry_run=rule.text in dry), rule))
         active.sort(key=lambda er: (er[0].kind, er[0].text))
         return active, expired

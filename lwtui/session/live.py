@@ -362,12 +362,12 @@ class Session(RouteChecks):
         rules in the maps, empty when that rule was lifted since."""
         fid = flow_id_from_key(key, self._ids)
         verdict, rule_text = "allow", ""
-        if st.verdict == kstructs.DROP:
-            verdict = "would-drop" if self.dry_run else "drop"
+        if st.verdict in (kstructs.DROP, kstructs.WOULD_DROP):
+            verdict = "would-drop" if self.dry_run or st.verdict == kstructs.WOULD_DROP else "drop"
             # The kernel names the kind (and a compound rule's entry); the index finds that
             # kind's rule without trying each.
             rule = self.store.compound_slots.get(st.rule_index) if (
-                st.rule_kind == kstructs.RULE_COMPOUND and self.store is not None) else None
+                st.rule_kind in (kstructs.RULE_COMPOUND, kstructs.RULE_COMPOUND_DRY) and self.store is not None) else None
             if rule is None or not self._index.holds(rule):
                 rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""),
                                     self._index.matching(fid))

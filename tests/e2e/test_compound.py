@@ -130,3 +130,26 @@ def test_a_bad_rules_file_attaches_nothing(topo, route_dump, lwtui_env, tmp_path
     assert error.startswith(f"lwtui: {rules}:2: the kernel cannot enforce 'verdict'")
     assert text.strip() == "src host 10.0.0.2 and verdict drop" and text.index("verdict") == caret.index("^")
     assert route_dump(topo.client_ns) == before and lwtui_env.states() == [] and lwtui_env.pin_dirs() == []
+
+
+def test_block_dry_run_counts_one_rule_while_the_others_enforce(topo, watch, lwtui_env, tmp_path):
+    (tmp_path / "index.html").write_text("hello\n")
+    name = f"t{os.getpid()}d"
+    srv, cli = topo.server_v4, topo.client_v4
+    with http_server(topo.server_ns, srv, 8080, str(tmp_path)), \
+            http_server(topo.server_ns, srv, 8081, str(tmp_path)):
+        w = watch(f"{srv}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "120",
+                  "--session", name)
+        out = ok(lwtui_env, "block", "dst port 8080/tcp", "--dry-run", "--session", name)
+        assert "dry-run" in out.stdout
+        ok(lwtui_env, "block", f"src host {cli} and dst port 8081/tcp", "--session", name)
+        assert get(topo.client_ns, cli, srv, 8080)                       # the dry-run rule lets it pass
+        assert not get(topo.client_ns, cli, srv, 8081, timeout=1.2)      # the other rule enforces
+        f = w.wait_for(lambda d: d["type"] == "flow" and d["dport"] == 8080 and d["would_drops"] >= 3,
+                       what="the 8080 flow's would-drops")
+        assert (f["verdict"], f["drops"], f["rule"]) == ("would-drop", 0, "dst port 8080/tcp")
+        listed = {x["rule"]: x for x in map(json.loads, ok(lwtui_env, "rules", "--session", name,
+                                                           "--json").stdout.splitlines())}
+        assert listed["dst port 8080/tcp"]["dry_run"] is True and listed["dst port 8080/tcp"]["hits"] >= 3
+        assert listed[f"src host {cli} and dst port 8081/tcp"]["dry_run"] is False
+        assert w.stop() == 128 + signal.SIGTERM

@@ -113,3 +113,31 @@ def test_fuzz_kernel_agrees_with_matches(probe, text, pkts):
     finally:
         s.remove(rule)
         probe.reset_maps()
+
+
+def test_a_dry_run_rule_counts_would_drops_while_the_others_enforce(probe):
+    s = store_of(probe)
+    s.add("proto tcp", dry_run=True)
+    s.add("port 8080/tcp", dry_run=True)                 # a port rule in dry-run: one compound term
+    s.add("src host 10.0.0.3 and dst port 8081/tcp")
+    by_text = {e.text: e for e in s.entries()}
+    assert {t: e.dry_run for t, e in by_text.items()} == {
+        "proto tcp": True, "port 8080/tcp": True, "src host 10.0.0.3 and dst port 8081/tcp": False}
+    base = probe.read_stats()
+    for _ in range(3):                                   # every packet of the flow is counted
+        assert verdict(probe, TCP, "10.0.0.4", "10.0.0.1", 40000, 8080) == BPF_OK
+    assert verdict(probe, TCP, "10.0.0.3", "10.0.0.1", 40001, 8081) == BPF_DROP   # the enforcing rule
+    assert verdict(probe, TCP, "10.0.0.4", "10.0.0.1", 40002, 8081) == BPF_OK     # only the dry one
+    assert verdict(probe, UDP, "10.0.0.4", "10.0.0.1", 40003, 8080) == BPF_OK     # none
+    got = probe.read_stats()
+    assert got["would_drops"] - base["would_drops"] == 4 and got["drops"] - base["drops"] == 1
+    st_ = flows(probe)[want("10.0.0.4", "10.0.0.1", TCP, 40000, 8080, hook="in")]
+    assert (st_.verdict, st_.rule_kind, st_.drops) == (kstructs.WOULD_DROP, kstructs.RULE_COMPOUND_DRY, 3)
+    assert s.compound_slots[st_.rule_index].text == "proto tcp"      # the first entry that held
+    assert flows(probe)[want("10.0.0.3", "10.0.0.1", TCP, 40001, 8081, hook="in")].verdict == kstructs.DROP
+    hits = {e.text: e.hits for e in s.entries()}
+    assert hits["proto tcp"] == 5 and hits["port 8080/tcp"] == 3
+    assert s.remove("port 8080/tcp") and s.remove("proto tcp")
+    assert [e.text for e in s.entries()] == ["src host 10.0.0.3 and dst port 8081/tcp"]
+    with pytest.raises(VerdictError, match="not single flows"):
+        s.add("flow tcp 10.0.0.4:1 10.0.0.1:2", dry_run=True)
