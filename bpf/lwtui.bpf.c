@@ -5,6 +5,7 @@
  *   -DMAX_FLOWS=N   entries of the `flows` per-CPU LRU hash (default 65536)
  *   -DMAX_RULES=N   entries of each rule map (default 4096)
  *   -DMAX_FRAGS=N   fragmented datagrams whose verdict is remembered (default 4096)
+ *   -DMAX_COMPOUND=N  entries of the `compound` array (default LWTUI_COMPOUND_MAX)
  *   -DIPV6_EXT_MAX=N  IPv6 extension headers walked (default LWTUI_IPV6_EXT_MAX)
  *   -DLWTUI_COARSE_CLOCK  stamp flows and events with bpf_ktime_get_coarse_ns
  *                   (CLOCK_MONOTONIC_COARSE, one tick of resolution) instead of
@@ -27,7 +28,8 @@
  * At every LWT hook `data` starts at the IPv4/IPv6 header. Each packet is
  * parsed into a struct flow_key, counted in `flows` (as max(1, gso_segs)
  * packets), and given a verdict: exact flow rule (either direction) -> host
- * rule (LPM trie) -> port rule. A packet parsed only in part is a parse error
+ * rule (LPM trie) -> port rule -> compound rules (a bounded loop over the
+ * `compound` array, see match_compound). A packet parsed only in part is a parse error
  * judged by the rules what was read allows (see handle_bad); later fragments
  * follow the verdict of their datagram's first fragment (`frags`).
  * The verdict is cached in the flow entry together with the rules generation
@@ -53,6 +55,10 @@
 #define MAX_FRAGS 4096
 #endif
 
+#ifndef MAX_COMPOUND
+#define MAX_COMPOUND LWTUI_COMPOUND_MAX
+#endif
+
 #ifndef IPV6_EXT_MAX
 #define IPV6_EXT_MAX LWTUI_IPV6_EXT_MAX  /* -DIPV6_EXT_MAX=N: a smaller bound (tests) */
 #endif
@@ -72,6 +78,7 @@ BPF_TABLE("lru_percpu_hash", struct flow_key, struct flow_stats, flows, MAX_FLOW
 BPF_HASH(verdicts, struct flow_key, struct rule_val, MAX_RULES);
 BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
 BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
+BPF_ARRAY(compound, struct compound_rule, MAX_COMPOUND);
 BPF_ARRAY(config, __u64, LWTUI_CFG_MAX);
 BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX * LWTUI_HOOKS);
 #ifdef LWTUI_RINGBUF
@@ -524,12 +531,129 @@ static __always_inline int match_port(struct flow_key *key, __u64 now, __u32 seg
 	return rule_hit(port_rules.lookup(&pk), now, segs);
 }
 
-/* LWTUI_RULE_* of the first rule that matches, LWTUI_RULE_NONE if none.
- * Flow and port rules need ports: without them only host rules apply. */
-static __always_inline __u8 eval_rules(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
+/* 1 when a == b, else 0, without a branch: compound rules are evaluated in
+ * a loop, and a branch-free term keeps the verifier's work per entry small. */
+static __always_inline __u64 eq64(__u64 a, __u64 b)
+{
+	__u64 x = a ^ b;
+
+	return ((x | -x) >> 63) ^ 1;
+}
+
+/* What a compound term can ask of a packet, read once per evaluation. */
+struct term_facts {
+	__u64 s[2], d[2];  /* the addresses, as two 64-bit halves each */
+	__u64 ports;       /* 1: a TCP/UDP packet whose ports were read */
+	__u64 sport, dport, proto;
+	__s64 dry;             /* match_compound: the first dry-run entry that held, or -1 */
+	struct flow_key key;   /* the caller's, passed through this map (see launder) */
+	struct pkt_info pi;
+};
+
+/* Per-CPU scratch for them: the stack has no 64 bytes to spare. */
+BPF_PERCPU_ARRAY(facts_scratch, struct term_facts, 1);
+
+static __always_inline void term_facts(struct flow_key *key, struct pkt_info *pi, struct term_facts *f)
+{
+	__builtin_memcpy(f->s, key->saddr, 16);
+	__builtin_memcpy(f->d, key->daddr, 16);
+	f->ports = pi->level >= PARSED_PORTS && !(key->flags & LWTUI_KEY_FRAGMENT) &&
+		   (key->proto == IPPROTO_TCP || key->proto == IPPROTO_UDP);
+	f->sport = key->sport;
+	f->dport = key->dport;
+	f->proto = key->proto;
+}
+
+/* Whether one term holds (negation applied), without a branch. Port terms
+ * hold only for TCP and UDP packets whose ports were read (never a
+ * non-first fragment), as port rules do. */
+static __always_inline __u64 term_holds(const struct term_facts *f, const struct compound_term *t)
+{
+	const __u64 *n = (const __u64 *)t->addr;  /* 8-aligned in the map value */
+	const __u64 *m = (const __u64 *)t->mask;
+	__u64 facts, ports;
+
+	ports = f->ports & (eq64(t->proto, 0) | eq64(t->proto, f->proto));
+	facts = (eq64(f->s[0] & m[0], n[0]) & eq64(f->s[1] & m[1], n[1])) * LWTUI_TERM_SADDR |
+		(eq64(f->d[0] & m[0], n[0]) & eq64(f->d[1] & m[1], n[1])) * LWTUI_TERM_DADDR |
+		(ports & eq64(f->sport, t->port)) * LWTUI_TERM_SPORT |
+		(ports & eq64(f->dport, t->port)) * LWTUI_TERM_DPORT |
+		eq64(f->proto, t->proto) * LWTUI_TERM_PROTO;
+	return (1 ^ eq64(facts & t->field, 0)) ^ (t->negate & 1);
+}
+
+/* Pass the key and what parse() learnt through map memory and back. The
+ * values stay the same; the verifier forgets the constants it knew about them
+ * on each path through the parser, so the paths that reach the compound loop
+ * become one state there and the loop is verified a few times instead of once
+ * per path (which exceeds its 1M-instruction budget). */
+static __always_inline void launder(struct flow_key *key, struct pkt_info *pi, struct term_facts *f)
+{
+	__builtin_memcpy(&f->key, key, sizeof(*key));
+	__builtin_memcpy(&f->pi, pi, sizeof(*pi));
+	asm volatile("" ::: "memory");  /* read back from the map, not from registers */
+	__builtin_memcpy(key, &f->key, sizeof(*key));
+	__builtin_memcpy(pi, &f->pi, sizeof(*pi));
+}
+
+/* Whether every term of one compound entry holds. */
+static __always_inline __u64 compound_holds(const struct term_facts *f, struct compound_rule *r)
+{
+	__u64 ok = 1;
+	int j;
+
+#pragma clang loop unroll(disable)
+	for (j = 0; j < LWTUI_COMPOUND_TERMS; j++)
+		ok &= term_holds(f, &r->terms[j]);
+	return ok;
+}
+
+/* The index of the first live compound entry whose terms all hold, counting
+ * its hit; -1 when none does. Dry-run entries (LWTUI_COMPOUND_DRY_RUN) count
+ * their hit and let the loop go on: when no other entry holds, the first of
+ * them is returned with COMPOUND_DRY_BIT. A bounded loop over the array: it
+ * runs on a flow's first packet and when the rules generation changes, never
+ * for an allowed flow's later packets. */
+#define COMPOUND_DRY_BIT 0x10000
+static __always_inline int match_compound(struct flow_key *key, struct pkt_info *pi, __u64 now, __u32 segs)
+{
+	struct compound_rule *r;
+	struct term_facts *f;
+	__u32 i = 0;
+
+	f = facts_scratch.lookup(&i);
+	if (!f)
+		return -1;
+	launder(key, pi, f);
+	term_facts(key, pi, f);
+	f->dry = -1;  /* in map memory, not a register: the verifier keeps no state per value */
+#pragma clang loop unroll(disable)
+	for (i = 0; i < MAX_COMPOUND; i++) {
+		r = compound.lookup(&i);
+		if (!r || !r->group)
+			continue;
+		if (r->val.expires_ns && r->val.expires_ns <= now)
+			continue;
+		if (!compound_holds(f, r))
+			continue;
+		__sync_fetch_and_add(&r->val.hits, segs);
+		if (!(r->flags & LWTUI_COMPOUND_DRY_RUN))
+			return i;
+		if (f->dry < 0)
+			f->dry = i | COMPOUND_DRY_BIT;
+	}
+	return f->dry < 0 ? -1 : (int)f->dry;
+}
+
+/* The decision of the first rule that matches (LWTUI_DECISION: its
+ * LWTUI_RULE_*, and a compound entry's index), LWTUI_RULE_NONE if none.
+ * Flow and port rules need ports: without them only host and compound rules
+ * apply (a compound rule's port terms then do not hold). */
+static __always_inline __u32 eval_rules(struct flow_key *key, struct pkt_info *pi, __u64 flow_now)
 {
 	__u64 now = rule_clock(flow_now);
 	__u32 segs = pi->segs;
+	int i;
 
 	if (pi->level >= PARSED_PORTS && match_flow(key, now, segs))
 		return LWTUI_RULE_FLOW;
@@ -537,6 +661,10 @@ static __always_inline __u8 eval_rules(struct flow_key *key, struct pkt_info *pi
 		return LWTUI_RULE_HOST;
 	if (pi->level >= PARSED_PORTS && match_port(key, now, segs))
 		return LWTUI_RULE_PORT;
+	i = match_compound(key, pi, now, segs);
+	if (i >= 0)
+		return i & COMPOUND_DRY_BIT ? LWTUI_DECISION(LWTUI_RULE_COMPOUND_DRY, i & 0xffff)
+					    : LWTUI_DECISION(LWTUI_RULE_COMPOUND, i);
 	return LWTUI_RULE_NONE;
 }
 
@@ -602,10 +730,19 @@ static __always_inline void send_event(struct __sk_buff *skb, struct flow_key *k
 		stat_add(key->hook, LWTUI_ST_EVENTS_FAILED, 1);
 }
 
-/* Count a matched packet and decide: dry-run passes it, else drop. */
-static __always_inline int drop_verdict(__u8 hook, __u32 segs)
+/* The verdict of a decision (LWTUI_DECISION): a dry-run rule's would-drop. */
+static __always_inline __u8 verdict_of(__u32 kind)
 {
-	if (cfg_get(LWTUI_CFG_DRY_RUN)) {
+	if (!kind)
+		return LWTUI_ALLOW;
+	return (__u8)kind == LWTUI_RULE_COMPOUND_DRY ? LWTUI_WOULD_DROP : LWTUI_DROP;
+}
+
+/* Count a matched packet and decide: dry-run (the session's, or `dry`: the
+ * rule's) passes it, else drop. */
+static __always_inline int drop_verdict(__u8 hook, __u32 segs, int dry)
+{
+	if (dry || cfg_get(LWTUI_CFG_DRY_RUN)) {
 		stat_add(hook, LWTUI_ST_WOULD_DROPS, segs);
 		return BPF_OK;
 	}
@@ -625,7 +762,7 @@ static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key
 		fs->last_event_ns = now;
 		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
 	}
-	return drop_verdict(key->hook, segs);
+	return drop_verdict(key->hook, segs, LWTUI_CACHED_VERDICT(fs->cached) == LWTUI_WOULD_DROP);
 }
 
 /* The flow's entry, created when absent; NULL when `flows` refused it. */
@@ -656,7 +793,7 @@ failed:
  * allows (see eval_rules), counted, never given a flow entry. */
 static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 {
-	__u8 kind;
+	__u32 kind;
 
 	stat_add(key->hook, LWTUI_ST_PARSE_ERRORS, pi->segs);
 	if (pi->level == PARSED_NOTHING)
@@ -664,7 +801,7 @@ static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 	kind = eval_rules(key, pi, flow_clock());
 	if (pi->first_frag)
 		frag_note(key, pi, kind);
-	return kind ? drop_verdict(key->hook, pi->segs) : BPF_OK;
+	return kind ? drop_verdict(key->hook, pi->segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
@@ -674,7 +811,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	struct flow_stats *fs;
 	__u32 len = skb->len, gen;
 	__u64 now, cached;
-	__u8 kind;
+	__u32 kind;
 	int created = 0;
 
 	/* Bytes stay skb->len, the IP bytes as the hook sees them. */
@@ -696,7 +833,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 						      : eval_rules(&key, &pi, now);
 		if (pi.first_frag)
 			frag_note(&key, &pi, kind);
-		return kind ? drop_verdict(hook, pi.segs) : BPF_OK;
+		return kind ? drop_verdict(hook, pi.segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
 	}
 
 	/* This CPU's copy: plain adds are exact (the program runs with BH off). */
@@ -708,11 +845,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	fs->tcp_flags |= pi.tcp_flags;
 	cached = fs->cached;
 	if ((key.flags & LWTUI_KEY_FRAGMENT) || !cached || LWTUI_CACHED_GEN(cached) != gen ||
-	    LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP) {
+	    LWTUI_CACHED_VERDICT(cached) != LWTUI_ALLOW) {
 		/* fragments follow their own datagram; drops re-check every packet */
 		kind = key.flags & LWTUI_KEY_FRAGMENT ? eval_fragment(&key, &pi, now)
 						      : eval_rules(&key, &pi, now);
-		cached = LWTUI_CACHED(gen, kind ? LWTUI_DROP : LWTUI_ALLOW, kind);
+		cached = LWTUI_CACHED(gen, verdict_of(kind), kind);
 		fs->cached = cached;
 	}
 	if (pi.first_frag)
@@ -721,7 +858,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 		stat_add(hook, LWTUI_ST_NEW_FLOWS, 1);
 		send_event(skb, &key, fs, LWTUI_EV_NEW, len, now);
 	}
-	if (LWTUI_CACHED_VERDICT(cached) == LWTUI_DROP)
+	if (LWTUI_CACHED_VERDICT(cached) != LWTUI_ALLOW)
 		return drop_flow(skb, &key, fs, len, pi.segs, now);
 	return BPF_OK;
 }

@@ -36,12 +36,15 @@ typedef uint64_t __u64;
 /* Verdicts (flow_stats.verdict, event.verdict). */
 #define LWTUI_ALLOW 0
 #define LWTUI_DROP  1
+#define LWTUI_WOULD_DROP 2  /* only dry-run rules matched: counted, passed */
 
 /* Which rule produced a drop verdict (flow_stats.rule_kind, event.rule_kind). */
 #define LWTUI_RULE_NONE 0
 #define LWTUI_RULE_FLOW 1
 #define LWTUI_RULE_HOST 2
 #define LWTUI_RULE_PORT 3
+#define LWTUI_RULE_COMPOUND 4  /* an entry of `compound`; its index in LWTUI_CACHED_RULE */
+#define LWTUI_RULE_COMPOUND_DRY 5  /* a dry-run entry of `compound` (LWTUI_COMPOUND_DRY_RUN) */
 
 /* Event types. */
 #define LWTUI_EV_NEW  1  /* first packet of a flow */
@@ -78,6 +81,10 @@ typedef uint64_t __u64;
 #define LWTUI_CACHED_GEN(w)     ((__u32)(w))
 #define LWTUI_CACHED_VERDICT(w) ((__u8)((w) >> 32))
 #define LWTUI_CACHED_KIND(w)    ((__u8)((w) >> 40))
+/* A compound rule's decision is LWTUI_RULE_COMPOUND | index << 8 (see
+ * LWTUI_DECISION): in the cached word the index lands in bits 48..63. */
+#define LWTUI_CACHED_RULE(w)    ((__u16)((w) >> 48))
+#define LWTUI_DECISION(kind, index) ((__u32)(kind) | ((__u32)(index) << 8))
 
 struct flow_key {
 	__u8 saddr[16];
@@ -137,6 +144,48 @@ struct rule_val {
 	__u64 hits;        /* packets (GSO: segments) this rule matched (dropped or would-drop) */
 	__u64 expires_ns;  /* CLOCK_MONOTONIC; 0 = no TTL. Expired rules never match */
 	__u64 created_ns;  /* CLOCK_REALTIME, for listing */
+};
+
+/* Compound rules: `compound` is an array of LWTUI_COMPOUND_MAX entries, each
+ * a conjunction of up to LWTUI_COMPOUND_TERMS terms; a rule with `or` takes
+ * one entry per conjunction, all with the same `group`. A free entry has
+ * group 0. Entries are tried in index order on a flow's first packet and
+ * whenever the rules generation changes. */
+#define LWTUI_COMPOUND_MAX   8   /* the verifier walks every entry's terms: ~25k instructions each */
+#define LWTUI_COMPOUND_TERMS 8
+
+/* compound_term.field: which facts of a packet the term looks at, as bits;
+ * the term holds when any of them does (ADDR: either address, PORT: either
+ * port). An unused term slot has field 0 and negate 1: it always holds. */
+#define LWTUI_TERM_SADDR 0x01  /* (saddr & mask) == addr */
+#define LWTUI_TERM_DADDR 0x02
+#define LWTUI_TERM_ADDR  0x03
+#define LWTUI_TERM_SPORT 0x04  /* a TCP/UDP packet (proto: that one) with this source port */
+#define LWTUI_TERM_DPORT 0x08
+#define LWTUI_TERM_PORT  0x0c
+#define LWTUI_TERM_PROTO 0x10  /* key.proto == proto */
+
+struct compound_term {
+	__u8 addr[16];   /* network (IPv4-mapped for IPv4), host bits 0 */
+	__u8 mask[16];
+	__u16 port;
+	__u8 field;      /* LWTUI_TERM_* */
+	__u8 proto;      /* PROTO: the protocol; port terms: 0 = tcp or udp */
+	__u8 negate;     /* 1: the term holds when the comparison fails */
+	__u8 pad[3];
+};
+
+/* compound_rule.flags */
+#define LWTUI_COMPOUND_DRY_RUN 0x01  /* count would-drops for this rule, never drop */
+
+struct compound_rule {
+	struct rule_val val;  /* hits, TTL, creation, as for the other rule maps */
+	__u32 group;          /* shared by the entries of one rule; 0: a free entry */
+	__u8 nterms;          /* terms used, 1..LWTUI_COMPOUND_TERMS */
+	__u8 flags;           /* LWTUI_COMPOUND_* */
+	__u8 part;            /* this conjunction's place in its rule, 0.. */
+	__u8 parts;           /* the rule's conjunctions */
+	struct compound_term terms[LWTUI_COMPOUND_TERMS];
 };
 
 /* Perf event record. */

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 from lwtui.core.records import rfc3339
 from lwtui.kernel import pins
@@ -48,12 +49,21 @@ def _console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
-def _session(args, targets):
+def _rules_file(args) -> list:
+    """The rules of --rules FILE, read before anything is compiled or attached."""
+    if not getattr(args, "rules", None):
+        return []
+    from lwtui.core.rulesfile import read_rules
+    return read_rules(args.rules)
+
+
+def _session(args, targets, rules=()):
     from lwtui.session.live import Session
     status = _console(stderr=True)
     return Session(targets, name=args.session, dry_run=args.dry_run, max_flows=args.max_flows,
                    idle_timeout=getattr(args, "expire", 60.0), keep_blocks=getattr(args, "keep_blocks", False), events=getattr(args, "events", "perf"),
-                   on_status=lambda m: status.print(f"[dim]{m}…[/]") if sys.stderr.isatty() else None)
+                   on_status=lambda m: status.print(f"[dim]{m}…[/]") if sys.stderr.isatty() else None,
+                   rules=rules)
 
 
 def _print_ebpf(args) -> int:
@@ -122,6 +132,7 @@ def cmd_dashboard(args) -> int:
     if args.ebpf:
         return _print_ebpf(args)
     _need_terminal()
+    rules = _rules_file(args)
     from lwtui.net.routes import list_routes as lr
     from lwtui.ui.app import run_dashboard
     list_routes = lambda: lr(args.netns)  # noqa: E731  (the picker's, and the no-traffic screen's other routes)
@@ -131,7 +142,7 @@ def cmd_dashboard(args) -> int:
         targets = targets or _pick_routes(args, list_routes)
         if not targets:
             return 0
-        session = _session(args, targets)
+        session = _session(args, targets, rules)
         try:
             session.start()
             if server is not None:
@@ -168,9 +179,10 @@ def cmd_watch(args) -> int:
     if args.ebpf:
         return _print_ebpf(args)
     targets = _targets(args)
+    rules = _rules_file(args)
     server = _metrics_server(args)
     try:
-        session = _session(args, targets)
+        session = _session(args, targets, rules)
         try:
             session.start()
             if server is not None:
@@ -226,14 +238,17 @@ def _guard_ssh(rule, force: bool) -> None:
 def cmd_block(args) -> int:
     from lwtui.core.grammar import parse_rule
     rule = parse_rule(" ".join(args.rule))
-    _guard_ssh(rule, args.force)
+    dry = getattr(args, "dry_run", False)
+    if not dry:         # a dry-run rule drops nothing: it cannot cut the connection
+        _guard_ssh(rule, args.force)
     st, store = _store(args)
     try:
-        store.add(rule, ttl=args.ttl)
+        store.add(rule, ttl=args.ttl, dry_run=dry)
     finally:
         store.close()
     ttl = f" for {args.ttl:g}s" if args.ttl else ""
-    _console().print(f"blocked [bold]{rule.text}[/]{ttl} in session {st.name}")
+    what = "dry-run (counts would-drops, drops nothing)" if dry else "blocked"
+    _console().print(f"{what} [bold]{rule.text}[/]{ttl} in session {st.name}")
     return 0
 
 
@@ -259,6 +274,8 @@ def cmd_rules(args) -> int:
         entries = store.entries()
     finally:
         store.close()
+    if getattr(args, "save", None):
+        return _save_rules(args.save, st.name, entries)
     if args.json:
         for e in entries:
             print(json.dumps(rule_json(e), separators=(",", ":")))
@@ -272,6 +289,22 @@ def cmd_rules(args) -> int:
     if not entries:
         t.caption = "no rules: block with `lwtui block RULE` or a key in the dashboard"
     _console().print(t)
+    return 0
+
+
+def _save_rules(path: str, name: str, entries) -> int:
+    """Write a session's rules as a rules file (lwtui.core.rulesfile) for --rules."""
+    from lwtui.core.records import rfc3339
+    from lwtui.core.rulesfile import format_rules
+    from lwtui.cli.targets import UsageError
+    text = format_rules(entries, header=f"rules of session {name}, saved {rfc3339(time.time())}\n"
+                                        "use: lwtui watch ROUTE ... --rules FILE (or the dashboard's --rules)")
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as e:
+        raise UsageError(f"cannot write {path}: {e.strerror}: choose a writable path") from None
+    print(f"saved {len(entries)} rule{'s' if len(entries) != 1 else ''} of session {name} to {path}")
     return 0
 
 

@@ -29,23 +29,30 @@ EXAMPLES = """examples:
   lwtui detach --all                           restore routes left by a killed session
   lwtui demo                                   build the lab in namespaces and open the dashboard
 
-rules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]
-  at most 4096 rules of each kind (flow, host, port) per session
+rules: flow PROTO SRC:SPORT DST:DPORT | [src|dst] host ADDR[/LEN] | [src|dst] port PORT[/PROTO]
+  | proto NAME, joined by and, or, not, ( ): 'src host 10.0.0.3 and dst port 8080/tcp'
+  at most 4096 rules of each kind (flow, host, port) per session, and 8 compound entries
+  (one per `or` after normalising) of at most 8 terms each
 """
 
-_LIMITS = "  at most 4096 rules of each kind (flow, host, port) per session\n"
-_RULES = "\nrules: flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]\n" + _LIMITS
+_LIMITS = ("  at most 4096 rules of each kind (flow, host, port) per session, and 8 compound entries\n"
+           "  (one per `or` after normalising) of at most 8 terms each\n")
+_RULES = ("\nrules: flow PROTO SRC:SPORT DST:DPORT | [src|dst] host ADDR[/LEN] | [src|dst] port PORT[/PROTO]\n"
+          "  | proto NAME, joined by and, or, not, ( ): 'src host 10.0.0.3 and dst port 8080/tcp'\n" + _LIMITS)
 SUB_EXAMPLES = {
     "watch": """examples:
   lwtui watch 10.0.0.3/32 --netns lwtui-cli                 a table of the busiest flows, refreshed
   lwtui watch 10.0.0.3/32 --netns lwtui-cli --json --duration 10 > flows.jsonl
   lwtui watch 10.0.0.3/32 --hook in --netns lwtui-srv       (the local route of a local address)
   lwtui watch 10.0.0.3/32 --hook out,xmit --dry-run          rules count would-drops, drop nothing
+  lwtui watch 10.0.0.3/32 --rules today.rules               those rules in force from the first packet
 """ + _RULES,
     "block": """examples:
   lwtui block port 8080/tcp                                  on the only running session
   lwtui block host 10.0.0.9 --ttl 300 --session lab          lifted by itself after 5 minutes
   lwtui block 'flow tcp 10.0.0.2:40000 10.0.0.3:8080'
+  lwtui block 'src host 10.0.0.3 and dst port 8080/tcp'      one compound rule
+  lwtui block 'port 22 and not src host 10.0.0.0/8' --dry-run   try it: counts would-drops only
 """ + _RULES,
     "allow": """examples:
   lwtui allow port 8080/tcp                                  lift the rule of that text
@@ -55,6 +62,7 @@ SUB_EXAMPLES = {
     "rules": """examples:
   lwtui rules                                                the only running session's rules
   lwtui rules --session lab --json                           JSON lines: rule, kind, hits, expires_in, created
+  lwtui rules --save today.rules                             a rules file: lwtui watch ... --rules today.rules
 """,
     "sessions": """examples:
   lwtui sessions                                             running, kept (--keep-blocks) and stale sessions
@@ -158,6 +166,9 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)")
     p.add_argument("--metrics-flows", type=_ranged(int, 1, 1000, "--metrics-flows"), default=0, metavar="K",
                    help="with --metrics: also export the K busiest flows by bytes (off by default)")
+    p.add_argument("--rules", metavar="FILE",
+                   help="block the rules of FILE from the first packet on (one rule a line, # comments, "
+                        "an optional ttl=SECONDS at the end of a line; `lwtui rules --save FILE` writes one)")
     p.add_argument("--ebpf", action="store_true", help="print the BPF C source and cflags, then exit")
 
 
@@ -175,17 +186,23 @@ def build_parser(sub: str | None) -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
         p.add_argument("--duration", type=_ranged(float, 0.01, 1e9, "--duration"), help="stop after this many seconds")
     elif sub in ("block", "allow"):
-        p.add_argument("rule", nargs="+", help="flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]")
+        p.add_argument("rule", nargs="+", help="a rule of the grammar below, e.g. "
+                                               "'src host 10.0.0.3 and dst port 8080/tcp'")
         p.add_argument("--session", type=_session_name, help="the session to act on (default: the only one running)")
         if sub == "block":
             p.add_argument("--ttl", type=_ranged(float, TTL_MIN, TTL_MAX, "--ttl"),
                            help=f"lift the rule after this many seconds ({TTL_MIN}..{TTL_MAX})")
             p.add_argument("--force", action="store_true",
                            help="block even when the rule matches your own SSH connection")
+            p.add_argument("--dry-run", action="store_true",
+                           help="this rule only counts would-drops while the others enforce (host, port and "
+                                "compound rules; it takes a compound entry)")
     elif sub == "rules":
         p.add_argument("--session", type=_session_name,
                        help="the session whose rules to list (default: the only one running)")
         p.add_argument("--json", action="store_true", help="JSON lines, one rule each, times in RFC 3339")
+        p.add_argument("--save", metavar="FILE",
+                       help="write the rules to FILE as a rules file (for --rules), TTLs as what is left")
     elif sub == "sessions":
         p.add_argument("--json", action="store_true", help="JSON lines, one session each, times in RFC 3339")
     elif sub == "doctor":

@@ -1,13 +1,14 @@
 """The dashboard's filter language: the rule grammar's atoms, and a few more.
 
-    flow PROTO SRC:SPORT DST:DPORT | host ADDR[/LEN] | port PORT[/PROTO]
+    flow PROTO SRC:SPORT DST:DPORT | [src|dst] host ADDR[/LEN] | [src|dst] port PORT[/PROTO]
     proto NAME | src ADDR[/LEN] | dst ADDR[/LEN] | hook in|out|xmit
     verdict drop|allow|would-drop          (drop also matches would-drop)
     a bare address or network (= host), a bare port or PORT/PROTO (= port),
     a bare protocol name (= proto)
 
-joined by `and`, `or`, `not` and parentheses; juxtaposition means `and`, and
-`and` binds tighter than `or`. Atoms shared with rules behave as the rules do
+joined by `and`, `or`, `not` and parentheses (lwtui.core.grammar.parse_expr,
+the syntax rules have too); juxtaposition means `and`, and `and` binds tighter
+than `or`. Atoms shared with rules behave as the rules do
 (lwtui.core.rules), so what a person filters on is what they can block. The empty
 filter matches everything. Pure Python.
 """
@@ -17,7 +18,8 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from lwtui.core import names
-from lwtui.core.grammar import MAX_NESTING, Tokens, network, number, port_atom, protocol, rule_atom
+from lwtui.core.compound import Term
+from lwtui.core.grammar import Tokens, condition, network, number, parse_expr, port_atom
 from lwtui.core.model import FlowRecord
 from lwtui.core.names import HOOKS
 from lwtui.core.rules import HostRule, RuleError
@@ -53,99 +55,46 @@ def parse_filter(text: str) -> Filter:
     tk = Tokens(text)
     if tk.peek() is None:
         return Filter(text)
-    pred = _or(tk, 0)
-    if tk.peek() is not None:  # only a ')' can stop the top-level expression early
-        tok, pos = tk.take("")
-        raise tk.error("unmatched ')': remove it or add '(' before", pos, len(tok))
-    return Filter(text, pred)
+    return Filter(text, parse_expr(tk, _Predicates()))
 
 
-def _all(preds: list[Pred]) -> Pred:
-    if len(preds) == 1:
-        return preds[0]
+class _Predicates:
+    """The filter language's Algebra (lwtui.core.grammar): a tree of closures."""
+    implicit_and = True
+    expected = f"a condition, {_EXAMPLES}"
 
-    def every(r: FlowRecord) -> bool:
-        for p in preds:
-            if not p(r):
-                return False
-        return True
-    return every
+    def atom(self, word: str, tok: str, pos: int, tk: Tokens) -> Pred:
+        return _atom(word, tok, pos, tk)
 
+    def all(self, preds: list[Pred]) -> Pred:
+        def every(r: FlowRecord) -> bool:
+            for p in preds:
+                if not p(r):
+                    return False
+            return True
+        return every
 
-def _any(preds: list[Pred]) -> Pred:
-    if len(preds) == 1:
-        return preds[0]
+    def any(self, preds: list[Pred]) -> Pred:
+        def some(r: FlowRecord) -> bool:
+            for p in preds:
+                if p(r):
+                    return True
+            return False
+        return some
 
-    def some(r: FlowRecord) -> bool:
-        for p in preds:
-            if p(r):
-                return True
-        return False
-    return some
-
-
-def _or(tk: Tokens, depth: int) -> Pred:
-    preds = [_and(tk, depth)]
-    while tk.peek() == "or":
-        tk.take("or")
-        preds.append(_and(tk, depth))
-    return _any(preds)
-
-
-def _and(tk: Tokens, depth: int) -> Pred:
-    preds = [_unary(tk, depth)]
-    while tk.peek() not in (None, ")", "or"):
-        if tk.peek() == "and":
-            tk.take("and")
-        preds.append(_unary(tk, depth))
-    return _all(preds)
-
-
-def _unary(tk: Tokens, depth: int) -> Pred:
-    """[not ...] ( expr ) | atom; `not` chains are folded, nesting is bounded."""
-    negate = False
-    while tk.peek() == "not":
-        tk.take("not")
-        negate = not negate
-    tok, pos = tk.take(f"a condition, {_EXAMPLES}")
-    word = tok.lower()
-    if word == "(":
-        if depth >= MAX_NESTING:
-            raise tk.error(f"parentheses nested deeper than {MAX_NESTING}", pos)
-        if tk.peek() == ")":
-            raise tk.error("empty parentheses: put a condition inside", pos, 2)
-        pred = _or(tk, depth + 1)
-        if tk.peek() != ")":
-            raise tk.error("unclosed '(': add ')'", pos)
-        tk.take(")")
-    elif word in ("and", "or"):
-        raise tk.error(f"'{word}' needs a condition on each side, {_EXAMPLES}", pos, len(tok))
-    elif word == ")":
-        raise tk.error("unmatched ')': remove it or add '(' before", pos)
-    else:
-        pred = _atom(word, tok, pos, tk)
-    if negate:
-        inner = pred
-        return lambda r: not inner(r)
-    return pred
+    def negate(self, pred: Pred, pos: int) -> Pred:
+        return lambda r: not pred(r)
 
 
 def _atom(word: str, tok: str, pos: int, tk: Tokens) -> Pred:
-    if word in ("flow", "host", "port"):
-        rule = rule_atom(word, pos, tk)
-        return lambda r: rule.matches(r.id)
-    if word == "proto":
-        num = protocol(*tk.take("a protocol: proto tcp|udp|icmp|icmpv6|NUMBER"), tk)
-        return lambda r: r.id.proto == num
-    if word in ("src", "dst"):
-        net = network(*tk.take(f"an address: {word} ADDR[/LEN], e.g. {word} 10.0.0.0/24"), tk)
-        if word == "src":
-            return lambda r: r.id.src in net
-        return lambda r: r.id.dst in net
     if word == "hook":
         return _choice(tk, "hook", HOOKS, lambda r, v: r.id.hook == v)
     if word == "verdict":
         return _choice(tk, "verdict", tuple(_VERDICTS), lambda r, v: r.verdict in _VERDICTS[v])
+    cond = condition(word, pos, tk)
+    if cond is not None:
+        test = cond.holds if isinstance(cond, Term) else cond.matches
+        return lambda r: test(r.id)
     return _bare(word, tok, pos, tk)
 
 

@@ -139,7 +139,7 @@ class HitSplit:
         hits, would = self._last.get(e.text, (0, 0))
         if e.hits < hits:                             # lifted and added again: counts restart
             hits = would = 0
-        return e.hits, would + (e.hits - hits if dry_run else 0)
+        return e.hits, would + (e.hits - hits if dry_run or e.dry_run else 0)
 
     def update(self, entries: Iterable[RuleEntry], dry_run: bool) -> list[RuleEntry]:
         """Book this reading; the entries with would_drops filled in."""
@@ -268,7 +268,8 @@ class FlowTable:
             old = (0, 0, 0)
         dbytes_before = dbytes = e.dbytes
         if kdrops != old[2]:                   # most flows never drop: no split to make
-            self._split(e, packets - old[0], nbytes - old[1], kdrops - old[2], nbytes, dry_run)
+            self._split(e, packets - old[0], nbytes - old[1], kdrops - old[2], nbytes,
+                        dry_run or verdict == "would-drop")     # a dry-run rule's flow passes
             dbytes = e.dbytes
         would = e.would
         drops = kdrops - would

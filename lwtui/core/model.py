@@ -168,11 +168,12 @@ class Owner:
 class RuleEntry:
     """An active verdict rule, as listed from the maps."""
     text: str                    # rule grammar, e.g. "port 8080/tcp"
-    kind: str                    # "flow" | "host" | "port"
+    kind: str                    # "flow" | "host" | "port" | "rule" (compound)
     hits: int = 0                # packets it matched: dropped, or passed in dry-run
     expires_in: float | None = None  # seconds left, None without TTL
     created: float = 0.0         # wall clock
     would_drops: int = 0         # of the hits, those matched in dry-run (they passed)
+    dry_run: bool = False        # this rule alone counts would-drops (block --dry-run)
 
     @property
     def drops(self) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 
+from lwtui.core.compound import CompoundRule
 from lwtui.core.eventlog import level_of
+from lwtui.core.grammar import parse_rule
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, Owner, RuleEntry
 
 
@@ -62,6 +64,13 @@ def event_record(e: EventEntry) -> dict:
 
 
 def rule_json(r: RuleEntry) -> dict:
-    return {"type": "rule", "rule": r.text, "kind": r.kind, "hits": r.hits,
-            "expires_in": None if r.expires_in is None else round(r.expires_in, 3),
-            "created": rfc3339(r.created)}
+    """A rule as `rules --json` and `watch --json` give it; a compound rule
+    (kind "rule") also with its terms, per conjunction (one kernel entry each)."""
+    d = {"type": "rule", "rule": r.text, "kind": r.kind, "hits": r.hits,
+         "expires_in": None if r.expires_in is None else round(r.expires_in, 3),
+         "created": rfc3339(r.created), "dry_run": r.dry_run}
+    if r.kind == "rule":
+        rule = parse_rule(r.text)
+        if isinstance(rule, CompoundRule):
+            d["terms"] = rule.terms
+    return d

@@ -11,9 +11,9 @@ RuleIndex keeps the rules as the kernel's maps do: exact flows in a dict
 with the address masked), port rules by (protocol, port). A change costs
 O(changed rules); a lookup costs a few dict probes per prefix length in use,
 whatever the number of rules; answers are cached per flow until the next
-change. The rule it names is the first by (kind, text), as the sorted rule
-list of rules_blocking gives: flow before host before port, the kernel's
-order of precedence.
+change. Compound rules (at most the kernel's 8 entries) are tried one by one. The rule it names is the first by (kind, text), as the sorted rule
+list of rules_blocking gives: flow before host before port before compound
+("rule"), the kernel's order of precedence.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ class RuleIndex:
         self._ports: dict[tuple, dict[str, Rule]] = {}
         self._answers: dict[FlowId, Rule | None] = {}
         self._addr_hits: dict = {}      # address -> host rules holding it
+        self._compound: dict[str, Rule] = {}     # compound rules: few (the kernel holds 8 entries), tried one by one
         self.changes = 0     # rule changes applied (for tests and diagnostics)
 
     def __len__(self) -> int:
@@ -71,6 +72,10 @@ class RuleIndex:
         self._answers[flow] = answer
         return answer
 
+    def holds(self, rule: Rule) -> bool:
+        """Whether `rule` is among the active rules (by text)."""
+        return rule.text in self._rules
+
     def matching(self, flow: FlowId) -> list[Rule]:
         """Every active rule that matches `flow` (found through the index, not by trying each)."""
         return self._lookup(flow) if self._rules else []
@@ -89,6 +94,9 @@ class RuleIndex:
 
     def _add(self, rule: Rule) -> None:
         self.changes += 1
+        if rule.kind == "rule":
+            self._compound[rule.text] = rule
+            return
         if isinstance(rule, HostRule):
             net = rule.network
             self._hosts.setdefault((net.version, net.prefixlen), {})[int(net.network_address)] = rule
@@ -98,6 +106,9 @@ class RuleIndex:
 
     def _remove(self, rule: Rule) -> None:
         self.changes += 1
+        if rule.kind == "rule":
+            self._compound.pop(rule.text, None)
+            return
         if isinstance(rule, HostRule):
             net = rule.network
             slot = self._hosts.get((net.version, net.prefixlen), {})
@@ -120,6 +131,8 @@ class RuleIndex:
         if self._ports and not f.fragment and f.proto in _PORT_PROTOS:
             for key in ((f.proto, f.sport), (f.proto, f.dport), (None, f.sport), (None, f.dport)):
                 hits += self._ports.get(key, {}).values()
+        if self._compound:
+            hits += [r for r in self._compound.values() if r.matches(f)]
         return hits
 
     def _host_hits(self, f: FlowId) -> list[Rule]:

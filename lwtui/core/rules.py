@@ -26,12 +26,13 @@ language (lwtui.core.filters) shares. Pure Python: no BCC, no netlink.
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 from typing import ClassVar, Iterable, Optional, Union, cast
 
 from lwtui.core import names
+from lwtui.core.compound import CompoundRule, member
 from lwtui.core.model import FlowId, IPAddress, IPNetwork
+from lwtui.core.ruleerror import SHOWN, RuleError  # noqa: F401  (re-exported)
 
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 _PORT_PROTOS = names.PORT_PROTOS
@@ -42,56 +43,6 @@ EPHEMERAL = range(32768, 61000)  # Linux's default ip_local_port_range 32768-609
 # (--ttl): a second at least, a week at most (longer: no TTL, lift it by hand).
 TTL_MIN = 1
 TTL_MAX = 7 * 86400
-
-SHOWN = 200    # characters of a rule echoed in an error
-
-
-def _visible(text: str) -> str:
-    """`text` on one line: whitespace as spaces, other control characters escaped (\\x1b)."""
-    return "".join(" " if c.isspace() else c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-
-def _clip_message(message: str) -> str:
-    """A message with quoted tokens of more than 60 characters shortened, at most 2 * SHOWN characters."""
-    message = re.sub(r"('[^']{60,}'|\"[^\"]{60,}\")", lambda m: m.group()[:50] + "…" + m.group()[0], message)
-    message = _visible(message)
-    return message if len(message) <= 2 * SHOWN else message[:2 * SHOWN - 1] + "…"
-
-
-class RuleError(ValueError):
-    """A rule or filter that does not parse. `message` names the fix, `position`
-    is the character offset of the offending token in `text` (when known)."""
-
-    def __init__(self, message: str, position: int = 0, text: str | None = None, length: int = 1):
-        super().__init__(message)
-        self.message = message
-        self.position = position
-        self.text = text
-        self.length = max(1, length)
-
-    def pretty(self, text: str | None = None, indent: str = "  ") -> str:
-        """The message, then the text with a caret under the offending token.
-
-        What the user typed is echoed at most SHOWN characters around the
-        token (… marks what is left out), with control characters escaped
-        (no terminal escape sequence reaches the screen), and long quoted
-        tokens in the message are shortened the same way.
-        """
-        message = _clip_message(self.message)
-        text = self.text if text is None else text
-        if text is None:
-            return message
-        pos = min(max(self.position, 0), len(text))
-        start = max(0, min(pos - SHOWN // 2, len(text) - SHOWN))
-        end = min(len(text), start + SHOWN)
-        lead = ("…" if start else "") + _visible(text[start:pos])
-        token = _visible(text[pos:min(end, pos + self.length)]) or " "
-        tail = _visible(text[pos + self.length:end]) + ("…" if end < len(text) else "")
-        return f"{message}\n{indent}{lead}{token}{tail}\n{indent}{' ' * len(lead)}{'^' * len(token)}"
-
-    def __str__(self) -> str:
-        return self.pretty()
-
 
 # -- the rules ---------------------------------------------------------------
 
@@ -163,13 +114,7 @@ class HostRule(_Formatted):
         return _in(f.src, self.network) or _in(f.dst, self.network)
 
 
-def _in(addr: IPAddress, net: IPNetwork) -> bool:
-    """Membership as the kernel's trie sees it: an IPv6 packet's IPv4-mapped address
-    (::ffff:a.b.c.d, never valid on the wire) is the same 16 bytes as IPv4 a.b.c.d."""
-    if addr.version == net.version:
-        return addr in net
-    return (net.version == 4 and isinstance(addr, ipaddress.IPv6Address)
-            and addr.ipv4_mapped is not None and addr.ipv4_mapped in net)
+_in = member   # membership as the kernel's trie sees it (IPv4-mapped IPv6 is IPv4)
 
 
 @dataclass(frozen=True)
@@ -190,7 +135,7 @@ class PortRule(_Formatted):
         return f.sport == self.port or f.dport == self.port
 
 
-Rule = Union[FlowRule, HostRule, PortRule]
+Rule = Union[FlowRule, HostRule, PortRule, CompoundRule]
 
 
 def format_rule(rule: Rule) -> str:
@@ -203,6 +148,8 @@ def format_rule(rule: Rule) -> str:
         return f"host {net.network_address}" if net.prefixlen == net.max_prefixlen else f"host {net}"
     if isinstance(rule, PortRule):
         return f"port {rule.port}" + ("" if rule.proto is None else f"/{names.proto_name(rule.proto)}")
+    if isinstance(rule, CompoundRule):
+        return rule.format()
     raise TypeError(f"not a rule: {rule!r}")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes as ct
 import ipaddress
 
+from lwtui.core.compound import CompoundRule, Term
 from lwtui.core.model import FlowId, IPAddress, IPNetwork
 from lwtui.core.rules import FlowRule, HostRule, PortRule, Rule
 from lwtui.kernel import kstructs
@@ -81,3 +82,64 @@ def decode(map_name: str, key) -> Rule:
     if map_name == "port_rules":
         return PortRule(key.port, key.proto or None)
     raise ValueError(f"no rules in map {map_name!r}")
+
+
+# -- compound rules: one `compound` entry per conjunction ------------------------
+
+_FIELD_CODES = {"src host": kstructs.TERM_SADDR, "dst host": kstructs.TERM_DADDR, "host": kstructs.TERM_ADDR,
+                "src port": kstructs.TERM_SPORT, "dst port": kstructs.TERM_DPORT, "port": kstructs.TERM_PORT,
+                "proto": kstructs.TERM_PROTO}
+_FIELD_NAMES = {v: k for k, v in _FIELD_CODES.items()}
+
+
+def _encode_term(t: Term) -> kstructs.CompoundTerm:
+    ct_term = kstructs.CompoundTerm(field=_FIELD_CODES[t.field], negate=int(t.negate))
+    v = t.value
+    if isinstance(v, int):
+        if t.field == "proto":
+            ct_term.proto = v
+        else:
+            ct_term.port, ct_term.proto = v, t.proto or 0
+        return ct_term
+    bits = v.prefixlen + (96 if v.version == 4 else 0)
+    mask = ((1 << bits) - 1) << (128 - bits)
+    ct.memmove(ct_term.addr, kstructs.addr_to_bytes(v.network_address), 16)
+    ct.memmove(ct_term.mask, mask.to_bytes(16, "big"), 16)
+    return ct_term
+
+
+def encode_compound(rule: CompoundRule) -> list[kstructs.CompoundEntry]:
+    """The rule's `compound` entries, one per conjunction (val and group left 0)."""
+    out = []
+    for part, conj in enumerate(rule.dnf):
+        e = kstructs.CompoundEntry(nterms=len(conj), part=part, parts=len(rule.dnf))
+        for j, t in enumerate(conj):
+            e.terms[j] = _encode_term(t)
+        for j in range(len(conj), kstructs.COMPOUND_TERMS):
+            e.terms[j].negate = 1       # field 0, negated: an unused slot always holds
+        out.append(e)
+    return out
+
+
+def _decode_term(t: kstructs.CompoundTerm) -> Term:
+    field = _FIELD_NAMES.get(t.field)
+    if field is None:
+        raise ValueError(f"compound term with field {t.field}")
+    negate = bool(t.negate)
+    if field == "proto":
+        return Term(field, t.proto, None, negate)
+    if field.endswith("port"):
+        return Term(field, t.port, t.proto or None, negate)
+    bits = bin(int.from_bytes(bytes(t.mask), "big")).count("1")
+    raw = bytes(t.addr)
+    if bits >= 96 and raw[:12] == kstructs.addr_to_bytes(ipaddress.IPv4Address(0))[:12]:
+        net: IPNetwork = ipaddress.IPv4Network((raw[12:], bits - 96))
+    else:
+        net = ipaddress.IPv6Network((raw, bits))
+    return Term(field, net, None, negate)
+
+
+def decode_compound(entries: list[kstructs.CompoundEntry]) -> CompoundRule:
+    """Inverse of encode_compound for the entries of one group, in any order."""
+    parts = sorted(entries, key=lambda e: e.part)
+    return CompoundRule(tuple(tuple(_decode_term(e.terms[j]) for j in range(e.nterms)) for e in parts))

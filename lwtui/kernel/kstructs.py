@@ -24,10 +24,16 @@ HOOKS_N = 3  # rows of the `stats` array (LWTUI_HOOKS)
 IPV6_EXT_MAX = 1152  # IPv6 extension headers the programs walk (LWTUI_IPV6_EXT_MAX)
 KEY_FRAGMENT = 0x01
 
-ALLOW, DROP = 0, 1
+ALLOW, DROP, WOULD_DROP = 0, 1, 2
 
-RULE_NONE, RULE_FLOW, RULE_HOST, RULE_PORT = 0, 1, 2, 3
-RULE_KIND_NAMES = {RULE_NONE: "", RULE_FLOW: "flow", RULE_HOST: "host", RULE_PORT: "port"}
+RULE_NONE, RULE_FLOW, RULE_HOST, RULE_PORT, RULE_COMPOUND, RULE_COMPOUND_DRY = 0, 1, 2, 3, 4, 5
+RULE_KIND_NAMES = {RULE_NONE: "", RULE_FLOW: "flow", RULE_HOST: "host", RULE_PORT: "port", RULE_COMPOUND: "rule",
+                   RULE_COMPOUND_DRY: "rule"}
+
+COMPOUND_MAX = 8      # entries of `compound` (LWTUI_COMPOUND_MAX)
+COMPOUND_TERMS = 8    # terms of one entry (LWTUI_COMPOUND_TERMS)
+COMPOUND_DRY_RUN = 0x01
+TERM_SADDR, TERM_DADDR, TERM_ADDR, TERM_SPORT, TERM_DPORT, TERM_PORT, TERM_PROTO = 0x01, 0x02, 0x03, 0x04, 0x08, 0x0C, 0x10
 
 EV_NEW, EV_DROP = 1, 2
 
@@ -107,6 +113,11 @@ class FlowStats(ct.Structure):
     def rule_kind(self) -> int:
         """RULE_* that gave the cached verdict (LWTUI_CACHED_KIND)."""
         return (self.cached >> 40) & 0xFF
+
+    @property
+    def rule_index(self) -> int:
+        """The `compound` entry that gave it, for RULE_COMPOUND (LWTUI_CACHED_RULE)."""
+        return (self.cached >> 48) & 0xFFFF
 
 
 # One CPU's struct flow_stats as struct packs it (the per-CPU values of `flows`
@@ -214,6 +225,32 @@ class RuleVal(ct.Structure):
     ]
 
 
+class CompoundTerm(ct.Structure):
+    """struct compound_term"""
+    _fields_ = [
+        ("addr", ct.c_uint8 * 16),
+        ("mask", ct.c_uint8 * 16),
+        ("port", ct.c_uint16),
+        ("field", ct.c_uint8),
+        ("proto", ct.c_uint8),
+        ("negate", ct.c_uint8),
+        ("pad", ct.c_uint8 * 3),
+    ]
+
+
+class CompoundEntry(ct.Structure):
+    """struct compound_rule: one conjunction of a compound rule (an entry of `compound`)"""
+    _fields_ = [
+        ("val", RuleVal),
+        ("group", ct.c_uint32),
+        ("nterms", ct.c_uint8),
+        ("flags", ct.c_uint8),
+        ("part", ct.c_uint8),
+        ("parts", ct.c_uint8),
+        ("terms", CompoundTerm * COMPOUND_TERMS),
+    ]
+
+
 class LwtuiEvent(ct.Structure):
     """struct lwtui_event (perf event record)"""
     _fields_ = [
@@ -237,6 +274,8 @@ MIRRORS = {
     "host_key": HostKey,
     "port_key": PortKey,
     "rule_val": RuleVal,
+    "compound_term": CompoundTerm,
+    "compound_rule": CompoundEntry,
     "lwtui_event": LwtuiEvent,
 }
 

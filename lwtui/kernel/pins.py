@@ -30,7 +30,7 @@ from lwtui.kernel import bpfsys
 BPFFS = Path(os.environ.get("LWTUI_BPFFS", "/sys/fs/bpf"))
 PIN_ROOT = Path(os.environ.get("LWTUI_PIN_ROOT", str(BPFFS / "lwtui")))
 
-PINNED_MAPS = ("verdicts", "host_rules", "port_rules", "config")
+PINNED_MAPS = ("verdicts", "host_rules", "port_rules", "compound", "config")
 BPF_FS_MAGIC = 0xCAFE4A11
 
 _libc = ct.CDLL(None, use_errno=True)

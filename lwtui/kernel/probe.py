@@ -23,7 +23,7 @@ from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers, kstructs
 from lwtui.kernel.verdicts import read_config, write_config_slot
 
-MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "config", "stats", "frags")
+MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "compound", "config", "stats", "frags")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
 EVENT_TRANSPORTS = ("perf", "ringbuf")
@@ -263,6 +263,9 @@ class Probe:
                      "host_rules": kstructs.HostKey, "port_rules": kstructs.PortKey}[name]
             for k in bpfsys.map_keys(fd, ktype):
                 bpfsys.map_delete(fd, k)
+        fd = self.map_fd("compound")
+        for i in range(bpfsys.map_info(fd)["max_entries"]):
+            bpfsys.map_update(fd, ct.c_uint32(i), kstructs.CompoundEntry())
         stats = self._tables["stats"]
         for i in range(kstructs.ST_MAX * kstructs.HOOKS_N):
             stats.clearitem(ct.c_int(i))

@@ -2,6 +2,8 @@
 
 Works on plain map fds (the session's own, or the pinned ones opened from
 another shell), through bpf(2) directly, so `lwtui block` needs no compiler.
+Compound rules take one entry of the `compound` array per conjunction, all
+with the same group number; MAX_COMPOUND entries in all, MAX_TERMS terms each.
 Every change writes a new rules generation (config slot CFG_RULES_GEN): the
 programs cache each flow's verdict and look at the rule maps again only when
 that number changes.
@@ -17,8 +19,9 @@ import time
 from lwtui.kernel import bpfsys, kstructs
 from lwtui.core.model import RuleEntry
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import Rule
-from lwtui.kernel.codec import decode, encode
+from lwtui.core.rules import HostRule, PortRule, Rule
+from lwtui.core.compound import MAX_TERMS, CompoundRule, Term
+from lwtui.kernel.codec import decode, decode_compound, encode, encode_compound
 
 _KEY_TYPES = {
     "verdicts": kstructs.FlowKey,
@@ -26,6 +29,18 @@ _KEY_TYPES = {
     "port_rules": kstructs.PortKey,
 }
 _VALUE_SIZE = ct.sizeof(kstructs.RuleVal)
+
+
+def _as_compound(rule: Rule) -> CompoundRule:
+    """A rule as compound entries: host and port rules as one term; flow rules cannot."""
+    if isinstance(rule, CompoundRule):
+        return rule
+    if isinstance(rule, HostRule):
+        return CompoundRule(((Term("host", rule.network),),))
+    if isinstance(rule, PortRule):
+        return CompoundRule(((Term("port", rule.port, rule.proto),),))
+    raise VerdictError("--dry-run is for host, port and compound rules, not single flows: "
+                       "write the flow's parts, e.g. 'src host A and src port P and dst host B and dst port Q'")
 
 
 def read_config(fd: int) -> kstructs.LwtuiConfig:
@@ -55,12 +70,15 @@ class RuleStore:
         self.fds = fds
         self._owns = owns_fds
         self._decoded: dict[tuple[str, bytes], Rule] = {}    # rule keys already decoded, by their bytes
+        self.compound_slots: dict[int, Rule] = {}     # `compound` entry -> its rule, as of the last items()
+        self.dry_texts: set[str] = set()               # rules in dry-run (block --dry-run), as of then
         self._check_layout()
 
     def _check_layout(self) -> None:
         """Pinned maps are opened by path: make sure they are ours (sizes match)."""
         sizes = {name: (ct.sizeof(ktype), _VALUE_SIZE) for name, ktype in _KEY_TYPES.items()}
         sizes["config"] = (4, 8)
+        sizes["compound"] = (4, ct.sizeof(kstructs.CompoundEntry))
         for name, (ksize, vsize) in sizes.items():
             info = bpfsys.map_info(self.fds[name])
             if (info["key_size"], info["value_size"]) != (ksize, vsize) or \
@@ -100,11 +118,20 @@ class RuleStore:
         write_config_slot(self.fds["config"], kstructs.CFG_DRY_RUN, 1 if on else 0)
 
     # -- rules -----------------------------------------------------------
-    def add(self, rule: Rule | str, ttl: float | None = None) -> Rule:
-        """Install a drop rule (replacing its TTL if present); effective from the next packet."""
+    def add(self, rule: Rule | str, ttl: float | None = None, dry_run: bool = False) -> Rule:
+        """Install a drop rule (replacing its TTL if present); effective from the next packet.
+
+        dry_run: the rule only counts would-drops while the others enforce. It
+        takes a compound entry (the flag lives there), so a host or port rule
+        in dry-run is written as a compound rule of one term."""
         rule = parse_rule(rule) if isinstance(rule, str) else rule
         if ttl is not None and ttl <= 0:
             raise VerdictError(f"--ttl must be positive seconds, got {ttl}")
+        if dry_run or isinstance(rule, CompoundRule):
+            self._add_compound(_as_compound(rule), ttl, dry_run)
+            self.bump_generation()
+            return rule
+        self._delete_compound(rule.text)     # a dry-run rule of this text now enforces
         map_name, key = encode(rule)
         val = kstructs.RuleVal()
         old = kstructs.RuleVal()
@@ -124,11 +151,93 @@ class RuleStore:
     def remove(self, rule: Rule | str) -> bool:
         """Remove a rule; False when it was not installed."""
         rule = parse_rule(rule) if isinstance(rule, str) else rule
-        map_name, key = encode(rule)
-        gone = bpfsys.map_delete(self.fds[map_name], key)
+        gone = self._delete(rule)
         if gone:
             self.bump_generation()
         return gone
+
+    def _delete(self, rule: Rule) -> bool:
+        if isinstance(rule, CompoundRule):
+            return self._delete_compound(rule.text)
+        map_name, key = encode(rule)
+        return bpfsys.map_delete(self.fds[map_name], key) | self._delete_compound(rule.text)
+
+    def _delete_compound(self, text: str) -> bool:
+        slots = self._groups().get(text, [])
+        for i, _ in slots:
+            bpfsys.map_update(self.fds["compound"], ct.c_uint32(i), kstructs.CompoundEntry())
+        return bool(slots)
+
+    # -- compound rules: entries of the `compound` array ------------------
+    def _compound_entries(self) -> list[tuple[int, kstructs.CompoundEntry]]:
+        """(index, entry) of every entry of `compound`, free ones included."""
+        fd = self.fds["compound"]
+        out = []
+        for i in range(bpfsys.map_info(fd)["max_entries"]):
+            e = kstructs.CompoundEntry()
+            bpfsys.map_lookup(fd, ct.c_uint32(i), e)
+            out.append((i, e))
+        return out
+
+    def _groups(self, entries=None) -> dict[str, list[tuple[int, kstructs.CompoundEntry]]]:
+        """Rule text -> its entries, from the live entries grouped by `group`."""
+        by_group: dict[int, list[tuple[int, kstructs.CompoundEntry]]] = {}
+        for i, e in self._compound_entries() if entries is None else entries:
+            if e.group:
+                by_group.setdefault(e.group, []).append((i, e))
+        out = {}
+        for slots in by_group.values():
+            try:
+                rule = decode_compound([e for _, e in slots])
+            except ValueError:      # not an entry lwtui wrote: leave it out of the listing
+                continue
+            out[rule.text] = slots
+        return out
+
+    def _add_compound(self, rule: CompoundRule, ttl: float | None, dry_run: bool = False) -> None:
+        """Write the rule's conjunctions into free entries (or renew its TTL and dry-run flag)."""
+        flags = kstructs.COMPOUND_DRY_RUN if dry_run else 0
+        entries = self._compound_entries()
+        expires = time.monotonic_ns() + int(ttl * 1e9) if ttl else 0
+        old = self._groups(entries).get(rule.text)
+        fd = self.fds["compound"]
+        if old:
+            for i, e in old:
+                e.val.expires_ns, e.flags = expires, flags
+                bpfsys.map_update(fd, ct.c_uint32(i), e)
+            return
+        free = [i for i, e in entries if not e.group]
+        parts = encode_compound(rule)
+        if len(parts) > len(free):
+            raise VerdictError(f"cannot add rule {rule.text!r}: it takes {len(parts)} of the kernel's "
+                               f"{len(entries)} compound entries (at most {MAX_TERMS} terms each) and "
+                               f"{len(free)} are free: remove compound rules with `lwtui allow`")
+        used = {e.group for _, e in entries}
+        group = 0
+        while group in used:
+            group = secrets.randbits(32)
+        now = time.time_ns()
+        for i, e in zip(free, parts):
+            e.group, e.val.created_ns, e.val.expires_ns, e.flags = group, now, expires, flags
+            bpfsys.map_update(fd, ct.c_uint32(i), e)
+
+    def _compound_items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
+        """Compound rules with their entries' values summed; `compound_slots` (entry index ->
+        rule) is refreshed on the way, to name the rule a flow's cached word points at."""
+        out: list[tuple[Rule, kstructs.RuleVal]] = []
+        slots_now: dict[int, Rule] = {}
+        dry: set[str] = set()
+        for text, slots in self._groups().items():
+            val = kstructs.RuleVal(hits=sum(e.val.hits for _, e in slots),
+                                   expires_ns=min(e.val.expires_ns for _, e in slots),
+                                   created_ns=min(e.val.created_ns for _, e in slots))
+            rule = decode_compound([e for _, e in slots])
+            slots_now.update((i, rule) for i, _ in slots)
+            if any(e.flags & kstructs.COMPOUND_DRY_RUN for _, e in slots):
+                dry.add(rule.text)
+            out.append((rule, val))
+        self.compound_slots, self.dry_texts = slots_now, dry
+        return out
 
     def items(self) -> list[tuple[Rule, kstructs.RuleVal]]:
         """Every rule in the maps with its value; a key seen before is not decoded again."""
@@ -142,23 +251,23 @@ class RuleStore:
                 if rule is None:
                     rule = self._decoded[raw] = decode(map_name, key)
                 out.append((rule, val))
-        return out
+        return out + self._compound_items()
 
     def entries(self, now_mono_ns: int | None = None) -> list[RuleEntry]:
         """Active rules for display, expired ones left out."""
-        return [e for e, _ in self._split(self.items(), now_mono_ns)[0]]
+        return [e for e, _ in self._split(self.items(), now_mono_ns, self.dry_texts)[0]]
 
     def sweep(self, now_mono_ns: int | None = None) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
         """One read of the rule maps for a refresh tick: the active rules (for
         display, with their parsed Rule) and the expired ones, which it deletes."""
-        active, expired = self._split(self.items(), now_mono_ns)
-        gone = [r for r in expired if bpfsys.map_delete(self.fds[encode(r)[0]], encode(r)[1])]
+        active, expired = self._split(self.items(), now_mono_ns, self.dry_texts)
+        gone = [r for r in expired if self._delete(r)]
         if gone:
             self.bump_generation()
         return active, gone
 
     @staticmethod
-    def _split(items, now_mono_ns: int | None) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
+    def _split(items, now_mono_ns: int | None, dry: set[str]) -> tuple[list[tuple[RuleEntry, Rule]], list[Rule]]:
         now = time.monotonic_ns() if now_mono_ns is None else now_mono_ns
         active, expired = [], []
         for rule, val in items:
@@ -168,7 +277,7 @@ class RuleStore:
                 if left <= 0:
                     expired.append(rule)
                     continue
-            active.append((RuleEntry(text=rule.text, kind=rule.kind, hits=val.hits,
-                                     expires_in=left, created=val.created_ns / 1e9), rule))
+            active.append((RuleEntry(text=rule.text, kind=rule.kind, hits=val.hits, expires_in=left,
+                                     created=val.created_ns / 1e9, dry_run=rule.text in dry), rule))
         active.sort(key=lambda er: (er[0].kind, er[0].text))
         return active, expired

@@ -67,8 +67,9 @@ class Session(RouteChecks):
     def __init__(self, targets: Iterable[routes.Target], *, name: str | None = None,
                  dry_run: bool = False, max_flows: int = 65536, idle_timeout: float = 60.0,
                  drop_event_interval: float = 1.0, keep_blocks: bool = False, events: str = "perf",
-                 on_status: Callable[[str], None] | None = None):
+                 on_status: Callable[[str], None] | None = None, rules: Iterable[tuple[Rule, float | None]] = ()):
         self.targets = list(targets)
+        self._initial_rules = list(rules)     # --rules FILE: in the maps before the first attach
         if not self.targets:
             raise SessionError("no route given: name at least one ROUTE (see `lwtui --help`)")
         self.name = paths.valid_name(state.new_session_name() if name is None else name)
@@ -139,6 +140,8 @@ class Session(RouteChecks):
             self.probe.set_config(dry_run=self.dry_run, rules_gen=1,
                                   drop_event_interval_ns=int(self.drop_event_interval * 1e9))
             self.store = RuleStore({n: self.probe.map_fd(n) for n in pins.PINNED_MAPS})
+            for rule, ttl in self._initial_rules:   # in force before the first packet is judged
+                self.store.add(rule, ttl=ttl)
             try:
                 if plan.run_stats:
                     self._runstats.open()   # the kernel times lwtui's programs from now on
@@ -164,6 +167,8 @@ class Session(RouteChecks):
         self._checker.start()
         self._log("info", f"session {self.name} attached to " +
                   ", ".join(f"{t.prefix} ({t.hook})" for t in self.targets))
+        if self._initial_rules:
+            self._log("info", f"{len(self._initial_rules)} rule(s) of the rules file in force from the first packet")
 
     def _plan(self) -> features.Plan:
         """Probe the kernel and pick a path per feature; each fallback is logged, and
@@ -386,10 +391,15 @@ class Session(RouteChecks):
         rules in the maps, empty when that rule was lifted since."""
         fid = flow_id_from_key(key, self._ids)
         verdict, rule_text = "allow", ""
-        if st.verdict == kstructs.DROP:
-            verdict = "would-drop" if self.dry_run else "drop"
-            # The kernel names the kind; the index finds that kind's rule without trying each.
-            rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""), self._index.matching(fid))
+        if st.verdict in (kstructs.DROP, kstructs.WOULD_DROP):
+            verdict = "would-drop" if self.dry_run or st.verdict == kstructs.WOULD_DROP else "drop"
+            # The kernel names the kind (and a compound rule's entry); the index finds that
+            # kind's rule without trying each.
+            rule = self.store.compound_slots.get(st.rule_index) if (
+                st.rule_kind in (kstructs.RULE_COMPOUND, kstructs.RULE_COMPOUND_DRY) and self.store is not None) else None
+            if rule is None or not self._index.holds(rule):
+                rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""),
+                                    self._index.matching(fid))
             rule_text = rule.text if rule is not None else ""
         return fid, Counters(packets=st.packets, bytes=st.bytes, drops=st.drops,
                              first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from lwtui.net.routes import Target
 
 FORMAT = "lwtui-recording"
-_PRECEDENCE = {"flow": 0, "host": 1, "port": 2}
+_PRECEDENCE = {"flow": 0, "host": 1, "port": 2, "rule": 3}
 VERSION = 1
 
 
@@ -298,7 +298,7 @@ class ReplaySession:
             **{k: max(0.0, getattr(t, k) + v) for k, v in moved.items()})
 
     def _entries(self, now: float) -> list[RuleEntry]:
-        return [RuleEntry(text=text, kind=text.split()[0], hits=a.hits,
+        return [RuleEntry(text=text, kind=a.rule.kind, hits=a.hits,
                           expires_in=None if a.expires_at is None else max(0.0, a.expires_at - now),
                           created=a.created, would_drops=a.would_drops)
                 for text, a in self._rules.items()]

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Callable
 from textual.widgets import Input
 
 from lwtui.core.filters import Filter, parse_filter
+from lwtui.core.grammar import parse_rule
 from lwtui.core.model import FlowId, Snapshot
 from lwtui.core.rules import Rule, RuleError, rule_for
 from lwtui.core.units import fmt_duration
 from lwtui.session.protocol import SessionLike
 from lwtui.ui.appbase import AppMixin
-from lwtui.ui.dialogs import ConfirmScreen, FilterBar, QuitScreen, RuleScreen, TtlScreen
+from lwtui.ui.dialogs import BlockFilterScreen, ConfirmScreen, FilterBar, QuitScreen, RuleScreen, TtlScreen
 from lwtui.ui.selection import SORTS
 
 if TYPE_CHECKING:
@@ -132,6 +133,31 @@ class ActionsMixin(AppMixin):
             text += " (dry-run: counted as would-drop, nothing is dropped)"
         self.notify(text + (" — a undoes it" if self.view == "flows" else " — x removes it"))
         self.after_session_change()
+
+    def action_block_filter(self) -> None:
+        """b: block exactly what the filter shows, after a question naming the rule and
+        how many flows of the table it matches now. The filter must be a rule the kernel
+        can enforce (no hook, verdict or bare words): else why not, with a caret."""
+        if not self.filter_text:
+            self.notify("No filter: narrow the table with / first; b then blocks what it shows.",
+                        severity="warning")
+            return
+        try:
+            rule = parse_rule(self.filter_text)
+            ssh = self.session.would_cut_ssh(rule)
+        except (RuleError, ValueError) as e:
+            text = e.pretty(indent="") if isinstance(e, RuleError) else str(e)
+            self.notify(text, title="this filter cannot be a rule", severity="warning")
+            return
+        flows = self.shown.flows if self.shown is not None else []
+        matching = sum(1 for r in flows if rule.matches(r.id))
+        ttl = self.next_ttl
+
+        def answer(yes: bool | None) -> None:
+            if yes:
+                self.block_unless_ssh(rule, ssh, lambda: self._make_rule(lambda: self.session.block(rule, ttl),
+                                                                         rule.text, ttl))
+        self.push_screen(BlockFilterScreen(rule, matching, len(flows)), answer)
 
     def action_new_rule(self) -> None:
         """n in the rules view: type a rule (the `lwtui block` grammar), e.g. for a host not seen yet."""

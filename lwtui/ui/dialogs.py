@@ -146,6 +146,22 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
+class BlockFilterScreen(ConfirmScreen):
+    """b: block what the filter shows? Blocking is what was asked for: y and Enter say yes,
+    n and Esc cancel."""
+
+    BINDINGS = [Binding("y,enter", "answer(True)", "block"), Binding("n,escape", "answer(False)", "cancel")]
+
+    def __init__(self, rule: Rule, matching: int, shown: int):
+        flows = "flow" if matching == 1 else "flows"
+        super().__init__(f"Block {rule.text}?",
+                         f"The rule matches {matching} {flows} of the {shown} in the table now, and every "
+                         "new one like them.", yes="block", no="cancel")
+
+    def keys_text(self) -> Text:
+        return Text.assemble(("y", "bold red"), " / enter  block    ", ("n", "bold green"), " / esc  cancel")
+
+
 class QuitScreen(ConfirmScreen):
     """Quit and lift the session's rules? Here quitting is what was asked for: y and Enter say
     yes, n and Esc stay."""

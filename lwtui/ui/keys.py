@@ -15,6 +15,8 @@ KEYS = [
     ("d", "block('flow')", "drop", "drop the selected flow (exact 5-tuple, both directions)", True),
     ("h", "block('host')", "host", "block the selected flow's remote host", True),
     ("p", "block('port')", "port", "block the selected flow's service port", True),
+    ("b", "block_filter", "block filter", "block exactly what the filter (/) shows: asks first, naming the "
+     "rule and how many flows it matches now", False),
     ("a", "allow", "allow", "allow the selected flow again: lifts whichever rule blocks it (undo)", True),
     ("y", "copy_flow", "copy", "copy the selected flow as a rule (flow tcp SRC:PORT DST:PORT) to the clipboard", False),
     ("Y", "copy_endpoints", "copy endpoints", "copy the selected flow's endpoints (SRC:PORT DST:PORT)", False),
