@@ -242,8 +242,9 @@ class Session(RouteChecks):
             self._closed = True     # set with signals held: a signal cannot stop close() half-way
             try:
                 self._checks_stop.set()
-                if self._checker is not None and self._checker is not threading.current_thread():
-                    self._checker.join(timeout=5.0)   # a check under way holds _routes_lock, then sees _closed
+                checker = self._checker     # not alive: its start() was cut short by a signal (join would raise)
+                if checker is not None and checker.is_alive() and checker is not threading.current_thread():
+                    checker.join(timeout=5.0)   # a check under way holds _routes_lock, then sees _closed
                 with self._routes_lock:
                     if self.keep_blocks and self.attachments:
                         try:

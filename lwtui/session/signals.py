@@ -19,7 +19,10 @@ raise Terminated, whose exit code is 128 + the signal number. Two traps:
 - Python swallows an exception raised where it cannot propagate (it prints
   "Exception ignored in": a signal that lands in an at-fork hook, and
   pyroute2 forks): such a signal would be lost, and lwtui would run on. The
-  unraisable hook delivers it again, to land where it can unwind.
+  unraisable hook delivers it again, to land where it can unwind. A signal
+  that lands in the hook itself is dropped: raised there it would be lost
+  (and mark the process as unwinding, so the redelivery too), and the
+  hook's redelivery stands for it.
 """
 
 from __future__ import annotations
@@ -86,13 +89,23 @@ def _handle(signum: int, frame) -> None:
     if _exiting:
         return
     with _lock:
-        if _unwinding:
+        if _unwinding or _in_hook(frame):
             return
         if _depth > 0:
             _pending.append(signum)
             return
         _unwinding = _guarded > 0
     _raise(signum)
+
+
+def _in_hook(frame) -> bool:
+    """Whether the main thread is inside _unraisable: an exception raised there is lost for
+    good (Python only prints it), and the hook is arranging the redelivery already."""
+    while frame is not None:
+        if frame.f_code is _unraisable.__code__:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _raise(signum: int) -> None:

@@ -6,6 +6,7 @@ Each signal test runs in a fresh interpreter (handlers are process-wide).
 from __future__ import annotations
 
 import os
+import threading
 import subprocess
 import sys
 from pathlib import Path
@@ -74,3 +75,58 @@ def test_no_faults_without_the_variable(monkeypatch):
     monkeypatch.delenv(faults.ENV, raising=False)
     for _ in range(5):
         faults.check("attach")
+
+
+SWALLOWED = """
+import os, signal, threading, time
+from lwtui.session import signals
+signals.install()
+signals.guard()                     # a session is open
+start = threading.Thread.start
+
+
+def start_hit(self):                # the next signal of a flood lands while the hook starts its timer
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(1000):
+        pass
+    start(self)
+
+
+threading.Thread.start = start_hit
+
+
+class Finaliser:
+    def __del__(self):              # a signal that raises here is swallowed: unraisable
+        os.kill(os.getpid(), signal.SIGINT)
+        for _ in range(1000):
+            pass
+
+
+try:
+    Finaliser()
+    threading.Thread.start = start
+    end = time.monotonic() + 3.0
+    while time.monotonic() < end:
+        time.sleep(0.01)
+    print("lost")
+except KeyboardInterrupt:
+    print("delivered")
+"""
+
+
+def test_a_signal_swallowed_in_a_finaliser_is_delivered_even_when_the_next_lands_in_the_hook():
+    """A flood: the first Ctrl-C raises inside a finaliser (swallowed), the next one lands while
+    the unraisable hook arranges its redelivery; one of them must still end the program."""
+    r = _py(SWALLOWED)
+    assert r.stdout.strip() == "delivered", r.stderr[-2000:]
+    assert "Exception ignored in sys.unraisablehook" not in r.stderr, r.stderr[-2000:]
+
+
+def test_close_restores_when_the_route_checker_never_started():
+    """A signal in threading.Thread.start() (start()'s last steps) can leave the route checker
+    created but never running: close() must still reach the restore, not fail on joining it."""
+    from lwtui.net.routes import Target
+    from lwtui.session.live import Session
+    s = Session([Target("10.0.0.3/32", "out")], name="lwtui-unit-checker")
+    s._checker = threading.Thread(target=lambda: None)     # created, never started
+    assert s.close() == [] and s.closed
