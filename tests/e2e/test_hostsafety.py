@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from lwtui.kernel.pins import PINNED_MAPS
+
 from tests.e2e.cli import lwtui_env, run, watch, which, world_readable_copy  # noqa: F401 (fixtures)
 
 NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -104,7 +106,7 @@ def test_cleanup_removes_only_the_maps_it_pinned(topo, route_dump, watch, lwtui_
     before, files = route_dump(topo.client_ns), snapshot(victim)
     w = watch(V4, "--netns", topo.client_ns, "--session", "tidy", "--interval", "0.2")
     pin_dir = lwtui_env.pin_root / "tidy"
-    assert sorted(p.name for p in pin_dir.iterdir()) == ["config", "host_rules", "port_rules", "verdicts"]
+    assert sorted(p.name for p in pin_dir.iterdir()) == sorted(PINNED_MAPS)
     os.symlink(victim, pin_dir / "extra")
     assert w.stop() == 143 and "Traceback" not in w.stderr
     assert [p.name for p in pin_dir.iterdir()] == ["extra"], "only lwtui's own maps go"

@@ -17,6 +17,8 @@ import time
 
 import pytest
 
+from lwtui.kernel.pins import PINNED_MAPS
+
 from lwtui.net import routes
 from lwtui.net.netns import create_topology, destroy_topology
 from lwtui.net.routes import Attachment, Target
@@ -24,7 +26,7 @@ from tests.e2e.cli import LWTUI, ROOT, lwtui_env, run, watch  # noqa: F401 (fixt
 from tests.e2e.test_routes import ip, ping_ok, progs  # noqa: F401 (fixture)
 
 V4, V6 = "10.0.0.3/32", "fd00:6c77::3/128"
-PINNED = ["config", "host_rules", "port_rules", "verdicts"]
+PINNED = sorted(PINNED_MAPS)
 
 
 def refused(r: subprocess.CompletedProcess, says: str) -> None:
@@ -136,6 +138,21 @@ def _flood(proc: subprocess.Popen) -> int:
     return sent
 
 
+def _without_ignored(stderr: str) -> str:
+    """stderr less Python's own "Exception ignored in ..." reports: a signal of the flood that
+    lands inside a weakref callback or a finaliser is reported by the interpreter there (and
+    delivered again by lwtui.session.signals); any other traceback is lwtui's and fails."""
+    out, skipping = [], False
+    for line in stderr.splitlines():
+        if line.startswith("Exception ignored"):
+            skipping = True
+        elif skipping and not line.startswith((" ", "Traceback", "KeyboardInterrupt")):
+            skipping = False
+        if not skipping:
+            out.append(line)
+    return "\n".join(out)
+
+
 def test_a_flood_of_ctrl_c_never_leaves_a_route(topo, route_dump, watch, lwtui_env):
     before = route_dump(topo.client_ns), route_dump(topo.server_ns)
     floods = []
@@ -145,7 +162,7 @@ def test_a_flood_of_ctrl_c_never_leaves_a_route(topo, route_dump, watch, lwtui_e
         floods += [_flood(out.proc), _flood(inn.proc)]
         codes = out.wait(), inn.wait()
         assert codes == (130, 130), (codes, out.stderr[-2000:], inn.stderr[-2000:])
-        assert "Traceback" not in out.stderr + inn.stderr
+        assert "Traceback" not in _without_ignored(out.stderr + inn.stderr)
         assert (route_dump(topo.client_ns), route_dump(topo.server_ns)) == before, floods
         assert lwtui_env.states() == [] and lwtui_env.pin_dirs() == []
     assert min(floods) > 10, floods

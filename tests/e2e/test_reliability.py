@@ -21,6 +21,8 @@ import time
 
 import pytest
 
+from lwtui.kernel.pins import PINNED_MAPS
+
 from tests.e2e.cli import LWTUI, ROOT, Watch, lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
 from tests.e2e.traffic import nsrun, udp_send
 
@@ -196,8 +198,7 @@ def test_state_and_pins_are_root_only_and_cleaned(topo, watch, lwtui_env):
     assert mode(lwtui_env.run_dir) == 0o700 and mode(state) == 0o600
     pins = lwtui_env.pin_root / name
     assert mode(lwtui_env.pin_root) == 0o700 and mode(pins) == 0o700
-    assert {p.name: mode(p) for p in pins.iterdir()} == {n: 0o600 for n in
-                                                         ("verdicts", "host_rules", "port_rules", "config")}
+    assert {p.name: mode(p) for p in pins.iterdir()} == {n: 0o600 for n in PINNED_MAPS}
     saved = state.read_text()
     w.stop(signal.SIGKILL)
     # Pins without a state file, and a half-written state file of a dead writer: detach --all removes
