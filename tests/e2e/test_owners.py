@@ -78,6 +78,8 @@ def test_a_sender_gone_before_the_lookup_stays_unknown(topo, watch):
     try:
         w.wait_for(lambda d: d["type"] == "flow" and d["sport"] == 40101 and d.get("pid") == pid,
                    what="the live sender's flow with its pid")
+        # The gone sender's flow may be printed after the live one in the same tick: await it too.
+        w.wait_for(lambda d: d["type"] == "flow" and d["sport"] == sport, what="the gone sender's flow")
     finally:
         stop_proc(p)
     gone = [d for d in w.seen if d["type"] == "flow" and d.get("sport") == sport]
