@@ -27,7 +27,7 @@ from tests.e2e.cli import ROOT, lwtui_env, watch  # noqa: F401 (fixtures)
 from tests.e2e.traffic import nsrun
 
 MAX_FLOWS = 4096
-SOCKETS, PORTS = 5, 64000                  # 320,000 distinct flows
+SOCKETS, PORTS = 3, 64000                  # 192,000 distinct flows
 RSS_CEILING_KIB = 320 * 1024               # measured: ~165 MiB at start, ~200 MiB peak
 
 STORM = """
@@ -77,7 +77,7 @@ def test_flow_storm_stays_bounded(topo, watch):
               timeout=60)
     sent, errors = map(int, r.stdout.split())
     took = time.monotonic() - t0
-    assert sent >= 200_000, f"the storm sent only {sent} datagrams ({errors} errors) in {took:.1f}s"
+    assert sent >= 150_000, f"the storm sent only {sent} datagrams ({errors} errors) in {took:.1f}s"
     final = w.wait_for(lambda d: d["type"] == "stats" and d["new_flows"] >= sent, timeout=20,
                        what=f"stats with new_flows >= {sent}")
     time.sleep(1.0)   # a couple more ticks: the reader drains, the table settles
