@@ -37,6 +37,10 @@
  * flow lookup until user space writes a new generation;
  * dropped flows re-evaluate every packet so TTLs and hit counts stay exact.
  *
+ * Dropped and would-drop packets are also sent, their first bytes, to the
+ * `captures` perf buffer while user space has a pcap file open (config slot
+ * LWTUI_CFG_CAPTURE; see capture()): allowed packets never reach that code.
+ *
  * The structs shared with user space live in lwtui.h (mirrored by
  * lwtui/kernel/kstructs.py).
  */
