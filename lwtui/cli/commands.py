@@ -112,36 +112,43 @@ def _metrics_server(args):
     return MetricsServer(*args.metrics)
 
 
-def _pcap_writer(args):
-    """The --pcap file, created before anything is attached (an unwritable path is bad
-    input and changes nothing); None without --pcap."""
+def _pcap_path(args) -> str | None:
+    """The --pcap file, checked before anything is attached (an unwritable path is bad
+    input and changes nothing: the file is made once the session runs); None without --pcap."""
     path = getattr(args, "pcap", None)
     if not path:
         return None
     from lwtui.cli.targets import UsageError
-    from lwtui.core.pcap import PcapWriter
+    from lwtui.core.pcap import check_writable
     try:
-        return PcapWriter(path, args.snaplen)
+        check_writable(path)
     except OSError as e:
         raise UsageError(f"cannot write the --pcap file {path} ({e.strerror or e}): "
                          "give a path in a directory you can write to") from None
+    return path
 
 
-def _start(session, server, args, writer) -> None:
-    """Start the session, then serve its metrics and record its drops (as asked)."""
+def _start(session, server, args, pcap: str | None):
+    """Start the session, then serve its metrics and record its drops to the --pcap file
+    (as asked); the file's writer, or None."""
     session.start()
     if server is not None:
         server.attach(session, args.metrics_flows)
-    if writer is not None:
-        session.record(writer)
+    if pcap is None:
+        return None
+    from lwtui.core.pcap import PcapWriter
+    from lwtui.session.protocol import SessionError
+    try:
+        writer = PcapWriter(pcap, args.snaplen)
+    except OSError as e:    # it could be written a moment ago: something changed meanwhile
+        raise SessionError(f"cannot write the --pcap file {pcap} ({e.strerror or e})") from None
+    session.record(writer)
+    return writer
 
 
-def _pcap_done(writer, started: bool) -> None:
-    """Say what the --pcap file holds; a session that never started leaves no file."""
+def _pcap_done(writer) -> None:
+    """Say what the --pcap file holds."""
     if writer is None:
-        return
-    if not started:
-        writer.discard()
         return
     writer.close()
     try:
@@ -178,16 +185,15 @@ def cmd_dashboard(args) -> int:
     list_routes = lambda: lr(args.netns)  # noqa: E731  (the picker's, and the no-traffic screen's other routes)
     targets = _targets(args) if args.routes else None
     server = _metrics_server(args)
-    writer = _pcap_writer(args)
-    started = False
+    pcap = _pcap_path(args)
+    writer = None
     try:
         targets = targets or _pick_routes(args, list_routes)
         if not targets:
             return 0
         session = _session(args, targets, rules)
         try:
-            _start(session, server, args, writer)
-            started = True
+            writer = _start(session, server, args, pcap)
             return run_dashboard(session, interval=args.interval, list_routes=list_routes,
                                  snaplen=args.snaplen) or 0
         finally:
@@ -195,7 +201,7 @@ def cmd_dashboard(args) -> int:
             _finish(session)
     finally:
         _stop_metrics(server)
-        _pcap_done(writer, started)
+        _pcap_done(writer)
 
 
 def _pick_routes(args, list_routes):
@@ -226,13 +232,12 @@ def cmd_watch(args) -> int:
     targets = _targets(args)
     rules = _rules_file(args)
     server = _metrics_server(args)
-    writer = _pcap_writer(args)
-    started = False
+    pcap = _pcap_path(args)
+    writer = None
     try:
         session = _session(args, targets, rules)
         try:
-            _start(session, server, args, writer)
-            started = True
+            writer = _start(session, server, args, pcap)
             run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
                       out=sys.stdout, on_ready=(lambda: _session_line(session, server, writer)) if args.json else None)
         finally:
@@ -240,7 +245,7 @@ def cmd_watch(args) -> int:
             _finish(session)
     finally:
         _stop_metrics(server)
-        _pcap_done(writer, started)
+        _pcap_done(writer)
     return 0
 
 

@@ -18,6 +18,7 @@ A file is bounded: past `max_bytes` packets are not written, only counted
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import threading
@@ -29,6 +30,23 @@ SNAPLEN_MIN, SNAPLEN_MAX = 16, 65535
 MAX_BYTES_DEFAULT = 64 * 1024 * 1024   # 64 MiB a file
 _FILE_HEADER = struct.Struct("<IHHiIII")   # magic, 2, 4, thiszone, sigfigs, snaplen, linktype
 _PACKET_HEADER = struct.Struct("<IIII")    # seconds, nanoseconds, captured length, original length
+
+
+def check_writable(path: str) -> None:
+    """OSError (with its strerror) when `path` could not be created or overwritten as a file;
+    changes nothing, so a command can refuse bad input before it does anything."""
+    p = os.path.abspath(path)
+    if os.path.isdir(p):
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), path)
+    if os.path.exists(p):
+        if not os.access(p, os.W_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+        return
+    parent = os.path.dirname(p)
+    if not os.path.isdir(parent):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), path)
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
 
 
 class PcapWriter:

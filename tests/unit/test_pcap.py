@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from lwtui.core.model import FlowId, Snapshot
-from lwtui.core.pcap import PcapWriter
+from lwtui.core.pcap import PcapWriter, check_writable
 from lwtui.session.protocol import SessionError
 from lwtui.session.replay import ReplaySession
 
@@ -71,6 +71,17 @@ def test_an_unwritable_path_fails_at_once(tmp_path):
         PcapWriter(str(tmp_path / "no-such-dir" / "x.pcap"))
     with pytest.raises(ValueError, match="snaplen must be 16..65535"):
         PcapWriter(str(tmp_path / "x.pcap"), snaplen=8)
+
+
+def test_check_writable_changes_nothing_and_names_the_problem(tmp_path):
+    existing = tmp_path / "keep.pcap"
+    existing.write_bytes(b"the user's own file")
+    check_writable(str(existing))                       # may be overwritten, but is not touched yet
+    check_writable(str(tmp_path / "new.pcap"))
+    assert existing.read_bytes() == b"the user's own file" and not (tmp_path / "new.pcap").exists()
+    for bad, err in ((tmp_path / "no-such-dir" / "x.pcap", FileNotFoundError), (tmp_path, IsADirectoryError)):
+        with pytest.raises(err):
+            check_writable(str(bad))
 
 
 def test_a_replay_refuses_to_record_and_leaves_no_file(tmp_path):
