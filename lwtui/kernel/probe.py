@@ -292,12 +292,15 @@ class Probe:
             except BaseException as e:
                 self._callback_error = self._callback_error or e
 
-        try:
-            self._live()[b"captures"].open_perf_buffer(raw, page_cnt=page_cnt, lost_cb=lost,
-                                                       wakeup_events=wakeup_events)
-        except Exception as e:  # BCC raises bare Exception
-            raise ProbeError(f"cannot open the capture buffer ({e}): raise `ulimit -l`") from e
-        self._captures_open = True
+        # Under the poll lock: BCC's poll walks the dict of open perf buffers this adds to,
+        # and the reader thread may be polling (a poll waits at most its timeout).
+        with self._poll_lock:
+            try:
+                self._live()[b"captures"].open_perf_buffer(raw, page_cnt=page_cnt, lost_cb=lost,
+                                                           wakeup_events=wakeup_events)
+            except Exception as e:  # BCC raises bare Exception
+                raise ProbeError(f"cannot open the capture buffer ({e}): raise `ulimit -l`") from e
+            self._captures_open = True
 
     def reset_maps(self) -> None:
         """Empty flows, fragments and rule maps and zero the stats (config is kept)."""

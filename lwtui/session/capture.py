@@ -39,7 +39,8 @@ class Recorder:
         self._ids = ids
         self._rate = rate
         self._files: list[tuple[PcapWriter, FlowId | None]] = []
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()          # the files
+        self._open_lock = threading.Lock()     # the capture buffer, opened once
         self._probe: Probe | None = None
         self._opened = False
         self._lost = 0
@@ -54,13 +55,14 @@ class Recorder:
         probe = self._probe
         if probe is None:
             raise RuntimeError("the session is not running: nothing to record")
-        with self._lock:
+        with self._open_lock:   # not under _lock: opening waits for the reader's poll, whose callbacks take _lock
             if not self._opened:
                 probe.open_captures(self._on_capture, self._on_lost)
                 self._opened = True
+        with self._lock:
+            snaplen = max([writer.snaplen] + [w.snaplen for w, _ in self._files])
+            probe.set_capture(snaplen, self._rate)     # a failure here leaves the file out
             self._files.append((writer, flow))
-            snaplen = max(w.snaplen for w, _ in self._files)
-        probe.set_capture(snaplen, self._rate)
         self._log("info", f"recording {'dropped and would-drop packets' if flow is None else 'flow ' + flow_text(flow)}"
                           f" to {writer.path} (first {writer.snaplen} bytes of each)")
 
