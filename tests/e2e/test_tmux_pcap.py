@@ -38,3 +38,17 @@ def test_the_dashboard_records_drops_to_its_pcap_file(topo, tmux, tmp_path, rout
         assert [p[1:] for p in packets(pcap)] == [(cli, sport, srv, 5353)] * n
     finally:
         shutil.rmtree(short, ignore_errors=True)
+
+
+def test_the_dashboard_refuses_an_unwritable_pcap_path_before_attaching(topo, tmux, route_dump):
+    srv = topo.server_v4
+    before = route_dump(topo.client_ns)
+    tmux.start(f"{sys.executable} -m lwtui {srv}/32 --netns {topo.client_ns} --session {tmux.name} "
+               f"--pcap /nonexistent-lwtui-dir/d.pcap")
+    assert _exit_status(tmux) == "exit 2", tmux.screen()
+    # The pane's history too: a command that ends at once prints before tmux sizes the pane.
+    text = tmux._tmux("capture-pane", "-p", "-J", "-S", "-", "-t", tmux.name)
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("Pane is dead")]
+    assert lines == ["lwtui: cannot write the --pcap file /nonexistent-lwtui-dir/d.pcap (No such file or directory): "
+                     "give a path in a directory you can write to"], lines
+    assert route_dump(topo.client_ns) == before
