@@ -756,6 +756,26 @@ struct capture_window {
 BPF_PERF_OUTPUT(captures);
 BPF_PERCPU_ARRAY(capture_window, struct capture_window, 1);
 BPF_PERCPU_ARRAY(capture_stats, u64, LWTUI_CAP_MAX);
+BPF_ARRAY(capture_flow, struct flow_key, 1);  /* the one flow to capture (LWTUI_CFG_CAPTURE_FLOW) */
+
+/* Whether the key is the one in `capture_flow` (when LWTUI_CFG_CAPTURE_FLOW
+ * says to ask): five 8-byte words (struct flow_key has no padding, and every
+ * key is built from zero). */
+static __always_inline int capture_wanted(struct flow_key *key)
+{
+	__u64 a[5], b[5];  /* copies: the key on the stack need not be 8-aligned */
+	__u32 zero = 0;
+	struct flow_key *want;
+
+	if (!cfg_get(LWTUI_CFG_CAPTURE_FLOW))
+		return 1;
+	want = capture_flow.lookup(&zero);
+	if (!want)
+		return 0;
+	__builtin_memcpy(a, want, sizeof(a));
+	__builtin_memcpy(b, key, sizeof(b));
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
+}
 
 static __always_inline void capture_stat(__u32 idx)
 {
@@ -775,7 +795,7 @@ static __always_inline void capture(struct __sk_buff *skb, struct flow_key *key,
 	__u32 zero = 0;
 	int err;
 
-	if (!snaplen)
+	if (!snaplen || !capture_wanted(key))
 		return;
 	w = capture_window.lookup(&zero);
 	if (!w)

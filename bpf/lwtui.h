@@ -75,7 +75,8 @@ typedef uint64_t __u64;
 #define LWTUI_CFG_CAPTURE      3  /* 0: off; else the snaplen: dropped and would-drop packets go
                                    * to `captures`, their first CAPTURE bytes (the session writes it) */
 #define LWTUI_CFG_CAPTURE_RATE 4  /* captures per second and CPU at most (0: the default) */
-#define LWTUI_CFG_MAX          5
+#define LWTUI_CFG_CAPTURE_FLOW 5  /* 1: capture only the flow in `capture_flow` (exact key, hook too) */
+#define LWTUI_CFG_MAX          6
 
 /* flow_stats.cached: the cached verdict, one word written with one store, so
  * no reader sees a verdict of one generation stamped with another. */

@@ -61,7 +61,8 @@ CFG_RULES_GEN = 1
 CFG_DROP_EVENT_INTERVAL_NS = 2
 CFG_CAPTURE = 3          # 0: off; else the snaplen of captured dropped / would-drop packets
 CFG_CAPTURE_RATE = 4     # captures per second and CPU at most (0: the programs' default)
-CFG_MAX = 5
+CFG_CAPTURE_FLOW = 5     # 1: capture only the flow in `capture_flow`
+CFG_MAX = 6
 
 # Indices of the per-CPU `capture_stats` array (LWTUI_CAP_*).
 CAP_SENT, CAP_LIMITED, CAP_FAILED, CAP_MAX = 0, 1, 2, 3
@@ -76,6 +77,7 @@ class LwtuiConfig:
     drop_event_interval_ns: int = 0
     capture: int = 0             # the capture snaplen, 0: off
     capture_rate: int = 0
+    capture_flow: int = 0        # 1: only the flow in `capture_flow`
 
 
 class FlowKey(ct.Structure):

@@ -24,7 +24,7 @@ from lwtui.kernel import bpfsys, headers, kstructs
 from lwtui.kernel.verdicts import read_config, write_config_slot
 
 MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "compound", "config", "stats", "frags",
-             "capture_stats")
+             "capture_stats", "capture_flow")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
 EVENT_TRANSPORTS = ("perf", "ringbuf")
@@ -257,12 +257,17 @@ class Probe:
                 write_config_slot(fd, slot, int(value))
         return self.get_config()
 
-    def set_capture(self, snaplen: int, rate: int = 0) -> None:
+    def set_capture(self, snaplen: int, rate: int = 0, flow: kstructs.FlowKey | None = None) -> None:
         """Capture dropped and would-drop packets (their first `snaplen` bytes, at most
-        `rate` a second per CPU, 0: the programs' default) into `captures`; snaplen 0: off.
-        The rate is written first, so the programs never capture under an old one."""
+        `rate` a second per CPU, 0: the programs' default; only `flow`'s, an exact key,
+        if given) into `captures`; snaplen 0: off. Rate and flow are written first, so
+        the programs never capture under old ones."""
         fd = self.map_fd("config")
         write_config_slot(fd, kstructs.CFG_CAPTURE_RATE, int(rate))
+        if flow is not None:
+            write_config_slot(fd, kstructs.CFG_CAPTURE_FLOW, 0)    # never the old flow with the new switch
+            bpfsys.map_update(self.map_fd("capture_flow"), ct.c_uint32(0), flow)
+        write_config_slot(fd, kstructs.CFG_CAPTURE_FLOW, int(flow is not None))
         write_config_slot(fd, kstructs.CFG_CAPTURE, int(snaplen))
 
     def read_capture_stats(self) -> dict[str, int]:

@@ -23,7 +23,7 @@ from lwtui.core.eventlog import flow_text
 from lwtui.core.model import FlowId, Recording
 from lwtui.core.pcap import PcapWriter
 from lwtui.kernel import kstructs
-from lwtui.kernel.codec import flow_id_from_key
+from lwtui.kernel.codec import flow_id_from_key, key_from_flow_id
 
 if TYPE_CHECKING:
     from lwtui.kernel.probe import Probe
@@ -60,9 +60,9 @@ class Recorder:
                 probe.open_captures(self._on_capture, self._on_lost)
                 self._opened = True
         with self._lock:
-            snaplen = max([writer.snaplen] + [w.snaplen for w, _ in self._files])
-            probe.set_capture(snaplen, self._rate)     # a failure here leaves the file out
-            self._files.append((writer, flow))
+            files = self._files + [(writer, flow)]
+            self._switch(probe, files)     # a failure here leaves the file out
+            self._files = files
         self._log("info", f"recording {'dropped and would-drop packets' if flow is None else 'flow ' + flow_text(flow)}"
                           f" to {writer.path} (first {writer.snaplen} bytes of each)")
 
@@ -70,16 +70,23 @@ class Recorder:
         """Stop writing to `writer` and close it; capture goes off with the last file."""
         with self._lock:
             self._files = [(w, f) for w, f in self._files if w is not writer]
-            snaplen = max((w.snaplen for w, _ in self._files), default=0)
+            probe = self._probe
+            if probe is not None:
+                try:
+                    self._switch(probe, self._files)
+                except Exception:   # noqa: BLE001 - a closed probe: capture is gone with it
+                    pass
         writer.close()
-        probe = self._probe
-        if probe is not None:
-            try:
-                probe.set_capture(snaplen, self._rate)
-            except Exception:   # noqa: BLE001 - a closed probe: capture is gone with it
-                pass
         self._log("info", f"{writer.path}: {writer.packets} packet(s) recorded" +
                   (f", {writer.skipped} not written (file full)" if writer.skipped else ""))
+
+    def _switch(self, probe: Probe, files: list) -> None:
+        """Set the kernel's capture for these files: the largest snaplen (0: off), and only
+        their flow when every file wants the same one, so the rate bound is that flow's."""
+        snaplen = max((w.snaplen for w, _ in files), default=0)
+        flows = {f for _, f in files}
+        only = next(iter(flows)) if len(flows) == 1 else None
+        probe.set_capture(snaplen, self._rate, key_from_flow_id(only) if only is not None else None)
 
     def close(self) -> None:
         """Close every file (the session ends)."""

@@ -108,3 +108,25 @@ def test_at_most_the_rate_a_second_the_rest_counted(cap):
     cap.set_capture(0)
     assert run(cap, "out", frame) == BPF_DROP
     assert len(drain(cap, 6, 0.2)) == 5 and stats(cap)["limited"] == 15   # off: not even counted
+
+
+def test_with_a_flow_only_that_flows_packets_are_sent_and_bounded(cap):
+    from lwtui.kernel.codec import flow_id_from_key, key_from_flow_id
+    add_rule(cap, flow_key(A, B, P.UDP, 1, 2))
+    add_rule(cap, flow_key(A, B, P.UDP, 3, 4))
+    mine, noisy = P.packet(4, P.UDP, A, B, 1, 2), P.packet(4, P.UDP, A, B, 3, 4)
+    assert run(cap, "out", mine) == BPF_DROP
+    (key, _), = [(k, v) for k, v in cap.read_flows() if k.sport == 1]
+    wanted = key_from_flow_id(flow_id_from_key(key))
+    assert bytes(wanted) == bytes(key)                   # the programs' own key, rebuilt from the flow
+    cap.set_capture(128, rate=3, flow=wanted)
+    assert cap.get_config().capture_flow == 1
+    assert run(cap, "out", noisy, repeat=50) == BPF_DROP   # another blocked flow: not sent, not counted
+    assert run(cap, "out", mine, repeat=2) == BPF_DROP
+    got = drain(cap, 2)
+    assert [key_tuple(r.key) for r, _ in got] == [want(A, B, P.UDP, 1, 2)] * 2
+    assert stats(cap) == {"sent": 2, "limited": 0, "failed": 0}
+    cap.set_capture(128, rate=3)                          # every flow again
+    assert cap.get_config().capture_flow == 0
+    assert run(cap, "out", noisy) == BPF_DROP
+    assert len(drain(cap, 3)) == 3
