@@ -28,7 +28,7 @@ KEYS = [
     ("space", "pause", "pause", "pause the display (the kernel keeps counting)", True),
     ("r", "view('rules')", "rules", "rules view: active verdicts; x or delete removes one", True),
     ("n", "toggle_names", "names", "in the flow view: host names (reverse DNS, in the background) and service "
-     "names (/etc/services) instead of addresses and ports; n again: addresses", True),
+     "names (/etc/services) instead of addresses and ports; n again: addresses", False),
     ("n", "new_rule", "new rule", "in the rules view: type a rule to block (host 10.0.0.9, port 53/udp, flow ...)",
      True),
     ("e", "view('events')", "events", "event log: new flows, drops, blocks, allows, losses", True),
