@@ -5,7 +5,8 @@ from the result files already there.
 
 Benchmarks are not tests: they need root, take minutes and load the machine;
 they never run in CI. Names: microbench, throughput, storm, latency, dashboard
-(the default set) and ablation (on request: where the per-packet time goes).
+(the default set), ablation (on request: where the per-packet time goes) and
+capture (on request: what --pcap costs a dropped packet).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import traceback
 from .common import RESULTS, BenchError, log
 
 NAMES = ("microbench", "throughput", "storm", "latency", "dashboard")
-EXTRA = ("ablation",)
+EXTRA = ("ablation", "capture")
 
 
 def _runner(name: str, args):
@@ -41,6 +42,9 @@ def _runner(name: str, args):
     if name == "ablation":
         from . import ablation
         return lambda: ablation.run(rounds=rounds or (2 if q else 5), repeat=100_000 if q else 1_000_000)
+    if name == "capture":
+        from . import capture
+        return lambda: capture.run(rounds=rounds or (2 if q else 5), repeat=100_000 if q else 1_000_000)
     if name == "dashboard":
         from . import dashboard
         return lambda: dashboard.run(rounds=rounds or (2 if q else 5),

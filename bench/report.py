@@ -158,8 +158,15 @@ def ablation(doc: dict) -> str:
     return f"### Where the common case's time goes (ablation)\n\n{_machine(doc)}\n\n{t}\n"
 
 
+def capture(doc: dict) -> str:
+    rows = [[r["case"], _s(r["ns"], digits=1), _s(r.get("vs_dropped_off"), digits=2, unit="x"),
+             _s(r.get("captures_sent_per_round"))] for r in doc["rows"]]
+    t = _table(["case (TCP packet, out)", "ns/run", "x dropped, off", "captures sent per round"], rows)
+    return f"### What packet capture costs (--pcap)\n\n{_machine(doc)}\n\n{t}\n\n{_targets(doc)}\n"
+
+
 RENDER = {"microbench": microbench, "ablation": ablation, "throughput": throughput, "storm": storm, "latency": latency,
-          "dashboard": dashboard}
+          "dashboard": dashboard, "capture": capture}
 
 
 def render(directory: Path = RESULTS) -> str:

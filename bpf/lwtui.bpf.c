@@ -37,6 +37,10 @@
  * flow lookup until user space writes a new generation;
  * dropped flows re-evaluate every packet so TTLs and hit counts stay exact.
  *
+ * Dropped and would-drop packets are also sent, their first bytes, to the
+ * `captures` perf buffer while user space has a pcap file open (config slot
+ * LWTUI_CFG_CAPTURE; see capture()): allowed packets never reach that code.
+ *
  * The structs shared with user space live in lwtui.h (mirrored by
  * lwtui/kernel/kstructs.py).
  */
@@ -738,15 +742,101 @@ static __always_inline __u8 verdict_of(__u32 kind)
 	return (__u8)kind == LWTUI_RULE_COMPOUND_DRY ? LWTUI_WOULD_DROP : LWTUI_DROP;
 }
 
+/* Packet capture: only on the drop and would-drop paths, and only while
+ * LWTUI_CFG_CAPTURE holds a snaplen, so it costs allowed packets nothing and
+ * dropped ones one config lookup when off. */
+#define CAPTURE_RATE_DEFAULT 1000  /* captures per second and CPU */
+#define CAPTURE_WINDOW_NS 1000000000ULL
+
+struct capture_window {
+	__u64 start_ns;  /* when this CPU's current one-second window began */
+	__u64 sent;      /* captures sent in it */
+};
+
+BPF_PERF_OUTPUT(captures);
+BPF_PERCPU_ARRAY(capture_window, struct capture_window, 1);
+BPF_PERCPU_ARRAY(capture_stats, u64, LWTUI_CAP_MAX);
+BPF_ARRAY(capture_flow, struct flow_key, 1);  /* the one flow to capture (LWTUI_CFG_CAPTURE_FLOW) */
+
+/* Whether the key is the one in `capture_flow` (when LWTUI_CFG_CAPTURE_FLOW
+ * says to ask): five 8-byte words (struct flow_key has no padding, and every
+ * key is built from zero). */
+static __always_inline int capture_wanted(struct flow_key *key)
+{
+	__u64 a[5], b[5];  /* copies: the key on the stack need not be 8-aligned */
+	__u32 zero = 0;
+	struct flow_key *want;
+
+	if (!cfg_get(LWTUI_CFG_CAPTURE_FLOW))
+		return 1;
+	want = capture_flow.lookup(&zero);
+	if (!want)
+		return 0;
+	__builtin_memcpy(a, want, sizeof(a));
+	__builtin_memcpy(b, key, sizeof(b));
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4];
+}
+
+static __always_inline void capture_stat(__u32 idx)
+{
+	__u64 *p = capture_stats.lookup(&idx);
+
+	if (p)
+		*p += 1;
+}
+
+/* Send the packet's first snaplen bytes, with its flow and verdict, to
+ * `captures`; at most LWTUI_CFG_CAPTURE_RATE a second per CPU, the rest counted. */
+static __always_inline void capture(struct __sk_buff *skb, struct flow_key *key, __u8 verdict)
+{
+	__u64 snaplen = cfg_get(LWTUI_CFG_CAPTURE), rate, now;
+	struct lwtui_capture rec = {};
+	struct capture_window *w;
+	__u32 zero = 0;
+	int err;
+
+	if (!snaplen || !capture_wanted(key))
+		return;
+	w = capture_window.lookup(&zero);
+	if (!w)
+		return;
+	rate = cfg_get(LWTUI_CFG_CAPTURE_RATE);
+	if (!rate)
+		rate = CAPTURE_RATE_DEFAULT;
+	now = bpf_ktime_get_ns();
+	if (now - w->start_ns >= CAPTURE_WINDOW_NS) {
+		w->start_ns = now;
+		w->sent = 0;
+	}
+	if (w->sent >= rate) {
+		capture_stat(LWTUI_CAP_LIMITED);
+		return;
+	}
+	w->sent++;
+	rec.key = *key;
+	rec.ts_ns = now;
+	rec.len = skb->len;
+	rec.caplen = skb->len < snaplen ? skb->len : (__u32)snaplen;
+	rec.verdict = verdict;
+	/* A statement of its own: BCC rewrites perf_submit_skb into one, ';' included. */
+	err = captures.perf_submit_skb(skb, rec.caplen, &rec, sizeof(rec));
+	if (err < 0)
+		capture_stat(LWTUI_CAP_FAILED);
+	else
+		capture_stat(LWTUI_CAP_SENT);
+}
+
 /* Count a matched packet and decide: dry-run (the session's, or `dry`: the
- * rule's) passes it, else drop. */
-static __always_inline int drop_verdict(__u8 hook, __u32 segs, int dry)
+ * rule's) passes it, else drop. Either way the packet may be captured. */
+static __always_inline int drop_verdict(struct __sk_buff *skb, struct flow_key *key, __u32 segs, int dry)
 {
 	if (dry || cfg_get(LWTUI_CFG_DRY_RUN)) {
-		stat_add(hook, LWTUI_ST_WOULD_DROPS, segs);
+		stat_add(key->hook, LWTUI_ST_WOULD_DROPS, segs);
+		capture(skb, key, LWTUI_WOULD_DROP);
 		return BPF_OK;
 	}
-	stat_add(hook, LWTUI_ST_DROPS, segs);
+	stat_add(key->hook, LWTUI_ST_DROPS, segs);
+	capture(skb, key, LWTUI_DROP);
 	return BPF_DROP;
 }
 
@@ -762,7 +852,7 @@ static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key
 		fs->last_event_ns = now;
 		send_event(skb, key, fs, LWTUI_EV_DROP, len, now);
 	}
-	return drop_verdict(key->hook, segs, LWTUI_CACHED_VERDICT(fs->cached) == LWTUI_WOULD_DROP);
+	return drop_verdict(skb, key, segs, LWTUI_CACHED_VERDICT(fs->cached) == LWTUI_WOULD_DROP);
 }
 
 /* The flow's entry, created when absent; NULL when `flows` refused it. */
@@ -791,7 +881,7 @@ failed:
 
 /* A packet that is a parse error: judged by the rules that what was read
  * allows (see eval_rules), counted, never given a flow entry. */
-static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
+static __always_inline int handle_bad(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
 {
 	__u32 kind;
 
@@ -801,7 +891,7 @@ static __always_inline int handle_bad(struct flow_key *key, struct pkt_info *pi)
 	kind = eval_rules(key, pi, flow_clock());
 	if (pi->first_frag)
 		frag_note(key, pi, kind);
-	return kind ? drop_verdict(key->hook, pi->segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
+	return kind ? drop_verdict(skb, key, pi->segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
 }
 
 static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
@@ -821,7 +911,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	key.hook = hook;
 	parse(skb, &key, &pi);
 	if (pi.bad)
-		return handle_bad(&key, &pi);
+		return handle_bad(skb, &key, &pi);
 	/* Read before the rules are: a rule changed after this read comes with
 	 * a newer generation, so the verdict below is looked at again. */
 	gen = (__u32)cfg_get(LWTUI_CFG_RULES_GEN);
@@ -833,7 +923,7 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 						      : eval_rules(&key, &pi, now);
 		if (pi.first_frag)
 			frag_note(&key, &pi, kind);
-		return kind ? drop_verdict(hook, pi.segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
+		return kind ? drop_verdict(skb, &key, pi.segs, verdict_of(kind) == LWTUI_WOULD_DROP) : BPF_OK;
 	}
 
 	/* This CPU's copy: plain adds are exact (the program runs with BH off). */

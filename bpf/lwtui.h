@@ -72,7 +72,11 @@ typedef uint64_t __u64;
 #define LWTUI_CFG_DRY_RUN      0  /* 1: count would-drops, never return BPF_DROP */
 #define LWTUI_CFG_RULES_GEN    1  /* a new value (low 32 bits) after every rule change */
 #define LWTUI_CFG_DROP_EVENT_INTERVAL_NS 2 /* at most one drop event per flow and CPU per interval */
-#define LWTUI_CFG_MAX          3
+#define LWTUI_CFG_CAPTURE      3  /* 0: off; else the snaplen: dropped and would-drop packets go
+                                   * to `captures`, their first CAPTURE bytes (the session writes it) */
+#define LWTUI_CFG_CAPTURE_RATE 4  /* captures per second and CPU at most (0: the default) */
+#define LWTUI_CFG_CAPTURE_FLOW 5  /* 1: capture only the flow in `capture_flow` (exact key, hook too) */
+#define LWTUI_CFG_MAX          6
 
 /* flow_stats.cached: the cached verdict, one word written with one store, so
  * no reader sees a verdict of one generation stamped with another. */
@@ -201,5 +205,23 @@ struct lwtui_event {
 	__u8 rule_kind;
 	__u8 tcp_flags;
 };
+
+/* Packet capture (--pcap, the dashboard's w): the record sent to `captures`
+ * for a dropped or would-drop packet while LWTUI_CFG_CAPTURE is set, followed
+ * in the same perf sample by the packet's first bytes (from the IP header on). */
+struct lwtui_capture {
+	struct flow_key key;
+	__u64 ts_ns;      /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
+	__u32 len;        /* skb->len: the packet's whole length */
+	__u32 caplen;     /* bytes that follow this record */
+	__u8 verdict;     /* LWTUI_DROP or LWTUI_WOULD_DROP */
+	__u8 pad[7];
+};
+
+/* Indices of the per-CPU `capture_stats` array. */
+#define LWTUI_CAP_SENT    0  /* records sent to `captures` */
+#define LWTUI_CAP_LIMITED 1  /* not sent: over LWTUI_CFG_CAPTURE_RATE */
+#define LWTUI_CAP_FAILED  2  /* perf output failed (the reader's buffer was full) */
+#define LWTUI_CAP_MAX     3
 
 #endif /* LWTUI_H */

@@ -112,6 +112,53 @@ def _metrics_server(args):
     return MetricsServer(*args.metrics)
 
 
+def _pcap_path(args) -> str | None:
+    """The --pcap file, checked before anything is attached (an unwritable path is bad
+    input and changes nothing: the file is made once the session runs); None without --pcap."""
+    path = getattr(args, "pcap", None)
+    if not path:
+        return None
+    from lwtui.cli.targets import UsageError
+    from lwtui.core.pcap import check_writable
+    try:
+        check_writable(path)
+    except OSError as e:
+        raise UsageError(f"cannot write the --pcap file {path} ({e.strerror or e}): "
+                         "give a path in a directory you can write to") from None
+    return path
+
+
+def _start(session, server, args, pcap: str | None):
+    """Start the session, then serve its metrics and record its drops to the --pcap file
+    (as asked); the file's writer, or None."""
+    session.start()
+    if server is not None:
+        server.attach(session, args.metrics_flows)
+    if pcap is None:
+        return None
+    from lwtui.core.pcap import PcapWriter
+    from lwtui.session.protocol import SessionError
+    try:
+        writer = PcapWriter(pcap, args.snaplen)
+    except OSError as e:    # it could be written a moment ago: something changed meanwhile
+        raise SessionError(f"cannot write the --pcap file {pcap} ({e.strerror or e})") from None
+    session.record(writer)
+    return writer
+
+
+def _pcap_done(writer) -> None:
+    """Say what the --pcap file holds."""
+    if writer is None:
+        return
+    writer.close()
+    try:
+        print(f"lwtui: {writer.packets} packet(s) recorded in {writer.path}" +
+              (f", {writer.skipped} not written (the file reached its cap)" if writer.skipped else ""),
+              file=sys.stderr, flush=True)
+    except OSError:     # the terminal or pipe is gone
+        pass
+
+
 def _stop_metrics(server) -> None:
     """Stop serving before the session closes its maps."""
     if server is not None:
@@ -138,21 +185,23 @@ def cmd_dashboard(args) -> int:
     list_routes = lambda: lr(args.netns)  # noqa: E731  (the picker's, and the no-traffic screen's other routes)
     targets = _targets(args) if args.routes else None
     server = _metrics_server(args)
+    pcap = _pcap_path(args)
+    writer = None
     try:
         targets = targets or _pick_routes(args, list_routes)
         if not targets:
             return 0
         session = _session(args, targets, rules)
         try:
-            session.start()
-            if server is not None:
-                server.attach(session, args.metrics_flows)
-            return run_dashboard(session, interval=args.interval, list_routes=list_routes) or 0
+            writer = _start(session, server, args, pcap)
+            return run_dashboard(session, interval=args.interval, list_routes=list_routes,
+                                 snaplen=args.snaplen) or 0
         finally:
             _stop_metrics(server)
             _finish(session)
     finally:
         _stop_metrics(server)
+        _pcap_done(writer)
 
 
 def _pick_routes(args, list_routes):
@@ -162,7 +211,7 @@ def _pick_routes(args, list_routes):
     return [Target(prefix=c["prefix"], hook=c["hook"], netns=args.netns, dev=None) for c in chosen or []]
 
 
-def _session_line(session, server=None) -> None:
+def _session_line(session, server=None, writer=None) -> None:
     """First JSON line of `watch --json`: the session is attached and counting."""
     line = {"type": "session", "name": session.name, "pid": os.getpid(), "dry_run": session.dry_run,
             "routes": [{"prefix": a.target.prefix, "hook": a.target.hook, "netns": a.target.netns}
@@ -170,6 +219,8 @@ def _session_line(session, server=None) -> None:
             "events": session.transport, "fallbacks": list(session.fallbacks)}
     if server is not None:
         line["metrics"] = server.url
+    if writer is not None:
+        line["pcap"] = writer.path
     print(json.dumps(line, separators=(",", ":")), flush=True)
 
 
@@ -181,19 +232,20 @@ def cmd_watch(args) -> int:
     targets = _targets(args)
     rules = _rules_file(args)
     server = _metrics_server(args)
+    pcap = _pcap_path(args)
+    writer = None
     try:
         session = _session(args, targets, rules)
         try:
-            session.start()
-            if server is not None:
-                server.attach(session, args.metrics_flows)
+            writer = _start(session, server, args, pcap)
             run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
-                      out=sys.stdout, on_ready=(lambda: _session_line(session, server)) if args.json else None)
+                      out=sys.stdout, on_ready=(lambda: _session_line(session, server, writer)) if args.json else None)
         finally:
             _stop_metrics(server)
             _finish(session)
     finally:
         _stop_metrics(server)
+        _pcap_done(writer)
     return 0
 
 

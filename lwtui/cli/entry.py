@@ -166,6 +166,13 @@ def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
                    help="serve Prometheus metrics at http://ADDR:PORT/metrics (ADDR default 127.0.0.1)")
     p.add_argument("--metrics-flows", type=_ranged(int, 1, 1000, "--metrics-flows"), default=0, metavar="K",
                    help="with --metrics: also export the K busiest flows by bytes (off by default)")
+    p.add_argument("--pcap", metavar="FILE",
+                   help="record dropped and would-drop packets (their first --snaplen bytes, kernel timestamps) "
+                        "to FILE as pcap (raw IP), for tcpdump -r or Wireshark; at most 64 MiB, at most 1000 "
+                        "packets a second per CPU, the rest counted as lost")
+    p.add_argument("--snaplen", type=_ranged(int, 16, 65535, "--snaplen"), default=128, metavar="N",
+                   help="bytes of each packet recorded by --pcap (and the dashboard's w), from the IP header on "
+                        "(default 128)")
     p.add_argument("--rules", metavar="FILE",
                    help="block the rules of FILE from the first packet on (one rule a line, # comments, "
                         "an optional ttl=SECONDS at the end of a line; `lwtui rules --save FILE` writes one)")

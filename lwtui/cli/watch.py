@@ -6,7 +6,8 @@ would_drops, verdict, first_seen, last_seen (RFC 3339 UTC), the rates of what
 passed (pps, bps) and of what was dropped (drop_pps) or, in dry-run, matched
 and passed (would_drop_pps), and pid and comm where the process behind the
 flow's local socket is known; stats carry lwtui's own cost (ns_per_packet by
-hook, from the kernel's run-time statistics). ICMP flows carry icmp_type and
+hook, from the kernel's run-time statistics) and, with --pcap, the pcap file's
+counts (pcap: files with packets and skipped, and lost). ICMP flows carry icmp_type and
 icmp_code in place of ports: "type" is taken by the record type.
 """
 
@@ -42,6 +43,13 @@ def stats_json(t: Totals, when: float) -> dict:
             "ns_per_packet": {h: None if ns is None else round(ns, 1) for h, ns in t.ns_per_packet().items()}}
 
 
+def pcap_json(snap: Snapshot) -> dict:
+    """The pcap files being written: packets in each, those a full file skipped, and the
+    captures lost before any file saw them (rate cap, full buffer; of any flow)."""
+    return {"files": [{"path": r.path, "packets": r.packets, "skipped": r.skipped} for r in snap.recordings],
+            "lost": snap.capture_lost}
+
+
 def events_lost(t: Totals) -> int:
     """Events that never reached lwtui. The programs count every failed perf output
     (events_failed, exact); the reader's lost callback reports the same losses later
@@ -67,7 +75,10 @@ class JsonReporter:
             if self._seen.get(r.id) != sig:
                 self._seen[r.id] = sig
                 lines.append(flow_json(r, owner))
-        lines.append(stats_json(snap.totals, snap.time))
+        stats = stats_json(snap.totals, snap.time)
+        if snap.recordings:
+            stats["pcap"] = pcap_json(snap)
+        lines.append(stats)
         self.out.write("".join(json.dumps(d, separators=(",", ":")) + "\n" for d in lines))
         self.out.flush()
         live = {r.id for r in snap.flows}
@@ -89,6 +100,10 @@ def flow_table(snap: Snapshot, limit: int = 40):
              f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
     if t.bpf_runtime:
         title += f"  ns/pkt {fmt_cost(t.ns_per_packet())}"
+    for rec in snap.recordings:
+        title += f"  pcap {rec.path}: {rec.packets} pkts"
+    if snap.recordings:
+        title += f" ({snap.capture_lost + sum(rec.skipped for rec in snap.recordings)} lost)"
     table = Table(title=title, title_justify="left", expand=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("", "left"), ("hook", "left"), ("proto", "left"), ("source", "left"),

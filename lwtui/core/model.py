@@ -165,6 +165,15 @@ class Owner:
 
 
 @dataclass(frozen=True)
+class Recording:
+    """A pcap file being written (--pcap, the dashboard's w), as of one snapshot."""
+    path: str
+    flow: FlowId | None          # only this flow's packets; None: every dropped and would-drop packet
+    packets: int = 0             # packets written
+    skipped: int = 0             # packets not written: the file reached its size cap
+
+
+@dataclass(frozen=True)
 class RuleEntry:
     """An active verdict rule, as listed from the maps."""
     text: str                    # rule grammar, e.g. "port 8080/tcp"
@@ -214,3 +223,6 @@ class Snapshot:
     session: str = ""
     owners: dict[FlowId, Owner] | None = None  # flows whose process is known; None: no attribution here
     fallbacks: tuple[str, ...] = ()      # kernel features missing or hidden, an older path taken for each
+    recordings: tuple[Recording, ...] = ()   # pcap files being written
+    capture_lost: int = 0                # captures the kernel could not send (rate cap, full buffer) or
+                                         # the reader lost, over the session (not per file: unknown flow)

@@ -43,6 +43,13 @@ def flow_id_from_key(key: kstructs.FlowKey, cache: dict[bytes, FlowId] | None = 
     return fid
 
 
+def key_from_flow_id(fid: FlowId) -> kstructs.FlowKey:
+    """The struct flow_key the programs build for this flow (flow_id_from_key's inverse)."""
+    return kstructs.FlowKey(saddr=_addr16(fid.src), daddr=_addr16(fid.dst), sport=fid.sport, dport=fid.dport,
+                            proto=fid.proto, family=fid.src.version, hook=kstructs.HOOK_BY_NAME[fid.hook],
+                            flags=kstructs.KEY_FRAGMENT if fid.fragment else 0)
+
+
 def _addr16(addr: IPAddress):
     return (ct.c_uint8 * 16)(*kstructs.addr_to_bytes(addr))
 

@@ -59,7 +59,13 @@ _V4_MAPPED = b"\x00" * 10 + b"\xff\xff"
 CFG_DRY_RUN = 0
 CFG_RULES_GEN = 1
 CFG_DROP_EVENT_INTERVAL_NS = 2
-CFG_MAX = 3
+CFG_CAPTURE = 3          # 0: off; else the snaplen of captured dropped / would-drop packets
+CFG_CAPTURE_RATE = 4     # captures per second and CPU at most (0: the programs' default)
+CFG_CAPTURE_FLOW = 5     # 1: capture only the flow in `capture_flow`
+CFG_MAX = 6
+
+# Indices of the per-CPU `capture_stats` array (LWTUI_CAP_*).
+CAP_SENT, CAP_LIMITED, CAP_FAILED, CAP_MAX = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -69,6 +75,9 @@ class LwtuiConfig:
     dry_run: int = 0
     rules_gen: int = 0
     drop_event_interval_ns: int = 0
+    capture: int = 0             # the capture snaplen, 0: off
+    capture_rate: int = 0
+    capture_flow: int = 0        # 1: only the flow in `capture_flow`
 
 
 class FlowKey(ct.Structure):
@@ -267,6 +276,18 @@ class LwtuiEvent(ct.Structure):
     ]
 
 
+class LwtuiCapture(ct.Structure):
+    """struct lwtui_capture (record of `captures`; caplen packet bytes follow it)"""
+    _fields_ = [
+        ("key", FlowKey),
+        ("ts_ns", ct.c_uint64),
+        ("len", ct.c_uint32),
+        ("caplen", ct.c_uint32),
+        ("verdict", ct.c_uint8),
+        ("pad", ct.c_uint8 * 7),
+    ]
+
+
 MIRRORS = {
     "flow_key": FlowKey,
     "flow_stats": FlowStats,
@@ -277,6 +298,7 @@ MIRRORS = {
     "compound_term": CompoundTerm,
     "compound_rule": CompoundEntry,
     "lwtui_event": LwtuiEvent,
+    "lwtui_capture": LwtuiCapture,
 }
 
 
@@ -324,3 +346,13 @@ def decode_event(data: bytes) -> LwtuiEvent:
     if len(data) < size:
         raise ValueError(f"event record of {len(data)} bytes, expected {size}")
     return LwtuiEvent.from_buffer_copy(bytes(data[:size]))
+
+
+def decode_capture(data: bytes) -> tuple[LwtuiCapture, bytes]:
+    """A raw `captures` sample: the record and the packet bytes after it (caplen of them,
+    fewer if the sample is short); ValueError when the record itself is short."""
+    size = ct.sizeof(LwtuiCapture)
+    if len(data) < size:
+        raise ValueError(f"capture record of {len(data)} bytes, expected at least {size}")
+    rec = LwtuiCapture.from_buffer_copy(bytes(data[:size]))
+    return rec, bytes(data[size:size + rec.caplen])

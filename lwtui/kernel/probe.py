@@ -23,7 +23,8 @@ from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers, kstructs
 from lwtui.kernel.verdicts import read_config, write_config_slot
 
-MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "compound", "config", "stats", "frags")
+MAP_NAMES = ("flows", "verdicts", "host_rules", "port_rules", "compound", "config", "stats", "frags",
+             "capture_stats", "capture_flow")
 _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
 EVENT_TRANSPORTS = ("perf", "ringbuf")
@@ -127,6 +128,7 @@ class Probe:
         self._prog_ids = {}
         self._tables = {}
         self._events_open = False
+        self._captures_open = False
         self._callback_error: BaseException | None = None
         # Reused key/value arrays for read_flows.
         self._batch: tuple[ct.Array[kstructs.FlowKey], ct.Array[ct.c_uint8]] | None = None
@@ -255,6 +257,56 @@ class Probe:
                 write_config_slot(fd, slot, int(value))
         return self.get_config()
 
+    def set_capture(self, snaplen: int, rate: int = 0, flow: kstructs.FlowKey | None = None) -> None:
+        """Capture dropped and would-drop packets (their first `snaplen` bytes, at most
+        `rate` a second per CPU, 0: the programs' default; only `flow`'s, an exact key,
+        if given) into `captures`; snaplen 0: off. Rate and flow are written first, so
+        the programs never capture under old ones."""
+        fd = self.map_fd("config")
+        write_config_slot(fd, kstructs.CFG_CAPTURE_RATE, int(rate))
+        if flow is not None:
+            write_config_slot(fd, kstructs.CFG_CAPTURE_FLOW, 0)    # never the old flow with the new switch
+            bpfsys.map_update(self.map_fd("capture_flow"), ct.c_uint32(0), flow)
+        write_config_slot(fd, kstructs.CFG_CAPTURE_FLOW, int(flow is not None))
+        write_config_slot(fd, kstructs.CFG_CAPTURE, int(snaplen))
+
+    def read_capture_stats(self) -> dict[str, int]:
+        """`capture_stats` summed over CPUs: sent, limited (over the rate), failed (buffer full)."""
+        table = self._table("capture_stats")
+        return {name: int(sum(table[ct.c_int(i)]))
+                for i, name in ((kstructs.CAP_SENT, "sent"), (kstructs.CAP_LIMITED, "limited"),
+                                (kstructs.CAP_FAILED, "failed"))}
+
+    def open_captures(self, on_capture: Callable[[kstructs.LwtuiCapture, bytes], None],
+                      on_lost: Callable[[int], None], page_cnt: int = 64, wakeup_events: int = 16) -> None:
+        """Open the `captures` perf buffer; callbacks run inside poll_events(), beside the
+        events'. A record is 64 bytes plus the packet's snaplen, so 64 pages per CPU hold
+        over a thousand of them at the default snaplen."""
+        if self._captures_open:
+            raise ProbeError("captures are already open")
+
+        def raw(cpu, data, size):
+            try:
+                on_capture(*kstructs.decode_capture(ct.string_at(data, size)))
+            except BaseException as e:  # raised again from poll_events, not lost in ctypes
+                self._callback_error = self._callback_error or e
+
+        def lost(count):
+            try:
+                on_lost(int(count))
+            except BaseException as e:
+                self._callback_error = self._callback_error or e
+
+        # Under the poll lock: BCC's poll walks the dict of open perf buffers this adds to,
+        # and the reader thread may be polling (a poll waits at most its timeout).
+        with self._poll_lock:
+            try:
+                self._live()[b"captures"].open_perf_buffer(raw, page_cnt=page_cnt, lost_cb=lost,
+                                                           wakeup_events=wakeup_events)
+            except Exception as e:  # BCC raises bare Exception
+                raise ProbeError(f"cannot open the capture buffer ({e}): raise `ulimit -l`") from e
+            self._captures_open = True
+
     def reset_maps(self) -> None:
         """Empty flows, fragments and rule maps and zero the stats (config is kept)."""
         for name in ("flows", "verdicts", "host_rules", "port_rules", "frags"):
@@ -325,6 +377,9 @@ class Probe:
             if self.transport == "ringbuf":
                 bpf.ring_buffer_poll(timeout_ms)
                 bpf.ring_buffer_consume()
+                if self._captures_open:     # the captures' perf buffer, beside the ring buffer
+                    bpf.perf_buffer_poll(0)
+                    bpf.perf_buffer_consume()
             else:
                 bpf.perf_buffer_poll(timeout_ms)
                 bpf.perf_buffer_consume()
@@ -339,16 +394,16 @@ class Probe:
         with self._poll_lock, self._read_lock:
             bpf, self._bpf = self._bpf, None
             self._tables, self._funcs, self._batch = {}, {}, None
-            self._events_open = False
+            self._events_open = self._captures_open = False
         if bpf is not None:
-            # Close the perf readers while the map is still open: BCC's
+            # Close the perf readers while the maps are still open: BCC's
             # PerfEventArray.__del__ would otherwise try it after cleanup()
             # and print a KeyError traceback at exit.
-            events = bpf.tables.get(b"events")
-            if events is not None:
-                for cpu in list(getattr(events, "_open_key_fds", {})):
+            for name in (b"events", b"captures"):
+                table = bpf.tables.get(name)
+                for cpu in list(getattr(table, "_open_key_fds", {})):
                     try:
-                        del events[cpu]
+                        del table[cpu]
                     except KeyError:    # that CPU's buffer is closed already
                         pass
             bpf.cleanup()  # also frees the ring buffer's reader

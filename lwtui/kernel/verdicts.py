@@ -46,11 +46,13 @@ def _as_compound(rule: Rule) -> CompoundRule:
 def read_config(fd: int) -> kstructs.LwtuiConfig:
     """The `config` slots of a map fd (the session's own or a pinned one)."""
     vals = []
-    for slot in (kstructs.CFG_DRY_RUN, kstructs.CFG_RULES_GEN, kstructs.CFG_DROP_EVENT_INTERVAL_NS):
+    for slot in (kstructs.CFG_DRY_RUN, kstructs.CFG_RULES_GEN, kstructs.CFG_DROP_EVENT_INTERVAL_NS,
+                 kstructs.CFG_CAPTURE, kstructs.CFG_CAPTURE_RATE, kstructs.CFG_CAPTURE_FLOW):
         v = ct.c_uint64(0)
         bpfsys.map_lookup(fd, ct.c_uint32(slot), v)
         vals.append(v.value)
-    return kstructs.LwtuiConfig(dry_run=vals[0], rules_gen=vals[1] & 0xFFFFFFFF, drop_event_interval_ns=vals[2])
+    return kstructs.LwtuiConfig(dry_run=vals[0], rules_gen=vals[1] & 0xFFFFFFFF, drop_event_interval_ns=vals[2],
+                                capture=vals[3], capture_rate=vals[4], capture_flow=vals[5])
 
 
 def write_config_slot(fd: int, slot: int, value: int) -> None:

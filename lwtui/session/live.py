@@ -36,12 +36,14 @@ from lwtui.net import routes
 from lwtui.core.flows import Counters, FlowTable, HitSplit, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
+from lwtui.core.pcap import PcapWriter
 from lwtui.core.grammar import parse_rule
 from lwtui.core.ruleindex import RuleIndex
 from lwtui.core.rules import Rule, rule_for, rule_of_kind, rules_blocking
 from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
 from lwtui.session.owners import OwnerResolver
+from lwtui.session.capture import Recorder
 from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
 
 if TYPE_CHECKING:
@@ -109,6 +111,7 @@ class Session(RouteChecks):
         self._totals = Totals()
         self._runstats = runstats.RunStats()   # the kernel times our programs while this is open
         self._owners = OwnerResolver(self.targets)
+        self._recorder = Recorder(self._log, self._ids)   # pcap files of dropped packets
 
     # -- lifecycle -------------------------------------------------------
     def __enter__(self) -> "Session":
@@ -157,6 +160,7 @@ class Session(RouteChecks):
             self._pinned = True
             pins.pin_maps(self.name, self.store.fds)
             self.probe.open_events(self._on_event, self._on_lost)
+            self._recorder.bind(self.probe)
             for t in self.targets:
                 self._attach(t)
         except BaseException:
@@ -241,6 +245,7 @@ class Session(RouteChecks):
                 return []
             self._closed = True     # set with signals held: a signal cannot stop close() half-way
             try:
+                self._recorder.close()
                 self._checks_stop.set()
                 checker = self._checker     # not alive: its start() was cut short by a signal (join would raise)
                 if checker is not None and checker.is_alive() and checker is not threading.current_thread():
@@ -368,13 +373,15 @@ class Session(RouteChecks):
             once = kstructs.count_once(by_hook, [(t.netns, t.prefix, t.hook) for t in self.targets])
             self._totals = self._make_totals(now, once, len(records), by_hook)
         owners = self._owners.resolve(records)
+        recordings, capture_lost = self._recorder.status()
         # The routes before the events: the route checker logs why a route went before dropping it.
         attached = [AttachedRoute(a.target.prefix, a.target.hook, a.target.netns, a.target.dev)
                     for a in list(self.attachments)]
         return Snapshot(time=now, flows=records, totals=self._totals, rules=rule_list, owners=owners,
                         events=self._events.drain(), routes=attached,
                         dry_run=self.dry_run, keep_blocks=self.keep_blocks, started=self.started,
-                        session=self.name, fallbacks=tuple(self.fallbacks))
+                        session=self.name, fallbacks=tuple(self.fallbacks),
+                        recordings=recordings, capture_lost=capture_lost)
 
     def _read_flows(self, now: float, active_rules: list[Rule]) -> list:
         """Read the flow map into the flow table (what it gained since the last read is
@@ -417,6 +424,17 @@ class Session(RouteChecks):
                       bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()),
                       by_hook=by_hook,
                       **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet))
+
+    # -- evidence (any thread) -------------------------------------------
+    def record(self, writer: PcapWriter, flow: FlowId | None = None) -> None:
+        """Write dropped and would-drop packets (only `flow`'s, if given) to a pcap file."""
+        if self._closed:
+            raise SessionError("session is not running")
+        self._recorder.record(writer, flow)
+
+    def stop_recording(self, writer: PcapWriter) -> None:
+        """Stop writing to that file and close it."""
+        self._recorder.stop(writer)
 
     # -- verdicts (any thread) -------------------------------------------
     def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 from lwtui.core.model import FlowId, RuleEntry, Snapshot
+from lwtui.core.pcap import PcapWriter
 from lwtui.core.rules import Rule
 
 if TYPE_CHECKING:
@@ -92,6 +93,15 @@ class SessionLike(Protocol):
 
     def set_dry_run(self, on: bool) -> None:
         """Count would-drops instead of dropping (on), or drop again (off)."""
+        ...
+
+    def record(self, writer: PcapWriter, flow: FlowId | None = None) -> None:
+        """Write dropped and would-drop packets (only `flow`'s, if given) to a pcap file;
+        SessionError where there are no packets to record (a replay)."""
+        ...
+
+    def stop_recording(self, writer: PcapWriter) -> None:
+        """Stop writing to that file and close it."""
         ...
 
     def close(self) -> list[str]:

@@ -28,6 +28,8 @@ from lwtui.session.guard import ssh_flow_blocked_by
 from lwtui.core.model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
 from lwtui.core.rules import Rule, rule_for, rules_blocking
+from lwtui.core.pcap import PcapWriter
+from lwtui.session.protocol import SessionError
 
 if TYPE_CHECKING:
     from lwtui.net.routes import Target
@@ -241,6 +243,15 @@ class ReplaySession:
             self.dry_run = on
             self._log("info", "dry-run on: rules count would-drops, nothing is dropped" if on
                       else "dry-run off: rules drop packets")
+
+    def record(self, writer: PcapWriter, flow: FlowId | None = None) -> None:
+        """A replay has no packets: refused, and the file is removed again."""
+        self.calls.append(("record", writer.path, flow))
+        writer.discard()
+        raise SessionError("a replay has no packets to record: recording needs a live session")
+
+    def stop_recording(self, writer: PcapWriter) -> None:
+        writer.close()
 
     def close(self) -> list[str]:
         self._closed.set()

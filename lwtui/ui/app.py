@@ -34,11 +34,14 @@ from textual.worker import Worker, WorkerState
 from lwtui.session import faults
 from lwtui.session.protocol import SessionLike
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, Snapshot
+from lwtui.core.pcap import SNAPLEN_DEFAULT, PcapWriter
 from lwtui.core.units import fmt_count, plural
 from lwtui.ui.actions import SESSION_ERRORS, ActionsMixin
 from lwtui.ui.detail import DetailPane, RateChart
 from lwtui.ui.dialogs import FilterBar, HelpScreen
 from lwtui.ui.emptystate import EmptyState
+from lwtui.ui.evidence import RecordMixin
+from lwtui.ui.names import NamesMixin
 from lwtui.ui.eventlog import EventLog, EventsView
 from lwtui.ui.exits import ExitsMixin, exit_on_signals, keep_failures
 from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
@@ -52,12 +55,14 @@ from lwtui.ui.rulesview import RulesTable, RulesView
 from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
 from lwtui.ui.terminal import size_from_terminal
 
-FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter", "copy_flow", "copy_endpoints"}
+FLOW_ACTIONS = {"block", "allow", "toggle_detail", "cycle_sort", "filter", "copy_flow", "copy_endpoints", "record",
+                "toggle_names"}
 RULES_ACTIONS = {"new_rule"}
 
 
 @keep_failures
-class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin, App[int]):
+class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RecordMixin, NamesMixin, RememberMixin, ExitsMixin,
+                   App[int]):
     """lwtui's dashboard over one session.
 
     interval: seconds between snapshots (None: the remembered one, else 1);
@@ -67,7 +72,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     row is dimmed; expire_after: idle seconds after which the table hides a
     flow (None: until the session expires it); max_rows: the table shows only the
     top N by the sort key (None: every flow, scrollable); autotick=False: snapshots only on request_tick()
-    (tests, screenshots).
+    (tests, screenshots); snaplen: bytes of each packet `w` records (--snaplen).
     """
 
     CSS_PATH = Path(__file__).with_name("lwtui.tcss")
@@ -80,7 +85,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
 
     def __init__(self, session: SessionLike, interval: float | None = 1.0, list_routes: Callable[[], list] | None = None, *,
                  fade_after: float = 5.0, expire_after: float | None = None, max_rows: int | None = DEFAULT_LIMIT,
-                 autotick: bool = True, remember: bool = False):
+                 autotick: bool = True, remember: bool = False, snaplen: int = SNAPLEN_DEFAULT):
         super().__init__()
         self.session = session
         self.interval = self.init_remember(remember, interval)
@@ -94,6 +99,8 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         self.ticks = 0
         self.paused = False
         self.next_ttl: float | None = None
+        self.snaplen = snaplen
+        self.recording: PcapWriter | None = None
         self.filter = None
         self.filter_text = ""
         self.sort_index = 0
@@ -137,6 +144,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     def on_unmount(self) -> None:
         self._stop.set()
         self._wake.set()
+        self.close_names()
 
     @property
     def header(self) -> HeaderStrip:
@@ -232,9 +240,10 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
                 self._fetch_other_routes()
         elif not sel.rows:
             empty.show_filtered(self.filter_text or "(idle flows expired)", sel.total)
-        table.show(sel.rows, snap.time, self.fade_after, dry_run=snap.dry_run)
+        table.show(sel.rows, snap.time, self.fade_after, dry_run=snap.dry_run, owners=snap.owners)
         self._show_note(sel, sort.name)
         self.query_one(DetailPane).owners = snap.owners
+        self.query_one(DetailPane).recordings = snap.recordings
         self.query_one(DetailPane).show(self.selected_record, snap.time)
         self.apply_seconds = (self.apply_seconds + [time.perf_counter() - began])[-100:]
 
@@ -331,6 +340,10 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
 
+    def _palette_new_rule(self) -> None:
+        self.action_show_view("rules")
+        self.action_new_rule()
+
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         """Flow keys only act (and show in the footer) in the flow view, rule keys in the rules view."""
         if action in FLOW_ACTIONS and self.view != "flows":
@@ -342,7 +355,9 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         for _, action, label, text, _ in KEYS:
-            if action not in (*TABLE_ACTIONS, "command_palette", "quit", "back", "interrupt"):
+            if action == "new_rule":    # from any view: to the rules view, then the rule dialog
+                yield SystemCommand(label.capitalize(), text, self._palette_new_rule)
+            elif action not in (*TABLE_ACTIONS, "command_palette", "quit", "back", "interrupt"):
                 yield SystemCommand(label.capitalize(), text, lambda a=action: self.run_action(a))
         yield from self.keep_commands()
 

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from lwtui.core import names
 from lwtui.core.model import FlowId, FlowRecord
+from lwtui.core.resolve import NameCache
 from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration, sparkline
 
 # (column key, label, width or None for auto-sized)
@@ -21,6 +22,7 @@ COLUMNS = [
     ("proto", "proto", 6),
     ("src", "source", None),
     ("dst", "destination", None),
+    ("proc", "process", 18),
     ("pkts", "pkts", 6),
     ("bytes", "bytes", 8),
     ("bps", "bits/s", 10),
@@ -58,17 +60,22 @@ def row_key(f: FlowId) -> str:
     return f"{f.hook} {f.proto} {f.src} {f.sport} {f.dst} {f.dport}" + (" frag" if f.fragment else "")
 
 
-def endpoint(f: FlowId, src: bool) -> str:
-    """An address with its port; ICMP puts type/code on the destination instead."""
+def endpoint(f: FlowId, src: bool, resolver: NameCache | None = None) -> str:
+    """An address with its port; ICMP puts type/code on the destination instead. With a
+    resolver (the dashboard's n), the host and service names where known."""
     addr, port = (f.src, f.sport) if src else (f.dst, f.dport)
+    host = resolver.host(str(addr)) if resolver is not None else None
     if f.is_icmp:
         if src:
-            return str(addr)
+            return host or str(addr)
         name = ICMP_NAMES.get((f.proto, f.sport), "")
-        return f"{addr} {f.sport}/{f.dport}" + (f" {name}" if name else "")
+        return f"{host or addr} {f.sport}/{f.dport}" + (f" {name}" if name else "")
     if f.fragment:
-        return f"{names.addr_text(addr)} (frag)"
-    return names.endpoint(addr, port)
+        return f"{host or names.addr_text(addr)} (frag)"
+    if resolver is None:
+        return names.endpoint(addr, port)
+    service = resolver.service(port, f.proto_name)
+    return f"{host or names.addr_text(addr)}:{service or port}"
 
 
 def flags_text(f: FlowId, flags: int, long: bool = False) -> str:
@@ -104,11 +111,24 @@ def drops_cell(rec: FlowRecord, base: str, faded: bool, dry_run: bool) -> Text:
                 style=(base + style) if rate and not faded else base)
 
 
+def process_cell(owners: dict | None, f: FlowId, base: str) -> Text:
+    """The process behind the flow's local socket (Snapshot.owners): command and pid;
+    "unknown" when none was found (never guessed); empty where nobody looks (a replay)."""
+    if owners is None:
+        return Text("")
+    owner = owners.get(f)
+    if owner is None:
+        return Text("unknown", style="dim")
+    return Text(f"{owner.comm} {owner.pid}", style=base)
+
+
 def row_cells(rec: FlowRecord, now: float, fade_after: float, key: str,
-              dry_run: bool = False) -> tuple[Text, ...]:
+              dry_run: bool = False, owners: dict | None = None,
+              resolver: NameCache | None = None) -> tuple[Text, ...]:
     """The cells of one flow row, in COLUMNS order; idle flows are dimmed. Rates are
     of what passed (bits/s, pkts/s, trend) and of what was dropped (drop/s), or with
-    dry_run of what a rule matched and passed (would/s)."""
+    dry_run of what a rule matched and passed (would/s). `owners`: Snapshot.owners;
+    `resolver`: names for the endpoints (None: addresses and port numbers)."""
     f = rec.id
     faded = rec.idle(now) >= fade_after
     base = "dim" if faded else ""
@@ -125,8 +145,9 @@ def row_cells(rec: FlowRecord, now: float, fade_after: float, key: str,
         marker,
         Text(f.hook, style=base),
         Text(f.proto_name, style=base),
-        Text(endpoint(f, True), style=addr_style),
-        Text(endpoint(f, False), style=addr_style),
+        Text(endpoint(f, True, resolver), style=addr_style),
+        Text(endpoint(f, False, resolver), style=addr_style),
+        process_cell(owners, f, base),
         Text(fmt_count(rec.packets), justify="right", style=base),
         Text(fmt_bytes(rec.bytes), justify="right", style=base),
         Text(rate_bits(rec.bps), justify="right", style=base if rec.bps else "dim"),

@@ -49,9 +49,10 @@ def _process_parts(owners: dict, rec: FlowRecord) -> tuple:
     return ((owner.comm, "bold"), f"   pid {owner.pid}   user {owner.user}")
 
 
-def detail_text(rec: FlowRecord, now: float, owners: dict | None = None) -> Text:
+def detail_text(rec: FlowRecord, now: float, owners: dict | None = None, recordings: tuple = ()) -> Text:
     """The left side of the pane, as Rich text; `owners` (Snapshot.owners) adds the process
-    row where the session looks processes up."""
+    row where the session looks processes up, `recordings` (Snapshot.recordings) the pcap
+    files this flow's dropped packets go to."""
     f = rec.id
     out = Text()
     _row(out, "flow", *_key_parts(rec))
@@ -82,6 +83,11 @@ def detail_text(rec: FlowRecord, now: float, owners: dict | None = None) -> Text
     _row(out, "last", clock_text(rec.last_seen), (f"  (idle {fmt_duration(rec.idle(now))})", "dim"))
     if owners is not None:
         _row(out, "process", *_process_parts(owners, rec))
+    for r in recordings:
+        if r.flow is None or r.flow == f:
+            _row(out, "pcap", ("● REC ", "bold red"), (r.path, "bold"), f"  {fmt_count(r.packets)} pkts",
+                 *(((f"  {fmt_count(r.skipped)} not written (file full)", "red"),) if r.skipped else ()),
+                 *((("   w stops", "dim"),) if r.flow is not None else ()))
     out.rstrip()
     return out
 
@@ -138,6 +144,7 @@ class DetailPane(Horizontal):
     """Info on the left, chart on the right; the app sets `owners` and calls show(record, now)."""
 
     owners: dict | None = None   # Snapshot.owners of the latest snapshot
+    recordings: tuple = ()       # Snapshot.recordings of the latest snapshot
 
     def compose(self) -> ComposeResult:
         yield Static("", id="detail-info")
@@ -150,6 +157,6 @@ class DetailPane(Horizontal):
             info.update(Text(" no flow selected", style="dim"))
             chart.set_values([], "cyan")
             return
-        info.update(detail_text(rec, now, self.owners))
+        info.update(detail_text(rec, now, self.owners, self.recordings))
         style = {"drop": "red", "would-drop": "yellow"}.get(rec.verdict, "cyan")
         chart.set_values(list(rec.history), style, list(rec.drop_history))

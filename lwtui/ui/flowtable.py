@@ -31,10 +31,12 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 
 from lwtui.core.model import FlowId, FlowRecord
+from lwtui.core.resolve import NameCache
 from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, row_cells, row_key
 
 # Columns left out first when the terminal is narrow; never: verdict, endpoints, rate.
-COLUMN_PRIORITY = ["flags", "trend", "hook", "bytes", "pkts", "age", "pps", "proto", "drops"]
+# The process column only where the session looks processes up (Snapshot.owners).
+COLUMN_PRIORITY = ["proc", "flags", "trend", "hook", "bytes", "pkts", "age", "pps", "proto", "drops"]
 KEEP = {"v", "src", "dst", "bps"}
 MIN_ENDPOINT = 12     # an endpoint column is never narrower (it is cut with an ellipsis)
 _META = {key: Style.from_meta({"column": key}) for key, _, _ in COLUMNS}
@@ -101,6 +103,8 @@ class FlowTable(ScrollView, can_focus=True):
         self._layout_key: tuple | None = None
         self._layout_cols: list[tuple[str, int]] = []
         self.dry_run = False          # the drops column shows would-drops/s (set with show())
+        self.owners: dict | None = None   # Snapshot.owners (set with show()); None: no process column
+        self.resolver: NameCache | None = None   # names for the endpoints (set_names); None: addresses
         self.rows_built = 0           # row_cells calls, for tests: only visible rows are built
 
     # -- what the app reads ---------------------------------------------
@@ -162,12 +166,21 @@ class FlowTable(ScrollView, can_focus=True):
         self._sort_column, self._reverse = column, reverse
         self.refresh()
 
-    def show(self, rows: list[FlowRecord], now: float, fade_after: float, dry_run: bool = False) -> None:
+    def set_names(self, resolver: NameCache | None) -> None:
+        """Show host and service names from `resolver` (None: addresses and port numbers);
+        called again when new names arrive."""
+        self.resolver = resolver
+        self._cache, self._layout_key = {}, None
+        self._auto = {"src": len("source"), "dst": len("destination")}    # names are wider, or narrower
+        self.refresh()
+
+    def show(self, rows: list[FlowRecord], now: float, fade_after: float, dry_run: bool = False,
+             owners: dict | None = None) -> None:
         """Show `rows` in this order. The cursor stays on its flow; the view stays put
         unless follow is on."""
         old_flow, old_index, old_top = self._cursor_flow, self._cursor, int(self.scroll_y)
         self._rows, self._index = rows, None
-        self._now, self._fade_after, self.dry_run = now, fade_after, dry_run
+        self._now, self._fade_after, self.dry_run, self.owners = now, fade_after, dry_run, owners
         if len(self._cache) > 4 * max(self.size.height, 50):
             self._cache = {}
         index = self._find(old_flow) if old_flow is not None else None
@@ -251,7 +264,7 @@ class FlowTable(ScrollView, can_focus=True):
         hit = self._cache.get(rec.id)
         if hit is not None and (hit[0] is rec or hit[0] == rec) and hit[1] == self._now and hit[2] == self.dry_run:
             return hit[3]
-        cells = row_cells(rec, self._now, self._fade_after, "", self.dry_run)
+        cells = row_cells(rec, self._now, self._fade_after, "", self.dry_run, self.owners, self.resolver)
         self.rows_built += 1
         self._cache[rec.id] = (rec, self._now, self.dry_run, cells)
         return cells
@@ -260,7 +273,7 @@ class FlowTable(ScrollView, can_focus=True):
         """(column, width) of the columns that fit the width, in COLUMNS order; computed once
         per frame (every line of a frame asks)."""
         key = (id(self._rows), self._now, int(self.scroll_y), self.scrollable_content_region.width,
-               self._sort_column, self._reverse, self.dry_run)
+               self._sort_column, self._reverse, self.dry_run, self.owners is None)
         if self._layout_key != key:
             self._layout_key, self._layout_cols = key, self._fit()
         return self._layout_cols
@@ -274,14 +287,15 @@ class FlowTable(ScrollView, can_focus=True):
         widths = {k: (w if w is not None else self._auto[k]) for k, _, w in COLUMNS}
         widths = {k: max(w, cell_len(self._label(k))) for k, w in widths.items()}
         room = self.scrollable_content_region.width
-        shown = [k for k, _, _ in COLUMNS]
+        shown = [k for k, _, _ in COLUMNS if k != "proc" or self.owners is not None]
 
         def need() -> int:
             return sum(widths[k] for k in shown) + len(shown) - 1
         for key in COLUMN_PRIORITY:
             if need() <= room:
                 break
-            shown.remove(key)
+            if key in shown:
+                shown.remove(key)
         while need() > room and max(widths["src"], widths["dst"]) > MIN_ENDPOINT:
             wider = "src" if widths["src"] >= widths["dst"] else "dst"
             widths[wider] -= 1

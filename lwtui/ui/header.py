@@ -102,6 +102,13 @@ def title_text(state: HeaderState) -> Text:
     if state.paused:
         out.append(" ").append(" PAUSED ", style="bold white on blue")
         out.append(" space resumes (the kernel keeps counting)", style="dim")
+    if snap is not None:
+        for r in snap.recordings:   # pcap files being written (--pcap, w)
+            out.append(" ").append(" ● REC ", style="bold white on red")
+            out.append(f" {r.path} {fmt_count(r.packets)} pkts", style="bold")
+        if snap.recordings:
+            lost = snap.capture_lost + sum(r.skipped for r in snap.recordings)
+            out.append(f" {fmt_count(lost)} lost", style="bold red" if lost else "dim")
     if state.next_ttl:
         out.append(" ").append(f" next block: TTL {fmt_duration(state.next_ttl)} ", style="bold black on cyan")
     for extra in state.extra:

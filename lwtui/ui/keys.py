@@ -20,11 +20,15 @@ KEYS = [
     ("a", "allow", "allow", "allow the selected flow again: lifts whichever rule blocks it (undo)", True),
     ("y", "copy_flow", "copy", "copy the selected flow as a rule (flow tcp SRC:PORT DST:PORT) to the clipboard", False),
     ("Y", "copy_endpoints", "copy endpoints", "copy the selected flow's endpoints (SRC:PORT DST:PORT)", False),
+    ("w", "record", "record", "record the selected flow's dropped and would-drop packets to a pcap file, "
+     "named on screen (w again stops)", False),
     ("t", "ttl", "ttl", "set a TTL (seconds) for the next block", True),
     ("slash", "filter", "filter", "filter with the rule grammar: host 10.0.0.3 and port 8080, not proto udp", True),
     ("s", "cycle_sort", "sort", "cycle the sort column (rate, pkts/s, bytes, packets, drops, age)", True),
     ("space", "pause", "pause", "pause the display (the kernel keeps counting)", True),
     ("r", "view('rules')", "rules", "rules view: active verdicts; x or delete removes one", True),
+    ("n", "toggle_names", "names", "in the flow view: host names (reverse DNS, in the background) and service "
+     "names (/etc/services) instead of addresses and ports; n again: addresses", False),
     ("n", "new_rule", "new rule", "in the rules view: type a rule to block (host 10.0.0.9, port 53/udp, flow ...)",
      True),
     ("e", "view('events')", "events", "event log: new flows, drops, blocks, allows, losses", True),

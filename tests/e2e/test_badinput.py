@@ -38,6 +38,11 @@ CASES = [
      "argument --max-flows: --max-flows must be 16..16777216, got 0", "root", {}),
     ("interval", ["watch", "10.0.0.3/32", "--interval", "-1", "--netns", "{cli}"],
      "argument --interval: --interval must be 0.05..3600, got -1", "root", {}),
+    ("pcap-unwritable", ["watch", "10.0.0.3/32", "--netns", "{cli}", "--pcap", "/nonexistent-lwtui-dir/drops.pcap"],
+     "cannot write the --pcap file /nonexistent-lwtui-dir/drops.pcap (No such file or directory): give a path in "
+     "a directory you can write to", "root", {}),
+    ("snaplen", ["watch", "10.0.0.3/32", "--snaplen", "8", "--netns", "{cli}"],
+     "argument --snaplen: --snaplen must be 16..65535, got 8", "root", {}),
     ("not-root-watch", ["watch", "10.0.0.3/32", "--netns", "{cli}"],
      "lwtui needs root: running as uid 65534 without CAP_NET_ADMIN, CAP_BPF, CAP_PERFMON; run it with sudo",
      "nobody", {}),

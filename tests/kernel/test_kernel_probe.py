@@ -22,6 +22,8 @@ MAPS = {  # name: (type, key struct or size, value struct or size, max_entries)
     "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX * kstructs.HOOKS_N),
     "frags": (LRU_HASH, kstructs.FragKey, 8, 4096),
     "compound": (ARRAY, 4, kstructs.CompoundEntry, kstructs.COMPOUND_MAX),
+    "capture_stats": (PERCPU_ARRAY, 4, 8, kstructs.CAP_MAX),
+    "capture_flow": (ARRAY, 4, kstructs.FlowKey, 1),
 }
 
 

@@ -51,8 +51,8 @@ def _live() -> Session:
 
 
 def test_the_protocol_names_what_the_front_ends_call():
-    assert METHODS == ["allow", "allow_flow", "block", "block_flow", "close", "poll_events", "rules",
-                       "set_dry_run", "snapshot", "would_cut_ssh"]
+    assert METHODS == ["allow", "allow_flow", "block", "block_flow", "close", "poll_events", "record", "rules",
+                       "set_dry_run", "snapshot", "stop_recording", "would_cut_ssh"]
     assert PROPERTIES == ["closed", "dry_run", "lost", "name"]
 
 
