@@ -9,6 +9,9 @@ from __future__ import annotations
 import ctypes as ct
 import ipaddress
 
+import numpy as np
+
+from lwtui.core import flowcols
 from lwtui.core.compound import CompoundRule, Term
 from lwtui.core.model import FlowId, IPAddress, IPNetwork
 from lwtui.core.rules import FlowRule, HostRule, PortRule, Rule
@@ -41,6 +44,18 @@ def flow_id_from_key(key: kstructs.FlowKey, cache: dict[bytes, FlowId] | None = 
                 cache.clear()
             cache[raw] = fid
     return fid
+
+
+def flow_columns(keys: np.ndarray) -> np.ndarray:
+    """A batch of struct flow_key (kstructs.FLOW_KEY_DTYPE) as the flow table's identity
+    columns (lwtui.core.flowcols.KEY_DTYPE): the same addresses, ports and protocol;
+    the hook as its index in names.HOOKS (the kernel's order), the fragment flag apart."""
+    out = np.empty(len(keys), dtype=flowcols.KEY_DTYPE)
+    out["src"], out["dst"] = keys["saddr"], keys["daddr"]
+    for name in ("sport", "dport", "proto", "family", "hook"):
+        out[name] = keys[name]
+    out["fragment"] = (keys["flags"] & kstructs.KEY_FRAGMENT) != 0
+    return out
 
 
 def _addr16(addr: IPAddress):

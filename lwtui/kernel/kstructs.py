@@ -147,6 +147,10 @@ def sum_percpu(raw, ncpus: int) -> FlowStats:
     return FlowStats(packets, nbytes, first, max(last, 0), drops, last_event, cached, flags)
 
 
+# struct flow_key as a numpy record (the layout of FlowKey), for whole batches.
+FLOW_KEY_DTYPE = np.dtype([("saddr", "u1", (16,)), ("daddr", "u1", (16,)), ("sport", "<u2"), ("dport", "<u2"),
+                           ("proto", "u1"), ("family", "u1"), ("hook", "u1"), ("flags", "u1")])
+
 # struct flow_stats as a numpy record (the layout of _FLOW_STATS), for whole batches.
 FLOW_STATS_DTYPE = np.dtype([("packets", "<u8"), ("bytes", "<u8"), ("first", "<u8"), ("last", "<u8"),
                              ("drops", "<u8"), ("last_event", "<u8"), ("cached", "<u8"), ("flags", "u1"),
@@ -160,6 +164,15 @@ def sum_percpu_many(raw, count: int, ncpus: int) -> list[FlowStats]:
     of the CPU with the latest last_seen, the first such CPU on a tie)."""
     if count == 0:
         return []
+    out = sum_percpu_array(raw, count, ncpus)
+    # One copy into a ctypes array of this call's own: its items are FlowStats over it.
+    return list((FlowStats * count).from_buffer_copy(out.data))
+
+
+def sum_percpu_array(raw, count: int, ncpus: int) -> np.ndarray:
+    """sum_percpu_many's result as one FLOW_STATS_DTYPE array (no object per flow)."""
+    if count == 0:
+        return np.zeros(0, dtype=FLOW_STATS_DTYPE)
     a = np.frombuffer(raw, dtype=FLOW_STATS_DTYPE, count=count * ncpus).reshape(count, ncpus)
     first = a["first"]
     earliest = np.where(first == 0, np.iinfo(np.uint64).max, first).min(axis=1)
@@ -172,8 +185,7 @@ def sum_percpu_many(raw, count: int, ncpus: int) -> list[FlowStats]:
     out["last_event"] = a["last_event"].max(axis=1)
     out["cached"] = a["cached"][np.arange(count), a["last"].argmax(axis=1)]
     out["flags"] = np.bitwise_or.reduce(a["flags"], axis=1)
-    # One copy into a ctypes array of this call's own: its items are FlowStats over it.
-    return list((FlowStats * count).from_buffer_copy(out.data))
+    return out
 
 
 def percpu_size(ncpus: int) -> int:

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers, kstructs
 from lwtui.kernel.verdicts import read_config, write_config_slot
@@ -203,6 +205,15 @@ class Probe:
         items_lookup_batch allocates max_entries-sized arrays per call and
         passes one variable as both out_batch and count.) Each value is one
         struct flow_stats per possible CPU, summed over CPUs with numpy (sum_percpu_many)."""
+        total = self._lookup_batch(fd)
+        assert self._batch is not None      # _lookup_batch made it
+        keys, vals = self._batch
+        ks = ct.sizeof(kstructs.FlowKey)
+        stats = kstructs.sum_percpu_many(vals, total, self._ncpus)     # one vectorized step for the batch
+        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks), st) for i, st in enumerate(stats)]
+
+    def _lookup_batch(self, fd: int) -> int:
+        """BPF_MAP_LOOKUP_BATCH of the whole map into self._batch; the number of entries."""
         from bcc.libbcc import lib
         cap = self.map_max_entries("flows")
         ks, vs = ct.sizeof(kstructs.FlowKey), kstructs.percpu_size(self._ncpus)
@@ -224,8 +235,28 @@ class Probe:
                 raise OSError(err, f"flows batch lookup: {os.strerror(err)}")
             first = False
             in_batch.value = out_batch.value
-        stats = kstructs.sum_percpu_many(vals, total, self._ncpus)     # one vectorized step for the batch
-        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks), st) for i, st in enumerate(stats)]
+        return total
+
+    def read_flow_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """read_flows() as two arrays, no object per flow: keys (kstructs.FLOW_KEY_DTYPE)
+        and values summed over CPUs (kstructs.FLOW_STATS_DTYPE)."""
+        with self._read_lock:
+            fd = self.map_fd("flows")
+            if self._batch_ok:
+                try:
+                    total = self._lookup_batch(fd)
+                    assert self._batch is not None      # _lookup_batch made it
+                    keys, vals = self._batch
+                    k = np.frombuffer(memoryview(keys).cast("B"), dtype=kstructs.FLOW_KEY_DTYPE, count=total).copy()
+                    return k, kstructs.sum_percpu_array(vals, total, self._ncpus)
+                except OSError as e:
+                    if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
+                        raise
+                    self._batch_ok = False  # an old kernel: iterate from now on
+            rows = self.read_flows_by_iteration()
+            k = np.frombuffer(b"".join(bytes(key) for key, _ in rows), dtype=kstructs.FLOW_KEY_DTYPE).copy()
+            v = np.frombuffer(b"".join(bytes(st) for _, st in rows), dtype=kstructs.FLOW_STATS_DTYPE).copy()
+            return k, v
 
     def read_stats(self) -> dict[str, int]:
         """The per-CPU `stats` counters summed over CPUs and hooks, keyed by
