@@ -6,15 +6,15 @@ ticks), and churn (50,000 new flows every tick) past the flow table's
 Each size runs in a fresh worker process (`python -m bench.dashboard
 --worker N`) so resident memory belongs to that size alone. The worker
 drives the real DashboardApp headless (App.run_test) with a session whose
-snapshot() does what Session.snapshot() does after its kernel read: one
-Counters row per flow (every flow's counters move every tick: the worst case
-for the table's diff), FlowTable.update, records(), a Snapshot. Per tick:
+snapshot() does what Session.snapshot() does after its kernel read: the
+counters of every flow as columns (every flow's counters move every tick: the
+worst case), FlowTable.update_columns, view(), a Snapshot. Per tick:
   build   snapshot() on the tick worker, after the kernel read
   apply   render_flows on the UI thread (the app's own apply_seconds)
   tick    from request_tick() to the snapshot applied and the screen idle
 Then, in the same worker, the part the synthetic session leaves out: a real
-Probe's flow map filled with N entries, read with Probe.read_flows() and
-turned into FlowIds (codec.flow_id_from_key), as Session.snapshot() does.
+Probe's flow map filled with N entries, read with Probe.read_flow_arrays() and
+turned into identity columns (codec.flow_columns), as Session.snapshot() does.
 RSS is taken after the ticks (Python + Textual + table), and again after
 loading BCC for the kernel read.
 """
@@ -54,15 +54,25 @@ class SyntheticSession:
         self.build_s: list[float] = []
         self._quiet = threading.Event()
 
-    def _ids(self, block: int) -> list:
-        from lwtui.core.model import FlowId
+    def _ids(self, block: int):
+        """This block's flows as the session's identity columns (flowcols.KEY_DTYPE)."""
+        import numpy as np
+        from lwtui.core.flowcols import KEY_DTYPE, addr_bytes
         base = int(ipaddress.ip_address("10.1.0.0")) + block * self.n // 200 + block
-        dst = ipaddress.ip_address("10.0.0.3")
-        return [FlowId("out", 6 if i % 3 else 17, ipaddress.ip_address(base + i // 200), 30000 + i % 200,
-                       dst, 8080 + i % 7) for i in range(self.n)]
+        i = np.arange(self.n)
+        keys = np.zeros(self.n, dtype=KEY_DTYPE)
+        src = (base + i // 200).astype(">u4").view("u1").reshape(self.n, 4)
+        keys["src"][:, 10:12] = 0xFF
+        keys["src"][:, 12:] = src
+        keys["dst"][:] = np.frombuffer(addr_bytes(ipaddress.ip_address("10.0.0.3")), "u1")
+        keys["sport"], keys["dport"] = 30000 + i % 200, 8080 + i % 7
+        keys["proto"] = np.where(i % 3 != 0, 6, 17)
+        keys["family"], keys["hook"] = 4, 1
+        return keys
 
     def snapshot(self):
-        from lwtui.core.flows import Counters
+        import numpy as np
+        from lwtui.core.flowcols import COUNTER_DTYPE
         from lwtui.core.model import Snapshot, Totals
         self.step += 1
         if self.churn and self.step > 1:
@@ -70,11 +80,13 @@ class SyntheticSession:
         began = time.perf_counter()
         now = self.t0 + self.step
         s = self.step
-        rows = [(fid, Counters(packets=(i * 7919 + s * 104729) % 5000 * s, bytes=(i * 7919 + s * 104729) % 5000 * 900 * s,
-                               drops=0, first_seen=self.t0, last_seen=now - (i % 9), tcp_flags=0x12))
-                for i, fid in enumerate(self.ids)]
-        self.table.update(now, rows)
-        recs = self.table.records()
+        i = np.arange(self.n, dtype=np.int64)
+        moving = (i * 7919 + s * 104729) % 5000 * s
+        counters = np.zeros(self.n, dtype=COUNTER_DTYPE)
+        counters["packets"], counters["bytes"] = moving, moving * 900
+        counters["first_seen"], counters["last_seen"], counters["tcp_flags"] = self.t0, now - (i % 9), 0x12
+        self.table.update_columns(now, self.ids, counters)
+        recs = self.table.view()
         snap = Snapshot(time=now, flows=recs, totals=Totals(active_flows=len(recs), flow_capacity=65536),
                         started=self.t0, session=self.name)
         self.build_s.append(time.perf_counter() - began)
@@ -119,9 +131,9 @@ async def _until(pilot, cond, timeout: float) -> None:
 
 
 def kernel_read(n: int, reads: int) -> dict:
-    """Fill a real flow map with n entries; time read_flows() + flow_id_from_key per read."""
+    """Fill a real flow map with n entries; time read_flow_arrays() + flow_columns per read."""
     from lwtui.kernel import bpfsys, kstructs
-    from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
+    from lwtui.kernel.codec import flow_columns
     from lwtui.kernel.probe import Probe
     probe = Probe(hooks=("out",), max_flows=max(1024, 2 * n))
     try:
@@ -136,13 +148,13 @@ def kernel_read(n: int, reads: int) -> dict:
             key.saddr[12:16] = (10, 1 + (i >> 16), (i >> 8) & 0xFF, i & 0xFF)
             key.sport = 1024 + i % 50000
             bpfsys.map_update(fd, key, val)
-        times, got, cache = [], 0, FlowIdCache()
+        times, got = [], 0
         for _ in range(reads):
             t = time.perf_counter()
-            rows = probe.read_flows()
-            ids = [flow_id_from_key(k, cache) for k, _ in rows]
+            keys, _stats = probe.read_flow_arrays()
+            cols = flow_columns(keys)
             times.append(time.perf_counter() - t)
-            got = len(ids)
+            got = len(cols)
         return {"kernel_read_s": times, "kernel_rows": got, "rss_with_bcc_kib": rss_kib()}
     finally:
         probe.close()

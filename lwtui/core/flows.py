@@ -157,8 +157,19 @@ _ROW_COLUMNS = (("h", np.uint64), ("has", np.bool_), ("packets", np.int64), ("by
                 ("wps", np.float64), ("quiet", np.int32), ("born", np.int64), ("bt", np.float64),
                 ("bp", np.int64), ("bb", np.float64), ("bd", np.int64), ("bw", np.int64),
                 ("hlen", np.int32), ("dlen", np.int32))
+# Columns a FlowView reads (never written in place once published), the counters' columns
+# as update_columns reads them, and their fields in COUNTER_DTYPE.
+_PUBLISHED = frozenset(("packets", "bytes", "kdrops", "would", "tcp_flags", "verdict", "rule", "first_seen",
+                        "last_seen", "pps", "bps", "dps", "wps", "hlen", "dlen"))
+_READ = ("packets", "bytes", "kdrops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
+_FIELDS = ("packets", "bytes", "drops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
 _SAMPLE_COLUMNS = (("sp", np.int64), ("sb", np.float64), ("sd", np.int64), ("sw", np.int64))
 _HISTORY_SLACK = 4     # ticks a snapshot's histories stay readable after the table moved on
+
+
+def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two KEY_DTYPE arrays hold the same keys in the same order."""
+    return len(a) == len(b) and bool((a.view(np.uint64) == b.view(np.uint64)).all())
 
 
 class FlowTable:
@@ -193,7 +204,7 @@ class FlowTable:
     # -- storage -----------------------------------------------------------------
     def _resize(self, n: int) -> None:
         self._keys = np.zeros(n, dtype=KEY_DTYPE)
-        # numpy arrays typed Any: mypy's numpy stubs refuse mixed arithmetic on generic dtypes
+        # Columns by name. numpy arrays typed Any: mypy's numpy stubs refuse mixed arithmetic on generic dtypes
         self._c: dict[str, Any] = {name: np.zeros(n, dtype=t) for name, t in _ROW_COLUMNS}
         self._c["born"][:] = -1
         self._s: dict[str, Any] = {name: np.zeros((n, self._nsamples), dtype=t) for name, t in _SAMPLE_COLUMNS}
@@ -312,15 +323,13 @@ class FlowTable:
     def view(self) -> FlowView:
         """The flows as they are now, for a snapshot: columns copied, records built on demand."""
         self._flush()
-        c = self._c
-        drops = c["kdrops"] - c["would"]
-        cols = {"packets": c["packets"].copy(), "bytes": c["bytes"].copy(), "drops": drops,
-                "would_drops": c["would"].copy(), "tcp_flags": c["tcp_flags"].copy(),
-                "verdict": c["verdict"].copy(), "rule": c["rule"].copy(), "first_seen": c["first_seen"].copy(),
-                "last_seen": c["last_seen"].copy(), "pps": c["pps"].copy(), "bps": c["bps"].copy(),
-                "drops_ps": c["dps"].copy(), "would_drops_ps": c["wps"].copy()}
-        return FlowView(cols, self._keys.copy(), self._ids, self._rec.copy(), list(self._rules),
-                        self._history_reader(c["hlen"].copy(), c["dlen"].copy()), self._seq)
+        c = self._c      # published columns are replaced, never changed in place: no copies
+        cols = {"packets": c["packets"], "bytes": c["bytes"], "drops": c["kdrops"] - c["would"],
+                "would_drops": c["would"], "tcp_flags": c["tcp_flags"], "verdict": c["verdict"], "rule": c["rule"],
+                "first_seen": c["first_seen"], "last_seen": c["last_seen"], "pps": c["pps"], "bps": c["bps"],
+                "drops_ps": c["dps"], "would_drops_ps": c["wps"]}
+        return FlowView(cols, self._keys, self._ids, self._rec.copy(), list(self._rules),
+                        self._history_reader(c["hlen"], c["dlen"]), self._seq)
 
     def _history_reader(self, hlen: np.ndarray, dlen: np.ndarray):
         """Reads a row's histories as of tick `seq` from the ring buffers of now; values the
@@ -383,15 +392,18 @@ class FlowTable:
         self._seq += 1
         oldest = now - self.idle_timeout
         keys = np.ascontiguousarray(keys)
-        h = key_hashes(keys)
-        _, first = np.unique(h, return_index=True)
-        if len(first) < len(h):                         # the same flow twice: the first wins
-            first.sort()
-            keys, counters, h = keys[first], counters[first], h[first]
-            if ids is not None:
-                ids = [ids[i] for i in first]
+        if _same_keys(keys, self._keys):                # the map read in the order of the last one
+            rows = np.arange(len(keys))
+        else:
+            h = key_hashes(keys)
+            _, first = np.unique(h, return_index=True)
+            if len(first) < len(h):                     # the same flow twice: the first wins
+                first.sort()
+                keys, counters, h = keys[first], counters[first], h[first]
+                if ids is not None:
+                    ids = [ids[i] for i in first]
+            rows = self._rows_of(h)
         live = counters["last_seen"] >= oldest          # idle too long: hidden even if the kernel has it
-        rows = self._rows_of(h)
         n = len(self._keys)
         gone = np.zeros(n, bool)
         gone[rows[(rows >= 0) & ~live]] = True
@@ -426,21 +438,24 @@ class FlowTable:
         self._tick_t[slot], self._tick_k[slot] = now, seq
         if len(rows) == 0:
             return
+        # Every row merged (the usual tick): slices, so the columns are read and written in place.
+        sel: Any = slice(None) if len(rows) == len(self._keys) else rows
         p = polled[rows]
-        inp = np.flatnonzero(p >= 0)
-        P, B, KD = c["packets"][rows], c["bytes"][rows], c["kdrops"][rows]
-        FS, LS = c["first_seen"][rows], c["last_seen"][rows]
-        FL, V, RU = c["tcp_flags"][rows], c["verdict"][rows], c["rule"][rows]
-        old = (P.copy(), B.copy(), KD.copy(), FS.copy(), LS.copy(), FL.copy(), V.copy(), RU.copy())
-        src = counters[p[inp]]
-        for arr, name in ((P, "packets"), (B, "bytes"), (KD, "drops"), (FS, "first_seen"), (LS, "last_seen"),
-                          (FL, "tcp_flags"), (V, "verdict"), (RU, "rule")):
-            arr[inp] = src[name]
-        has = c["has"][rows]
+        inp: Any = np.flatnonzero(p >= 0)
+        old = tuple(c[name][sel] for name in _READ)
+        if len(inp) == len(p) == len(counters) and np.array_equal(p, np.arange(len(p))):
+            new = [np.array(counters[field], dtype=o.dtype) for o, field in zip(old, _FIELDS)]  # poll in table order
+        else:
+            src = counters[p[inp]]
+            new = [o.copy() for o in old]
+            for arr, field in zip(new, _FIELDS):
+                arr[inp] = src[field]
+        P, B, KD, FS, LS, FL, V, RU = new
+        has = c["has"][sel]
         fresh = ~has | (P < old[0]) | (FS != old[3]) | (B < old[1]) | (KD < old[2])
         op, ob, okd = (np.where(fresh, 0, old[0]), np.where(fresh, 0, old[1]), np.where(fresh, 0, old[2]))
-        would = np.where(fresh, 0, c["would"][rows])
-        dbytes0 = np.where(fresh, 0.0, c["dbytes"][rows])
+        would = np.where(fresh, 0, c["would"][sel])
+        dbytes0 = np.where(fresh, 0.0, c["dbytes"][sel])
         dd = KD - okd
         dry = dry_run | (V == WOULD_DROP)
         would = would + np.where((dd > 0) & dry, dd, 0)
@@ -454,13 +469,13 @@ class FlowTable:
         # The series: restarted by a clock step back (at this point) or a fresh flow (at its baseline).
         stepped = has & back                  # a series of before the clock went back
         restart = fresh | stepped
-        bt, bvals, born = c["bt"][rows], [c[k][rows] for k in ("bp", "bb", "bd", "bw")], c["born"][rows]
+        bt, bvals, born = c["bt"][sel], [c[k][sel] for k in ("bp", "bb", "bd", "bw")], c["born"][sel]
         if restart.any():
             bt, bvals, born = self._baselines(now, restart, fresh & ~stepped, FS, point, bt, bvals, born)
         prev_k = (seq - 1) % self._nsamples
         prev_t = np.where(restart, bt, self._tick_time(seq - 1) if seq > 1 else now)
-        prev_b = np.where(restart, bvals[1], s["sb"][rows, prev_k])
-        ref_t, ref = self._reference(now, rows, born, bt, bvals)
+        prev_b = np.where(restart, bvals[1], s["sb"][sel, prev_k])
+        ref_t, ref = self._reference(now, sel, born, bt, bvals)
         period = now - ref_t
         period = np.where(period < _MIN_SPAN, min(_MIN_SPAN, self.rate_window), period)
         ok = (now - ref_t) > 0
@@ -471,23 +486,33 @@ class FlowTable:
         tinv = np.divide(8.0, tick, out=np.zeros(len(rows)), where=tick > 0)
         tick_bps = (point[1] - prev_b) * tinv
         tick_dbps = (dbytes - dbytes0) * tinv
-        quiet = np.where((tick_bps != 0) | (tick_dbps != 0), 0, c["quiet"][rows] + 1)
+        quiet = np.where((tick_bps != 0) | (tick_dbps != 0), 0, c["quiet"][sel] + 1)
         # A flow idle for a whole history keeps its record (nothing it shows changed).
-        stands = ((c["quiet"][rows] >= self.history_len) & has & ~restart & (c["pps"][rows] == 0)
-                  & (c["bps"][rows] == 0) & (c["dps"][rows] == 0) & (c["wps"][rows] == 0)
+        stands = ((c["quiet"][sel] >= self.history_len) & has & ~restart & (c["pps"][sel] == 0)
+                  & (c["bps"][sel] == 0) & (c["dps"][sel] == 0) & (c["wps"][sel] == 0)
                   & (P == old[0]) & (B == old[1]) & (KD == old[2]) & (FS == old[3]) & (LS == old[4])
                   & (FL == old[5]) & (V == old[6]) & (RU == old[7]))
-        for name, arr in (("packets", P), ("bytes", B), ("kdrops", KD), ("first_seen", FS), ("last_seen", LS),
-                          ("tcp_flags", FL), ("verdict", V), ("rule", RU), ("would", would), ("dbytes", dbytes),
-                          ("pps", pps), ("bps", bps), ("dps", dps), ("wps", wps), ("quiet", quiet),
-                          ("bt", bt), ("bp", bvals[0]), ("bb", bvals[1]), ("bd", bvals[2]), ("bw", bvals[3]),
-                          ("born", born)):
-            c[name][rows] = arr
-        c["has"][rows] = True
+        for name, arr in zip(_READ, new):
+            self._put(sel, name, arr)
+        for name, arr in (("would", would), ("dbytes", dbytes), ("pps", pps), ("bps", bps), ("dps", dps),
+                          ("wps", wps), ("quiet", quiet), ("bt", bt), ("bp", bvals[0]), ("bb", bvals[1]),
+                          ("bd", bvals[2]), ("bw", bvals[3]), ("born", born)):
+            self._put(sel, name, arr)
+        c["has"][sel] = True
         for name, arr in zip(("sp", "sb", "sd", "sw"), point):
-            s[name][rows, slot] = arr
-        self._push_history(rows, tick_bps, tick_dbps)
+            s[name][sel, slot] = arr
+        self._push_history(sel, rows, tick_bps, tick_dbps)
         self._rec[rows[~stands]] = None
+
+    def _put(self, sel, name: str, arr: np.ndarray) -> None:
+        """Write a column's merged rows. A column a FlowView may hold (_PUBLISHED) is
+        replaced, never written in place: views read their columns without a copy."""
+        if isinstance(sel, slice):
+            self._c[name] = arr if name in _PUBLISHED else np.asarray(arr, dtype=self._c[name].dtype)
+            return
+        col = self._c[name].copy() if name in _PUBLISHED else self._c[name]
+        col[sel] = arr
+        self._c[name] = col
 
     def _baselines(self, now, restart, fresh, FS, point, bt, bvals, born):
         """Where each restarted series begins: its first packet (first_seen) for a fresh
@@ -555,18 +580,21 @@ class FlowTable:
                     new[name][:, kk % size] = self._s[name][:, kk % self._nsamples]
             self._tick_t, self._tick_k, self._s, self._nsamples = t, kk_arr, new, size
 
-    def _push_history(self, rows: np.ndarray, tick_bps: np.ndarray, tick_dbps: np.ndarray) -> None:
-        """This tick's bits/s passed (every row) and dropped (rows that ever dropped) into the rings."""
+    def _push_history(self, sel, rows: np.ndarray, tick_bps: np.ndarray, tick_dbps: np.ndarray) -> None:
+        """This tick's bits/s passed (every row) and dropped (rows that ever dropped) into the rings;
+        `sel` selects `rows` (a slice when they are every row)."""
         c, col, cap = self._c, self._seq % self._hring, self.history_len
-        self._hist[rows, col] = tick_bps
-        c["hlen"][rows] = np.minimum(c["hlen"][rows] + 1, cap)
-        drop = (c["dlen"][rows] > 0) | (tick_dbps != 0)
+        self._hist[sel, col] = tick_bps
+        self._put(sel, "hlen", np.minimum(c["hlen"][sel] + 1, cap).astype(np.int32))
+        drop = (c["dlen"][sel] > 0) | (tick_dbps != 0)
         if drop.any():
             if self._dhist is None:
                 self._dhist = np.zeros_like(self._hist)
             d = rows[drop]
             self._dhist[d, col] = tick_dbps[drop]
-            c["dlen"][d] = np.minimum(c["dlen"][d] + 1, cap)
+            dlen = c["dlen"].copy()
+            dlen[d] = np.minimum(dlen[d] + 1, cap)
+            c["dlen"] = dlen
 
     def _evict(self, target: int) -> None:
         """Remove the most idle flows until at most `target` remain."""
