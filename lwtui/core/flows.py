@@ -1,12 +1,16 @@
 """FlowTable: the user-space view of the kernel's `flows` map, with rates.
 
 Each refresh tick the session reads every (flow_key, flow_stats) pair from the
-kernel and hands them to FlowTable.update(); new-flow events arrive in between
-through note_new(). The table keeps, per flow, a few (time, counters) samples
-covering the rate window and a short history of bits/s per tick for
-sparklines, and publishes one FlowRecord per flow. Records are replaced, never
-mutated, once published: records() is a list of them, safe to hand to the UI
-thread while the next update() runs.
+kernel as two numpy arrays and hands them to FlowTable.update_columns()
+(update() takes the same as objects); new-flow events arrive in between through
+note_new(). The table is columnar: one row of numpy arrays per flow (identity,
+counters, rates), the samples of the rate window in a ring indexed by tick
+(every flow is sampled at every tick), and a short history of bits/s per tick
+for sparklines, also a ring. A tick is a few vectorized steps whatever the
+number of flows; a FlowRecord is built only when someone reads it: get(),
+records(), or a FlowView (view()), the snapshot's copy-free view, whose columns
+the table replaces rather than changes, so it can be handed to the UI thread
+while the next update runs.
 
 What passed and what was dropped are apart: the kernel keeps one drop counter
 per flow for drops and dry-run would-drops alike, so the drops a flow gained
@@ -28,7 +32,9 @@ Guards, because kernel counters are not a clean series:
 - flows absent from a poll keep their counters, their rate decays to 0 over the
   window; flows idle longer than idle_timeout are removed; the table never holds
   more than max_flows (the most idle go first).
-Pure Python: no BCC, no netlink.
+Flows are matched between ticks by a 64-bit hash of their key (flowcols.key_hashes);
+a read in the order of the previous one is matched without it.
+Python and numpy: no BCC, no netlink.
 """
 
 from __future__ import annotations
@@ -165,6 +171,9 @@ _READ = ("packets", "bytes", "kdrops", "first_seen", "last_seen", "tcp_flags", "
 _FIELDS = ("packets", "bytes", "drops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
 _SAMPLE_COLUMNS = (("sp", np.int64), ("sb", np.float64), ("sd", np.int64), ("sw", np.int64))
 _HISTORY_SLACK = 4     # ticks a snapshot's histories stay readable after the table moved on
+# Histories are for sparklines: single precision (7 digits) halves the largest arrays of the
+# table (history_len + slack values per flow, two rings once flows drop).
+_HIST_DTYPE = np.float32
 
 
 def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
@@ -208,7 +217,7 @@ class FlowTable:
         self._c: dict[str, Any] = {name: np.zeros(n, dtype=t) for name, t in _ROW_COLUMNS}
         self._c["born"][:] = -1
         self._s: dict[str, Any] = {name: np.zeros((n, self._nsamples), dtype=t) for name, t in _SAMPLE_COLUMNS}
-        self._hist = np.zeros((n, self._hring))
+        self._hist = np.zeros((n, self._hring), dtype=_HIST_DTYPE)
         self._dhist: Optional[np.ndarray] = None
         self._ids = np.full(n, None, dtype=object)
         self._rec = np.full(n, None, dtype=object)
@@ -236,9 +245,9 @@ class FlowTable:
         new["h"] = key_hashes(keys)
         self._c = {k: np.concatenate([v, new[k]]) for k, v in self._c.items()}
         self._s = {k: np.concatenate([v, np.zeros((m, self._nsamples), v.dtype)]) for k, v in self._s.items()}
-        self._hist = np.concatenate([self._hist, np.zeros((m, self._hring))])
+        self._hist = np.concatenate([self._hist, np.zeros((m, self._hring), dtype=_HIST_DTYPE)])
         if self._dhist is not None:
-            self._dhist = np.concatenate([self._dhist, np.zeros((m, self._hring))])
+            self._dhist = np.concatenate([self._dhist, np.zeros((m, self._hring), dtype=_HIST_DTYPE)])
         self._ids = np.concatenate([self._ids, ids if ids is not None else np.full(m, None, dtype=object)])
         self._rec = np.concatenate([self._rec, np.full(m, None, dtype=object)])
         self._sorted = None
@@ -345,7 +354,7 @@ class FlowTable:
                     out.append(b"")
                     continue
                 cols = (np.arange(seq - count + 1, seq + 1)) % ring
-                out.append(ring_arr[i, cols].tobytes())
+                out.append(ring_arr[i, cols].astype(np.float64).tobytes())   # as FlowRecord keeps it
             return out[0], out[1]
         return read
 
