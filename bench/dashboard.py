@@ -160,6 +160,72 @@ def kernel_read(n: int, reads: int) -> dict:
         probe.close()
 
 
+def kernel_path(n: int, ticks: int, interval: float = 1.0) -> dict:
+    """The live session's whole data path on a real flow map holding n entries (--max-flows):
+    a batch read into arrays, identity and counter columns, FlowTable.update_columns, a view,
+    the table's selection (sorted by rate) and the records of one screen (45 rows).
+    Every entry's counters move between ticks (map updates, outside the timing); the
+    table's totals of packets are checked against what was written."""
+    import ctypes as ct
+    import os
+
+    import numpy as np
+    from bcc.libbcc import lib
+    from lwtui.core.flows import FlowTable
+    from lwtui.kernel import bpfsys, kstructs
+    from lwtui.kernel.codec import flow_columns
+    from lwtui.kernel.probe import Probe
+    from lwtui.session.live import kernel_counters
+    from lwtui.ui.selection import SORTS, select_flows
+    started = time.perf_counter()
+    probe = Probe(hooks=("out",), max_flows=n + n // 8)   # an LRU map full to the brim evicts early
+    try:
+        fd, ncpus = probe.map_fd("flows"), bpfsys.possible_cpus()
+        keys = np.zeros(n, dtype=kstructs.FLOW_KEY_DTYPE)
+        i = np.arange(n)
+        keys["saddr"][:, 10:12] = keys["daddr"][:, 10:12] = 0xFF
+        keys["saddr"][:, 12:] = (int(ipaddress.ip_address("10.64.0.0")) + i // 50000).astype(">u4").view("u1").reshape(n, 4)
+        keys["daddr"][:, 12:] = np.frombuffer(ipaddress.ip_address("10.0.0.3").packed, "u1")
+        keys["sport"], keys["dport"], keys["proto"], keys["family"], keys["hook"] = 1024 + i % 50000, 80, 6, 4, 1
+        mono = time.monotonic_ns()
+        vals = np.zeros((n, ncpus), dtype=kstructs.FLOW_STATS_DTYPE)
+        vals["first"], vals["last"] = mono, mono
+
+        def fill(step: int) -> None:      # every flow moves: CPU 0's share grows
+            vals["packets"][:, 0] = (i % 97 + 1) * step
+            vals["bytes"][:, 0] = (i % 97 + 1) * step * 1000
+            vals["last"][:, 0] = mono + step * 10**9
+            done = 0
+            while done < n:                 # BPF_MAP_UPDATE_BATCH, in chunks the kernel accepts
+                count = ct.c_uint(min(n - done, 65536))
+                if lib.bpf_update_batch(fd, keys[done:].ctypes.data, vals[done:].ctypes.data, ct.byref(count)):
+                    raise BenchError(f"flows batch update failed: {os.strerror(ct.get_errno())}")
+                done += count.value
+        fill(1)
+        table, m2w = FlowTable(max_flows=n), time.time() - time.monotonic()
+        tick_s, first_s, rss = [], None, []
+        for step in range(1, ticks + 1):
+            if step > 1:
+                fill(step)
+            t = time.perf_counter()
+            k, st = probe.read_flow_arrays()
+            table.update_columns(time.time(), flow_columns(k), kernel_counters(st, m2w, False))
+            view = table.view()
+            sel = select_flows(view, now=time.time(), sort=SORTS[0])
+            top = sel.rows[:45]
+            tick_s.append(time.perf_counter() - t)
+            if first_s is None:
+                first_s = time.perf_counter() - started
+            rss.append(rss_kib())
+            want = int(((i % 97 + 1) * step).sum())
+            if int(view.cols["packets"].sum()) != want or len(view) != n or top[0].packets != 97 * step:
+                raise BenchError(f"tick {step}: the table does not hold what the map holds")
+        return {"kernel_tick_s": tick_s, "kernel_flows": n, "start_to_first_tick_s": first_s,
+                "rss_kib_per_tick": rss, "rss_kib": rss_kib()}
+    finally:
+        probe.close()
+
+
 def worker(n: int, ticks: int, churn: bool, kernel: bool = True) -> dict:
     out = asyncio.run(_drive(n, ticks, churn))
     if kernel:
@@ -235,7 +301,12 @@ def _main() -> int:
     p.add_argument("--ticks", type=int, default=5)
     p.add_argument("--churn", action="store_true", help="new flows every tick")
     p.add_argument("--no-kernel-read", action="store_true", help="skip the kernel map read")
+    p.add_argument("--kernel-path", action="store_true",
+                   help="only the live data path on a real map of N entries (kernel_path)")
     a = p.parse_args()
+    if a.kernel_path:
+        print(json.dumps(kernel_path(a.worker, a.ticks)))
+        return 0
     print(json.dumps(worker(a.worker, a.ticks, a.churn, not a.no_kernel_read)))
     return 0
 

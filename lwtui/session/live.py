@@ -58,6 +58,23 @@ if TYPE_CHECKING:
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
 
 
+def kernel_counters(st: np.ndarray, mono_to_wall: float, dry_run: bool) -> np.ndarray:
+    """Summed flow values (kstructs.FLOW_STATS_DTYPE) as flowcols.COUNTER_DTYPE rows: wall-clock
+    times, the kernel's cached verdict (would-drop in dry-run); rules left to name (0)."""
+    out = np.empty(len(st), dtype=flowcols.COUNTER_DTYPE)
+    for name in ("packets", "bytes", "drops"):
+        out[name] = st[name]
+    out["first_seen"] = st["first"] / 1e9 + mono_to_wall
+    out["last_seen"] = st["last"] / 1e9 + mono_to_wall
+    out["tcp_flags"] = st["flags"]
+    verdict = (st["cached"] >> np.uint64(32)) & np.uint64(0xFF)
+    stopping = (verdict == kstructs.DROP) | (verdict == kstructs.WOULD_DROP)
+    would = dry_run | (verdict == kstructs.WOULD_DROP)
+    out["verdict"] = np.where(stopping, np.where(would, flowcols.WOULD_DROP, flowcols.DROP), flowcols.ALLOW)
+    out["rule"] = 0
+    return out
+
+
 def _require_root() -> None:
     try:
         guard.require_privileges()
@@ -396,19 +413,9 @@ class Session(RouteChecks):
         """The flows as the kernel has them, as flowcols.COUNTER_DTYPE rows. A flow's verdict is
         the kernel's, given with its last packet; the rule is the one of the kind the kernel
         names (rule_kind) among the rules in the maps, empty when that rule was lifted since."""
-        out = np.empty(len(st), dtype=flowcols.COUNTER_DTYPE)
-        for name in ("packets", "bytes", "drops"):
-            out[name] = st[name]
-        out["first_seen"] = st["first"] / 1e9 + self._mono_to_wall
-        out["last_seen"] = st["last"] / 1e9 + self._mono_to_wall
-        out["tcp_flags"] = st["flags"]
+        out = kernel_counters(st, self._mono_to_wall, self.dry_run)
+        rows = np.flatnonzero(out["verdict"] != flowcols.ALLOW)
         cached = st["cached"]
-        verdict = (cached >> np.uint64(32)) & np.uint64(0xFF)
-        stopping = (verdict == kstructs.DROP) | (verdict == kstructs.WOULD_DROP)
-        would = self.dry_run | (verdict == kstructs.WOULD_DROP)
-        out["verdict"] = np.where(stopping, np.where(would, flowcols.WOULD_DROP, flowcols.DROP), flowcols.ALLOW)
-        out["rule"] = 0
-        rows = np.flatnonzero(stopping)
         if len(rows):
             texts = frozenset(r.text for r in active_rules)
             if texts != self._rule_texts:        # the rules changed: every flow's rule is named again
