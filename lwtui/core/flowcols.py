@@ -182,35 +182,57 @@ class FlowView(_Records):
 
 class FlowRows(_Records):
     """Some rows of a FlowView in a given order (a sorted, filtered selection); a
-    record is built only when read."""
+    record is built only when read.
 
-    def __init__(self, view: FlowView, order: np.ndarray):
+    The order is given whole (`order`), or as its first rows (`top`) with a way to
+    make the rest (`rest`, called once, the first time a row past `top` is read) and
+    a way to place one row without it (`rank`: its position, or None when it is not
+    in the selection): a screen at the top of 1,000,000 flows sorts no more than it shows."""
+
+    def __init__(self, view: FlowView, order: np.ndarray | None = None, *, top: np.ndarray | None = None,
+                 rest=None, rank=None, length: int | None = None):
         self.view = view
-        self.order = order
+        self._order = order
+        self._top = top if top is not None else order
+        self._rest, self._rank = rest, rank
+        self._len = length if length is not None else len(order if order is not None else ())
         self._pos: np.ndarray | None = None
 
+    @property
+    def order(self) -> np.ndarray:
+        """The whole order (made now if it was not)."""
+        if self._order is None:
+            self._order = self._rest()[:self._len]
+        return self._order
+
     def __len__(self) -> int:
-        return len(self.order)
+        return self._len
 
     def _row(self, i: int) -> int:
+        top = self._top
+        if top is not None and i < len(top):
+            return int(top[i])
         return int(self.order[i])
 
     def _record(self, row: int) -> FlowRecord:
         return self.view.record(row)
 
     def flow_id(self, i: int) -> FlowId:
-        return self.view.flow_id(self.order[i])
+        return self.view.flow_id(self._row(i))
 
     def index_of(self, flow: FlowId) -> int | None:
         """The position of a flow in this order, or None."""
         row = self.view.index_of(flow)
         if row is None:
             return None
+        if self._order is None and self._rank is not None:
+            p = self._rank(row)
+            return p if p is not None and p < self._len else None
         if self._pos is None:
             self._pos = np.full(len(self.view), -1, dtype=np.int64)
             self._pos[self.order] = np.arange(len(self.order))
-        p = int(self._pos[row])
-        return p if p >= 0 else None
+        q = int(self._pos[row])
+        return q if q >= 0 else None
 
 
 # -- the rule grammar's conditions over columns ------------------------------------

@@ -14,10 +14,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from lwtui.core.flowcols import FlowView
+from lwtui.core.flowcols import FlowRows, FlowView
 from lwtui.core.model import FlowRecord
 
 DEFAULT_LIMIT: int | None = None   # no cap: the virtual table scrolls through every flow
+# Past this many flows the table's order is found for the rows at its top first (a partition),
+# and for the rest only when someone scrolls there.
+PARTIAL_SORT = 2048
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,28 @@ def _select_columns(view: FlowView, now: float, sort: SortOrder, flt, expire_aft
     idx = np.flatnonzero(mask) if mask is not None else np.arange(len(view))
     flip = -1 if reverse else 1
     keys = [c[name][idx] * (sign * flip) for name, sign in reversed(sort.columns)]
+    length = len(idx) if limit is None else min(limit, len(idx))
+    if len(keys) == 1 and length > PARTIAL_SORT:
+        return Selection(rows=_partial(view, idx, keys[0], length), matched=len(idx), total=len(view))
     order = idx[np.lexsort(keys)] if keys and len(idx) else idx
-    if limit is not None:
-        order = order[:limit]
-    return Selection(rows=view.rows(order), matched=len(idx), total=len(view))
+    return Selection(rows=FlowRows(view, order[:length]), matched=len(idx), total=len(view))
+
+
+def _partial(view: FlowView, idx: np.ndarray, key: np.ndarray, length: int) -> FlowRows:
+    """The first PARTIAL_SORT rows of a stable sort of `key` (row idx[j] has key[j]) found
+    with a partition, the rest sorted only when read; a row's place found by counting."""
+    k = PARTIAL_SORT
+    edge = np.partition(key, k - 1)[k - 1]
+    less = np.flatnonzero(key < edge)
+    first = np.concatenate([less, np.flatnonzero(key == edge)[:k - len(less)]])
+    first.sort()                                    # ties in the table's order, as a stable sort keeps them
+    top = idx[first[np.argsort(key[first], kind="stable")]]
+
+    def rank(row: int) -> int | None:
+        j = int(np.searchsorted(idx, row))
+        if j >= len(idx) or idx[j] != row:
+            return None
+        v = key[j]
+        return int(np.count_nonzero(key < v) + np.count_nonzero(key[:j] == v))
+
+    return FlowRows(view, top=top, rest=lambda: idx[np.argsort(key, kind="stable")], rank=rank, length=length)

@@ -14,6 +14,7 @@ from lwtui.core.flowcols import FlowView, decode_id, encode_ids, rule_mask
 from lwtui.core.flows import Counters, FlowTable
 from lwtui.core.grammar import parse_rule
 from lwtui.core.model import FlowId
+from lwtui.ui import selection
 from lwtui.ui.selection import SORTS, select_flows
 
 ADDRS = ["10.0.0.2", "10.0.0.3", "10.1.2.3", "192.168.7.1", "fd00::2", "fd00::3", "2001:db8::9", "::ffff:10.0.0.2"]
@@ -100,15 +101,20 @@ def test_a_rule_mask_is_the_rule_match(text):
 @pytest.mark.parametrize("sort", SORTS, ids=[s.name for s in SORTS])
 @pytest.mark.parametrize("reverse", [False, True])
 @pytest.mark.parametrize("text", ["", "udp or hook in"])
-def test_selection_on_columns_is_the_selection_on_records(sort, reverse, text):
-    t, _ = filled()
+@pytest.mark.parametrize("partial", [None, 16], ids=["whole-sort", "top-first"])
+def test_selection_on_columns_is_the_selection_on_records(sort, reverse, text, partial, monkeypatch):
+    if partial:
+        monkeypatch.setattr(selection, "PARTIAL_SORT", partial)
+    t, ids = filled()
     view = t.view()
     flt = parse_filter(text)
-    for limit in (None, 7):
+    for limit in (None, 7, 40):
         a = select_flows(view, now=103.0, sort=sort, flt=flt, expire_after=5.0, limit=limit, reverse=reverse)
         b = select_flows(list(view), now=103.0, sort=sort, flt=flt, expire_after=5.0, limit=limit, reverse=reverse)
         assert (a.matched, a.total) == (b.matched, b.total)
-        assert [r.id for r in a.rows] == [r.id for r in b.rows]
+        want = [r.id for r in b.rows]
+        assert [a.rows.index_of(f) for f in ids] == [want.index(f) if f in want else None for f in ids]
+        assert [r.id for r in a.rows] == want
 
 
 def test_rows_find_a_flow_by_id():
