@@ -49,7 +49,7 @@ class SyntheticSession:
     def __init__(self, n: int, churn: bool = False):
         from lwtui.core.flows import FlowTable
         self.n, self.churn, self.t0, self.step = n, churn, time.time() - 60, 0
-        self.table = FlowTable()
+        self.table = FlowTable(max_flows=max(100_000, n))   # a live session's table is as large as its map
         self.ids = self._ids(0)
         self.build_s: list[float] = []
         self._quiet = threading.Event()

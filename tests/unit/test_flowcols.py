@@ -141,3 +141,10 @@ def test_columns_in_give_the_same_table_as_objects_in():
                                    ("last_seen", "<f8"), ("tcp_flags", "u1"), ("verdict", "i1"), ("rule", "<i4")])
         b.update_columns(now, encode_ids(ids), counters)
     assert a.records() == b.records()
+
+
+def test_watch_table_picks_the_same_busiest_flows_from_columns():
+    from lwtui.cli.watch import busiest
+    t, _ = filled()
+    view = t.view()
+    assert [r.id for r in busiest(view, 25)] == [r.id for r in busiest(list(view), 25)]
