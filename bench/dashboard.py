@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import ipaddress
 import json
 import subprocess
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 
-from .common import ROOT, BenchError, Result, Spread, log, rss_kib
+from .common import RESULTS, ROOT, BenchError, Result, Spread, log, rss_kib
 
 SIZE = (160, 50)
 
@@ -167,7 +168,6 @@ def kernel_path(n: int, ticks: int, interval: float = 1.0) -> dict:
     Every entry's counters move between ticks (map updates, outside the timing); the
     table's totals of packets are checked against what was written."""
     import ctypes as ct
-    import os
 
     import numpy as np
     from bcc.libbcc import lib
@@ -305,7 +305,11 @@ def _main() -> int:
                    help="only the live data path on a real map of N entries (kernel_path)")
     a = p.parse_args()
     if a.kernel_path:
-        print(json.dumps(kernel_path(a.worker, a.ticks)))
+        out = kernel_path(a.worker, a.ticks)
+        out["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"dashboard_kernel_path_{a.worker}.json").write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out))
         return 0
     print(json.dumps(worker(a.worker, a.ticks, a.churn, not a.no_kernel_read)))
     return 0

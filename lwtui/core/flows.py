@@ -279,7 +279,7 @@ class FlowTable:
         keep &= fresh
         idx = np.flatnonzero(keep)
         n = len(self._keys)
-        self._append(keys[idx], np.array([ids[i] for i in idx] + [None], dtype=object)[:-1])
+        self._append(keys[idx])     # no FlowId kept per row: a view makes those it shows
         times = np.array([pending[ids[i]][0] for i in idx])
         self._c["first_seen"][n:] = times
         self._c["last_seen"][n:] = times

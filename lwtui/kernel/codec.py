@@ -17,7 +17,9 @@ from lwtui.core.model import FlowId, IPAddress, IPNetwork
 from lwtui.core.rules import FlowRule, HostRule, PortRule, Rule
 from lwtui.kernel import kstructs
 
-FLOW_ID_CACHE_MAX = 1 << 18  # entries of one FlowIdCache before it starts over
+# Entries of one FlowIdCache before it starts over: the flow table keeps no FlowId per flow
+# (lwtui.core.flowcols), so the cache serves events and dropped flows' rules, not every flow.
+FLOW_ID_CACHE_MAX = 1 << 12
 
 
 class FlowIdCache(dict):
