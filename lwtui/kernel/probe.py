@@ -32,21 +32,26 @@ EVENT_TRANSPORTS = ("perf", "ringbuf")
 RINGBUF_PAGES = 64  # 256 KiB with 4 KiB pages, shared by all CPUs
 
 
-def _release_compiler_heap() -> None:
+def _release_compiler_heap(fixed_mmap: bool) -> None:
     """Hand the heap the compiler freed back to the system (glibc's malloc_trim: LLVM leaves
-    ~30 MiB free but resident after a compile), and keep large blocks out of the heap from
-    now on (a fixed M_MMAP_THRESHOLD): a tick's column arrays, hundreds of KiB each, then
-    come from and go back to the system instead of fragmenting the heap, which glibc's
-    sliding threshold lets grow tick after tick. Elsewhere than glibc, nothing."""
+    ~30 MiB free but resident after a compile). With `fixed_mmap`, keep large blocks out of
+    the heap from now on (a fixed M_MMAP_THRESHOLD): a tick's column arrays, hundreds of KiB
+    each at 100,000 flows, then come from and go back to the system instead of fragmenting
+    the heap, which glibc's sliding threshold lets grow tick after tick (~10% less resident
+    memory there). Past a few hundred thousand flows the page faults of those fresh
+    mappings cost more time than the memory is worth (a tick at 1,000,000 flows twice as
+    long), so a larger map keeps glibc's default. Elsewhere than glibc, nothing."""
     try:
         libc = ct.CDLL(None)
-        libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+        if fixed_mmap:
+            libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
         libc.malloc_trim(0)
     except (AttributeError, OSError):
         pass
 
 
 _M_MMAP_THRESHOLD = -3      # glibc's mallopt parameter
+_FIXED_MMAP_MAX_FLOWS = 1 << 18     # flow maps up to this size get the fixed threshold
 
 
 class ProbeError(RuntimeError):
@@ -164,7 +169,7 @@ class Probe:
         except BaseException:
             self.close()
             raise
-        _release_compiler_heap()
+        _release_compiler_heap(fixed_mmap=max_flows <= _FIXED_MMAP_MAX_FLOWS)
 
     # -- programs and maps -------------------------------------------------
     def _live(self):
