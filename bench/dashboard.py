@@ -6,15 +6,15 @@ ticks), and churn (50,000 new flows every tick) past the flow table's
 Each size runs in a fresh worker process (`python -m bench.dashboard
 --worker N`) so resident memory belongs to that size alone. The worker
 drives the real DashboardApp headless (App.run_test) with a session whose
-snapshot() does what Session.snapshot() does after its kernel read: one
-Counters row per flow (every flow's counters move every tick: the worst case
-for the table's diff), FlowTable.update, records(), a Snapshot. Per tick:
+snapshot() does what Session.snapshot() does after its kernel read: the
+counters of every flow as columns (every flow's counters move every tick: the
+worst case), FlowTable.update_columns, view(), a Snapshot. Per tick:
   build   snapshot() on the tick worker, after the kernel read
   apply   render_flows on the UI thread (the app's own apply_seconds)
   tick    from request_tick() to the snapshot applied and the screen idle
 Then, in the same worker, the part the synthetic session leaves out: a real
-Probe's flow map filled with N entries, read with Probe.read_flows() and
-turned into FlowIds (codec.flow_id_from_key), as Session.snapshot() does.
+Probe's flow map filled with N entries, read with Probe.read_flow_arrays() and
+turned into identity columns (codec.flow_columns), as Session.snapshot() does.
 RSS is taken after the ticks (Python + Textual + table), and again after
 loading BCC for the kernel read.
 """
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import ipaddress
 import json
 import subprocess
@@ -30,7 +31,7 @@ import sys
 import threading
 import time
 
-from .common import ROOT, BenchError, Result, Spread, log, rss_kib
+from .common import RESULTS, ROOT, BenchError, Result, Spread, log, rss_kib
 
 SIZE = (160, 50)
 
@@ -49,20 +50,30 @@ class SyntheticSession:
     def __init__(self, n: int, churn: bool = False):
         from lwtui.core.flows import FlowTable
         self.n, self.churn, self.t0, self.step = n, churn, time.time() - 60, 0
-        self.table = FlowTable()
+        self.table = FlowTable(max_flows=max(100_000, n))   # a live session's table is as large as its map
         self.ids = self._ids(0)
         self.build_s: list[float] = []
         self._quiet = threading.Event()
 
-    def _ids(self, block: int) -> list:
-        from lwtui.core.model import FlowId
+    def _ids(self, block: int):
+        """This block's flows as the session's identity columns (flowcols.KEY_DTYPE)."""
+        import numpy as np
+        from lwtui.core.flowcols import KEY_DTYPE, addr_bytes
         base = int(ipaddress.ip_address("10.1.0.0")) + block * self.n // 200 + block
-        dst = ipaddress.ip_address("10.0.0.3")
-        return [FlowId("out", 6 if i % 3 else 17, ipaddress.ip_address(base + i // 200), 30000 + i % 200,
-                       dst, 8080 + i % 7) for i in range(self.n)]
+        i = np.arange(self.n)
+        keys = np.zeros(self.n, dtype=KEY_DTYPE)
+        src = (base + i // 200).astype(">u4").view("u1").reshape(self.n, 4)
+        keys["src"][:, 10:12] = 0xFF
+        keys["src"][:, 12:] = src
+        keys["dst"][:] = np.frombuffer(addr_bytes(ipaddress.ip_address("10.0.0.3")), "u1")
+        keys["sport"], keys["dport"] = 30000 + i % 200, 8080 + i % 7
+        keys["proto"] = np.where(i % 3 != 0, 6, 17)
+        keys["family"], keys["hook"] = 4, 1
+        return keys
 
     def snapshot(self):
-        from lwtui.core.flows import Counters
+        import numpy as np
+        from lwtui.core.flowcols import COUNTER_DTYPE
         from lwtui.core.model import Snapshot, Totals
         self.step += 1
         if self.churn and self.step > 1:
@@ -70,11 +81,13 @@ class SyntheticSession:
         began = time.perf_counter()
         now = self.t0 + self.step
         s = self.step
-        rows = [(fid, Counters(packets=(i * 7919 + s * 104729) % 5000 * s, bytes=(i * 7919 + s * 104729) % 5000 * 900 * s,
-                               drops=0, first_seen=self.t0, last_seen=now - (i % 9), tcp_flags=0x12))
-                for i, fid in enumerate(self.ids)]
-        self.table.update(now, rows)
-        recs = self.table.records()
+        i = np.arange(self.n, dtype=np.int64)
+        moving = (i * 7919 + s * 104729) % 5000 * s
+        counters = np.zeros(self.n, dtype=COUNTER_DTYPE)
+        counters["packets"], counters["bytes"] = moving, moving * 900
+        counters["first_seen"], counters["last_seen"], counters["tcp_flags"] = self.t0, now - (i % 9), 0x12
+        self.table.update_columns(now, self.ids, counters)
+        recs = self.table.view()
         snap = Snapshot(time=now, flows=recs, totals=Totals(active_flows=len(recs), flow_capacity=65536),
                         started=self.t0, session=self.name)
         self.build_s.append(time.perf_counter() - began)
@@ -119,9 +132,9 @@ async def _until(pilot, cond, timeout: float) -> None:
 
 
 def kernel_read(n: int, reads: int) -> dict:
-    """Fill a real flow map with n entries; time read_flows() + flow_id_from_key per read."""
+    """Fill a real flow map with n entries; time read_flow_arrays() + flow_columns per read."""
     from lwtui.kernel import bpfsys, kstructs
-    from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
+    from lwtui.kernel.codec import flow_columns
     from lwtui.kernel.probe import Probe
     probe = Probe(hooks=("out",), max_flows=max(1024, 2 * n))
     try:
@@ -136,14 +149,79 @@ def kernel_read(n: int, reads: int) -> dict:
             key.saddr[12:16] = (10, 1 + (i >> 16), (i >> 8) & 0xFF, i & 0xFF)
             key.sport = 1024 + i % 50000
             bpfsys.map_update(fd, key, val)
-        times, got, cache = [], 0, FlowIdCache()
+        times, got = [], 0
         for _ in range(reads):
             t = time.perf_counter()
-            rows = probe.read_flows()
-            ids = [flow_id_from_key(k, cache) for k, _ in rows]
+            keys, _stats = probe.read_flow_arrays()
+            cols = flow_columns(keys)
             times.append(time.perf_counter() - t)
-            got = len(ids)
+            got = len(cols)
         return {"kernel_read_s": times, "kernel_rows": got, "rss_with_bcc_kib": rss_kib()}
+    finally:
+        probe.close()
+
+
+def kernel_path(n: int, ticks: int, interval: float = 1.0) -> dict:
+    """The live session's whole data path on a real flow map holding n entries (--max-flows):
+    a batch read into arrays, identity and counter columns, FlowTable.update_columns, a view,
+    the table's selection (sorted by rate) and the records of one screen (45 rows).
+    Every entry's counters move between ticks (map updates, outside the timing); the
+    table's totals of packets are checked against what was written."""
+    import ctypes as ct
+
+    import numpy as np
+    from bcc.libbcc import lib
+    from lwtui.core.flows import FlowTable
+    from lwtui.kernel import bpfsys, kstructs
+    from lwtui.kernel.codec import flow_columns
+    from lwtui.kernel.probe import Probe
+    from lwtui.session.live import kernel_counters
+    from lwtui.ui.selection import SORTS, select_flows
+    started = time.perf_counter()
+    probe = Probe(hooks=("out",), max_flows=n + n // 8)   # an LRU map full to the brim evicts early
+    try:
+        fd, ncpus = probe.map_fd("flows"), bpfsys.possible_cpus()
+        keys = np.zeros(n, dtype=kstructs.FLOW_KEY_DTYPE)
+        i = np.arange(n)
+        keys["saddr"][:, 10:12] = keys["daddr"][:, 10:12] = 0xFF
+        keys["saddr"][:, 12:] = (int(ipaddress.ip_address("10.64.0.0")) + i // 50000).astype(">u4").view("u1").reshape(n, 4)
+        keys["daddr"][:, 12:] = np.frombuffer(ipaddress.ip_address("10.0.0.3").packed, "u1")
+        keys["sport"], keys["dport"], keys["proto"], keys["family"], keys["hook"] = 1024 + i % 50000, 80, 6, 4, 1
+        mono = time.monotonic_ns()
+        vals = np.zeros((n, ncpus), dtype=kstructs.FLOW_STATS_DTYPE)
+        vals["first"], vals["last"] = mono, mono
+
+        def fill(step: int) -> None:      # every flow moves: CPU 0's share grows
+            vals["packets"][:, 0] = (i % 97 + 1) * step
+            vals["bytes"][:, 0] = (i % 97 + 1) * step * 1000
+            vals["last"][:, 0] = mono + step * 10**9
+            done = 0
+            while done < n:                 # BPF_MAP_UPDATE_BATCH, in chunks the kernel accepts
+                count = ct.c_uint(min(n - done, 65536))
+                if lib.bpf_update_batch(fd, keys[done:].ctypes.data, vals[done:].ctypes.data, ct.byref(count)):
+                    raise BenchError(f"flows batch update failed: {os.strerror(ct.get_errno())}")
+                done += count.value
+        fill(1)
+        table, m2w = FlowTable(max_flows=n), time.time() - time.monotonic()
+        tick_s, first_s, rss = [], None, []
+        for step in range(1, ticks + 1):
+            if step > 1:
+                fill(step)
+            t = time.perf_counter()
+            k, st = probe.read_flow_arrays()
+            table.update_columns(time.time(), flow_columns(k), kernel_counters(st, m2w, False))
+            view = table.view()
+            sel = select_flows(view, now=time.time(), sort=SORTS[0])
+            top = sel.rows[:45]
+            tick_s.append(time.perf_counter() - t)
+            if first_s is None:
+                first_s = time.perf_counter() - started
+            rss.append(rss_kib())
+            want = int(((i % 97 + 1) * step).sum())
+            if int(view.cols["packets"].sum()) != want or len(view) != n or top[0].packets != 97 * step:
+                raise BenchError(f"tick {step}: the table does not hold what the map holds")
+        return {"kernel_tick_s": tick_s, "kernel_flows": n, "start_to_first_tick_s": first_s,
+                "rss_kib_per_tick": rss, "rss_kib": rss_kib()}
     finally:
         probe.close()
 
@@ -223,7 +301,16 @@ def _main() -> int:
     p.add_argument("--ticks", type=int, default=5)
     p.add_argument("--churn", action="store_true", help="new flows every tick")
     p.add_argument("--no-kernel-read", action="store_true", help="skip the kernel map read")
+    p.add_argument("--kernel-path", action="store_true",
+                   help="only the live data path on a real map of N entries (kernel_path)")
     a = p.parse_args()
+    if a.kernel_path:
+        out = kernel_path(a.worker, a.ticks)
+        out["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / f"dashboard_kernel_path_{a.worker}.json").write_text(json.dumps(out, indent=2) + "\n")
+        print(json.dumps(out))
+        return 0
     print(json.dumps(worker(a.worker, a.ticks, a.churn, not a.no_kernel_read)))
     return 0
 

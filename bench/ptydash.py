@@ -156,26 +156,31 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flows", type=int, default=100_000)
     p.add_argument("--seconds", type=float, default=30.0, help="measuring window (default 30)")
     p.add_argument("--warmup", type=float, default=10.0, help="after the first snapshot (default 10)")
-    p.add_argument("--against", default="main", help="git ref to compare with (default: main)")
+    p.add_argument("--against", default="main",
+                   help="git ref to compare with (default: main; `none`: this tree alone)")
     a = p.parse_args(argv)
-    other = checkout(a.against)
+    alone = a.against == "none"
+    other = ROOT if alone else checkout(a.against)
     load = os.getloadavg()
     out = {"flows": a.flows, "seconds": a.seconds, "terminal": f"{COLS}x{ROWS}", "against": a.against,
            "ncpus": os.cpu_count(), "loadavg_before": [round(x, 2) for x in load]}
     try:
-        for name, root in (("this", ROOT), (a.against, other)):
+        for name, root in (("this", ROOT),) + (() if alone else ((a.against, other),)):
             log(f"{name}: {a.flows} flows in a pty, {a.seconds:g} s")
             out[name] = measure(root, a.flows, a.seconds, a.warmup)
             log(f"{name}: {out[name]}")
     finally:
-        shutil.rmtree(other, ignore_errors=True)
+        if not alone:
+            shutil.rmtree(other, ignore_errors=True)
     out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    mine, theirs = out["this"], out[a.against]
-    out["ratio_this_over_" + a.against] = {k: round(mine[k] / theirs[k], 3) for k in
-                                           ("cpu_core_share", "rss_mib", "peak_rss_mib", "key_answer_ms_median")
-                                           if theirs[k]}
+    if not alone:
+        mine, theirs = out["this"], out[a.against]
+        out["ratio_this_over_" + a.against] = {k: round(mine[k] / theirs[k], 3) for k in
+                                               ("cpu_core_share", "rss_mib", "peak_rss_mib", "key_answer_ms_median")
+                                               if theirs[k]}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "dashboard_pty.json").write_text(json.dumps(out, indent=2) + "\n")
+    name = "dashboard_pty.json" if a.flows == 100_000 else f"dashboard_pty_{a.flows}.json"
+    (RESULTS / name).write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
     return 0
 

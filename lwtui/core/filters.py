@@ -17,14 +17,35 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+import numpy as np
+
 from lwtui.core import names
 from lwtui.core.compound import Term
+from lwtui.core.flowcols import VERDICT_CODE, FlowView, rule_mask
 from lwtui.core.grammar import Tokens, condition, network, number, parse_expr, port_atom
 from lwtui.core.model import FlowRecord
 from lwtui.core.names import HOOKS
 from lwtui.core.rules import HostRule, RuleError
 
-Pred = Callable[[FlowRecord], bool]
+Mask = Callable[[FlowView], np.ndarray]
+
+
+class Pred:
+    """One node of a compiled filter: a test of one record, and where it has one, the
+    same test over a FlowView's columns at once (a numpy mask)."""
+    __slots__ = ("test", "vec")
+
+    def __init__(self, test: Callable[[FlowRecord], bool], vec: Optional[Mask] = None):
+        self.test, self.vec = test, vec
+
+    def __call__(self, r: FlowRecord) -> bool:
+        return self.test(r)
+
+    def mask(self, view: FlowView) -> np.ndarray:
+        if self.vec is not None:
+            return self.vec(view)
+        test = self.test        # no column form: one record at a time
+        return np.fromiter((bool(test(r)) for r in view), dtype=bool, count=len(view))
 
 _EXAMPLES = "e.g. host 10.0.0.3, port 80, proto udp, hook in, verdict drop"
 _VERDICTS = {"drop": ("drop", "would-drop"), "would-drop": ("would-drop",), "allow": ("allow",)}
@@ -45,6 +66,11 @@ class Filter:
 
     def matches(self, record: FlowRecord) -> bool:
         return True if self._pred is None else bool(self._pred(record))
+
+    def mask(self, view: FlowView) -> np.ndarray:
+        """matches() of every row of a FlowView, as a boolean array (vectorized where the
+        conditions allow: hooks, verdicts, protocols, hosts, ports, flows)."""
+        return np.ones(len(view), dtype=bool) if self._pred is None else self._pred.mask(view)
 
     def __repr__(self) -> str:
         return f"Filter({self.text!r})"
@@ -72,7 +98,13 @@ class _Predicates:
                 if not p(r):
                     return False
             return True
-        return every
+
+        def vec(view: FlowView) -> np.ndarray:
+            m = preds[0].mask(view)
+            for p in preds[1:]:
+                m = m & p.mask(view)
+            return m
+        return Pred(every, vec)
 
     def any(self, preds: list[Pred]) -> Pred:
         def some(r: FlowRecord) -> bool:
@@ -80,43 +112,54 @@ class _Predicates:
                 if p(r):
                     return True
             return False
-        return some
+
+        def vec(view: FlowView) -> np.ndarray:
+            m = preds[0].mask(view)
+            for p in preds[1:]:
+                m = m | p.mask(view)
+            return m
+        return Pred(some, vec)
 
     def negate(self, pred: Pred, pos: int) -> Pred:
-        return lambda r: not pred(r)
+        return Pred(lambda r: not pred(r), lambda view: ~pred.mask(view))
 
 
 def _atom(word: str, tok: str, pos: int, tk: Tokens) -> Pred:
     if word == "hook":
-        return _choice(tk, "hook", HOOKS, lambda r, v: r.id.hook == v)
+        hook = _choice(tk, "hook", HOOKS)
+        return Pred(lambda r: r.id.hook == hook, lambda view: view.keys["hook"] == HOOKS.index(hook))
     if word == "verdict":
-        return _choice(tk, "verdict", tuple(_VERDICTS), lambda r, v: r.verdict in _VERDICTS[v])
+        verdict = _choice(tk, "verdict", tuple(_VERDICTS))
+        codes = [VERDICT_CODE[v] for v in _VERDICTS[verdict]]
+        return Pred(lambda r: r.verdict in _VERDICTS[verdict], lambda view: np.isin(view.cols["verdict"], codes))
     cond = condition(word, pos, tk)
     if cond is not None:
-        test = cond.holds if isinstance(cond, Term) else cond.matches
-        return lambda r: test(r.id)
+        return _rule_pred(cond)
     return _bare(word, tok, pos, tk)
 
 
-def _choice(tk: Tokens, key: str, allowed: tuple, test) -> Pred:
+def _rule_pred(cond) -> Pred:
+    """A condition rules share (a rule or a Term) as a filter node."""
+    test = cond.holds if isinstance(cond, Term) else cond.matches
+    return Pred(lambda r: test(r.id), lambda view: rule_mask(view.keys, cond))
+
+
+def _choice(tk: Tokens, key: str, allowed: tuple) -> str:
     tok, pos = tk.take(f"{key} {'|'.join(allowed)}")
     value = tok.lower()
     if value not in allowed:
         raise tk.error(f"{key} is one of {', '.join(allowed)}, got {tok!r}", pos, len(tok))
-    return lambda r: test(r, value)
+    return value
 
 
 def _bare(word: str, tok: str, pos: int, tk: Tokens) -> Pred:
     """Conveniences: an address or network, a port (PORT[/PROTO]), a protocol name."""
     if word in names.PROTO_BY_NAME:
-        num = names.PROTO_BY_NAME[word]
-        return lambda r: r.id.proto == num
+        return _rule_pred(Term("proto", names.PROTO_BY_NAME[word]))
     if "." in tok or ":" in tok:
-        rule = HostRule(network(tok, pos, tk))
-        return lambda r: rule.matches(r.id)
+        return _rule_pred(HostRule(network(tok, pos, tk)))
     if tok[:1].isdigit():
         number(tok.partition("/")[0], pos, "port", 65535, tk)  # the port's own error first
-        port_rule = port_atom(tok, pos, tk)
-        return lambda r: port_rule.matches(r.id)
+        return _rule_pred(port_atom(tok, pos, tk))
     raise tk.error(f"unknown word {tok!r}: expected flow, host, port, proto, src, dst, hook, "
                    f"verdict, not, an address or a port", pos, len(tok))

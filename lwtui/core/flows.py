@@ -1,12 +1,16 @@
 """FlowTable: the user-space view of the kernel's `flows` map, with rates.
 
 Each refresh tick the session reads every (flow_key, flow_stats) pair from the
-kernel and hands them to FlowTable.update(); new-flow events arrive in between
-through note_new(). The table keeps, per flow, a few (time, counters) samples
-covering the rate window and a short history of bits/s per tick for
-sparklines, and publishes one FlowRecord per flow. Records are replaced, never
-mutated, once published: records() is a list of them, safe to hand to the UI
-thread while the next update() runs.
+kernel as two numpy arrays and hands them to FlowTable.update_columns()
+(update() takes the same as objects); new-flow events arrive in between through
+note_new(). The table is columnar: one row of numpy arrays per flow (identity,
+counters, rates), the samples of the rate window in a ring indexed by tick
+(every flow is sampled at every tick), and a short history of bits/s per tick
+for sparklines, also a ring. A tick is a few vectorized steps whatever the
+number of flows; a FlowRecord is built only when someone reads it: get(),
+records(), or a FlowView (view()), the snapshot's copy-free view, whose columns
+the table replaces rather than changes, so it can be handed to the UI thread
+while the next update runs.
 
 What passed and what was dropped are apart: the kernel keeps one drop counter
 per flow for drops and dry-run would-drops alike, so the drops a flow gained
@@ -28,16 +32,20 @@ Guards, because kernel counters are not a clean series:
 - flows absent from a poll keep their counters, their rate decays to 0 over the
   window; flows idle longer than idle_timeout are removed; the table never holds
   more than max_flows (the most idle go first).
-Pure Python: no BCC, no netlink.
+Flows are matched between ticks by a 64-bit hash of their key (flowcols.key_hashes);
+a read in the order of the previous one is matched without it.
+Python and numpy: no BCC, no netlink.
 """
 
 from __future__ import annotations
 
-import heapq
-import struct
 from dataclasses import replace
-from typing import Iterable, NamedTuple, Optional
+from typing import Any, Iterable, NamedTuple, Optional
 
+import numpy as np
+
+from lwtui.core.flowcols import (COUNTER_DTYPE, KEY_DTYPE, VERDICT_CODE, VERDICTS, WOULD_DROP, FlowView,
+                                 decode_id, encode_ids, key_hashes)
 from lwtui.core.model import FlowId, FlowRecord, RuleEntry
 
 _MAX_SAMPLES = 64     # per flow, in case ticks are much shorter than the window
@@ -47,12 +55,6 @@ _MIN_SPAN = 0.25
 # How far a flow's first_seen (the kernel's coarse clock, converted to wall
 # time) may lie before the previous update and still be a flow that began since.
 _CLOCK_SLACK = 0.05
-_PACK_ONE = struct.Struct("d").pack   # one history value, as FlowRecord.history stores it (model.py)
-
-
-def _pack_history(values) -> bytes:
-    return struct.pack(f"{len(values)}d", *values)
-
 
 class Counters(NamedTuple):
     """One flow's counters as read from the kernel (times are wall-clock seconds)."""
@@ -154,23 +156,38 @@ class HitSplit:
         return [replace(e, would_drops=self._split(e, dry_run)[1]) for e in entries]
 
 
-class _Entry:
-    """Internal per-flow state; `record` is the published, never-mutated copy."""
-    __slots__ = ("counters", "samples", "record", "quiet", "tick", "would", "dbytes")
+_ROW_COLUMNS = (("h", np.uint64), ("has", np.bool_), ("packets", np.int64), ("bytes", np.int64),
+                ("kdrops", np.int64), ("first_seen", np.float64), ("last_seen", np.float64),
+                ("tcp_flags", np.uint8), ("verdict", np.int8), ("rule", np.int32), ("would", np.int64),
+                ("dbytes", np.float64), ("pps", np.float64), ("bps", np.float64), ("dps", np.float64),
+                ("wps", np.float64), ("quiet", np.int32), ("born", np.int64), ("bt", np.float64),
+                ("bp", np.int64), ("bb", np.float64), ("bd", np.int64), ("bw", np.int64),
+                ("hlen", np.int32), ("dlen", np.int32))
+# Columns a FlowView reads (never written in place once published), the counters' columns
+# as update_columns reads them, and their fields in COUNTER_DTYPE.
+_PUBLISHED = frozenset(("packets", "bytes", "kdrops", "would", "tcp_flags", "verdict", "rule", "first_seen",
+                        "last_seen", "pps", "bps", "dps", "wps", "hlen", "dlen"))
+_READ = ("packets", "bytes", "kdrops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
+_FIELDS = ("packets", "bytes", "drops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
+_SAMPLE_COLUMNS = (("sp", np.int64), ("sb", np.float64), ("sd", np.int64), ("sw", np.int64))
+_HISTORY_SLACK = 4     # ticks a snapshot's histories stay readable after the table moved on
+# Histories are for sparklines: single precision (7 digits) halves the largest arrays of the
+# table (history_len + slack values per flow, two rings once flows drop).
+_HIST_DTYPE = np.float32
 
-    def __init__(self, record: Optional[FlowRecord] = None):
-        self.counters: Optional[Counters] = None
-        self.samples: list[tuple] = []    # (time, packets passed, bytes passed, drops, would-drops)
-        # None only from update() making the entry to _merge() publishing its first record.
-        self.record: FlowRecord = record  # type: ignore[assignment]
-        self.quiet = 0                    # trailing ticks with nothing passed or dropped
-        self.tick = 0                     # the update() that last merged this flow
-        self.would = 0                    # of the kernel's drops, those counted in dry-run
-        self.dbytes = 0.0                 # bytes of the really dropped packets (estimated, see _split)
+
+def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two KEY_DTYPE arrays hold the same keys in the same order."""
+    return len(a) == len(b) and bool((a.view(np.uint64) == b.view(np.uint64)).all())
 
 
 class FlowTable:
-    """Flows merged from polls and events; see the module docstring for the maths."""
+    """Flows merged from polls and events, as columns; see the module docstring for the maths.
+
+    Every flow is a row of numpy arrays (identity, counters, rates, the samples of the
+    rate window, histories as ring buffers indexed by tick), so a tick is a few
+    vectorized steps whatever the number of flows. Records (FlowRecord) are built
+    only when read: get(), records(), or a FlowView (view()) for a snapshot."""
 
     def __init__(self, max_flows: int = 100_000, idle_timeout: float = 60.0,
                  history_len: int = 60, rate_window: float = 3.0):
@@ -180,203 +197,420 @@ class FlowTable:
         self.idle_timeout = idle_timeout
         self.history_len = history_len
         self.rate_window = rate_window
-        self._keep = (history_len - 1) * 8   # bytes of history a record keeps before the newest value
-        self._entries: dict[FlowId, _Entry] = {}
         self._last_update: Optional[float] = None
-        self._tick = 0
         self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
         self.first_packet: Optional[float] = None   # the earliest first_seen of any flow merged
+        self._seq = 0                     # ticks (update() calls) so far
+        self._rules: list[str] = [""]     # rule texts; the `rule` column indexes them
+        self._rule_index: dict[str, int] = {"": 0}
+        self._pending: dict[FlowId, tuple[float, FlowRecord]] = {}   # note_new() since the last merge
+        self._nsamples = 4                # ticks the rate window's ring holds (grows when ticks are short)
+        self._tick_t = np.full(self._nsamples, np.nan)
+        self._tick_k = np.full(self._nsamples, -1, dtype=np.int64)
+        self._hring = history_len + _HISTORY_SLACK
+        self._resize(0)
 
+    # -- storage -----------------------------------------------------------------
+    def _resize(self, n: int) -> None:
+        self._keys = np.zeros(n, dtype=KEY_DTYPE)
+        # Columns by name. numpy arrays typed Any: mypy's numpy stubs refuse mixed arithmetic on generic dtypes
+        self._c: dict[str, Any] = {name: np.zeros(n, dtype=t) for name, t in _ROW_COLUMNS}
+        self._c["born"][:] = -1
+        self._s: dict[str, Any] = {name: np.zeros((n, self._nsamples), dtype=t) for name, t in _SAMPLE_COLUMNS}
+        self._hist = np.zeros((n, self._hring), dtype=_HIST_DTYPE)
+        self._dhist: Optional[np.ndarray] = None
+        self._ids = np.full(n, None, dtype=object)
+        self._rec = np.full(n, None, dtype=object)
+        self._sorted: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    def _take(self, idx: np.ndarray) -> None:
+        """Keep rows `idx`, in that order (new arrays: a FlowView holding the old ones keeps them)."""
+        self._keys = self._keys[idx]
+        self._c = {k: v[idx] for k, v in self._c.items()}
+        self._s = {k: v[idx] for k, v in self._s.items()}
+        self._hist = self._hist[idx]
+        if self._dhist is not None:
+            self._dhist = self._dhist[idx]
+        self._ids, self._rec = self._ids[idx], self._rec[idx]
+        self._sorted = None
+
+    def _append(self, keys: np.ndarray, ids: Optional[np.ndarray] = None) -> None:
+        """Add rows for new flows: no counters yet (has False)."""
+        m = len(keys)
+        if m == 0:
+            return
+        self._keys = np.concatenate([self._keys, keys])
+        new = {name: np.zeros(m, dtype=t) for name, t in _ROW_COLUMNS}
+        new["born"][:] = -1
+        new["h"] = key_hashes(keys)
+        self._c = {k: np.concatenate([v, new[k]]) for k, v in self._c.items()}
+        self._s = {k: np.concatenate([v, np.zeros((m, self._nsamples), v.dtype)]) for k, v in self._s.items()}
+        self._hist = np.concatenate([self._hist, np.zeros((m, self._hring), dtype=_HIST_DTYPE)])
+        if self._dhist is not None:
+            self._dhist = np.concatenate([self._dhist, np.zeros((m, self._hring), dtype=_HIST_DTYPE)])
+        self._ids = np.concatenate([self._ids, ids if ids is not None else np.full(m, None, dtype=object)])
+        self._rec = np.concatenate([self._rec, np.full(m, None, dtype=object)])
+        self._sorted = None
+
+    def _rows_of(self, h: np.ndarray) -> np.ndarray:
+        """The row of each hash, -1 where the table has none."""
+        n = len(self._keys)
+        if n == 0 or len(h) == 0:
+            return np.full(len(h), -1, dtype=np.int64)
+        if self._sorted is None:
+            order = np.argsort(self._c["h"], kind="stable")
+            self._sorted = (order, self._c["h"][order])
+        order, sh = self._sorted
+        pos = np.minimum(np.searchsorted(sh, h), n - 1)
+        return np.where(sh[pos] == h, order[pos], -1)
+
+    def _flush(self) -> None:
+        """Rows for the flows note_new() announced since the last merge."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        ids = list(pending)
+        keys = encode_ids(ids)
+        h = key_hashes(keys)
+        fresh = self._rows_of(h) < 0
+        _, first = np.unique(h, return_index=True)
+        keep = np.zeros(len(ids), bool)
+        keep[first] = True
+        keep &= fresh
+        idx = np.flatnonzero(keep)
+        n = len(self._keys)
+        self._append(keys[idx])     # no FlowId kept per row: a view makes those it shows
+        times = np.array([pending[ids[i]][0] for i in idx])
+        self._c["first_seen"][n:] = times
+        self._c["last_seen"][n:] = times
+        self._rec[n:] = [pending[ids[i]][1] for i in idx]
+
+    # -- reading -----------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._entries)
+        self._flush()
+        return len(self._keys)
 
     def __contains__(self, flow_id: FlowId) -> bool:
-        return flow_id in self._entries
+        return self._row(flow_id) is not None
+
+    def _row(self, flow_id: FlowId) -> Optional[int]:
+        self._flush()
+        row = int(self._rows_of(key_hashes(encode_ids([flow_id])))[0])
+        return row if row >= 0 else None
 
     def get(self, flow_id: FlowId) -> Optional[FlowRecord]:
-        e = self._entries.get(flow_id)
-        return None if e is None else e.record
+        row = self._row(flow_id)
+        if row is None:
+            return None
+        if self._ids[row] is None:
+            self._ids[row] = flow_id
+        return self._record(row)
+
+    def _record(self, row: int) -> FlowRecord:
+        r = self._rec[row]
+        if r is None:
+            c = self._c
+            fid = self._ids[row]
+            if fid is None:
+                fid = self._ids[row] = decode_id(self._keys[row])
+            hist, dhist = self._history_reader(c["hlen"], c["dlen"])(row, self._seq)
+            r = self._rec[row] = FlowRecord(
+                fid, int(c["packets"][row]), int(c["bytes"][row]), int(c["kdrops"][row] - c["would"][row]),
+                int(c["tcp_flags"][row]), VERDICTS[c["verdict"][row]], self._rules[c["rule"][row]],
+                float(c["first_seen"][row]), float(c["last_seen"][row]), float(c["pps"][row]),
+                float(c["bps"][row]), float(c["dps"][row]), hist, int(c["would"][row]),
+                float(c["wps"][row]), dhist)
+        return r
 
     def records(self) -> list[FlowRecord]:
         """Every flow's current record (records are never mutated after publication)."""
-        return [e.record for e in self._entries.values()]
+        view = self.view()
+        out = list(view)
+        self._rec[:] = view._records
+        return out
 
+    def view(self) -> FlowView:
+        """The flows as they are now, for a snapshot: columns copied, records built on demand."""
+        self._flush()
+        c = self._c      # published columns are replaced, never changed in place: no copies
+        cols = {"packets": c["packets"], "bytes": c["bytes"], "drops": c["kdrops"] - c["would"],
+                "would_drops": c["would"], "tcp_flags": c["tcp_flags"], "verdict": c["verdict"], "rule": c["rule"],
+                "first_seen": c["first_seen"], "last_seen": c["last_seen"], "pps": c["pps"], "bps": c["bps"],
+                "drops_ps": c["dps"], "would_drops_ps": c["wps"]}
+        return FlowView(cols, self._keys, self._ids, self._rec.copy(), list(self._rules),
+                        self._history_reader(c["hlen"], c["dlen"]), self._seq)
+
+    def _history_reader(self, hlen: np.ndarray, dlen: np.ndarray):
+        """Reads a row's histories as of tick `seq` from the ring buffers of now; values the
+        table has overwritten since (a view read long after) are left out."""
+        hist, dhist, ring = self._hist, self._dhist, self._hring
+
+        def read(i: int, seq: int) -> tuple[bytes, bytes]:
+            lost = self._seq - seq - _HISTORY_SLACK if self._hist is hist else 0
+            out = []
+            for ring_arr, count in ((hist, int(hlen[i])), (dhist, int(dlen[i]))):
+                count = max(0, count - max(0, lost))
+                if ring_arr is None or count == 0:
+                    out.append(b"")
+                    continue
+                cols = (np.arange(seq - count + 1, seq + 1)) % ring
+                out.append(ring_arr[i, cols].astype(np.float64).tobytes())   # as FlowRecord keeps it
+            return out[0], out[1]
+        return read
+
+    def rule_code(self, text: str) -> int:
+        """The `rule` column's value for a rule text."""
+        code = self._rule_index.get(text)
+        if code is None:
+            code = self._rule_index[text] = len(self._rules)
+            self._rules.append(text)
+        return code
+
+    # -- writing -----------------------------------------------------------------
     def note_new(self, flow_id: FlowId, now: float) -> None:
         """A new-flow event: make the row exist (zero counters) before the next poll."""
-        if flow_id in self._entries:
+        if flow_id in self._pending:
             return
-        if len(self._entries) >= self.max_flows:
+        if len(self._keys) + len(self._pending) >= self.max_flows:
+            if self._row(flow_id) is not None:
+                return
             # Evict a little more than one so a burst of events is not O(n) each.
             self._evict(max(0, self.max_flows - max(1, self.max_flows // 100)))
-        self._entries[flow_id] = _Entry(FlowRecord(id=flow_id, first_seen=now, last_seen=now))
+        self._pending[flow_id] = (now, FlowRecord(id=flow_id, first_seen=now, last_seen=now))
 
     def update(self, now: float, rows: Iterable[tuple[FlowId, Counters]], dry_run: bool = False) -> None:
-        """Merge one poll of the kernel map (every flow it holds) taken at `now`.
+        """Merge one poll of the kernel map (every flow it holds) taken at `now`, given
+        as objects; update_columns() takes the same as arrays.
 
         `dry_run`: the mode since the previous update. The kernel counts a flow's
         drops and would-drops in one counter; what it gained since goes to
         would_drops in dry-run, to drops otherwise (so call update() when the
         mode changes, before changing it)."""
-        entries = self._entries
+        rows = list(rows)
+        ids = [fid for fid, _ in rows]
+        counters = np.array([(c.packets, c.bytes, c.drops, c.first_seen, c.last_seen, c.tcp_flags,
+                              VERDICT_CODE[c.verdict], self.rule_code(c.rule)) for _, c in rows],
+                            dtype=COUNTER_DTYPE)
+        self.update_columns(now, encode_ids(ids), counters, dry_run, ids=ids)
+
+    def update_columns(self, now: float, keys: np.ndarray, counters: np.ndarray, dry_run: bool = False,
+                       ids: Optional[list[FlowId]] = None) -> None:
+        """Merge one poll given as columns: KEY_DTYPE and COUNTER_DTYPE rows, one per flow
+        (rule: rule_code() of its text). The same flow twice in one poll: the first wins."""
+        self._flush()
+        self._seq += 1
         oldest = now - self.idle_timeout
-        self._tick = tick = self._tick + 1
-        merge = self._merge
-        merged = 0
-        for fid, c in rows:
-            e = entries.get(fid)
-            if c[4] < oldest:                 # last_seen: idle too long; hidden even if the kernel has it
-                if e is not None:
-                    del entries[fid]
-                continue
-            if e is None:
-                e = entries[fid] = _Entry()
-            elif e.tick == tick:              # the same flow twice in one poll: the first wins
-                continue
-            e.tick = tick
-            merged += 1
-            merge(e, fid, now, c, dry_run)
-        if merged != len(entries):
-            for fid, e in list(entries.items()):
-                if e.tick == tick:
-                    continue
-                if e.record.last_seen < oldest:
-                    del entries[fid]
-                elif e.counters is not None:  # gone from the kernel map: its rates decay
-                    merge(e, fid, now, e.counters, dry_run)
-        if len(entries) > self.max_flows:
+        keys = np.ascontiguousarray(keys)
+        if _same_keys(keys, self._keys):                # the map read in the order of the last one
+            rows = np.arange(len(keys))
+        else:
+            h = key_hashes(keys)
+            _, first = np.unique(h, return_index=True)
+            if len(first) < len(h):                     # the same flow twice: the first wins
+                first.sort()
+                keys, counters, h = keys[first], counters[first], h[first]
+                if ids is not None:
+                    ids = [ids[i] for i in first]
+            rows = self._rows_of(h)
+        live = counters["last_seen"] >= oldest          # idle too long: hidden even if the kernel has it
+        n = len(self._keys)
+        gone = np.zeros(n, bool)
+        gone[rows[(rows >= 0) & ~live]] = True
+        polled = np.full(n, -1, dtype=np.int64)         # each row's index in this poll, -1: absent
+        hit = (rows >= 0) & live
+        polled[rows[hit]] = np.flatnonzero(hit)
+        gone |= (polled < 0) & (self._c["last_seen"] < oldest)
+        new = np.flatnonzero((rows < 0) & live)
+        if gone.any():
+            keep = np.flatnonzero(~gone)
+            self._take(keep)
+            polled = polled[keep]
+        if len(new):
+            self._append(keys[new], np.array([ids[i] for i in new] + [None], dtype=object)[:-1]
+                         if ids is not None else None)
+            polled = np.concatenate([polled, new])
+        self._merge(now, counters, polled, dry_run)
+        if len(self._keys) > self.max_flows:
             self._evict(self.max_flows)
         self._last_update = now
 
     # -- internals ---------------------------------------------------------------
-    def _merge(self, e: _Entry, fid: FlowId, now: float, c: Counters, dry_run: bool) -> None:
-        """Fold one reading into a flow's samples and publish a new record."""
-        s = e.samples
-        r = e.record
-        if (e.quiet >= self.history_len and c == e.counters and s[-1][0] <= now
-                and not (r.bps or r.pps or r.drops_ps or r.would_drops_ps)):
-            s.append((now,) + s[-1][1:])      # idle for a whole history: the record stands
-            if s[1][0] <= now - self.rate_window or len(s) > _MAX_SAMPLES:
-                _trim(s, now, self.rate_window)
+    def _merge(self, now: float, counters: np.ndarray, polled: np.ndarray, dry_run: bool) -> None:
+        """Fold this tick's readings into every row that has counters: the polled ones,
+        and the absent ones with their last counters (their rates decay)."""
+        c, seq = self._c, self._seq
+        rows = np.flatnonzero((polled >= 0) | c["has"])
+        back = self._last_update is not None and now < self._tick_time(seq - 1)
+        self._ring_room(now)
+        s = self._s
+        slot = seq % self._nsamples
+        self._tick_t[slot], self._tick_k[slot] = now, seq
+        if len(rows) == 0:
             return
-        packets, nbytes, kdrops, first_seen, last_seen, tcp_flags, verdict, rule = c
-        old: tuple = e.counters or (0, 0, 0)
-        fresh = (e.counters is None or packets < old[0] or first_seen != old[3] or nbytes < old[1]
-                 or kdrops < old[2])          # new, or evicted and re-inserted (first_seen moved)
-        if fresh:
-            e.would = 0
-            e.dbytes = 0.0
-            old = (0, 0, 0)
-        dbytes_before = dbytes = e.dbytes
-        if kdrops != old[2]:                   # most flows never drop: no split to make
-            self._split(e, packets - old[0], nbytes - old[1], kdrops - old[2], nbytes,
-                        dry_run or verdict == "would-drop")     # a dry-run rule's flow passes
-            dbytes = e.dbytes
-        would = e.would
-        drops = kdrops - would
-        point = (now, packets - drops, nbytes - dbytes, drops, would)
-        if s and now < s[-1][0]:               # wall clock stepped back: restart the series here
-            s[:] = [point]
-        elif fresh:
-            s.clear()
-            if first_seen > 0 and (self.first_packet is None or first_seen < self.first_packet):
-                self.first_packet = first_seen
-            since = self._baseline(now, first_seen)
-            # Its counts since `since`, all of them; unknown start: no rate until the next reading.
-            s.append((since, 0, 0.0, 0, 0) if since is not None else point)
-        prev = s[-1]
-        pps, bps, dps, wps = self._window_rates(s, point, now)
-        # History: bits/s of this tick alone, so a sparkline shows bursts the window smooths.
-        tick = now - prev[0]
-        tick_bps = (point[2] - prev[2]) * 8 / tick if tick > 0 else 0.0
-        if dbytes != dbytes_before:
-            self.dropped_bytes += dbytes - dbytes_before
-            tick_dbps = (dbytes - dbytes_before) * 8 / tick if tick > 0 else 0.0
+        # Every row merged (the usual tick): slices, so the columns are read and written in place.
+        sel: Any = slice(None) if len(rows) == len(self._keys) else rows
+        p = polled[rows]
+        inp: Any = np.flatnonzero(p >= 0)
+        old = tuple(c[name][sel] for name in _READ)
+        if len(inp) == len(p) == len(counters) and np.array_equal(p, np.arange(len(p))):
+            new = [np.array(counters[field], dtype=o.dtype) for o, field in zip(old, _FIELDS)]  # poll in table order
         else:
-            tick_dbps = 0.0
-        if tick_bps or tick_dbps:
-            e.quiet = 0
-        else:
-            e.quiet += 1
-        hist, dhist = self._histories(r, tick_bps, tick_dbps)
-        # histories given packed (bytes, not the fields' tuples): FlowRecord unpacks them on read.
-        e.record = FlowRecord(fid, packets, nbytes, drops, tcp_flags, verdict, rule, first_seen, last_seen,
-                              pps, bps, dps, hist, would, wps, dhist)  # type: ignore[arg-type]
-        e.counters = c
+            src = counters[p[inp]]
+            new = [o.copy() for o in old]
+            for arr, field in zip(new, _FIELDS):
+                arr[inp] = src[field]
+        P, B, KD, FS, LS, FL, V, RU = new
+        has = c["has"][sel]
+        fresh = ~has | (P < old[0]) | (FS != old[3]) | (B < old[1]) | (KD < old[2])
+        op, ob, okd = (np.where(fresh, 0, old[0]), np.where(fresh, 0, old[1]), np.where(fresh, 0, old[2]))
+        would = np.where(fresh, 0, c["would"][sel])
+        dbytes0 = np.where(fresh, 0.0, c["dbytes"][sel])
+        dd = KD - okd
+        dry = dry_run | (V == WOULD_DROP)
+        would = would + np.where((dd > 0) & dry, dd, 0)
+        real = (dd > 0) & ~dry
+        dp, db = P - op, B - ob
+        size = np.divide(db, dp, out=np.zeros(len(rows)), where=real & (dp > 0))
+        dbytes = np.where(real, np.minimum(B.astype(np.float64), dbytes0 + dd * size), dbytes0)
+        self.dropped_bytes += float((dbytes - dbytes0).sum())
+        drops = KD - would
+        point = (P - drops, B - dbytes, drops, would)
+        # The series: restarted by a clock step back (at this point) or a fresh flow (at its baseline).
+        stepped = has & back                  # a series of before the clock went back
+        restart = fresh | stepped
+        bt, bvals, born = c["bt"][sel], [c[k][sel] for k in ("bp", "bb", "bd", "bw")], c["born"][sel]
+        if restart.any():
+            bt, bvals, born = self._baselines(now, restart, fresh & ~stepped, FS, point, bt, bvals, born)
+        prev_k = (seq - 1) % self._nsamples
+        prev_t = np.where(restart, bt, self._tick_time(seq - 1) if seq > 1 else now)
+        prev_b = np.where(restart, bvals[1], s["sb"][sel, prev_k])
+        ref_t, ref = self._reference(now, sel, born, bt, bvals)
+        period = now - ref_t
+        period = np.where(period < _MIN_SPAN, min(_MIN_SPAN, self.rate_window), period)
+        ok = (now - ref_t) > 0
+        inv = np.divide(1.0, period, out=np.zeros(len(rows)), where=ok)
+        pps, bps = (point[0] - ref[0]) * inv, (point[1] - ref[1]) * 8 * inv
+        dps, wps = (point[2] - ref[2]) * inv, (point[3] - ref[3]) * inv
+        tick = now - prev_t
+        tinv = np.divide(8.0, tick, out=np.zeros(len(rows)), where=tick > 0)
+        tick_bps = (point[1] - prev_b) * tinv
+        tick_dbps = (dbytes - dbytes0) * tinv
+        quiet = np.where((tick_bps != 0) | (tick_dbps != 0), 0, c["quiet"][sel] + 1)
+        # A flow idle for a whole history keeps its record (nothing it shows changed).
+        stands = ((c["quiet"][sel] >= self.history_len) & has & ~restart & (c["pps"][sel] == 0)
+                  & (c["bps"][sel] == 0) & (c["dps"][sel] == 0) & (c["wps"][sel] == 0)
+                  & (P == old[0]) & (B == old[1]) & (KD == old[2]) & (FS == old[3]) & (LS == old[4])
+                  & (FL == old[5]) & (V == old[6]) & (RU == old[7]))
+        for name, arr in zip(_READ, new):
+            self._put(sel, name, arr)
+        for name, arr in (("would", would), ("dbytes", dbytes), ("pps", pps), ("bps", bps), ("dps", dps),
+                          ("wps", wps), ("quiet", quiet), ("bt", bt), ("bp", bvals[0]), ("bb", bvals[1]),
+                          ("bd", bvals[2]), ("bw", bvals[3]), ("born", born)):
+            self._put(sel, name, arr)
+        c["has"][sel] = True
+        for name, arr in zip(("sp", "sb", "sd", "sw"), point):
+            s[name][sel, slot] = arr
+        self._push_history(sel, rows, tick_bps, tick_dbps)
+        self._rec[rows[~stands]] = None
 
-    def _window_rates(self, s: list, point: tuple, now: float) -> tuple[float, float, float, float]:
-        """Add a flow's newest sample, keep what the window needs; packets and bits passed,
-        drops and would-drops, per second over the window (or the flow's age)."""
-        s.append(point)
-        window = self.rate_window
-        start = now - window
-        if s[1][0] <= start:
-            del s[0]                           # steady ticks: one sample leaves the window
-            if s[1][0] <= start or len(s) > _MAX_SAMPLES:
-                _trim(s, now, window)
-        elif len(s) > _MAX_SAMPLES:
-            _trim(s, now, window)
-        t0, p0, b0, d0, w0 = s[0]
-        period = now - t0
-        if period <= 0:
-            return 0.0, 0.0, 0.0, 0.0
-        if period < _MIN_SPAN:
-            period = min(_MIN_SPAN, window)
-        return ((point[1] - p0) / period, (point[2] - b0) * 8 / period,
-                (point[3] - d0) / period, (point[4] - w0) / period)
-
-    def _histories(self, r: Optional[FlowRecord], tick_bps: float, tick_dbps: float) -> tuple[bytes, bytes]:
-        """A flow's histories (passed, dropped bits/s per tick) with this tick's values, bounded.
-
-        Published as packed doubles (FlowRecord reads them as tuples): immutable, no
-        float object per value, nothing for the GC to track. Only flows that dropped
-        carry a drop history."""
-        keep = self._keep
-        if r is None:
-            hist = dhist = b""
-        else:
-            hist, dhist = r.__dict__["_history"], r.__dict__["_drop_history"]
-            if hist.__class__ is not bytes:    # a record made by note_new()
-                hist = _pack_history(hist)
-        if len(hist) > keep:
-            hist = hist[len(hist) - keep:]
-        hist += _PACK_ONE(tick_bps)
-        if dhist or tick_dbps:
-            if dhist.__class__ is not bytes:
-                dhist = _pack_history(dhist)
-            if len(dhist) > keep:
-                dhist = dhist[len(dhist) - keep:]
-            dhist += _PACK_ONE(tick_dbps)
-        return hist, dhist
-
-    @staticmethod
-    def _split(e: _Entry, dp: int, db: int, dd: int, nbytes: int, dry_run: bool) -> None:
-        """Book the kernel's new drops (it counts drops and would-drops as one) by the mode
-        they happened in, and estimate the bytes of the dropped ones (the kernel counts
-        drops in packets): the tick's mean packet size, exact when a tick's packets were
-        all dropped or none."""
-        if dd <= 0:
+    def _put(self, sel, name: str, arr: np.ndarray) -> None:
+        """Write a column's merged rows. A column a FlowView may hold (_PUBLISHED) is
+        replaced, never written in place: views read their columns without a copy."""
+        if isinstance(sel, slice):
+            self._c[name] = arr if name in _PUBLISHED else np.asarray(arr, dtype=self._c[name].dtype)
             return
-        if dry_run:
-            e.would += dd
-            return
-        size = db / dp if dp > 0 else 0.0
-        e.dbytes = min(float(nbytes), e.dbytes + dd * size)
+        col = self._c[name].copy() if name in _PUBLISHED else self._c[name]
+        col[sel] = arr
+        self._c[name] = col
 
-    def _baseline(self, now: float, first_seen: float) -> Optional[float]:
-        """When a fresh flow's counters were zero: its first packet (first_seen), so a
-        young flow's rate covers its own age, not a whole window. None when unknown:
-        a flow seen before the previous update (kept out of the table as idle, so its
-        counters hold packets from before) or without a first_seen."""
+    def _baselines(self, now, restart, fresh, FS, point, bt, bvals, born):
+        """Where each restarted series begins: its first packet (first_seen) for a fresh
+        flow whose start is known, else this reading (also every series the clock
+        stepped back on)."""
+        bt, bvals, born = bt.copy(), [b.copy() for b in bvals], born.copy()
+        born[restart] = self._seq
+        fs = FS[fresh]
+        good = fs[fs > 0]
+        if len(good) and (self.first_packet is None or good.min() < self.first_packet):
+            self.first_packet = float(good.min())
         last = self._last_update
-        if first_seen <= 0 or (last is not None and first_seen < last - _CLOCK_SLACK):
-            return None
-        return min(first_seen, now)
+        known = (FS > 0) & fresh
+        if last is not None:
+            known &= FS >= last - _CLOCK_SLACK
+        bt[known] = np.minimum(FS[known], now)
+        for b in bvals:
+            b[known] = 0
+        at_point = restart & ~known
+        bt[at_point] = now
+        for b, v in zip(bvals, point):
+            b[at_point] = v[at_point]
+        return bt, bvals, born
+
+    def _reference(self, now, rows, born, bt, bvals):
+        """Each row's sample at the window's start: the newest tick at or before now - window
+        that the row has a sample for, else its baseline."""
+        start = now - self.rate_window
+        valid = (self._tick_k >= 0) & (self._tick_k > self._seq - self._nsamples)
+        before = valid & (self._tick_t <= start) & (self._tick_k < self._seq)
+        ref_t, ref = bt, list(bvals)
+        if before.any():
+            k0 = int(self._tick_k[before].max())
+        elif valid.sum() >= self._nsamples:       # the ring is full of ticks inside the window
+            k0 = int(self._tick_k[valid].min())
+        else:
+            return ref_t, ref
+        use = born <= k0
+        if not use.any():
+            return ref_t, ref
+        slot = k0 % self._nsamples
+        ref_t = np.where(use, self._tick_t[slot], bt)
+        ref = [np.where(use, self._s[name][rows, slot], b) for name, b in zip(("sp", "sb", "sd", "sw"), bvals)]
+        return ref_t, ref
+
+    def _tick_time(self, k: int) -> float:
+        slot = k % self._nsamples
+        return float(self._tick_t[slot]) if self._tick_k[slot] == k else float("nan")
+
+    def _ring_room(self, now: float) -> None:
+        """Grow the rate window's ring when the tick it is about to overwrite may still be
+        the window's start (ticks shorter than the window / ring size)."""
+        while self._nsamples < _MAX_SAMPLES:
+            k = self._seq - self._nsamples      # the tick this one overwrites
+            after = self._tick_time(k + 1)
+            if k < 1 or not (after > now - self.rate_window):
+                return
+            size = self._nsamples * 2
+            ticks = [kk for kk in range(self._seq - self._nsamples + 1, self._seq) if kk >= 1]
+            t, kk_arr = np.full(size, np.nan), np.full(size, -1, dtype=np.int64)
+            new = {name: np.zeros((len(self._keys), size), v.dtype) for name, v in self._s.items()}
+            for kk in ticks:
+                t[kk % size], kk_arr[kk % size] = self._tick_time(kk), kk
+                for name in new:
+                    new[name][:, kk % size] = self._s[name][:, kk % self._nsamples]
+            self._tick_t, self._tick_k, self._s, self._nsamples = t, kk_arr, new, size
+
+    def _push_history(self, sel, rows: np.ndarray, tick_bps: np.ndarray, tick_dbps: np.ndarray) -> None:
+        """This tick's bits/s passed (every row) and dropped (rows that ever dropped) into the rings;
+        `sel` selects `rows` (a slice when they are every row)."""
+        c, col, cap = self._c, self._seq % self._hring, self.history_len
+        self._hist[sel, col] = tick_bps
+        self._put(sel, "hlen", np.minimum(c["hlen"][sel] + 1, cap).astype(np.int32))
+        drop = (c["dlen"][sel] > 0) | (tick_dbps != 0)
+        if drop.any():
+            if self._dhist is None:
+                self._dhist = np.zeros_like(self._hist)
+            d = rows[drop]
+            self._dhist[d, col] = tick_dbps[drop]
+            dlen = c["dlen"].copy()
+            dlen[d] = np.minimum(dlen[d] + 1, cap)
+            c["dlen"] = dlen
 
     def _evict(self, target: int) -> None:
         """Remove the most idle flows until at most `target` remain."""
-        excess = len(self._entries) - target
+        self._flush()
+        excess = len(self._keys) - target
         if excess <= 0:
             return
-        victims = heapq.nsmallest(excess, self._entries.items(), key=lambda kv: kv[1].record.last_seen)
-        for fid, _ in victims:
-            del self._entries[fid]
+        order = np.argsort(self._c["last_seen"], kind="stable")
+        keep = np.sort(order[excess:])
+        self._take(keep)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import struct
 from dataclasses import dataclass, field
-from typing import Union
+from typing import Sequence, Union
 
 from lwtui.core.names import proto_name
 
@@ -212,7 +212,8 @@ class AttachedRoute:
 class Snapshot:
     """Everything a view needs for one refresh tick."""
     time: float                          # wall clock of the read
-    flows: list[FlowRecord] = field(default_factory=list)
+    # every flow: a list, or a flow table's FlowView (lwtui.core.flowcols: records built when read)
+    flows: Sequence[FlowRecord] = field(default_factory=list)
     totals: Totals = field(default_factory=Totals)
     rules: list[RuleEntry] = field(default_factory=list)
     events: list[EventEntry] = field(default_factory=list)   # new since the previous snapshot

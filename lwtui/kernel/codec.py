@@ -9,12 +9,17 @@ from __future__ import annotations
 import ctypes as ct
 import ipaddress
 
+import numpy as np
+
+from lwtui.core import flowcols
 from lwtui.core.compound import CompoundRule, Term
 from lwtui.core.model import FlowId, IPAddress, IPNetwork
 from lwtui.core.rules import FlowRule, HostRule, PortRule, Rule
 from lwtui.kernel import kstructs
 
-FLOW_ID_CACHE_MAX = 1 << 18  # entries of one FlowIdCache before it starts over
+# Entries of one FlowIdCache before it starts over: the flow table keeps no FlowId per flow
+# (lwtui.core.flowcols), so the cache serves events and dropped flows' rules, not every flow.
+FLOW_ID_CACHE_MAX = 1 << 12
 
 
 class FlowIdCache(dict):
@@ -48,6 +53,18 @@ def key_from_flow_id(fid: FlowId) -> kstructs.FlowKey:
     return kstructs.FlowKey(saddr=_addr16(fid.src), daddr=_addr16(fid.dst), sport=fid.sport, dport=fid.dport,
                             proto=fid.proto, family=fid.src.version, hook=kstructs.HOOK_BY_NAME[fid.hook],
                             flags=kstructs.KEY_FRAGMENT if fid.fragment else 0)
+
+
+def flow_columns(keys: np.ndarray) -> np.ndarray:
+    """A batch of struct flow_key (kstructs.FLOW_KEY_DTYPE) as the flow table's identity
+    columns (lwtui.core.flowcols.KEY_DTYPE): the same addresses, ports and protocol;
+    the hook as its index in names.HOOKS (the kernel's order), the fragment flag apart."""
+    out = np.empty(len(keys), dtype=flowcols.KEY_DTYPE)
+    out["src"], out["dst"] = keys["saddr"], keys["daddr"]
+    for name in ("sport", "dport", "proto", "family", "hook"):
+        out[name] = keys[name]
+    out["fragment"] = (keys["flags"] & kstructs.KEY_FRAGMENT) != 0
+    return out
 
 
 def _addr16(addr: IPAddress):

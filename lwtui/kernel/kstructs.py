@@ -156,6 +156,10 @@ def sum_percpu(raw, ncpus: int) -> FlowStats:
     return FlowStats(packets, nbytes, first, max(last, 0), drops, last_event, cached, flags)
 
 
+# struct flow_key as a numpy record (the layout of FlowKey), for whole batches.
+FLOW_KEY_DTYPE = np.dtype([("saddr", "u1", (16,)), ("daddr", "u1", (16,)), ("sport", "<u2"), ("dport", "<u2"),
+                           ("proto", "u1"), ("family", "u1"), ("hook", "u1"), ("flags", "u1")])
+
 # struct flow_stats as a numpy record (the layout of _FLOW_STATS), for whole batches.
 FLOW_STATS_DTYPE = np.dtype([("packets", "<u8"), ("bytes", "<u8"), ("first", "<u8"), ("last", "<u8"),
                              ("drops", "<u8"), ("last_event", "<u8"), ("cached", "<u8"), ("flags", "u1"),
@@ -169,20 +173,39 @@ def sum_percpu_many(raw, count: int, ncpus: int) -> list[FlowStats]:
     of the CPU with the latest last_seen, the first such CPU on a tie)."""
     if count == 0:
         return []
-    a = np.frombuffer(raw, dtype=FLOW_STATS_DTYPE, count=count * ncpus).reshape(count, ncpus)
-    first = a["first"]
-    earliest = np.where(first == 0, np.iinfo(np.uint64).max, first).min(axis=1)
-    earliest[earliest == np.iinfo(np.uint64).max] = 0
-    out = np.zeros(count, dtype=FLOW_STATS_DTYPE)
-    for name in ("packets", "bytes", "drops"):
-        out[name] = a[name].sum(axis=1)
-    out["first"] = earliest
-    out["last"] = a["last"].max(axis=1)
-    out["last_event"] = a["last_event"].max(axis=1)
-    out["cached"] = a["cached"][np.arange(count), a["last"].argmax(axis=1)]
-    out["flags"] = np.bitwise_or.reduce(a["flags"], axis=1)
+    out = sum_percpu_array(raw, count, ncpus)
     # One copy into a ctypes array of this call's own: its items are FlowStats over it.
     return list((FlowStats * count).from_buffer_copy(out.data))
+
+
+def sum_percpu_array(raw, count: int, ncpus: int) -> np.ndarray:
+    """sum_percpu_many's result as one FLOW_STATS_DTYPE array (no object per flow). Each
+    struct flow_stats is eight u64 words; the CPUs are folded in one at a time, so every
+    step reads one contiguous word per flow instead of a record field across CPUs."""
+    out = np.zeros(count, dtype=FLOW_STATS_DTYPE)
+    if count == 0:
+        return out
+    w = np.frombuffer(raw, dtype="<u8", count=count * ncpus * 8).reshape(count, ncpus, 8)
+    acc = w[:, 0, :].copy()                         # packets bytes first last drops last_event cached flags
+    never = np.uint64(np.iinfo(np.uint64).max)
+    first = np.where(acc[:, 2] == 0, never, acc[:, 2])
+    for cpu in range(1, ncpus):
+        x = w[:, cpu, :]
+        acc[:, 0] += x[:, 0]
+        acc[:, 1] += x[:, 1]
+        acc[:, 4] += x[:, 4]
+        np.minimum(first, np.where(x[:, 2] == 0, never, x[:, 2]), out=first)
+        later = x[:, 3] > acc[:, 3]                 # the cached verdict of the CPU that saw it last
+        acc[:, 6] = np.where(later, x[:, 6], acc[:, 6])
+        np.maximum(acc[:, 3], x[:, 3], out=acc[:, 3])
+        np.maximum(acc[:, 5], x[:, 5], out=acc[:, 5])
+        acc[:, 7] |= x[:, 7]
+    first[first == never] = 0
+    for j, name in ((0, "packets"), (1, "bytes"), (3, "last"), (4, "drops"), (5, "last_event"), (6, "cached")):
+        out[name] = acc[:, j]
+    out["first"] = first
+    out["flags"] = acc[:, 7] & np.uint64(0xFF)      # tcp_flags: the low byte (the pad is 0)
+    return out
 
 
 def percpu_size(ncpus: int) -> int:

@@ -19,6 +19,8 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers, kstructs
 from lwtui.kernel.verdicts import read_config, write_config_slot
@@ -29,6 +31,28 @@ _FUNC = {h: f"lwtui_{h}" for h in HOOKS}
 SOURCE_NAME = "lwtui.bpf.c"
 EVENT_TRANSPORTS = ("perf", "ringbuf")
 RINGBUF_PAGES = 64  # 256 KiB with 4 KiB pages, shared by all CPUs
+
+
+def _release_compiler_heap(fixed_mmap: bool) -> None:
+    """Hand the heap the compiler freed back to the system (glibc's malloc_trim: LLVM leaves
+    ~30 MiB free but resident after a compile). With `fixed_mmap`, keep large blocks out of
+    the heap from now on (a fixed M_MMAP_THRESHOLD): a tick's column arrays, hundreds of KiB
+    each at 100,000 flows, then come from and go back to the system instead of fragmenting
+    the heap, which glibc's sliding threshold lets grow tick after tick (~10% less resident
+    memory there). Past a few hundred thousand flows the page faults of those fresh
+    mappings cost more time than the memory is worth (a tick at 1,000,000 flows twice as
+    long), so a larger map keeps glibc's default. Elsewhere than glibc, nothing."""
+    try:
+        libc = ct.CDLL(None)
+        if fixed_mmap:
+            libc.mallopt(_M_MMAP_THRESHOLD, 256 * 1024)
+        libc.malloc_trim(0)
+    except (AttributeError, OSError):
+        pass
+
+
+_M_MMAP_THRESHOLD = -3      # glibc's mallopt parameter
+_FIXED_MMAP_MAX_FLOWS = 1 << 18     # flow maps up to this size get the fixed threshold
 
 
 class ProbeError(RuntimeError):
@@ -147,6 +171,7 @@ class Probe:
         except BaseException:
             self.close()
             raise
+        _release_compiler_heap(fixed_mmap=max_flows <= _FIXED_MMAP_MAX_FLOWS)
 
     # -- programs and maps -------------------------------------------------
     def _live(self):
@@ -205,6 +230,15 @@ class Probe:
         items_lookup_batch allocates max_entries-sized arrays per call and
         passes one variable as both out_batch and count.) Each value is one
         struct flow_stats per possible CPU, summed over CPUs with numpy (sum_percpu_many)."""
+        total = self._lookup_batch(fd)
+        assert self._batch is not None      # _lookup_batch made it
+        keys, vals = self._batch
+        ks = ct.sizeof(kstructs.FlowKey)
+        stats = kstructs.sum_percpu_many(vals, total, self._ncpus)     # one vectorized step for the batch
+        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks), st) for i, st in enumerate(stats)]
+
+    def _lookup_batch(self, fd: int) -> int:
+        """BPF_MAP_LOOKUP_BATCH of the whole map into self._batch; the number of entries."""
         from bcc.libbcc import lib
         cap = self.map_max_entries("flows")
         ks, vs = ct.sizeof(kstructs.FlowKey), kstructs.percpu_size(self._ncpus)
@@ -226,8 +260,28 @@ class Probe:
                 raise OSError(err, f"flows batch lookup: {os.strerror(err)}")
             first = False
             in_batch.value = out_batch.value
-        stats = kstructs.sum_percpu_many(vals, total, self._ncpus)     # one vectorized step for the batch
-        return [(kstructs.FlowKey.from_buffer_copy(keys, i * ks), st) for i, st in enumerate(stats)]
+        return total
+
+    def read_flow_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """read_flows() as two arrays, no object per flow: keys (kstructs.FLOW_KEY_DTYPE)
+        and values summed over CPUs (kstructs.FLOW_STATS_DTYPE)."""
+        with self._read_lock:
+            fd = self.map_fd("flows")
+            if self._batch_ok:
+                try:
+                    total = self._lookup_batch(fd)
+                    assert self._batch is not None      # _lookup_batch made it
+                    keys, vals = self._batch
+                    k = np.frombuffer(memoryview(keys).cast("B"), dtype=kstructs.FLOW_KEY_DTYPE, count=total).copy()
+                    return k, kstructs.sum_percpu_array(vals, total, self._ncpus)
+                except OSError as e:
+                    if e.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP, 524):  # 524: ENOTSUPP
+                        raise
+                    self._batch_ok = False  # an old kernel: iterate from now on
+            rows = self.read_flows_by_iteration()
+            k = np.frombuffer(b"".join(bytes(key) for key, _ in rows), dtype=kstructs.FLOW_KEY_DTYPE).copy()
+            v = np.frombuffer(b"".join(bytes(st) for _, st in rows), dtype=kstructs.FLOW_STATS_DTYPE).copy()
+            return k, v
 
     def read_stats(self) -> dict[str, int]:
         """The per-CPU `stats` counters summed over CPUs and hooks, keyed by

@@ -27,14 +27,18 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Iterable
 
+import numpy as np
+
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
 from lwtui.kernel import features, kstructs, pins, runstats
 from lwtui.session import holders, state
 from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: F401 (the interval: for callers)
 from lwtui.net import routes
-from lwtui.core.flows import Counters, FlowTable, HitSplit, TotalRates
-from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
+from lwtui.core import flowcols
+from lwtui.core.flowcols import FlowView
+from lwtui.core.flows import FlowTable, HitSplit, TotalRates
+from lwtui.kernel.codec import FlowIdCache, flow_columns, flow_id_from_key
 from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
 from lwtui.core.pcap import PcapWriter
 from lwtui.core.grammar import parse_rule
@@ -54,6 +58,23 @@ if TYPE_CHECKING:
 # cheaper per packet than a precise read here); rule TTLs stay exact. A session
 # takes its flags from the probe of the running kernel.
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
+
+
+def kernel_counters(st: np.ndarray, mono_to_wall: float, dry_run: bool) -> np.ndarray:
+    """Summed flow values (kstructs.FLOW_STATS_DTYPE) as flowcols.COUNTER_DTYPE rows: wall-clock
+    times, the kernel's cached verdict (would-drop in dry-run); rules left to name (0)."""
+    out = np.empty(len(st), dtype=flowcols.COUNTER_DTYPE)
+    for name in ("packets", "bytes", "drops"):
+        out[name] = st[name]
+    out["first_seen"] = st["first"] / 1e9 + mono_to_wall
+    out["last_seen"] = st["last"] / 1e9 + mono_to_wall
+    out["tcp_flags"] = st["flags"]
+    verdict = (st["cached"] >> np.uint64(32)) & np.uint64(0xFF)
+    stopping = (verdict == kstructs.DROP) | (verdict == kstructs.WOULD_DROP)
+    would = dry_run | (verdict == kstructs.WOULD_DROP)
+    out["verdict"] = np.where(stopping, np.where(would, flowcols.WOULD_DROP, flowcols.DROP), flowcols.ALLOW)
+    out["rule"] = 0
+    return out
 
 
 def _require_root() -> None:
@@ -81,7 +102,9 @@ class Session(RouteChecks):
         self.transport = events  # how events travel: "perf" or "ringbuf" (lwtui.kernel.probe)
         self.drop_event_interval = drop_event_interval
         self.flows = FlowTable(max_flows=max_flows, idle_timeout=idle_timeout)
-        self._ids = FlowIdCache()  # one FlowId object per kernel key, tick after tick
+        self._ids = FlowIdCache()  # one FlowId object per kernel key (events, dropped flows' rules)
+        self._rule_texts: frozenset[str] = frozenset()     # the rules _rule_of was made under
+        self._rule_of: dict[tuple, int] = {}    # (key, rule kind, slot) -> rule_code of a dropped flow
         self.attachments: list[routes.Attachment] = []
         self.lost: list[tuple[routes.Target, str]] = []   # routes that went away while attached, and why
         self.kept = False
@@ -383,36 +406,47 @@ class Session(RouteChecks):
                         session=self.name, fallbacks=tuple(self.fallbacks),
                         recordings=recordings, capture_lost=capture_lost)
 
-    def _read_flows(self, now: float, active_rules: list[Rule]) -> list:
+    def _read_flows(self, now: float, active_rules: list[Rule]) -> FlowView:
         """Read the flow map into the flow table (what it gained since the last read is
-        booked under the current mode); the table's records. Holds _read_lock."""
+        booked under the current mode); the table's view. Holds _read_lock."""
         assert self.probe is not None       # snapshot() checked
-        raw = self.probe.read_flows()
-        rows = [self._row(key, st, active_rules) for key, st in raw]
+        keys, stats = self.probe.read_flow_arrays()
+        counters = self._counters(keys, stats, active_rules)
         with self._lock:
-            self.flows.update(now, rows, dry_run=self.dry_run)
-            return self.flows.records()
+            self.flows.update_columns(now, flow_columns(keys), counters, dry_run=self.dry_run)
+            return self.flows.view()
 
-    def _row(self, key, st, active_rules: list[Rule]) -> tuple[FlowId, Counters]:
-        """A flow as the kernel has it. Its verdict is the kernel's, given with its last
-        packet; the rule is the one of the kind the kernel names (rule_kind) among the
-        rules in the maps, empty when that rule was lifted since."""
-        fid = flow_id_from_key(key, self._ids)
-        verdict, rule_text = "allow", ""
-        if st.verdict in (kstructs.DROP, kstructs.WOULD_DROP):
-            verdict = "would-drop" if self.dry_run or st.verdict == kstructs.WOULD_DROP else "drop"
-            # The kernel names the kind (and a compound rule's entry); the index finds that
-            # kind's rule without trying each.
-            rule = self.store.compound_slots.get(st.rule_index) if (
-                st.rule_kind in (kstructs.RULE_COMPOUND, kstructs.RULE_COMPOUND_DRY) and self.store is not None) else None
-            if rule is None or not self._index.holds(rule):
-                rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(st.rule_kind, ""),
-                                    self._index.matching(fid))
-            rule_text = rule.text if rule is not None else ""
-        return fid, Counters(packets=st.packets, bytes=st.bytes, drops=st.drops,
-                             first_seen=st.first_seen_ns / 1e9 + self._mono_to_wall,
-                             last_seen=st.last_seen_ns / 1e9 + self._mono_to_wall,
-                             tcp_flags=st.tcp_flags, verdict=verdict, rule=rule_text)
+    def _counters(self, keys: np.ndarray, st: np.ndarray, active_rules: list[Rule]) -> np.ndarray:
+        """The flows as the kernel has them, as flowcols.COUNTER_DTYPE rows. A flow's verdict is
+        the kernel's, given with its last packet; the rule is the one of the kind the kernel
+        names (rule_kind) among the rules in the maps, empty when that rule was lifted since."""
+        out = kernel_counters(st, self._mono_to_wall, self.dry_run)
+        rows = np.flatnonzero(out["verdict"] != flowcols.ALLOW)
+        cached = st["cached"]
+        if len(rows):
+            texts = frozenset(r.text for r in active_rules)
+            if texts != self._rule_texts:        # the rules changed: every flow's rule is named again
+                self._rule_texts, self._rule_of = texts, {}
+            kinds = ((cached[rows] >> np.uint64(40)) & np.uint64(0xFF)).tolist()
+            slots = ((cached[rows] >> np.uint64(48)) & np.uint64(0xFFFF)).tolist()
+            raw = keys[rows]
+            for j, i in enumerate(rows.tolist()):
+                memo = (raw[j].tobytes(), kinds[j], slots[j])
+                code = self._rule_of.get(memo)
+                if code is None:
+                    fid = flow_id_from_key(kstructs.FlowKey.from_buffer_copy(memo[0]), self._ids)
+                    code = self._rule_of[memo] = self.flows.rule_code(self._rule_text(fid, kinds[j], slots[j]))
+                out["rule"][i] = code
+        return out
+
+    def _rule_text(self, fid: FlowId, kind: int, slot: int) -> str:
+        """The rule behind a dropped flow: the kernel names the kind (and a compound rule's
+        entry); the index finds that kind's rule without trying each."""
+        rule = self.store.compound_slots.get(slot) if (
+            kind in (kstructs.RULE_COMPOUND, kstructs.RULE_COMPOUND_DRY) and self.store is not None) else None
+        if rule is None or not self._index.holds(rule):
+            rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(kind, ""), self._index.matching(fid))
+        return rule.text if rule is not None else ""
 
     def _make_totals(self, now: float, stats: dict, active: int, by_hook: dict) -> Totals:
         assert self.probe is not None       # snapshot() checked

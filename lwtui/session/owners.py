@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import pwd
 import time
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from lwtui.core import procs
+from lwtui.core.flowcols import FlowView
 from lwtui.core.model import FlowId, FlowRecord, Owner
 from lwtui.core.names import PORT_PROTOS
 from lwtui.net.netlink import NamespaceGone
@@ -29,6 +30,7 @@ RESOLVE_INTERVAL = 1.0   # seconds between two lookup rounds
 KNOWN_TTL = 30.0         # a known owner is looked up again after this long (sockets change hands)
 UNKNOWN_RETRY = 2.0      # an unknown flow is tried again after this long...
 UNKNOWN_TRIES = 3        # ...this many times, then left unknown for KNOWN_TTL
+OWNED_FLOWS = 4096       # of a large table, the flows seen last have their owners looked up
 
 
 def local_end(fid: FlowId) -> tuple:
@@ -86,19 +88,22 @@ class OwnerResolver:
         self._cache: dict[FlowId, tuple[Owner | None, float, int]] = {}   # owner, expires, tries
         self._next = 0.0
 
-    def resolve(self, records: list[FlowRecord]) -> dict[FlowId, Owner]:
-        """The known owners of these flows; looks up the ones not cached (at most every RESOLVE_INTERVAL)."""
+    def resolve(self, records: Sequence[FlowRecord]) -> dict[FlowId, Owner]:
+        """The known owners of these flows; looks up the ones not cached (at most every RESOLVE_INTERVAL).
+        Of a flow table's view, the OWNED_FLOWS flows seen last (a socket dump per
+        namespace serves any number, but a FlowId per flow of 100,000 is the cost)."""
+        ids = records.recent_ids(OWNED_FLOWS) if isinstance(records, FlowView) else [r.id for r in records]
         now = self._clock()
         if now >= self._next:
-            todo = [r.id for r in records if self._due(r.id, now)]
+            todo = [f for f in ids if self._due(f, now)]
             if todo:
                 self._next = now + RESOLVE_INTERVAL
                 self._lookup(todo, now)
-        if len(self._cache) > 2 * len(records) + 1024:   # flows gone from the table leave the cache
-            live = {r.id for r in records}
+        if len(self._cache) > 2 * len(ids) + 1024:   # flows gone from the table leave the cache
+            live = set(ids)
             self._cache = {k: v for k, v in self._cache.items() if k in live}
         cache = self._cache
-        return {r.id: e[0] for r in records if (e := cache.get(r.id)) is not None and e[0] is not None}
+        return {f: e[0] for f in ids if (e := cache.get(f)) is not None and e[0] is not None}
 
     def _due(self, fid: FlowId, now: float) -> bool:
         if fid.proto not in PORT_PROTOS or fid.fragment:

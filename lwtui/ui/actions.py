@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from textual.widgets import Input
 
 from lwtui.core.filters import Filter, parse_filter
+from lwtui.core.flowcols import FlowView, rule_mask
 from lwtui.core.grammar import parse_rule
 from lwtui.core.model import FlowId, Snapshot
 from lwtui.core.rules import Rule, RuleError, rule_for
@@ -150,7 +151,10 @@ class ActionsMixin(AppMixin):
             self.notify(text, title="this filter cannot be a rule", severity="warning")
             return
         flows = self.shown.flows if self.shown is not None else []
-        matching = sum(1 for r in flows if rule.matches(r.id))
+        if isinstance(flows, FlowView):
+            matching = int(rule_mask(flows.keys, rule).sum())
+        else:
+            matching = sum(1 for r in flows if rule.matches(r.id))
         ttl = self.next_ttl
 
         def answer(yes: bool | None) -> None:

@@ -18,6 +18,8 @@ narrow terminal still shows the verdict, the endpoints and the rate.
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from rich.cells import cell_len
 from rich.segment import Segment
 from rich.style import Style
@@ -30,6 +32,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 from textual.widgets import DataTable
 
+from lwtui.core.flowcols import FlowRows
 from lwtui.core.model import FlowId, FlowRecord
 from lwtui.core.resolve import NameCache
 from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, row_cells, row_key
@@ -89,7 +92,7 @@ class FlowTable(ScrollView, can_focus=True):
 
     def __init__(self, **kw):
         super().__init__(**kw)
-        self._rows: list[FlowRecord] = []
+        self._rows: Sequence[FlowRecord] = []     # a list, or FlowRows (records built when drawn)
         self._index: dict[FlowId, int] | None = None     # built when first asked, per tick
         self._cursor_flow: FlowId | None = None
         self._cursor = 0
@@ -115,7 +118,10 @@ class FlowTable(ScrollView, can_focus=True):
     @property
     def flow_ids(self) -> list[FlowId]:
         """Flows in display order."""
-        return [r.id for r in self._rows]
+        rows = self._rows
+        if isinstance(rows, FlowRows):
+            return [rows.flow_id(i) for i in range(len(rows))]
+        return [r.id for r in rows]
 
     @property
     def cursor_row(self) -> int:
@@ -135,6 +141,8 @@ class FlowTable(ScrollView, can_focus=True):
         return self._rows[self._cursor] if self._rows else None
 
     def index_of(self, flow: FlowId) -> int | None:
+        if isinstance(self._rows, FlowRows):
+            return self._rows.index_of(flow)
         if self._index is None:
             self._index = {r.id: i for i, r in enumerate(self._rows)}
         return self._index.get(flow)
@@ -143,6 +151,8 @@ class FlowTable(ScrollView, can_focus=True):
         """The row of one flow, without a dict of every row: the session hands out the same
         FlowId object each tick, so an identity scan finds it (an equality scan otherwise)."""
         rows = self._rows
+        if isinstance(rows, FlowRows):
+            return rows.index_of(flow)
         i = next((i for i, r in enumerate(rows) if r.id is flow), None)
         return i if i is not None else next((i for i, r in enumerate(rows) if r.id == flow), None)
 
@@ -174,7 +184,7 @@ class FlowTable(ScrollView, can_focus=True):
         self._auto = {"src": len("source"), "dst": len("destination")}    # names are wider, or narrower
         self.refresh()
 
-    def show(self, rows: list[FlowRecord], now: float, fade_after: float, dry_run: bool = False,
+    def show(self, rows: Sequence[FlowRecord], now: float, fade_after: float, dry_run: bool = False,
              owners: dict | None = None) -> None:
         """Show `rows` in this order. The cursor stays on its flow; the view stays put
         unless follow is on."""

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import pytest
 
 import packets as P
 from kutil import BPF_OK, key_tuple, run, want
+from lwtui.core.flowcols import decode_id
+from lwtui.core.model import FlowId
 from lwtui.kernel import bpfsys, kstructs
+from lwtui.kernel.codec import flow_columns, flow_id_from_key
 from lwtui.kernel.probe import MAP_NAMES, Probe, ProbeError, selftest
 
 # enum bpf_map_type
@@ -80,8 +84,29 @@ def test_read_flows_returns_copies_of_every_entry(probe):
     assert len(by_iteration) == 300 and by_iteration[key_tuple(got[0][0])] == before + (got[0][0].sport == 1)
 
 
+def test_read_flow_arrays_holds_what_read_flows_holds(probe):
+    """The columnar read (what a session uses) against the object read: same keys, same sums,
+    and the identity columns decode to the flows the packets made."""
+    for port in range(1, 201):
+        run(probe, "out", P.packet(4, P.UDP, "10.1.0.1", "10.1.0.2", port, 53), repeat=1 + port % 3)
+    run(probe, "xmit", P.packet(6, P.TCP, "fd00::1", "fd00::2", 40000, 80))
+    keys, stats = probe.read_flow_arrays()
+    rows = probe.read_flows()
+    assert len(keys) == len(stats) == len(rows) == 201
+    by_key = {bytes(k): v for k, v in rows}
+    for k, v in zip(keys, stats):
+        st = by_key[k.tobytes()]
+        assert (int(v["packets"]), int(v["bytes"]), int(v["drops"]), int(v["cached"]), int(v["flags"])) == \
+            (st.packets, st.bytes, st.drops, st.cached, st.tcp_flags)
+    ids = {decode_id(c) for c in flow_columns(keys)}
+    assert ids == {flow_id_from_key(k) for k, _ in rows}
+    assert FlowId("xmit", P.TCP, ipaddress.ip_address("fd00::1"), 40000, ipaddress.ip_address("fd00::2"), 80) in ids
+
+
 def test_read_flows_empty(probe):
     assert probe.read_flows() == []
+    keys, stats = probe.read_flow_arrays()
+    assert len(keys) == len(stats) == 0
 
 
 def test_read_stats_sums_and_names(probe):

@@ -1,0 +1,150 @@
+"""The columnar flow store's views (lwtui/core/flowcols.py): a FlowView reads as the
+records do, vectorized filters and sorts agree with the per-record ones."""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+
+import numpy as np
+import pytest
+
+from lwtui.core.filters import parse_filter
+from lwtui.core.flowcols import FlowView, decode_id, encode_ids, rule_mask
+from lwtui.core.flows import Counters, FlowTable
+from lwtui.core.grammar import parse_rule
+from lwtui.core.model import FlowId
+from lwtui.ui import selection
+from lwtui.ui.selection import SORTS, select_flows
+
+ADDRS = ["10.0.0.2", "10.0.0.3", "10.1.2.3", "192.168.7.1", "fd00::2", "fd00::3", "2001:db8::9", "::ffff:10.0.0.2"]
+
+
+def random_flows(n: int, seed: int = 7) -> list[FlowId]:
+    rnd = random.Random(seed)
+    out = set()
+    while len(out) < n:
+        src, dst = rnd.choice(ADDRS), rnd.choice(ADDRS)
+        s, d = ipaddress.ip_address(src), ipaddress.ip_address(dst)
+        if s.version != d.version:
+            continue
+        proto = rnd.choice([6, 17, 1, 58, 132])
+        out.add(FlowId(rnd.choice(["in", "out", "xmit"]), proto, s, rnd.choice([0, 53, 80, 8080, 40000]),
+                       d, rnd.choice([0, 8, 53, 80, 8080]), rnd.random() < 0.1))
+    return sorted(out, key=repr)
+
+
+def filled(n: int = 300) -> tuple[FlowTable, list[FlowId]]:
+    t = FlowTable(rate_window=3.0)
+    ids = random_flows(n)
+    rnd = random.Random(3)
+    for tick in range(4):
+        now = 100.0 + tick
+        rows = [(f, Counters(packets=(i + 1) * (tick + 1) * rnd.randint(1, 3), bytes=(i + 1) * 100 * (tick + 1),
+                             drops=(i % 5 == 0) * tick, first_seen=99.0, last_seen=now - (i % 7),
+                             verdict=("allow", "drop", "would-drop")[i % 3], rule="port 53" if i % 3 else ""))
+                for i, f in enumerate(ids)]
+        t.update(now, rows)
+    return t, ids
+
+
+def test_keys_round_trip():
+    ids = random_flows(200)
+    keys = encode_ids(ids)
+    assert [decode_id(k) for k in keys] == ids
+
+
+def test_a_view_reads_as_the_records():
+    t, _ = filled()
+    view = t.view()
+    assert isinstance(view, FlowView) and len(view) == len(t)
+    assert list(view) == t.records()
+    assert view[5] is view[5]                       # built once per view
+    assert view[-1] == list(view)[-1]
+
+
+def test_a_view_stays_as_it_was_after_the_next_update():
+    t, ids = filled(50)
+    view = t.view()
+    before = [(r.packets, r.pps, r.history) for r in (view.record(i) for i in range(0, 50, 2))]
+    t.update(105.0, [(f, Counters(10**6, 10**8, 0, 99.0, 105.0)) for f in ids])
+    after = [(r.packets, r.pps, r.history) for r in view[0:50:2]]
+    assert after == before
+
+
+FILTERS = ["", "host 10.0.0.2", "src host 10.0.0.0/8", "dst 10.0.0.3", "host fd00::/64", "port 53",
+           "dst port 8080/tcp", "src port 40000", "proto icmp", "udp", "icmpv6", "hook in", "verdict drop",
+           "verdict allow or hook xmit", "not port 80", "(host 10.0.0.2 or host fd00::2) and not udp",
+           "flow tcp 10.0.0.2:80 10.0.0.3:8080", "flow icmp 10.0.0.2:8 10.0.0.3:0", "10.1.2.3", "8080/udp",
+           "host 2001:db8::/32", "host 10.0.0.2/31 port 53"]
+
+
+@pytest.mark.parametrize("text", FILTERS)
+def test_a_filter_mask_is_the_per_record_match(text):
+    t, _ = filled()
+    view = t.view()
+    flt = parse_filter(text)
+    want = [flt.matches(r) for r in view]
+    assert flt.mask(view).tolist() == want
+
+
+@pytest.mark.parametrize("text", ["host 10.0.0.2", "port 53/udp", "proto udp", "flow udp 10.0.0.2:53 10.0.0.3:53",
+                                  "src host 10.0.0.2 and dst port 8080/tcp",
+                                  "(src host 10.0.0.0/8 or dst host fd00::/8) and not proto tcp"])
+def test_a_rule_mask_is_the_rule_match(text):
+    t, _ = filled()
+    view = t.view()
+    rule = parse_rule(text)
+    assert rule_mask(view.keys, rule).tolist() == [rule.matches(r.id) for r in view]
+
+
+@pytest.mark.parametrize("sort", SORTS, ids=[s.name for s in SORTS])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("text", ["", "udp or hook in"])
+@pytest.mark.parametrize("partial", [None, 16], ids=["whole-sort", "top-first"])
+def test_selection_on_columns_is_the_selection_on_records(sort, reverse, text, partial, monkeypatch):
+    if partial:
+        monkeypatch.setattr(selection, "PARTIAL_SORT", partial)
+    t, ids = filled()
+    view = t.view()
+    flt = parse_filter(text)
+    for limit in (None, 7, 40):
+        a = select_flows(view, now=103.0, sort=sort, flt=flt, expire_after=5.0, limit=limit, reverse=reverse)
+        b = select_flows(list(view), now=103.0, sort=sort, flt=flt, expire_after=5.0, limit=limit, reverse=reverse)
+        assert (a.matched, a.total) == (b.matched, b.total)
+        want = [r.id for r in b.rows]
+        assert [a.rows.index_of(f) for f in ids] == [want.index(f) if f in want else None for f in ids]
+        assert [r.id for r in a.rows] == want
+
+
+def test_rows_find_a_flow_by_id():
+    t, ids = filled(100)
+    view = t.view()
+    sel = select_flows(view, now=103.0, sort=SORTS[0])
+    for f in ids[::9]:
+        i = sel.rows.index_of(f)
+        assert sel.rows[i].id == f
+    assert sel.rows.index_of(FlowId("out", 6, ipaddress.ip_address("1.2.3.4"), 1, ipaddress.ip_address("1.2.3.5"), 2)) \
+        is None
+
+
+def test_columns_in_give_the_same_table_as_objects_in():
+    """update_columns (the session's path) and update (objects) keep the same flows."""
+    ids = random_flows(100)
+    a, b = FlowTable(), FlowTable()
+    for tick in range(3):
+        now = 100.0 + tick
+        rows = [(f, Counters(i * tick + 1, 100 * (i * tick + 1), 0, 99.0, now)) for i, f in enumerate(ids)]
+        a.update(now, rows)
+        counters = np.array([(c.packets, c.bytes, c.drops, c.first_seen, c.last_seen, 0, 0, 0) for _, c in rows],
+                            dtype=[("packets", "<i8"), ("bytes", "<i8"), ("drops", "<i8"), ("first_seen", "<f8"),
+                                   ("last_seen", "<f8"), ("tcp_flags", "u1"), ("verdict", "i1"), ("rule", "<i4")])
+        b.update_columns(now, encode_ids(ids), counters)
+    assert a.records() == b.records()
+
+
+def test_watch_table_picks_the_same_busiest_flows_from_columns():
+    from lwtui.cli.watch import busiest
+    t, _ = filled()
+    view = t.view()
+    assert [r.id for r in busiest(view, 25)] == [r.id for r in busiest(list(view), 25)]
