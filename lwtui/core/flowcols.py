@@ -63,18 +63,24 @@ def decode_id(row) -> FlowId:
                   d, int(row["dport"]), bool(row["fragment"]))
 
 
-def key_hashes(keys: np.ndarray) -> np.ndarray:
+def key_hashes(keys: np.ndarray, seed: int = 0) -> np.ndarray:
     """A 64-bit hash of each KEY_DTYPE row (equal keys, equal hashes), to match rows
-    between ticks with a sort instead of a dict."""
+    between ticks with a sort instead of a dict. Another `seed`, another hash: the
+    flow table re-seeds when two keys collide (see FlowTable._match)."""
     words = keys.view(np.uint64).reshape(len(keys), KEY_DTYPE.itemsize // 8) if len(keys) else \
         np.zeros((0, KEY_DTYPE.itemsize // 8), np.uint64)
-    h = np.full(len(keys), 0xCBF29CE484222325, dtype=np.uint64)
+    h = np.full(len(keys), (0xCBF29CE484222325 + seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
     with np.errstate(over="ignore"):
         for j in range(words.shape[1]):
             h ^= words[:, j]
             h *= np.uint64(0x100000001B3)
             h ^= h >> np.uint64(29)
     return h
+
+
+def raw_keys(keys: np.ndarray) -> np.ndarray:
+    """Each key row as one opaque value, for equality tests."""
+    return _raw(keys)
 
 
 def _raw(keys: np.ndarray) -> np.ndarray:

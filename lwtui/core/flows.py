@@ -32,8 +32,10 @@ Guards, because kernel counters are not a clean series:
 - flows absent from a poll keep their counters, their rate decays to 0 over the
   window; flows idle longer than idle_timeout are removed; the table never holds
   more than max_flows (the most idle go first).
-Flows are matched between ticks by a 64-bit hash of their key (flowcols.key_hashes);
-a read in the order of the previous one is matched without it.
+Flows are matched between ticks by a 64-bit hash of their key (flowcols.key_hashes),
+every match checked against the whole key: two keys with one hash re-seed the hash
+(never one flow's counters on another's row); a read in the order of the previous
+one is matched without hashing.
 Python and numpy: no BCC, no netlink.
 """
 
@@ -45,7 +47,7 @@ from typing import Any, Iterable, NamedTuple, Optional
 import numpy as np
 
 from lwtui.core.flowcols import (COUNTER_DTYPE, KEY_DTYPE, VERDICT_CODE, VERDICTS, WOULD_DROP, FlowView,
-                                 decode_id, encode_ids, key_hashes)
+                                 decode_id, encode_ids, key_hashes, raw_keys)
 from lwtui.core.model import FlowId, FlowRecord, RuleEntry
 
 _MAX_SAMPLES = 64     # per flow, in case ticks are much shorter than the window
@@ -201,6 +203,7 @@ class FlowTable:
         self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
         self.first_packet: Optional[float] = None   # the earliest first_seen of any flow merged
         self._seq = 0                     # ticks (update() calls) so far
+        self._seed = 0                    # of key_hashes; changes when two keys collide
         self._rules: list[str] = [""]     # rule texts; the `rule` column indexes them
         self._rule_index: dict[str, int] = {"": 0}
         self._pending: dict[FlowId, tuple[float, FlowRecord]] = {}   # note_new() since the last merge
@@ -242,7 +245,7 @@ class FlowTable:
         self._keys = np.concatenate([self._keys, keys])
         new = {name: np.zeros(m, dtype=t) for name, t in _ROW_COLUMNS}
         new["born"][:] = -1
-        new["h"] = key_hashes(keys)
+        new["h"] = key_hashes(keys, self._seed)
         self._c = {k: np.concatenate([v, new[k]]) for k, v in self._c.items()}
         self._s = {k: np.concatenate([v, np.zeros((m, self._nsamples), v.dtype)]) for k, v in self._s.items()}
         self._hist = np.concatenate([self._hist, np.zeros((m, self._hring), dtype=_HIST_DTYPE)])
@@ -251,6 +254,25 @@ class FlowTable:
         self._ids = np.concatenate([self._ids, ids if ids is not None else np.full(m, None, dtype=object)])
         self._rec = np.concatenate([self._rec, np.full(m, None, dtype=object)])
         self._sorted = None
+
+    def _match(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first, rows, h): the index in `keys` of each distinct key (its first occurrence,
+        in order), its row in the table (-1: none), and its hash. Every hash match is
+        checked against the whole key; a collision (two keys, one hash) re-seeds the hash."""
+        raw = raw_keys(keys)
+        for _ in range(16):
+            h = key_hashes(keys, self._seed)
+            _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+            dup_ok = bool((raw == raw[first[inverse.reshape(-1)]]).all())
+            first.sort()
+            rows = self._rows_of(h[first])
+            hit = rows >= 0
+            if dup_ok and bool((raw_keys(self._keys[rows[hit]]) == raw[first[hit]]).all()):
+                return first, rows, h[first]
+            self._seed += 1
+            self._c["h"] = key_hashes(self._keys, self._seed)
+            self._sorted = None
+        raise RuntimeError("flow keys collide under 16 hash seeds")
 
     def _rows_of(self, h: np.ndarray) -> np.ndarray:
         """The row of each hash, -1 where the table has none."""
@@ -271,13 +293,8 @@ class FlowTable:
         pending, self._pending = self._pending, {}
         ids = list(pending)
         keys = encode_ids(ids)
-        h = key_hashes(keys)
-        fresh = self._rows_of(h) < 0
-        _, first = np.unique(h, return_index=True)
-        keep = np.zeros(len(ids), bool)
-        keep[first] = True
-        keep &= fresh
-        idx = np.flatnonzero(keep)
+        first, rows, _ = self._match(keys)
+        idx = first[rows < 0]
         n = len(self._keys)
         self._append(keys[idx])     # no FlowId kept per row: a view makes those it shows
         times = np.array([pending[ids[i]][0] for i in idx])
@@ -295,8 +312,9 @@ class FlowTable:
 
     def _row(self, flow_id: FlowId) -> Optional[int]:
         self._flush()
-        row = int(self._rows_of(key_hashes(encode_ids([flow_id])))[0])
-        return row if row >= 0 else None
+        keys = encode_ids([flow_id])
+        row = int(self._rows_of(key_hashes(keys, self._seed))[0])
+        return row if row >= 0 and raw_keys(self._keys[row:row + 1])[0] == raw_keys(keys)[0] else None
 
     def get(self, flow_id: FlowId) -> Optional[FlowRecord]:
         row = self._row(flow_id)
@@ -404,14 +422,11 @@ class FlowTable:
         if _same_keys(keys, self._keys):                # the map read in the order of the last one
             rows = np.arange(len(keys))
         else:
-            h = key_hashes(keys)
-            _, first = np.unique(h, return_index=True)
-            if len(first) < len(h):                     # the same flow twice: the first wins
-                first.sort()
-                keys, counters, h = keys[first], counters[first], h[first]
+            first, rows, _ = self._match(keys)
+            if len(first) < len(keys):                  # the same flow twice: the first wins
+                keys, counters = keys[first], counters[first]
                 if ids is not None:
                     ids = [ids[i] for i in first]
-            rows = self._rows_of(h)
         live = counters["last_seen"] >= oldest          # idle too long: hidden even if the kernel has it
         n = len(self._keys)
         gone = np.zeros(n, bool)

@@ -436,3 +436,21 @@ def test_flow_id_from_key_gives_the_same_object_for_the_same_key():
     b = flow_id_from_key(kstructs.FlowKey.from_buffer_copy(bytes(key("10.0.0.2", "10.0.0.3", 4))), cache)
     assert a is b
     assert flow_id_from_key(key("10.0.0.2", "10.0.0.3", 4, sport=5001), cache) is not a
+
+
+def test_two_flows_with_one_hash_keep_their_own_counts(monkeypatch):
+    """A 64-bit hash collision (forced: every key hashes alike under the first seed) never puts
+    one flow's counters on another's row: the table re-seeds and matches by the whole key."""
+    import lwtui.core.flows as flows_mod
+    real = flows_mod.key_hashes
+
+    def colliding(keys, seed=0):
+        return real(keys, seed) if seed else real(keys, seed) * 0
+    monkeypatch.setattr(flows_mod, "key_hashes", colliding)
+    t = FlowTable(rate_window=3.0)
+    a, b, c = fid(1), fid(2), fid(3)
+    t.note_new(c, 99.0)
+    t.update(100.0, [(a, ctr(10, first=99.0, last=100.0)), (b, ctr(20, first=99.0, last=100.0))])
+    t.update(101.0, [(a, ctr(13, first=99.0, last=101.0)), (b, ctr(50, first=99.0, last=101.0))])
+    assert len(t) == 3 and (t.get(a).packets, t.get(b).packets) == (13, 50) and t.get(c).packets == 0
+    assert t.get(fid(4)) is None
