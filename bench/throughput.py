@@ -211,7 +211,10 @@ def _summarise(res: Result, per: dict, info: dict, rounds: int) -> None:
     metrics = (("tcp_bps", "TCP bits/s", False), ("udp_sent_pps", "UDP 64-byte packets/s through the route", False),
                ("udp_cpu_ns_per_packet", "UDP 64-byte throughput implied by the sender's CPU per packet", True))
     for metric, label, inverse in metrics:
-        for other, limit in (("none", 0.97), ("tcpdump", 1.0), ("naive", 1.0), ("noop", None)):
+        # against the no-op program on the same hook: what lwtui adds to the hook's own cost; for
+        # small UDP packets that is a target (>= 0.99 of the no-op's rate), for TCP a note
+        vs_noop = None if metric.startswith("tcp") else 0.99
+        for other, limit in (("none", 0.97), ("tcpdump", 1.0), ("naive", 1.0), ("noop", vs_noop)):
             mine, theirs = [r[metric] for r in per["lwtui"]], [r[metric] for r in per[other]]
             y = ratio_spread(theirs, mine) if inverse else ratio_spread(mine, theirs)
             what = f"lwtui vs {'no program' if other == 'none' else other}: {label}"
