@@ -33,6 +33,7 @@ NO_GEN = ("\tgen = (__u32)cfg_get(LWTUI_CFG_RULES_GEN);\n", "\tgen = 1;\n")
 NO_FLAGS = ("\tfs->tcp_flags |= pi.tcp_flags;\n", "")
 LOOKUP_ONLY = ("\tfs = flow_entry(&key, now, &created);\n",
                "\tif (flows.lookup(&key))\n\t\treturn BPF_OK;\n\tfs = flow_entry(&key, now, &created);\n")
+NO_FAST_PARSE = ("\tif (parse_fast_ipv4(skb, key, pi))\n\t\treturn;\n", "")
 PARSE_ONLY = ("\t\treturn handle_bad(&key, &pi);\n", "\t\treturn handle_bad(&key, &pi);\n\treturn BPF_OK;\n")
 
 # name -> (text edits, extra -D flags)
@@ -41,6 +42,7 @@ VARIANTS: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
     "precise clock (without -DLWTUI_COARSE_CLOCK)": ([], ["-ULWTUI_COARSE_CLOCK"]),
     "coarse clock read on every packet (no per-jiffy cache)": ([], ["-DLWTUI_NO_CLOCK_CACHE"]),
     "no clock read at all": ([NO_CLOCK], []),
+    "the general parser alone (no IPv4 TCP/UDP fast path)": ([NO_FAST_PARSE], []),
     "without the per-CPU stats updates": ([STATS_AT_ENTRY], []),
     "without the rules generation read": ([NO_GEN], []),
     "without the tcp_flags OR": ([NO_FLAGS], []),
