@@ -23,7 +23,7 @@ from lwtui.kernel.probe import bpf_dir
 from lwtui.kernel.verdicts import write_config_slot
 
 from . import packets
-from .common import ROOT, BenchError, Result, Spread, log, ratio_spread, require_root
+from .common import ROOT, BenchError, Result, Spread, log, pin_one_cpu, ratio_spread, require_root
 from .progs import Noop, compile_file, load_type, lwtui_cflags
 
 STATS_AT_ENTRY = ("\tst = stats.lookup(&at);\n\tif (st) {\n\t\tst->v[LWTUI_ST_PACKETS] += pi.segs;\n"
@@ -83,7 +83,8 @@ def run(rounds: int = 5, repeat: int = 1_000_000, against: str | None = None) ->
     require_root()
     from lwtui.kernel.probe import build_cflags
     res = Result("ablation", params={"rounds": rounds, "repeat": repeat, "packet": "tcp", "hook": "out",
-                                     "lwtui_cflags": list(lwtui_cflags()), "against": against})
+                                     "lwtui_cflags": list(lwtui_cflags()), "against": against,
+                                     "cpu": pin_one_cpu()})
     pkt = packets.packet("tcp")
     noop = Noop(("out",))
     loaded = {}
@@ -100,13 +101,17 @@ def run(rounds: int = 5, repeat: int = 1_000_000, against: str | None = None) ->
                 loaded[name] = (bpf, load_type(bpf, "lwtui_out", "out"))
                 # A session's rules generation: never 0, which no cached verdict carries.
                 write_config_slot(bpf.get_table(b"config").map_fd, kstructs.CFG_RULES_GEN, 1)
-            ns = {name: [] for name in loaded}
-            floor = []
+            # each variant is timed right after the no-op (its own floor): on a shared machine the
+            # speed drifts within a round, so a variant is compared with the floor next to it
+            ns: dict[str, list[float]] = {name: [] for name in loaded}
+            floor: dict[str, list[float]] = {name: [] for name in loaded}
+            names = list(loaded)
             for rnd in range(rounds):
                 log(f"ablation round {rnd + 1}/{rounds}")
-                floor.append(bpfsys.prog_test_run(noop.fds["out"], pkt, repeat)[1])
-                for name, (_, fd) in loaded.items():
+                for name in names[rnd % len(names):] + names[:rnd % len(names)]:
+                    fd = loaded[name][1]
                     bpfsys.prog_test_run(fd, pkt, 1)  # the flow exists first
+                    floor[name].append(bpfsys.prog_test_run(noop.fds["out"], pkt, repeat)[1])
                     ret, t = bpfsys.prog_test_run(fd, pkt, repeat)
                     if ret != 0:
                         raise BenchError(f"ablation {name!r} returned {ret} for an allowed packet")
@@ -115,10 +120,11 @@ def run(rounds: int = 5, repeat: int = 1_000_000, against: str | None = None) ->
             for bpf, _ in loaded.values():
                 bpf.cleanup()
             noop.close()
-    base = ns["lwtui as a Session compiles it"]
+    base = "lwtui as a Session compiles it"
+    over = {name: [v - f for v, f in zip(ns[name], floor[name])] for name in ns}  # ns above the floor
     for name, vals in ns.items():
         res.rows.append({"variant": name, "ns": Spread.of(vals).as_dict(1),
-                         "x_noop": ratio_spread(vals, floor).as_dict(2),
-                         "saved_ns": Spread.of([b - v for b, v in zip(base, vals)]).as_dict(1)})
-    res.rows.append({"variant": "no-op", "ns": Spread.of(floor).as_dict(1)})
+                         "x_noop": ratio_spread(vals, floor[name]).as_dict(2),
+                         "saved_ns": Spread.of([b - v for b, v in zip(over[base], over[name])]).as_dict(1)})
+    res.rows.append({"variant": "no-op", "ns": Spread.of([f for fl in floor.values() for f in fl]).as_dict(1)})
     return res

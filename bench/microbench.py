@@ -11,7 +11,9 @@ UDP, ICMP, IPv6 TCP), the mean ns/run over `repeat` runs of:
            rule; then allowed with 1,000 unrelated single-key rules, and
            with those plus the 8 compound rules.
 Case order rotates from round to round; figures are medians over rounds and
-every ratio is taken within one round.
+every ratio is taken within one round, against the no-op timed in the same
+phase of the round (each group of cases times the no-op again: a shared
+machine's speed drifts between phases).
 
 New flows cannot come from one test run (it repeats one packet), so they are
 measured one packet per call: a pass over N packets from N distinct sources
@@ -36,7 +38,7 @@ from lwtui.kernel.probe import Probe
 from lwtui.kernel.verdicts import RuleStore
 
 from . import packets
-from .common import BenchError, Result, Spread, log, ratio_spread, require_root
+from .common import BenchError, Result, Spread, log, pin_one_cpu, ratio_spread, require_root
 from .progs import Minimal, Noop, lwtui_cflags
 
 from lwtui.core.names import HOOKS
@@ -163,6 +165,7 @@ def run(rounds: int = 5, repeat: int = 1_000_000, new_n: int = 3000) -> Result:
                                        "kinds": list(packets.KINDS), "hooks": list(HOOKS)})
     flags = lwtui_cflags()
     res.params["lwtui_cflags"] = list(flags)
+    res.params["cpu"] = pin_one_cpu()
     noop, minimal = Noop(HOOKS), Minimal(HOOKS)
     probe = Probe(hooks=HOOKS, extra_cflags=flags)
     small = Probe(hooks=("out",), max_flows=SMALL_MAP, extra_cflags=flags)
@@ -216,6 +219,12 @@ def _rounds(res: Result, rounds: int, repeat: int, new_n: int, noop: Noop, minim
                     (("lwtui+1000 rules+8 compound", h, k, "allowed"), probe.prog_fd(h), pkt, BPF_OK, both)):
                 c.add(key, fd, data, want)
                 group.append(key)
+            # each group phase times the no-op again, next to its cases: the machine's speed drifts
+            # between phases of a round on a shared host, so ratios are taken against the nearest floor
+            for floor, group in ((FLOOR["comp"], comp), (FLOOR["dropped"], dropped), (FLOOR["ruled"], ruled),
+                                 (FLOOR["both"], both)):
+                c.add(("noop", h, k, floor), noop.fds[h], pkt, BPF_OK)
+                group.append(("noop", h, k, floor))
     new: dict[tuple, list[dict]] = {}
     for rnd in range(rounds):
         log(f"microbench round {rnd + 1}/{rounds}")
@@ -252,15 +261,37 @@ def _rounds(res: Result, rounds: int, repeat: int, new_n: int, noop: Noop, minim
     _summarise(res, c, new, rounds)
 
 
+# The no-op timed next to each group of cases (see _rounds), by group.
+FLOOR = {"comp": "floor:8 compound", "dropped": "floor:dropped", "ruled": "floor:1000 rules",
+         "both": "floor:1000 rules+8 compound"}
+_FLOOR_OF = {("lwtui+8 compound", "allowed"): FLOOR["comp"], ("lwtui", "dropped"): FLOOR["dropped"],
+             ("minimal", "dropped"): FLOOR["dropped"], ("lwtui+1000 rules", "allowed"): FLOOR["ruled"],
+             ("lwtui+1000 rules+8 compound", "allowed"): FLOOR["both"]}
+
+
+def _floor(c: Cases, prog: str, hook: str, kind: str, variant: str) -> list[float]:
+    """The no-op's ns/run timed next to this case in each round."""
+    return c.ns[("noop", hook, kind, _FLOOR_OF.get((prog, variant), "allowed"))]
+
+
+def _x_no_rules(c: Cases, prog: str, hook: str, kind: str) -> Spread:
+    """Per round: (case / its no-op) over (lwtui without rules / its no-op)."""
+    ns, fl = c.ns[(prog, hook, kind, "allowed")], _floor(c, prog, hook, kind, "allowed")
+    base, bfl = c.ns[("lwtui", hook, kind, "allowed")], c.ns[("noop", hook, kind, "allowed")]
+    return Spread.of([(a / f) / (b / g) for a, f, b, g in zip(ns, fl, base, bfl)])
+
+
 def _summarise(res: Result, c: Cases, new: dict, rounds: int) -> None:
     for (prog, hook, kind, variant), ns in c.ns.items():
-        floor = c.ns[("noop", hook, kind, "allowed")]
+        if variant.startswith("floor:"):
+            continue
+        floor = _floor(c, prog, hook, kind, variant)
         row = {"section": "steady", "program": prog, "hook": hook, "packet": kind, "case": variant,
                "ns": Spread.of(ns).as_dict(1), "x_noop": ratio_spread(ns, floor).as_dict(2)}
-        if prog.startswith("lwtui"):
+        if prog.startswith("lwtui") and ("minimal", hook, kind, variant) in c.ns:
             row["x_minimal"] = ratio_spread(ns, c.ns[("minimal", hook, kind, variant)]).as_dict(2)
         if prog.startswith("lwtui+"):
-            row["x_no_rules"] = ratio_spread(ns, c.ns[("lwtui", hook, kind, "allowed")]).as_dict(3)
+            row["x_no_rules"] = _x_no_rules(c, prog, hook, kind).as_dict(3)
         res.rows.append(row)
     for (prog, kind, rules), per_round in new.items():
         nw = [r["new"] for r in per_round]
@@ -280,7 +311,7 @@ def _summarise(res: Result, c: Cases, new: dict, rounds: int) -> None:
         for prog, what in (("lwtui+1000 rules", "1,000 single-key rules"),
                            ("lwtui+8 compound", "8 compound rules (the compound map's limit)"),
                            ("lwtui+1000 rules+8 compound", "1,000 single-key + 8 compound rules")):
-            y = ratio_spread(c.ns[(prog, hook, "tcp", "allowed")], c.ns[key])
+            y = _x_no_rules(c, prog, hook, "tcp")
             res.target(f"lwtui {hook}, same case, {what} vs none", y.median, 1.10,
                        higher_is_better=False, unit="x",
                        detail=f"{y.low:.3f}-{y.high:.3f} over {rounds} rounds")

@@ -163,7 +163,7 @@ def dashboard(doc: dict) -> str:
 def ablation(doc: dict) -> str:
     rows = [[r["variant"], _s(r["ns"], digits=1), _s(r.get("x_noop"), digits=2, unit="x"),
              _s(r.get("saved_ns"), digits=1)] for r in doc["rows"]]
-    t = _table(["variant (existing IPv4 TCP flow, allowed, out)", "ns/run", "x no-op", "ns saved vs as compiled"], rows)
+    t = _table(["variant (existing IPv4 TCP flow, allowed, out)", "ns/run", "x no-op", "ns saved vs as compiled (above each one's no-op)"], rows)
     return f"### Where the common case's time goes (ablation)\n\n{_machine(doc)}\n\n{t}\n"
 
 
