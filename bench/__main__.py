@@ -29,10 +29,11 @@ def _runner(name: str, args):
     if name == "microbench":
         from . import microbench
         return lambda: microbench.run(rounds=rounds or (2 if q else 5), repeat=100_000 if q else 1_000_000,
-                                      new_n=500 if q else 3000)
+                                      new_n=1500 if q else 3000)
     if name == "throughput":
         from . import throughput
-        return lambda: throughput.run(rounds=rounds or (1 if q else 15), seconds=2 if q else 2.5)
+        conds = tuple(args.conditions.split(",")) if args.conditions else throughput.CONDITIONS
+        return lambda: throughput.run(rounds=rounds or (1 if q else 15), seconds=2 if q else 2.5, conditions=conds)
     if name == "storm":
         from . import storm
         return lambda: storm.run(rounds=rounds or (1 if q else 3), seconds=1.0 if q else 3.0)
@@ -41,7 +42,8 @@ def _runner(name: str, args):
         return lambda: latency.run(rounds=rounds or (2 if q else 7))
     if name == "ablation":
         from . import ablation
-        return lambda: ablation.run(rounds=rounds or (2 if q else 5), repeat=100_000 if q else 1_000_000)
+        return lambda: ablation.run(rounds=rounds or (2 if q else 5), repeat=100_000 if q else 1_000_000,
+                                    against=args.against)
     if name == "capture":
         from . import capture
         return lambda: capture.run(rounds=rounds or (2 if q else 5), repeat=100_000 if q else 1_000_000)
@@ -61,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                    help=f"benchmarks to run (default: {', '.join(NAMES)}; also: {', '.join(EXTRA)})")
     p.add_argument("--quick", action="store_true", help="short runs for trying the harness; not for publishing")
     p.add_argument("--rounds", type=int, help="rounds per benchmark (default: each benchmark's own)")
+    p.add_argument("--against", metavar="REV",
+                   help="ablation: also time bpf/lwtui.bpf.c as it was at this git revision (before/after)")
+    p.add_argument("--conditions", metavar="LIST",
+                   help="throughput: comma-separated conditions to run (none and lwtui always run)")
     p.add_argument("--report", action="store_true", help="only render BENCHMARKS.md tables from bench/results")
     p.add_argument("--no-report", action="store_true", help="do not update BENCHMARKS.md after running")
     args = p.parse_args(argv)

@@ -139,6 +139,16 @@ class Result:
         return path
 
 
+def pin_one_cpu() -> int:
+    """Keep the calling thread (and the threads it starts) on one CPU, the first
+    it may use; returns it. BPF_PROG_TEST_RUN runs on the caller's CPU, and the
+    vCPUs of a shared VM differ in speed (here by up to a quarter): a ratio of
+    two runs on different CPUs would measure the CPUs."""
+    cpu = min(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpu})
+    return cpu
+
+
 def require_root() -> None:
     if os.geteuid() != 0:
         raise BenchError("the benchmarks load BPF programs and create namespaces: run them as root")

@@ -166,14 +166,17 @@ _watch_seq = [0]
 
 
 def lwtui_watch(topo, interval: float = 1.0, extra: list[str] | None = None,
-                stdout=subprocess.DEVNULL) -> subprocess.Popen:
-    """`python -m lwtui watch ROUTE --netns CLIENT --json` as a user runs it (with a known session name)."""
+                stdout=subprocess.DEVNULL, hide: str = "") -> subprocess.Popen:
+    """`python -m lwtui watch ROUTE --netns CLIENT --json` as a user runs it (with a known session name);
+    `hide`: LWTUI_HIDE_FEATURES for it."""
     _watch_seq[0] += 1
     name = f"bench-{os.getpid()}-{_watch_seq[0]}"
     argv = [sys.executable, "-m", "lwtui", "watch", ROUTE, "--netns", topo.client_ns, "--json",
             "--interval", f"{interval:g}", "--session", name, *(extra or [])]
     # faulthandler: a watch that hangs on SIGINT is sent SIGABRT and says where it was stuck
     env = dict(os.environ, PYTHONFAULTHANDLER="1")
+    if hide:
+        env["LWTUI_HIDE_FEATURES"] = hide
     proc = subprocess.Popen(argv, cwd=str(ROOT), stdout=stdout, stderr=subprocess.PIPE, text=True, env=env)
     proc.lwtui_session = name  # type: ignore[attr-defined]
     return proc

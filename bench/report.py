@@ -54,6 +54,14 @@ def _targets(doc: dict) -> str:
     return "\n\n" + _table(["target", "measured (median)", "limit", "", "spread"], rows) + notes
 
 
+def _with_rules(row: dict | None) -> list[str]:
+    """ns and x-no-rules cells of a case with rules installed ('-' for result
+    files from before the case existed)."""
+    if not row:
+        return ["-", "-"]
+    return [_s(row["ns"]), _s(row["x_no_rules"], digits=3, unit="x")]
+
+
 def microbench(doc: dict) -> str:
     steady = {(r["program"], r["hook"], r["packet"], r["case"]): r for r in doc["rows"] if r["section"] == "steady"}
     hooks = sorted({k[1] for k in steady}, key=["in", "out", "xmit"].index)
@@ -65,10 +73,19 @@ def microbench(doc: dict) -> str:
             rows.append([h, k, _s(g("noop", "allowed")["ns"]), _s(g("minimal", "allowed")["ns"]),
                          _s(g("lwtui", "allowed")["ns"]), _s(g("lwtui", "allowed")["x_noop"], digits=2, unit="x"),
                          _s(g("lwtui", "dropped")["ns"]), _s(g("lwtui", "dropped")["x_noop"], digits=2, unit="x"),
-                         _s(g("lwtui+1000 rules", "allowed")["ns"]),
-                         _s(g("lwtui+1000 rules", "allowed")["x_no_rules"], digits=3, unit="x")])
+                         *[cell for p in ("lwtui+1000 rules", "lwtui+8 compound", "lwtui+1000 rules+8 compound")
+                           for cell in _with_rules(g(p, "allowed"))]])
     t1 = _table(["hook", "packet", "no-op ns", "minimal ns", "lwtui ns (existing, allowed)", "x no-op",
-                 "lwtui ns (dropped)", "x no-op", "lwtui ns (1,000 rules)", "x no rules"], rows)
+                 "lwtui ns (dropped)", "x no-op", "lwtui ns (1,000 rules)", "x no rules",
+                 "lwtui ns (8 compound)", "x no rules", "lwtui ns (1,000 + 8 compound)", "x no rules"], rows)
+    on = [r for r in doc["rows"] if r["section"] == "steady" and r.get("added_ns")]
+    if on:
+        t1 += ("\n\nWith BPF run-time statistics on (`BPF_ENABLE_STATS`, which a session turns on for its "
+               "cost figure; the kernel then times every run of every BPF program), existing IPv4 TCP flow, "
+               "allowed:\n\n" + _table(
+                   ["hook", "no-op ns", "added to the no-op ns", "lwtui ns", "added to lwtui ns", "lwtui x no-op"],
+                   [[r["hook"], _s(r["noop_ns"]), _s(r["noop_added_ns"]), _s(r["ns"]), _s(r["added_ns"]),
+                     _s(r["x_noop"], digits=2, unit="x")] for r in on]))
     new = [r for r in doc["rows"] if r["section"] == "new_flow"]
     rows = []
     for r in new:
@@ -77,8 +94,11 @@ def microbench(doc: dict) -> str:
                      _s(r["ns_new"]), "-" if full else _s(r["new_minus_existing_ns"]), _s(r["new_minus_noop_ns"])])
     t2 = _table(["program", "rules", "packet", "no-op ns/call", "existing flow ns/call", "new flow ns/call",
                  "new - existing ns", "new - no-op ns"], rows)
+    batches = doc["params"].get("batches")
+    per = (f"the fastest of {batches} batches of {doc['params']['repeat'] // batches:,} runs per round" if batches
+           else f"{doc['params']['repeat']:,} runs per round")
     return (f"### Per-packet cost (BPF_PROG_TEST_RUN)\n\n{_machine(doc)}\n\nSteady state, mean ns per run "
-            f"over {doc['params']['repeat']:,} runs per round:\n\n{t1}\n\nNew flows, one packet per call "
+            f"over {per}:\n\n{t1}\n\nNew flows, one packet per call "
             f"(median over {doc['params']['new_flow_packets']:,} packets per round, then median over rounds):"
             f"\n\n{t2}{_targets(doc)}\n")
 
@@ -154,7 +174,7 @@ def dashboard(doc: dict) -> str:
 def ablation(doc: dict) -> str:
     rows = [[r["variant"], _s(r["ns"], digits=1), _s(r.get("x_noop"), digits=2, unit="x"),
              _s(r.get("saved_ns"), digits=1)] for r in doc["rows"]]
-    t = _table(["variant (existing IPv4 TCP flow, allowed, out)", "ns/run", "x no-op", "ns saved vs as compiled"], rows)
+    t = _table(["variant (existing IPv4 TCP flow, allowed, out)", "ns/run", "x no-op", "ns saved vs as compiled (above each one's no-op)"], rows)
     return f"### Where the common case's time goes (ablation)\n\n{_machine(doc)}\n\n{t}\n"
 
 

@@ -10,7 +10,11 @@
  *   -DLWTUI_COARSE_CLOCK  stamp flows and events with bpf_ktime_get_coarse_ns
  *                   (CLOCK_MONOTONIC_COARSE, one tick of resolution) instead of
  *                   bpf_ktime_get_ns; rule TTLs stay exact. A precise clock read
- *                   costs ~25 ns per packet on a kvm-clock/tsc VM.
+ *                   costs ~25 ns per packet on a kvm-clock/tsc VM. The
+ *                   coarse clock is read once per jiffy and CPU (clock_cache,
+ *                   bpf_jiffies64), not per packet.
+ *   -DLWTUI_NO_CLOCK_CACHE  with LWTUI_COARSE_CLOCK: read it on every packet
+ *                   (measurement only: bench/ablation.py).
  *   -DLWTUI_NO_DIRECT_ACCESS  read headers with bpf_skb_load_bytes only: the
  *                   path non-linear skbs take, which the tests run this way.
  *   -DLWTUI_RINGBUF  send events through a BPF ring buffer (kernel 5.8+)
@@ -84,7 +88,7 @@ BPF_LPM_TRIE(host_rules, struct host_key, struct rule_val, MAX_RULES);
 BPF_HASH(port_rules, struct port_key, struct rule_val, MAX_RULES);
 BPF_ARRAY(compound, struct compound_rule, MAX_COMPOUND);
 BPF_ARRAY(config, __u64, LWTUI_CFG_MAX);
-BPF_PERCPU_ARRAY(stats, u64, LWTUI_ST_MAX * LWTUI_HOOKS);
+BPF_PERCPU_ARRAY(stats, struct hook_stats, LWTUI_HOOKS);
 #ifdef LWTUI_RINGBUF
 #ifndef LWTUI_RINGBUF_PAGES
 #define LWTUI_RINGBUF_PAGES 64
@@ -158,21 +162,24 @@ static __always_inline int load(struct __sk_buff *skb, __u32 off, void *dst, __u
 	void *data_end = (void *)(long)skb->data_end;
 
 	if (data + off + len <= data_end) {
-		__builtin_memcpy(dst, data + off, len);
+		/* Word loads, not byte loads: dst is a 4-aligned stack buffer and
+		 * packet access needs no alignment where unaligned loads are cheap
+		 * (the verifier checks it where they are not). */
+		__builtin_memcpy(dst, __builtin_assume_aligned(data + off, 4), len);
 		return 0;
 	}
 #endif
 	return bpf_skb_load_bytes(skb, off, dst, len);
 }
 
-/* Count v at stats[hook * LWTUI_ST_MAX + idx]: every hook has its own row. */
+/* Count v at stats[hook].v[idx]: every hook has its own row. */
 static __always_inline void stat_add(__u8 hook, __u32 idx, __u64 v)
 {
-	__u32 at = (__u32)hook * LWTUI_ST_MAX + idx;
-	__u64 *p = stats.lookup(&at);
+	__u32 at = hook;
+	struct hook_stats *p = stats.lookup(&at);
 
 	if (p)
-		*p += v;
+		p->v[idx] += v;
 }
 
 /* One config slot (LWTUI_CFG_*); 0 if the index were ever out of range. */
@@ -392,12 +399,55 @@ static __always_inline void parse_l4(struct __sk_buff *skb, struct flow_key *key
 	pi->level = PARSED_PORTS;
 }
 
+/* The common packet in one pass over the linear data: IPv4 without options,
+ * not a fragment, TCP (data offset 5 or more) or UDP, its first 40 bytes
+ * linear. Returns 1 with key and pi filled exactly as the general path below
+ * fills them for such a packet; 0, having written nothing, for any other. */
+static __always_inline int parse_fast_ipv4(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
+{
+#ifdef LWTUI_NO_DIRECT_ACCESS
+	return 0;
+#else
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ip4_hdr *ip = data;
+	struct tcp_hdr *th = data + sizeof(*ip);
+	__u8 flags = 0;
+
+	if ((void *)(th + 1) > data_end)
+		return 0;
+	if (ip->ver_ihl != 0x45 || (ip->frag_off & bpf_htons(0x3fff)))
+		return 0;  /* options, or a fragment (more fragments, or an offset) */
+	if (ip->proto == IPPROTO_TCP) {
+		if ((th->doff_res >> 4) < 5)
+			return 0;  /* bad: the general path says so */
+		flags = th->flags;
+	} else if (ip->proto != IPPROTO_UDP) {
+		return 0;
+	}
+	key->family = 4;
+	key->proto = ip->proto;
+	map_v4(key->saddr, ip->saddr);
+	map_v4(key->daddr, ip->daddr);
+	key->sport = bpf_ntohs(th->source);
+	key->dport = bpf_ntohs(th->dest);
+	pi->frag_id = bpf_ntohs(ip->id);
+	pi->level = PARSED_PORTS;
+	pi->direct = 1;
+	pi->tcp_flags = flags;
+	return 1;
+#endif
+}
+
 /* Fill the key as far as the headers allow; pi says how far (PARSED_*) and
  * whether the packet is a parse error. */
 static __always_inline void parse(struct __sk_buff *skb, struct flow_key *key, struct pkt_info *pi)
 {
 	__u32 word = 0, off;
 	__u8 version;
+
+	if (parse_fast_ipv4(skb, key, pi))
+		return;
 
 	if (load(skb, 0, &word, 1) < 0) {
 		pi->bad = 1;
@@ -427,10 +477,39 @@ static __always_inline __u32 skb_segs(struct __sk_buff *skb)
 #endif
 }
 
-/* Timestamp for flows and events (see LWTUI_COARSE_CLOCK above). */
+#if defined(LWTUI_COARSE_CLOCK) && !defined(LWTUI_NO_CLOCK_CACHE)
+#define CLOCK_CACHE
+/* The coarse clock as this CPU last read it, and the jiffy it read it in. */
+struct clock_cache {
+	__u64 jiffies;
+	__u64 ns;
+};
+
+BPF_PERCPU_ARRAY(clock_cache, struct clock_cache, 1);
+#endif
+
+/* Timestamp for flows and events (see LWTUI_COARSE_CLOCK above). The coarse
+ * clock is read once per jiffy and CPU and kept in clock_cache: it moves once
+ * per tick, as jiffies do, and bpf_jiffies64 is a single load (the verifier
+ * inlines it on 64-bit JITs) where the clock is a helper call. A packet in
+ * the short window between a tick's jiffies update and its clock update
+ * caches the previous tick's time for the rest of that jiffy: one tick late
+ * at most, the coarse clock's own resolution. */
 static __always_inline __u64 flow_clock(void)
 {
-#ifdef LWTUI_COARSE_CLOCK
+#ifdef CLOCK_CACHE
+	__u32 zero = 0;
+	struct clock_cache *c = clock_cache.lookup(&zero);
+	__u64 j = bpf_jiffies64();
+
+	if (!c)
+		return bpf_ktime_get_coarse_ns();
+	if (c->jiffies != j || !c->ns) {
+		c->ns = bpf_ktime_get_coarse_ns();
+		c->jiffies = j;
+	}
+	return c->ns;
+#elif defined(LWTUI_COARSE_CLOCK)
 	return bpf_ktime_get_coarse_ns();
 #else
 	return bpf_ktime_get_ns();
@@ -859,11 +938,12 @@ static __always_inline int drop_flow(struct __sk_buff *skb, struct flow_key *key
 static __always_inline struct flow_stats *flow_entry(struct flow_key *key, __u64 now, int *created)
 {
 	struct flow_stats *fs = flows.lookup(key);
-	struct flow_stats init = {};
+	struct flow_stats init;
 	int err;
 
-	if (fs)
+	if (__builtin_expect(fs != 0, 1))
 		return fs;
+	__builtin_memset(&init, 0, sizeof(init));  /* here, not before the lookup: an existing flow skips it */
 	init.first_seen_ns = now;
 	err = flows.insert(key, &init);
 	if (err == 0)
@@ -899,15 +979,20 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	struct flow_key key = {};
 	struct pkt_info pi = {};
 	struct flow_stats *fs;
-	__u32 len = skb->len, gen;
+	struct hook_stats *st;
+	__u32 len = skb->len, gen, at = hook;
 	__u64 now, cached;
 	__u32 kind;
 	int created = 0;
 
-	/* Bytes stay skb->len, the IP bytes as the hook sees them. */
+	/* Bytes stay skb->len, the IP bytes as the hook sees them. One lookup
+	 * of this hook's row counts both. */
 	pi.segs = skb_segs(skb);
-	stat_add(hook, LWTUI_ST_PACKETS, pi.segs);
-	stat_add(hook, LWTUI_ST_BYTES, len);
+	st = stats.lookup(&at);
+	if (st) {
+		st->v[LWTUI_ST_PACKETS] += pi.segs;
+		st->v[LWTUI_ST_BYTES] += len;
+	}
 	key.hook = hook;
 	parse(skb, &key, &pi);
 	if (pi.bad)
@@ -934,6 +1019,11 @@ static __always_inline int handle(struct __sk_buff *skb, __u8 hook)
 	fs->last_seen_ns = now;
 	fs->tcp_flags |= pi.tcp_flags;
 	cached = fs->cached;
+	/* The common case, first: an allowed flow's cached word is exactly the
+	 * generation (LWTUI_CACHED(gen, LWTUI_ALLOW, LWTUI_RULE_NONE)); 0 is
+	 * never a cached verdict. Not a fragment, not a new flow. */
+	if (__builtin_expect(cached == gen && cached && !(key.flags | pi.first_frag | created), 1))
+		return BPF_OK;
 	if ((key.flags & LWTUI_KEY_FRAGMENT) || !cached || LWTUI_CACHED_GEN(cached) != gen ||
 	    LWTUI_CACHED_VERDICT(cached) != LWTUI_ALLOW) {
 		/* fragments follow their own datagram; drops re-check every packet */

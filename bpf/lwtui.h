@@ -50,8 +50,8 @@ typedef uint64_t __u64;
 #define LWTUI_EV_NEW  1  /* first packet of a flow */
 #define LWTUI_EV_DROP 2  /* drops (or would-drops) of a flow, rate-limited */
 
-/* Indices of the per-CPU `stats` array, one row of LWTUI_ST_MAX per hook:
- * stats[hook * LWTUI_ST_MAX + LWTUI_ST_*]. Packets, drops, would-drops and
+/* Indices into a row of the per-CPU `stats` array, one row (struct
+ * hook_stats) per hook: stats[hook].v[LWTUI_ST_*]. Packets, drops, would-drops and
  * parse errors count packets on the wire (a GSO packet as its gso_segs);
  * bytes are skb->len. A packet crossing two hooks (out, then xmit) is counted
  * in both rows. */
@@ -64,6 +64,12 @@ typedef uint64_t __u64;
 #define LWTUI_ST_NEW_FLOWS    6
 #define LWTUI_ST_FLOW_UPDATE_FAILED 7 /* could not insert into `flows` */
 #define LWTUI_ST_MAX          8
+
+/* Value of `stats`: one hook's counters, so a packet's packets and bytes
+ * are one map lookup. */
+struct hook_stats {
+	__u64 v[LWTUI_ST_MAX];
+};
 
 /* Slots of the `config` array (__u64 each). Every writer owns its slots and
  * writes one whole slot per update, never a read-modify-write of another's:

@@ -30,7 +30,7 @@ HIDE_ENV = "LWTUI_HIDE_FEATURES"
 # enum bpf_map_type, enum bpf_func_id (include/uapi/linux/bpf.h)
 _MAP_HASH, _MAP_LRU_PERCPU_HASH, _MAP_LPM_TRIE, _MAP_RINGBUF = 1, 10, 11, 27
 _FN_KTIME_GET_NS, _FN_PERF_EVENT_OUTPUT, _FN_SKB_LOAD_BYTES = 5, 25, 26
-_FN_RINGBUF_OUTPUT, _FN_KTIME_GET_COARSE_NS = 130, 160
+_FN_JIFFIES64, _FN_RINGBUF_OUTPUT, _FN_KTIME_GET_COARSE_NS = 118, 130, 160
 SKB_GSO_SEGS_OFF = 164  # offsetof(struct __sk_buff, gso_segs)
 # The IPv6 extension headers walked when the kernel has no bounded loops: the
 # walk is unrolled, and every header unrolled costs verifier work and program size.
@@ -48,8 +48,8 @@ class Feature:
 
 
 FALLBACKS: tuple[Feature, ...] = (
-    Feature("coarse_clock", "bpf_ktime_get_coarse_ns", "5.11",
-            "flows and events stamped with bpf_ktime_get_ns (precise, ~20 ns more per packet)"),
+    Feature("coarse_clock", "bpf_ktime_get_coarse_ns (read once per jiffy: bpf_jiffies64)", "5.11",
+            "flows and events stamped with bpf_ktime_get_ns (precise, ~20-40 ns more per packet)"),
     Feature("ringbuf", "BPF ring buffer (--events ringbuf)", "5.8",
             "events through the perf buffer"),
     Feature("batch", "batch map reads (BPF_MAP_LOOKUP_BATCH)", "5.6",
@@ -144,7 +144,7 @@ def _lwt() -> bool:
 
 
 PROBES: dict[str, Callable[[], bool]] = {
-    "coarse_clock": _helper(_FN_KTIME_GET_COARSE_NS),
+    "coarse_clock": lambda: _helper(_FN_KTIME_GET_COARSE_NS)() and _helper(_FN_JIFFIES64)(),
     "ringbuf": lambda: bpfsys.probe_map_type(_MAP_RINGBUF) and _helper(_FN_RINGBUF_OUTPUT)(),
     "batch": _batch,
     "run_stats": _run_stats,

@@ -311,7 +311,13 @@ class LwtuiCapture(ct.Structure):
     ]
 
 
+class HookStats(ct.Structure):
+    """struct hook_stats: one hook's row of `stats`, indexed by ST_*."""
+    _fields_ = [("v", ct.c_uint64 * ST_MAX)]
+
+
 MIRRORS = {
+    "hook_stats": HookStats,
     "flow_key": FlowKey,
     "flow_stats": FlowStats,
     "frag_key": FragKey,

@@ -293,9 +293,11 @@ class Probe:
     def read_stats_by_hook(self) -> dict[str, dict[str, int]]:
         """hook name -> that hook's row of `stats`, summed over CPUs."""
         table = self._table("stats")
-        return {hook: {name: int(sum(table[ct.c_int(h * kstructs.ST_MAX + i)]))
-                       for i, name in enumerate(kstructs.STAT_NAMES)}
-                for h, hook in kstructs.HOOK_NAMES.items()}
+        out = {}
+        for h, hook in kstructs.HOOK_NAMES.items():
+            rows = table[ct.c_int(h)]  # one struct hook_stats per possible CPU
+            out[hook] = {name: int(sum(r.v[i] for r in rows)) for i, name in enumerate(kstructs.STAT_NAMES)}
+        return out
 
     def get_config(self) -> kstructs.LwtuiConfig:
         return read_config(self.map_fd("config"))
@@ -373,8 +375,8 @@ class Probe:
         for i in range(bpfsys.map_info(fd)["max_entries"]):
             bpfsys.map_update(fd, ct.c_uint32(i), kstructs.CompoundEntry())
         stats = self._tables["stats"]
-        for i in range(kstructs.ST_MAX * kstructs.HOOKS_N):
-            stats.clearitem(ct.c_int(i))
+        for h in range(kstructs.HOOKS_N):
+            stats.clearitem(ct.c_int(h))
 
     # -- events -------------------------------------------------------------
     def open_events(self, on_event: Callable[[kstructs.LwtuiEvent], None], on_lost: Callable[[int], None],

@@ -54,8 +54,9 @@ if TYPE_CHECKING:
     from lwtui.kernel.probe import Probe
 
 # The flags a kernel with every feature gets (lwtui.kernel.features.decide): flows
-# and events stamped with the coarse clock (one tick of resolution, ~20 ns
-# cheaper per packet than a precise read here); rule TTLs stay exact. A session
+# and events stamped with the coarse clock (one tick of resolution, read once
+# per jiffy and CPU, ~20-40 ns cheaper per packet than a precise read here);
+# rule TTLs stay exact. A session
 # takes its flags from the probe of the running kernel.
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
 

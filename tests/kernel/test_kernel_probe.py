@@ -23,7 +23,7 @@ MAPS = {  # name: (type, key struct or size, value struct or size, max_entries)
     "host_rules": (LPM_TRIE, kstructs.HostKey, kstructs.RuleVal, 4096),
     "port_rules": (HASH, kstructs.PortKey, kstructs.RuleVal, 4096),
     "config": (ARRAY, 4, 8, kstructs.CFG_MAX),
-    "stats": (PERCPU_ARRAY, 4, 8, kstructs.ST_MAX * kstructs.HOOKS_N),
+    "stats": (PERCPU_ARRAY, 4, 8 * kstructs.ST_MAX, kstructs.HOOKS_N),
     "frags": (LRU_HASH, kstructs.FragKey, 8, 4096),
     "compound": (ARRAY, 4, kstructs.CompoundEntry, kstructs.COMPOUND_MAX),
     "capture_stats": (PERCPU_ARRAY, 4, 8, kstructs.CAP_MAX),
