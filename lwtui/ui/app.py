@@ -48,6 +48,7 @@ from lwtui.ui.keep import KeepMixin
 from lwtui.ui.remember import RememberMixin
 from lwtui.ui.keys import KEYS, TABLE_ACTIONS, bindings
 from lwtui.ui.picker import pick_routes  # noqa: F401  (the CLI imports it from here)
+from lwtui.ui.ruleedit import RuleEditMixin
 from lwtui.ui.rulesview import RulesTable, RulesView
 from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
 from lwtui.ui.terminal import size_from_terminal
@@ -57,7 +58,7 @@ RULES_ACTIONS = {"new_rule"}
 
 
 @keep_failures
-class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin, App[int]):
+class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RememberMixin, ExitsMixin, App[int]):
     """lwtui's dashboard over one session.
 
     interval: seconds between snapshots (None: the remembered one, else 1);
@@ -178,7 +179,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         self._note_errors(snap)
         self.header.show(snapshot=snap, dry_run=snap.dry_run, errors=self.error_count)
         self.query_one(EventsView).add(snap.events)
-        self.query_one(RulesView).show(snap.rules)
+        self.query_one(RulesView).show(snap.rules, snap.dry_run)
         if not self.paused:
             self.shown = snap
             self.render_flows()
@@ -289,7 +290,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RememberMixin, ExitsMixin
         except SESSION_ERRORS as e:
             self.report("cannot read the rules", e, severity="warning")
         else:
-            self.query_one(RulesView).show(rules)
+            self.query_one(RulesView).show(rules, bool(self.session.dry_run))
         self.request_tick()
 
     def report(self, title: str, error: BaseException, severity: str = "error") -> None:
