@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
+from lwtui.core.units import plural
 from lwtui.kernel import features, kstructs, pins, runstats
 from lwtui.session import holders, state
 from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: F401 (the interval: for callers)
@@ -353,7 +354,7 @@ class Session(RouteChecks):
 
     def _on_lost(self, count: int) -> None:
         self._lost += count
-        self._log("lost", f"{count} events lost (reader too slow)")
+        self._log("lost", f"{plural(count, 'event')} lost (reader too slow)")
 
     def _log(self, kind: str, text: str, flow: FlowId | None = None, when: float | None = None) -> None:
         self._events.add(kind, text, flow, when)

@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from lwtui.core.model import Snapshot
-from lwtui.core.units import fmt_bits, fmt_cost, fmt_count, fmt_duration
+from lwtui.core.units import fmt_bits, fmt_cost, fmt_count, fmt_duration, noun
 
 VIEWS = [("flows", "Flows"), ("rules", "Rules"), ("events", "Events")]
 ROUTES_GONE = "no routes attached any more: press q"
@@ -60,6 +60,11 @@ def _stat(out: Text, value: str, label: str, style: str = "bold") -> None:
     out.append("  ").append(value, style=style).append(" " + label, style="dim")
 
 
+def _counted(out: Text, n: float, word: str, after: str = "", style: str = "bold") -> None:
+    """A count with its noun, singular for one ("1 active flow", "2 events lost")."""
+    _stat(out, fmt_count(n), noun(n, word) + after, style)
+
+
 def totals_text(snap: Snapshot) -> Text:
     """Rates and counters; loss and errors coloured when they are not zero. Packets/s and
     bits/s are of what passed; drops/s of what was dropped; in dry-run, would-drops/s of
@@ -68,13 +73,13 @@ def totals_text(snap: Snapshot) -> Text:
     out = Text(" ")
     _stat(out, fmt_count(t.pps), "pkts/s")
     _stat(out, fmt_bits(t.bps), "passed")
-    _stat(out, fmt_count(t.active_flows), "active flows")
+    _counted(out, t.active_flows, "active flow")
     _stat(out, fmt_count(t.drops_ps), "drops/s", "bold red" if t.drops_ps else "bold")
     if snap.dry_run or t.would_drops_ps:    # matched a rule and passed: never shown as drops
         _stat(out, fmt_count(t.would_drops_ps), "would-drops/s", "bold yellow" if t.would_drops_ps else "bold")
-    _stat(out, fmt_count(t.parse_errors), "parse errors", "bold yellow" if t.parse_errors else "bold")
+    _counted(out, t.parse_errors, "parse error", style="bold yellow" if t.parse_errors else "bold")
     lost = max(t.events_lost, t.events_failed)  # the same losses, counted in the kernel and by the reader
-    _stat(out, fmt_count(lost), "events lost", "bold white on red" if lost else "bold")
+    _counted(out, lost, "event", " lost", "bold white on red" if lost else "bold")
     if t.bpf_runtime:   # lwtui's own cost, from the kernel's run-time statistics
         _stat(out, fmt_cost(t.ns_per_packet()), "ns/pkt")
     if t.flow_capacity and t.active_flows >= t.flow_capacity:
