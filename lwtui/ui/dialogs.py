@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -35,10 +35,10 @@ class HelpScreen(ModalScreen[None]):
                                "and, or, not, ( ).", style="dim"))
         table.add_row("", Text("Event log: c kind, l level, / search, f follows the newest or stops "
                                "(scrolling up stops too; End follows again).", style="dim"))
-        with Vertical(id="help-box"):
+        with VerticalScroll(id="help-box"):    # scrolls (arrows, PgDn) where the terminal is short
             yield Static(Text("lwtui keys", style="bold"), id="help-title")
             yield Static(table)
-            yield Static(Text("esc closes", style="dim"), id="help-foot")
+            yield Static(Text("esc closes · ↑ ↓ PgUp PgDn scroll", style="dim"), id="help-foot")
 
 
 class TtlScreen(ModalScreen[float | None]):

@@ -17,8 +17,9 @@ from textual.widgets import Static
 from lwtui.core.model import Snapshot
 from lwtui.core.units import fmt_bits, fmt_cost, fmt_count, fmt_duration, noun
 
-VIEWS = [("flows", "Flows"), ("rules", "Rules"), ("events", "Events")]
+VIEWS = [("flows", "Flows"), ("groups", "Groups"), ("rules", "Rules"), ("events", "Events")]
 ROUTES_GONE = "no routes attached any more: press q"
+COMPACT_WIDTH = 100     # under this, the totals use shorter words
 
 
 @dataclass
@@ -65,18 +66,20 @@ def _counted(out: Text, n: float, word: str, after: str = "", style: str = "bold
     _stat(out, fmt_count(n), noun(n, word) + after, style)
 
 
-def totals_text(snap: Snapshot) -> Text:
+def totals_text(snap: Snapshot, compact: bool = False) -> Text:
     """Rates and counters; loss and errors coloured when they are not zero. Packets/s and
     bits/s are of what passed; drops/s of what was dropped; in dry-run, would-drops/s of
-    what a rule matched and let through."""
+    what a rule matched and let through. compact (a narrow terminal): shorter words, so
+    events lost stays on screen."""
     t = snap.totals
     out = Text(" ")
     _stat(out, fmt_count(t.pps), "pkts/s")
-    _stat(out, fmt_bits(t.bps), "passed")
-    _counted(out, t.active_flows, "active flow")
+    _stat(out, fmt_bits(t.bps), "" if compact else "passed")
+    _counted(out, t.active_flows, "flow" if compact else "active flow")
     _stat(out, fmt_count(t.drops_ps), "drops/s", "bold red" if t.drops_ps else "bold")
     if snap.dry_run or t.would_drops_ps:    # matched a rule and passed: never shown as drops
-        _stat(out, fmt_count(t.would_drops_ps), "would-drops/s", "bold yellow" if t.would_drops_ps else "bold")
+        _stat(out, fmt_count(t.would_drops_ps), "would/s" if compact else "would-drops/s",
+              "bold yellow" if t.would_drops_ps else "bold")
     _counted(out, t.parse_errors, "parse error", style="bold yellow" if t.parse_errors else "bold")
     lost = max(t.events_lost, t.events_failed)  # the same losses, counted in the kernel and by the reader
     _counted(out, lost, "event", " lost", "bold white on red" if lost else "bold")
@@ -92,14 +95,15 @@ def totals_text(snap: Snapshot) -> Text:
 
 
 def title_text(state: HeaderState) -> Text:
-    """Name, mode badge, flags, uptime."""
+    """Name, mode badge, uptime, flags, session name: what a narrow terminal cuts comes last."""
     snap = state.snapshot
     out = Text.assemble((" lwtui ", "bold reverse"), " ")
-    out.append(f"session {state.session or (snap.session if snap else '')}  ", style="dim")
     if state.dry_run:
         out.append(" DRY-RUN ", style="bold black on yellow")
     else:
         out.append(" MONITOR ", style="bold black on green")
+    if snap is not None:
+        out.append(f"  up {fmt_duration(max(0.0, snap.time - snap.started))}", style="dim")
     if snap is not None and snap.keep_blocks:
         out.append(" ").append(" KEEP-BLOCKS ", style="bold white on magenta")
     if snap is not None and snap.fallbacks:     # an older kernel's path (`lwtui doctor` says which and why)
@@ -111,8 +115,7 @@ def title_text(state: HeaderState) -> Text:
         out.append(" ").append(f" next block: TTL {fmt_duration(state.next_ttl)} ", style="bold black on cyan")
     for extra in state.extra:
         out.append("  " + extra, style="yellow")
-    if snap is not None:
-        out.append(f"   up {fmt_duration(max(0.0, snap.time - snap.started))}", style="dim")
+    out.append(f"  session {state.session or (snap.session if snap else '')}", style="dim")
     return out
 
 
@@ -155,4 +158,10 @@ class HeaderStrip(Static):
         if snap is None:
             self.update(Group(top, Text(" waiting for the first snapshot…", style="dim")))
             return
-        self.update(Group(top, routes_text(snap), totals_text(snap)))
+        lines = [routes_text(snap), totals_text(snap, compact=self.app.size.width < COMPACT_WIDTH)]
+        for line in lines:      # one line each: a narrow terminal cuts the end, never wraps it away
+            line.no_wrap, line.overflow = True, "ellipsis"
+        self.update(Group(top, *lines))
+
+    def on_resize(self) -> None:
+        self.show()

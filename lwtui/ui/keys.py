@@ -29,6 +29,8 @@ KEYS = [
     ("n", "new_rule", "new rule", "in the rules view: type a rule to block (host 10.0.0.9, port 53/udp, flow ...)",
      True),
     ("e", "view('events')", "events", "event log: new flows, drops, blocks, allows, losses", True),
+    ("v", "cycle_groups", "group", "the flows grouped by remote host, by port, by process (v again: the next; "
+     "then the flows): flows, packets, bytes, drops, bits/s now and over 2 s, 10 s, 40 s", True),
     ("D", "toggle_dry_run", "dry-run", "toggle dry-run: rules count would-drops instead of dropping; in the rules "
      "view: the selected rule alone", True),
     ("escape", "back", "back", "back to the flow table; closes the detail pane, the filter bar, dialogs", False),
@@ -38,6 +40,10 @@ KEYS = [
     ("ctrl+c", "interrupt", "copy/quit", "copy the selected text; with nothing selected, quit at once, from anywhere",
      False),
 ]
+
+# The footer of a narrow terminal (under 100 columns) shows only these (lwtui.ui.footer); `?` lists all.
+NARROW_FOOTER = {"toggle_detail", "block('flow')", "allow", "filter", "view('rules')", "cycle_groups", "help",
+                 "quit", "remove", "edit_ttl", "rule_dry_run", "new_rule"}
 
 # Keys the flow table (or the rules view) handles itself, not the App.
 TABLE_ACTIONS = ("cursor_down", "cursor_up", "first", "last", "toggle_follow")
