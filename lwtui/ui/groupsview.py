@@ -40,9 +40,7 @@ class GroupsTable(VimTable):
 
     def _columns(self, kind: str, narrow: bool) -> None:
         self.clear(columns=True)
-        self.add_column(TITLES[kind][0], key="key")
-        if kind == "port":
-            self.add_column("service", key="service", width=10)
+        self.add_column("port (service)" if kind == "port" else TITLES[kind][0], key="key")
         self.add_column(_right("flows"), key="flows", width=5)
         if not narrow:
             self.add_column(_right("pkts"), key="pkts", width=7)
@@ -64,9 +62,10 @@ class GroupsTable(VimTable):
             self.clear()
         for r in rows:
             cells: list = [Text(r.key, style="bold")]
-            if kind == "port":
+            if kind == "port":      # the name /etc/services gives the port, if any
                 port, _, proto = r.key.partition("/")
-                cells.append(service_name(int(port), proto) if port.isdigit() and proto else "")
+                cells[0].append(f" {service_name(int(port), proto)}" if port.isdigit() and proto else "",
+                                style="dim")
             cells.append(_right(fmt_count(r.flows)))
             if not narrow:
                 cells.append(_right(fmt_count(r.packets)))

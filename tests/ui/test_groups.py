@@ -56,9 +56,10 @@ async def test_v_cycles_hosts_ports_processes_and_the_numbers_are_the_flows_sums
         avg2 = 8 * (iperf.bytes - two.bytes) / (frame.time - base2.time)
         avg10 = 8 * (iperf.bytes - before.bytes) / (frame.time - recording[first].time)   # younger than 10 s
         c = cells(table, "5201/tcp")
+        assert c["key"] in ("5201/tcp", "5201/tcp targus-getdata1")        # as /etc/services names it
         assert (c["flows"], c["avg2"], c["avg10"], c["avg40"]) == ("1", fmt_bits(avg2), fmt_bits(avg10),
                                                                    fmt_bits(avg10))
-        assert cells(table, "8080/tcp")["service"] == "http-alt"
+        assert cells(table, "8080/tcp")["key"] == "8080/tcp http-alt"
 
         await pilot.press("v")
         assert app.group_kind == "process" and "By process: 1 process · v: the flows" in screen_text(app)
