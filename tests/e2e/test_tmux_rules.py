@@ -18,6 +18,14 @@ RULE_B = "dst port 8080/tcp"
 RULE_N = f"port {UDP_PORT}/udp"
 
 
+def start_on_lab(tmux, topo) -> None:
+    """lwtui on the server's route at out in the client namespace, named as the tmux server;
+    returns once the dashboard shows it."""
+    tmux.start(f"exec {sys.executable} -m lwtui {topo.server_v4}/32 --netns {topo.client_ns} --interval 0.5 "
+               f"--session {tmux.name}")
+    tmux.wait(all_of(f"routes {topo.server_v4}/32 out", "MONITOR"), "the dashboard", timeout=START_TIMEOUT)
+
+
 def rules_json(name: str) -> dict[str, dict]:
     out = subprocess.run([sys.executable, "-m", "lwtui", "rules", "--session", name, "--json"],
                          capture_output=True, text=True, timeout=30, check=True).stdout
@@ -38,9 +46,7 @@ def group_cells(screen: str, key: str) -> list[str] | None:
 def test_b_blocks_the_filter_n_types_a_rule_t_and_D_change_it(topo, web, tmux, route_dump):
     cli, srv = topo.client_v4, topo.server_v4
     before = route_dump(topo.client_ns)
-    tmux.start(f"exec {sys.executable} -m lwtui {srv}/32 --netns {topo.client_ns} --interval 0.5 "
-               f"--session {tmux.name}")
-    tmux.wait(all_of(f"routes {srv}/32 out", "MONITOR"), "the dashboard", timeout=START_TIMEOUT)
+    start_on_lab(tmux, topo)
     assert curl_from(topo.client_ns, web, HTTP_FIRST)
     assert udp_from(topo.client_ns, 20) == 20
     udp = (f"{cli}:{UDP_SPORT}", f"{srv}:{UDP_PORT}")
@@ -109,11 +115,8 @@ def test_b_blocks_the_filter_n_types_a_rule_t_and_D_change_it(topo, web, tmux, r
 
 
 def test_80x24_as_a_person_sees_it(topo, web, tmux):
-    srv = topo.server_v4
-    tmux.start(f"exec {sys.executable} -m lwtui {srv}/32 --netns {topo.client_ns} --interval 0.5 "
-               f"--session {tmux.name}")
+    start_on_lab(tmux, topo)
     tmux._tmux("resize-window", "-t", tmux.name, "-x", "80", "-y", "24")
-    tmux.wait(all_of(f"routes {srv}/32 out", "MONITOR"), "the dashboard", timeout=START_TIMEOUT)
     assert curl_from(topo.client_ns, web, HTTP_FIRST)
     screen = tmux.wait(all_of("events lost", "? help", "q quit", "1 flow"), "the compact screen")
     lines = screen.splitlines()
