@@ -86,17 +86,26 @@ def process_key(flow: FlowId, owners: Mapping[FlowId, Owner] | None) -> str:
 
 
 class Groups:
-    """The three groupings of one session's flows, updated once per refresh (any thread;
-    `rows` may be read from another)."""
+    """The three groupings of one session's flows. `update` books each refresh (any thread);
+    `rows(kind)` gives a kind's groups as of the last one. Booking is cheap: per flow, one
+    look at what it gained; the sums of a kind are made only for the kind `want`ed (the one
+    on screen) at each refresh, or when `rows` asks for another."""
 
     def __init__(self, windows: tuple[float, ...] = WINDOWS):
         self.windows = windows
         self._lock = threading.Lock()
         self._times: list[float] = []                           # refreshes within the longest window, and one before
-        self._seen: dict[FlowId, tuple[int, int, int]] = {}     # flow -> (packets, bytes, drops) at the last refresh
-        self._keys: dict[FlowId, tuple[str, str]] = {}          # flow -> (host key, port key)
+        # flow -> (packets, bytes, drops, (host key, port key)) at the last refresh
+        self._state: dict[FlowId, tuple] = {}
         self._gains: dict[tuple[str, str], list[tuple[float, float]]] = {}   # (kind, key) -> [(time, bytes passed)]
-        self._rows: dict[str, list[GroupRow]] = {k: [] for k in KINDS}
+        self._flows: list[FlowRecord] = []                      # the last refresh's rows and owners
+        self._owners: Mapping[FlowId, Owner] | None = None
+        self._rows: dict[str, list[GroupRow]] = {}              # kind -> rows, made at the last refresh
+        self.wanted: str | None = None
+
+    def want(self, kind: str | None) -> None:
+        """Make this kind's rows at each refresh (None: none, booking only)."""
+        self.wanted = kind
 
     def update(self, now: float, flows: Iterable[FlowRecord], owners: Mapping[FlowId, Owner] | None) -> None:
         """Book a refresh: the flows (every row of the snapshot) and their owners at `now` (None:
@@ -104,49 +113,48 @@ class Groups:
         flows = list(flows)
         with self._lock:
             last = self._times[-1] if self._times else None
-            sums: dict[str, dict[str, list]] = {k: {} for k in KINDS}
-            seen: dict[FlowId, tuple[int, int, int]] = {}
-            keys: dict[FlowId, tuple[str, str]] = {}
+            before_all = self._state
+            state: dict[FlowId, tuple] = {}
+            by_pair: dict[tuple[str, str], float] = {}      # (host, port) -> bytes passed this refresh
+            by_proc: dict[str, float] = {}
+            unknown = 0.0                                   # bytes passed by flows without an owner
             for rec in flows:
                 fid = rec.id
-                hp = keys[fid] = self._keys.get(fid) or (host_key(fid), port_key(fid))
-                seen[fid] = (rec.packets, rec.bytes, rec.drops)
-                gained = self._gained(rec, last)
-                for kind, key in zip(KINDS, (*hp, process_key(fid, owners))):
-                    s = sums[kind].get(key)
-                    if s is None:
-                        s = sums[kind][key] = [0, 0, 0, 0, 0, 0.0, 0.0]
-                    s[0] += 1
-                    s[1] += rec.packets
-                    s[2] += rec.bytes
-                    s[3] += rec.drops
-                    s[4] += rec.would_drops
-                    s[5] += rec.pps
-                    s[6] += rec.bps
-                    if gained and last is not None:
-                        ring = self._gains.setdefault((kind, key), [])
-                        if ring and ring[-1][0] == now:
-                            ring[-1] = (now, ring[-1][1] + gained)
-                        else:
-                            ring.append((now, gained))
-            self._seen, self._keys = seen, keys
+                packets, nbytes, drops = rec.packets, rec.bytes, rec.drops
+                before = before_all.get(fid)
+                if before is None:
+                    pair = (host_key(fid), port_key(fid))
+                    state[fid] = (packets, nbytes, drops, pair)
+                    if last is None or rec.first_seen <= last:   # met again after the store expired it
+                        continue
+                    gained = _passed(packets, nbytes, drops, 0, 0, 0)
+                else:
+                    pair = before[3]
+                    state[fid] = (packets, nbytes, drops, pair) if packets != before[0] else before
+                    if packets == before[0]:
+                        continue
+                    gained = _passed(packets, nbytes, drops, before[0], before[1], before[2])
+                if gained:
+                    by_pair[pair] = by_pair.get(pair, 0.0) + gained
+                    if owners and fid in owners:
+                        proc = process_key(fid, owners)
+                        by_proc[proc] = by_proc.get(proc, 0.0) + gained
+                    else:
+                        unknown += gained
+            if unknown:
+                by_proc[UNKNOWN] = by_proc.get(UNKNOWN, 0.0) + unknown
+            for (host, port), gained in by_pair.items():
+                self._book(("host", host), now, gained)
+                self._book(("port", port), now, gained)
+            for proc, gained in by_proc.items():
+                self._book(("process", proc), now, gained)
+            self._state, self._flows, self._owners = state, flows, owners
             self._times.append(now)
             self._prune(now)
-            self._rows = {kind: self._make_rows(kind, sums[kind], now) for kind in KINDS}
+            self._rows = {} if self.wanted is None else {self.wanted: self._make_rows(self.wanted)}
 
-    def _gained(self, rec: FlowRecord, last: float | None) -> float:
-        """Bytes the flow passed since the last refresh (see the module docstring)."""
-        before = self._seen.get(rec.id)
-        if before is None:
-            if last is None or rec.first_seen <= last:
-                return 0.0
-            before = (0, 0, 0)
-        packets = rec.packets - before[0]
-        nbytes = rec.bytes - before[1]
-        if packets <= 0 or nbytes <= 0:     # nothing new (or the kernel's entry started again)
-            return 0.0
-        dropped = min(packets, max(0, rec.drops - before[2]))
-        return nbytes * (packets - dropped) / packets
+    def _book(self, key: tuple[str, str], now: float, gained: float) -> None:
+        self._gains.setdefault(key, []).append((now, gained))
 
     def _prune(self, now: float) -> None:
         """Keep the refreshes of the longest window and the one before it; drop older gains."""
@@ -169,7 +177,25 @@ class Groups:
         before = [t for t in self._times if t <= now - window]
         return before[-1] if before else self._times[0]
 
-    def _make_rows(self, kind: str, sums: dict[str, list], now: float) -> list[GroupRow]:
+    def _make_rows(self, kind: str) -> list[GroupRow]:
+        """Sums over the last refresh's rows, and the averages; busiest first."""
+        if not self._times:
+            return []
+        now = self._times[-1]
+        index = KINDS.index(kind)
+        sums: dict[str, list] = {}
+        for rec in self._flows:
+            key = process_key(rec.id, self._owners) if index == 2 else self._state[rec.id][3][index]
+            s = sums.get(key)
+            if s is None:
+                s = sums[key] = [0, 0, 0, 0, 0, 0.0, 0.0]
+            s[0] += 1
+            s[1] += rec.packets
+            s[2] += rec.bytes
+            s[3] += rec.drops
+            s[4] += rec.would_drops
+            s[5] += rec.pps
+            s[6] += rec.bps
         bases = [self._base(now, w) for w in self.windows]
         rows = []
         for key, (n, packets, nbytes, drops, would, pps, bps) in sums.items():
@@ -182,4 +208,20 @@ class Groups:
     def rows(self, kind: str) -> list[GroupRow]:
         """The groups of `kind` ("host", "port" or "process") as of the last refresh, busiest first."""
         with self._lock:
-            return list(self._rows[kind])
+            made = self._rows.get(kind)
+            if made is None:
+                made = self._rows[kind] = self._make_rows(kind)
+            return list(made)
+
+
+def _passed(packets: int, nbytes: int, drops: int, packets0: int, bytes0: int, drops0: int) -> float:
+    """Bytes a flow passed between two readings of its packets, bytes and drops: its new bytes
+    less the dropped packets' share at the mean size (see the module docstring)."""
+    packets -= packets0
+    nbytes -= bytes0
+    if packets <= 0 or nbytes <= 0:     # nothing new (or the kernel's entry started again)
+        return 0.0
+    dropped = drops - drops0
+    if dropped <= 0:
+        return float(nbytes)
+    return nbytes * (packets - min(packets, dropped)) / packets

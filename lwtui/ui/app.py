@@ -318,6 +318,7 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RememberMi
         self.header.show(view=self.view)
         focus = {"flows": FlowTable, "groups": GroupsTable, "rules": RulesTable, "events": EventLog}[self.view]
         self.query_one(focus).focus()
+        self.groups.want(self.group_kind if name == "groups" else None)    # rows made on the tick worker
         if name == "groups":
             self.render_groups()
         self.refresh_bindings()

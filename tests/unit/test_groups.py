@@ -148,3 +148,17 @@ def test_service_names_come_from_the_services_database():
     assert service_name(53, "udp") in ("domain", "")      # "" where /etc/services is missing
     assert service_name(1, "tcp") in ("tcpmux", "")
     assert service_name(65000, "udp") == ""
+
+
+def test_rows_made_at_the_refresh_or_on_demand_are_the_same():
+    s, eager, lazy = Sender(), Groups(), Groups()
+    eager.want("port")
+    for t in range(1, 6):
+        s.send(WEB_OUT, float(t), 10, 100)
+        s.send(DNS, float(t), 2, 80, dropped=1)
+        for g in (eager, lazy):
+            g.update(float(t), s.rows(float(t)), {DNS: Owner(77, "dig", "root")})
+    assert eager._rows.keys() == {"port"} and lazy._rows == {}
+    for kind in ("host", "port", "process"):
+        assert eager.rows(kind) == lazy.rows(kind) and eager.rows(kind)
+    assert by_key(lazy, "process")["dig (pid 77)"].averages[0] == 2 * 80 * 8 / 2   # 80 B of 160 passed a refresh
