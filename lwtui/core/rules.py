@@ -217,6 +217,11 @@ def service_port(sport: int, dport: int) -> int:
     return min(sport, dport)
 
 
+# Why a flow rule cannot be tried in dry-run (the flag lives in a compound entry), and what to write.
+FLOW_DRY_RUN = ("dry-run is for host, port and compound rules, not single flows: write the flow's parts, "
+                "e.g. 'src host A and src port P and dst host B and dst port Q'")
+
+
 def remote_addr(flow: FlowId, local_hint: Iterable[IPAddress] | None = None) -> IPAddress:
     """The flow's remote end: the side not in `local_hint` (the local addresses) when that
     decides it, else the destination at out/xmit and the source at in."""

@@ -19,7 +19,7 @@ import time
 from lwtui.kernel import bpfsys, kstructs
 from lwtui.core.model import RuleEntry
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import HostRule, PortRule, Rule
+from lwtui.core.rules import FLOW_DRY_RUN, HostRule, PortRule, Rule
 from lwtui.core.compound import MAX_TERMS, CompoundRule, Term
 from lwtui.kernel.codec import decode, decode_compound, encode, encode_compound
 
@@ -39,8 +39,7 @@ def _as_compound(rule: Rule) -> CompoundRule:
         return CompoundRule(((Term("host", rule.network),),))
     if isinstance(rule, PortRule):
         return CompoundRule(((Term("port", rule.port, rule.proto),),))
-    raise VerdictError("--dry-run is for host, port and compound rules, not single flows: "
-                       "write the flow's parts, e.g. 'src host A and src port P and dst host B and dst port Q'")
+    raise VerdictError(FLOW_DRY_RUN)
 
 
 def _expiry(ttl: float | None) -> int:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterable
 from lwtui.session.guard import ssh_flow_blocked_by
 from lwtui.core.model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import Rule, rule_for, rules_blocking
+from lwtui.core.rules import FLOW_DRY_RUN, Rule, rule_for, rules_blocking
 
 if TYPE_CHECKING:
     from lwtui.net.routes import Target
@@ -249,8 +249,7 @@ class ReplaySession:
         r = parse_rule(rule) if isinstance(rule, str) else rule
         self.calls.append(("set_rule_dry_run", r.text, on))
         if r.kind == "flow":    # as the kernel's store: the flag lives in a compound entry
-            raise ValueError("a flow rule cannot be in dry-run: write the flow's parts, e.g. "
-                             "'src host A and src port P and dst host B and dst port Q'")
+            raise ValueError(FLOW_DRY_RUN)
         with self._lock:
             held = self._rules.get(r.text)
             if held is not None:

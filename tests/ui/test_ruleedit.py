@@ -91,7 +91,7 @@ async def test_t_and_D_change_the_selected_rule_and_its_counts_add_up(replay, re
         await next_tick(pilot, app)
         table.move_cursor(row=[r.text for r in replay.rules()].index("flow tcp 10.0.0.2:1 10.0.0.3:2"))
         await pilot.press("D")
-        assert app.notes[-1][0] == "warning" and "cannot be in dry-run" in app.notes[-1][2]
+        assert app.notes[-1][0] == "warning" and "not single flows" in app.notes[-1][2]
 
         # In the flow view t is the next block's TTL and D the session's dry-run, as before.
         await pilot.press("escape", "t", *"30", "enter")
