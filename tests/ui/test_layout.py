@@ -9,7 +9,9 @@ import re
 from textual.widgets import Input
 from textual.widgets._toast import Toast
 
+from lwtui.core.model import Snapshot, Totals
 from lwtui.ui.detail import RateChart
+from lwtui.ui.header import totals_text
 
 from .conftest import SIZE, make_app, screen_text, started, wait_until
 
@@ -43,7 +45,7 @@ async def test_80x24_keeps_the_footer_keys_uptime_totals_and_help(replay):
         lines = [x for x in screen_text(app).splitlines() if x.strip()]
         assert re.search(r"up \d+s", lines[0]) and "Events" in lines[0]
         assert lines[1].startswith(" routes ") and lines[1].endswith("…")      # cut, not wrapped
-        assert lines[2].rstrip().endswith("events lost") and "parse error" in lines[2]
+        assert "0 events lost" in lines[2] and "0 parse errors" in lines[2]
         assert "? help" in lines[-1] and "q quit" in lines[-1] and "⏎ detail" in lines[-1]
         for view, keys in (("r", ("x remove rule", "n new rule", "t rule TTL", "q quit")),
                            ("v", ("v group", "q quit")), ("e", ("q quit",))):
@@ -59,3 +61,18 @@ async def test_80x24_keeps_the_footer_keys_uptime_totals_and_help(replay):
         assert box.max_scroll_y > 0                  # the rest is a scroll away, not cut
         text = screen_text(app)
         assert "rule and how many flows it matches now" in text     # a long line wraps inside the box
+
+
+def test_the_compact_totals_keep_events_lost_within_80_columns_when_busy():
+    """Busy, with the own-cost figure: the full line puts events lost past 80 columns, the
+    compact one inside them. In dry-run with a full flow table the warning comes first (the
+    line's end is what a narrow terminal cuts)."""
+    totals = Totals(pps=123_456, bps=9.87e9, drops_ps=45_678, parse_errors=1234, events_lost=5678,
+                    active_flows=65_000, flow_capacity=100_000,
+                    bpf_runtime=(("out", 10_000_000, 100_000), ("in", 10_000_000, 100_000)))
+    snap = Snapshot(time=0.0, totals=totals)
+    wide, compact = totals_text(snap).plain, totals_text(snap, compact=True).plain
+    assert wide.index("events lost") + len("events lost") > 80
+    assert compact.index("events lost") + len("events lost") <= 80 and "parse errors" in compact
+    full = Snapshot(time=0.0, totals=Totals(active_flows=4096, flow_capacity=4096, would_drops_ps=3), dry_run=True)
+    assert totals_text(full, compact=True).plain.startswith("  FLOW TABLE FULL (4.1k)   0 pkts/s")
