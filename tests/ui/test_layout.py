@@ -46,6 +46,8 @@ async def test_80x24_keeps_the_footer_keys_uptime_totals_and_help(replay):
         assert re.search(r"up \d+s", lines[0]) and "Events" in lines[0]
         assert lines[1].startswith(" routes ") and lines[1].endswith("…")      # cut, not wrapped
         assert "0 events lost" in lines[2] and "0 parse errors" in lines[2]
+        head = next(x for x in lines if "source" in x and "destination" in x)
+        assert head.lstrip().startswith("hook")         # one flow at two hooks is two rows told apart
         assert "? help" in lines[-1] and "q quit" in lines[-1] and "⏎ detail" in lines[-1]
         for view, keys in (("r", ("x remove rule", "n new rule", "t rule TTL", "q quit")),
                            ("v", ("v group", "q quit")), ("e", ("q quit",))):
