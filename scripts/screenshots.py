@@ -19,14 +19,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.ui.scenarios import SCENARIOS, SIZE, make_app, play  # noqa: E402
+from tests.ui.scenarios import SCENARIOS, SIZE, SIZES, make_app, play  # noqa: E402
 
 OUT = ROOT / "screenshots"
 
 
 async def shoot(name: str) -> Path:
     app = make_app()
-    async with app.run_test(size=SIZE, notifications=True) as pilot:
+    async with app.run_test(size=SIZES.get(name, SIZE), notifications=True) as pilot:
         await play(pilot, name)
         await pilot.wait_for_scheduled_animations()
         await pilot.pause()

@@ -6,6 +6,8 @@ import json
 import os
 from typing import Callable
 
+from lwtui.core.units import plural
+
 CheckResult = tuple[bool, str, str]  # ok, what was found, the fix
 
 
@@ -76,7 +78,7 @@ def check_netlink() -> CheckResult:
         n = len(list_routes(None))
     except Exception as e:  # noqa: BLE001 - doctor reports, never raises
         return False, f"pyroute2 cannot talk netlink: {e}", "pip install 'pyroute2>=0.9.7' in lwtui's environment"
-    return True, f"pyroute2 talks netlink ({n} routes in this namespace)", ""
+    return True, f"pyroute2 talks netlink ({plural(n, 'route')} in this namespace)", ""
 
 
 def check_leftovers() -> CheckResult:

@@ -217,6 +217,22 @@ def service_port(sport: int, dport: int) -> int:
     return min(sport, dport)
 
 
+# Why a flow rule cannot be tried in dry-run (the flag lives in a compound entry), and what to write.
+FLOW_DRY_RUN = ("dry-run is for host, port and compound rules, not single flows: write the flow's parts, "
+                "e.g. 'src host A and src port P and dst host B and dst port Q'")
+
+
+def remote_addr(flow: FlowId, local_hint: Iterable[IPAddress] | None = None) -> IPAddress:
+    """The flow's remote end: the side not in `local_hint` (the local addresses) when that
+    decides it, else the destination at out/xmit and the source at in."""
+    local = set(local_hint or ())
+    if flow.src in local and flow.dst not in local:
+        return flow.dst
+    if flow.dst in local and flow.src not in local:
+        return flow.src
+    return flow.src if flow.hook == "in" else flow.dst
+
+
 def rule_for(flow: FlowId, kind: str, local_hint: Iterable[IPAddress] | None = None) -> Rule:
     """The rule behind the dashboard's keys: 'flow' (d) this exact flow; 'host' (h)
     the remote end; 'port' (p) the service port with its protocol.
@@ -228,14 +244,7 @@ def rule_for(flow: FlowId, kind: str, local_hint: Iterable[IPAddress] | None = N
     if kind == "flow":
         return FlowRule(flow.proto, flow.src, flow.sport, flow.dst, flow.dport)
     if kind == "host":
-        local = set(local_hint or ())
-        if flow.src in local and flow.dst not in local:
-            remote = flow.dst
-        elif flow.dst in local and flow.src not in local:
-            remote = flow.src
-        else:
-            remote = flow.src if flow.hook == "in" else flow.dst
-        return HostRule(ipaddress.ip_network(remote))
+        return HostRule(ipaddress.ip_network(remote_addr(flow, local_hint)))
     if kind == "port":
         if flow.fragment or flow.proto not in _PORT_PROTOS:
             what = ("a non-first fragment" if flow.fragment else f"{flow.proto_name.upper()} traffic"

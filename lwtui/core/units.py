@@ -52,7 +52,12 @@ def fmt_count(n: float) -> str:
 
 def plural(n: float, word: str, many: str | None = None) -> str:
     """A count and its noun, singular for exactly one: "1 flow", "2 flows", "1.2k flows"."""
-    return f"{fmt_count(n)} {word if n == 1 else (many or word + 's')}"
+    return f"{fmt_count(n)} {noun(n, word, many)}"
+
+
+def noun(n: float, word: str, many: str | None = None) -> str:
+    """The noun alone, for a count shown apart (styled differently): "flow" for 1, else "flows"."""
+    return word if n == 1 else (many or word + "s")
 
 
 def fmt_duration(seconds: float) -> str:

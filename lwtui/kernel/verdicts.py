@@ -19,7 +19,7 @@ import time
 from lwtui.kernel import bpfsys, kstructs
 from lwtui.core.model import RuleEntry
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import HostRule, PortRule, Rule
+from lwtui.core.rules import FLOW_DRY_RUN, HostRule, PortRule, Rule
 from lwtui.core.compound import MAX_TERMS, CompoundRule, Term
 from lwtui.kernel.codec import decode, decode_compound, encode, encode_compound
 
@@ -39,8 +39,12 @@ def _as_compound(rule: Rule) -> CompoundRule:
         return CompoundRule(((Term("host", rule.network),),))
     if isinstance(rule, PortRule):
         return CompoundRule(((Term("port", rule.port, rule.proto),),))
-    raise VerdictError("--dry-run is for host, port and compound rules, not single flows: "
-                       "write the flow's parts, e.g. 'src host A and src port P and dst host B and dst port Q'")
+    raise VerdictError(FLOW_DRY_RUN)
+
+
+def _expiry(ttl: float | None) -> int:
+    """expires_ns of a rule given `ttl` seconds from now (0: never), on the programs' clock."""
+    return time.monotonic_ns() + int(ttl * 1e9) if ttl else 0
 
 
 def read_config(fd: int) -> kstructs.LwtuiConfig:
@@ -130,7 +134,7 @@ class RuleStore:
         if ttl is not None and ttl <= 0:
             raise VerdictError(f"--ttl must be positive seconds, got {ttl}")
         if dry_run or isinstance(rule, CompoundRule):
-            self._add_compound(_as_compound(rule), ttl, dry_run)
+            self._add_compound(_as_compound(rule), _expiry(ttl), dry_run)
             self.bump_generation()
             return rule
         self._delete_compound(rule.text)     # a dry-run rule of this text now enforces
@@ -141,7 +145,7 @@ class RuleStore:
             val.hits, val.created_ns = old.hits, old.created_ns
         else:
             val.created_ns = time.time_ns()
-        val.expires_ns = time.monotonic_ns() + int(ttl * 1e9) if ttl else 0
+        val.expires_ns = _expiry(ttl)
         try:
             bpfsys.map_update(self.fds[map_name], key, val)
         except bpfsys.BpfError as e:
@@ -149,6 +153,69 @@ class RuleStore:
                                "(rule map full? remove rules with `lwtui allow`)") from None
         self.bump_generation()
         return rule
+
+    def set_ttl(self, rule: Rule | str, ttl: float | None) -> bool:
+        """Give an installed rule a new TTL counted from now (None: none); its hits, creation
+        time and dry-run flag stay. False when the rule is not installed."""
+        rule = parse_rule(rule) if isinstance(rule, str) else rule
+        if ttl is not None and ttl <= 0:
+            raise VerdictError(f"a TTL must be positive seconds, got {ttl}")
+        expires = _expiry(ttl)
+        slots = self._groups().get(rule.text)
+        if slots:
+            for i, e in slots:
+                e.val.expires_ns = expires
+                bpfsys.map_update(self.fds["compound"], ct.c_uint32(i), e)
+        else:
+            found = self._single(rule)
+            if found is None:
+                return False
+            map_name, key, val = found
+            val.expires_ns = expires
+            bpfsys.map_update(self.fds[map_name], key, val)
+        self.bump_generation()
+        return True
+
+    def set_rule_dry_run(self, rule: Rule | str, on: bool) -> bool:
+        """Make one installed rule count would-drops only (on) or drop again (off), its TTL,
+        hits and creation time kept. A host or port rule in dry-run lives in a compound entry
+        (the flag is there), so it moves between its own map and the `compound` array; the new
+        entry is written before the old one goes, so the rule is never absent. False when the
+        rule is not installed; a flow rule cannot be in dry-run (VerdictError says how)."""
+        rule = parse_rule(rule) if isinstance(rule, str) else rule
+        slots = self._groups().get(rule.text)
+        if slots:
+            if any(e.flags & kstructs.COMPOUND_DRY_RUN for _, e in slots) == on:
+                return True
+            if on or isinstance(rule, CompoundRule):
+                for i, e in slots:
+                    e.flags = kstructs.COMPOUND_DRY_RUN if on else 0
+                    bpfsys.map_update(self.fds["compound"], ct.c_uint32(i), e)
+            else:
+                map_name, key = encode(rule)
+                bpfsys.map_update(self.fds[map_name], key, kstructs.RuleVal(
+                    hits=sum(e.val.hits for _, e in slots), expires_ns=min(e.val.expires_ns for _, e in slots),
+                    created_ns=min(e.val.created_ns for _, e in slots)))
+                self._delete_compound(rule.text)
+            self.bump_generation()
+            return True
+        found = self._single(rule)
+        if found is None:
+            return False
+        if on:
+            map_name, key, val = found
+            self._add_compound(_as_compound(rule), val.expires_ns, dry_run=True, carry=val)
+            bpfsys.map_delete(self.fds[map_name], key)
+            self.bump_generation()
+        return True
+
+    def _single(self, rule: Rule) -> tuple[str, ct.Structure, kstructs.RuleVal] | None:
+        """A flow, host or port rule's map, key and value; None when it is not in its map."""
+        if isinstance(rule, CompoundRule):
+            return None
+        map_name, key = encode(rule)
+        val = kstructs.RuleVal()
+        return (map_name, key, val) if bpfsys.map_lookup(self.fds[map_name], key, val) else None
 
     def remove(self, rule: Rule | str) -> bool:
         """Remove a rule; False when it was not installed."""
@@ -196,11 +263,12 @@ class RuleStore:
             out[rule.text] = slots
         return out
 
-    def _add_compound(self, rule: CompoundRule, ttl: float | None, dry_run: bool = False) -> None:
-        """Write the rule's conjunctions into free entries (or renew its TTL and dry-run flag)."""
+    def _add_compound(self, rule: CompoundRule, expires: int, dry_run: bool = False,
+                      carry: kstructs.RuleVal | None = None) -> None:
+        """Write the rule's conjunctions into free entries (or renew its expiry and dry-run flag).
+        carry: the value of the rule's single-key entry it replaces (its hits and creation time)."""
         flags = kstructs.COMPOUND_DRY_RUN if dry_run else 0
         entries = self._compound_entries()
-        expires = time.monotonic_ns() + int(ttl * 1e9) if ttl else 0
         old = self._groups(entries).get(rule.text)
         fd = self.fds["compound"]
         if old:
@@ -218,9 +286,11 @@ class RuleStore:
         group = 0
         while group in used:
             group = secrets.randbits(32)
-        now = time.time_ns()
-        for i, e in zip(free, parts):
+        now = carry.created_ns if carry is not None else time.time_ns()
+        for n, (i, e) in enumerate(zip(free, parts)):
             e.group, e.val.created_ns, e.val.expires_ns, e.flags = group, now, expires, flags
+            if carry is not None and n == 0:    # the rule's hits so far, counted once
+                e.val.hits = carry.hits
             bpfsys.map_update(fd, ct.c_uint32(i), e)
 
     def _compound_items(self) -> list[tuple[Rule, kstructs.RuleVal]]:

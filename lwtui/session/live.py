@@ -31,6 +31,7 @@ import numpy as np
 
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
+from lwtui.core.units import plural
 from lwtui.kernel import features, kstructs, pins, runstats
 from lwtui.session import holders, state
 from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: F401 (the interval: for callers)
@@ -368,13 +369,21 @@ class Session(RouteChecks):
             self._log("new", flow_text(fid), fid, when)
         elif ev.type == kstructs.EV_DROP:
             # The kernel's count is of every match, dropped or (dry-run) passed: say so.
-            what = "would drop" if self.dry_run else "dropped"
-            self._log("drop", f"{what} {flow_text(fid)} ("
-                      f"{kstructs.RULE_KIND_NAMES.get(ev.rule_kind, '')} rule)", fid, when)
+            what = "would drop" if self.dry_run or ev.verdict == kstructs.WOULD_DROP else "dropped"
+            self._log("drop", f"{what} {flow_text(fid)} ({self._rule_words(fid, ev.rule_kind)})", fid, when)
+
+    def _rule_words(self, fid: FlowId, kind: int) -> str:
+        """The rule behind a drop event: "host rule" for a single-key kind; a compound rule by
+        its text (the kernel's `compound` entries are few, their rules as of the last tick)."""
+        if kind not in (kstructs.RULE_COMPOUND, kstructs.RULE_COMPOUND_DRY):
+            return f"{kstructs.RULE_KIND_NAMES.get(kind, '')} rule".lstrip()
+        slots = self.store.compound_slots if self.store is not None else {}
+        texts = sorted({r.text for r in list(slots.values()) if r.matches(fid)})
+        return f"rule: {texts[0]}" if texts else "compound rule"
 
     def _on_lost(self, count: int) -> None:
         self._lost += count
-        self._log("lost", f"{count} events lost (reader too slow)")
+        self._log("lost", f"{plural(count, 'event')} lost (reader too slow)")
 
     def _log(self, kind: str, text: str, flow: FlowId | None = None, when: float | None = None) -> None:
         self._events.add(kind, text, flow, when)
@@ -503,6 +512,30 @@ class Session(RouteChecks):
     def rules(self) -> list[RuleEntry]:
         """The active rules, their hits split into drops and would-drops."""
         return self._hits.view(self._store().entries(), self.dry_run)
+
+    def set_ttl(self, rule: Rule | str, ttl: float | None) -> bool:
+        """A new TTL for an active rule, from now (None: none); its hits and dry-run stay."""
+        r = parse_rule(rule) if isinstance(rule, str) else rule
+        done = self._store().set_ttl(r, ttl)
+        if done:
+            self._log("block", f"{r.text}: " + (f"lifts itself in {ttl:g}s" if ttl else "no TTL any more"))
+        return done
+
+    def set_rule_dry_run(self, rule: Rule | str, on: bool) -> bool:
+        """This rule alone counts would-drops (on) or drops again (off); its hits until now are
+        booked under the mode that ends, as set_dry_run does for all."""
+        r = parse_rule(rule) if isinstance(rule, str) else rule
+        store = self._store()
+        with self._read_lock:
+            try:
+                self._hits.update(store.entries(), self.dry_run)
+            except OSError as e:
+                self._log("error", f"hits of {r.text} until now could not be booked to the mode that ends ({e})")
+            done = store.set_rule_dry_run(r, on)
+        if done:
+            self._log("info", f"{r.text}: " + ("dry-run, counts would-drops, drops nothing" if on
+                                               else "drops packets again"))
+        return done
 
     def set_dry_run(self, on: bool) -> None:
         """Switch dry-run. The kernel counts a flow's drops and would-drops as one, so what

@@ -91,6 +91,14 @@ class SessionLike(Protocol):
         """The active rules."""
         ...
 
+    def set_ttl(self, rule: Rule | str, ttl: float | None) -> bool:
+        """A new TTL for an active rule, counted from now (None: none); False when it is not there."""
+        ...
+
+    def set_rule_dry_run(self, rule: Rule | str, on: bool) -> bool:
+        """This rule alone counts would-drops (on) or drops again (off); False when it is not there."""
+        ...
+
     def set_dry_run(self, on: bool) -> None:
         """Count would-drops instead of dropping (on), or drop again (off)."""
         ...

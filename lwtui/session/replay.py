@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Iterable
 from lwtui.session.guard import ssh_flow_blocked_by
 from lwtui.core.model import AttachedRoute, EventEntry, FlowId, FlowRecord, RuleEntry, Snapshot, Totals
 from lwtui.core.grammar import parse_rule
-from lwtui.core.rules import Rule, rule_for, rules_blocking
+from lwtui.core.rules import FLOW_DRY_RUN, Rule, rule_for, rules_blocking
 from lwtui.core.pcap import PcapWriter
 from lwtui.session.protocol import SessionError
 
@@ -132,6 +132,7 @@ class _Active:
     expires_at: float | None
     hits: int = 0
     would_drops: int = 0
+    dry_run: bool = False       # this rule alone counts would-drops
 
 
 class ReplaySession:
@@ -237,6 +238,26 @@ class ReplaySession:
         with self._lock:
             return self._entries(self._now)
 
+    def set_ttl(self, rule: Rule | str, ttl: float | None) -> bool:
+        r = parse_rule(rule) if isinstance(rule, str) else rule
+        self.calls.append(("set_ttl", r.text, ttl))
+        with self._lock:
+            held = self._rules.get(r.text)
+            if held is not None:
+                held.expires_at = None if not ttl else self._now + ttl
+        return held is not None
+
+    def set_rule_dry_run(self, rule: Rule | str, on: bool) -> bool:
+        r = parse_rule(rule) if isinstance(rule, str) else rule
+        self.calls.append(("set_rule_dry_run", r.text, on))
+        if r.kind == "flow":    # as the kernel's store: the flag lives in a compound entry
+            raise ValueError(FLOW_DRY_RUN)
+        with self._lock:
+            held = self._rules.get(r.text)
+            if held is not None:
+                held.dry_run = on
+        return held is not None
+
     def set_dry_run(self, on: bool) -> None:
         self.calls.append(("set_dry_run", on))
         with self._lock:
@@ -272,14 +293,17 @@ class ReplaySession:
         blocked flow's packets since the block are dropped (would-drops in dry-run, which
         pass), its rates and history move from passed to dropped."""
         active = [a.rule for a in self._rules.values()]
-        word = "would-drop" if self.dry_run else "drop"
         moved = {"pps": 0.0, "bps": 0.0, "drops_ps": 0.0, "would_drops_ps": 0.0}
         for rec in snap.flows:
             delta = max(0, rec.packets - self._last_packets.get(rec.id, rec.packets))
             self._last_packets[rec.id] = rec.packets
             # The kernel looks up exact flow, then host, then port: the first hit decides.
             matched = sorted(rules_blocking(rec.id, active), key=lambda r: _PRECEDENCE[r.kind]) if active else []
-            dropping = bool(matched) and not self.dry_run
+            # As the kernel: the first enforcing rule drops; dry-run rules only count (would-drop).
+            enforcing = [r for r in matched if not self._rules[r.text].dry_run]
+            matched = enforcing[:1] + [r for r in matched if r not in enforcing[:1]]
+            dropping = bool(enforcing) and not self.dry_run
+            word = "would-drop" if self.dry_run or not enforcing else "drop"
             ticks = self._dropped_ticks[rec.id] = (self._dropped_ticks.get(rec.id, []) + [dropping])[-256:]
             if not matched:
                 rec.verdict, rec.rule = "allow", ""
@@ -311,5 +335,5 @@ class ReplaySession:
     def _entries(self, now: float) -> list[RuleEntry]:
         return [RuleEntry(text=text, kind=a.rule.kind, hits=a.hits,
                           expires_in=None if a.expires_at is None else max(0.0, a.expires_at - now),
-                          created=a.created, would_drops=a.would_drops)
+                          created=a.created, would_drops=a.would_drops, dry_run=a.dry_run)
                 for text, a in self._rules.items()]

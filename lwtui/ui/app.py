@@ -28,13 +28,14 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.containers import Vertical
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Footer, Input, Static
+from textual.widgets import ContentSwitcher, Input, Static
 from textual.worker import Worker, WorkerState
 
 from lwtui.session import faults
 from lwtui.session.protocol import SessionLike
 from lwtui.core.model import EventEntry, FlowId, FlowRecord, Snapshot
 from lwtui.core.pcap import SNAPLEN_DEFAULT, PcapWriter
+from lwtui.core.groups import KINDS as GROUP_KINDS
 from lwtui.core.units import fmt_count, plural
 from lwtui.ui.actions import SESSION_ERRORS, ActionsMixin
 from lwtui.ui.detail import DetailPane, RateChart
@@ -46,11 +47,14 @@ from lwtui.ui.eventlog import EventLog, EventsView
 from lwtui.ui.exits import ExitsMixin, exit_on_signals, keep_failures
 from lwtui.ui.feed import FeedMixin, SnapshotReady, TickFailed
 from lwtui.ui.flowtable import FlowTable
+from lwtui.ui.footer import FitFooter
+from lwtui.ui.groupsview import GroupsTable, GroupsView
 from lwtui.ui.header import ROUTES_GONE, HeaderStrip
 from lwtui.ui.keep import KeepMixin
 from lwtui.ui.remember import RememberMixin
 from lwtui.ui.keys import KEYS, TABLE_ACTIONS, bindings
 from lwtui.ui.picker import pick_routes  # noqa: F401  (the CLI imports it from here)
+from lwtui.ui.ruleedit import RuleEditMixin
 from lwtui.ui.rulesview import RulesTable, RulesView
 from lwtui.ui.selection import DEFAULT_LIMIT, SORTS, select_flows
 from lwtui.ui.terminal import size_from_terminal
@@ -61,8 +65,8 @@ RULES_ACTIONS = {"new_rule"}
 
 
 @keep_failures
-class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RecordMixin, NamesMixin, RememberMixin, ExitsMixin,
-                   App[int]):
+class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixin, NamesMixin, RememberMixin,
+                   ExitsMixin, App[int]):
     """lwtui's dashboard over one session.
 
     interval: seconds between snapshots (None: the remembered one, else 1);
@@ -106,6 +110,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RecordMixin, NamesMixin, 
         self.sort_index = 0
         self.sort_reverse = False
         self.view = "flows"
+        self.group_kind = "host"                # what the groups view groups by (v cycles)
         self.other_routes: list[dict] | None = None
         self._routes_asked = False
         self._last_error = ""
@@ -126,10 +131,11 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RecordMixin, NamesMixin, 
                 yield EmptyState("", id="empty")
                 yield FlowTable(id="flow-table")
                 yield DetailPane(id="detail")
+            yield GroupsView(id="groups")
             yield RulesView(id="rules")
             yield EventsView(id="events")
         yield FilterBar(id="filter-bar")
-        yield Footer()
+        yield FitFooter()
 
     def on_mount(self) -> None:
         self.header.show(session=getattr(self.session, "name", ""), dry_run=bool(self.session.dry_run))
@@ -186,10 +192,12 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RecordMixin, NamesMixin, 
         self._note_errors(snap)
         self.header.show(snapshot=snap, dry_run=snap.dry_run, errors=self.error_count)
         self.query_one(EventsView).add(snap.events)
-        self.query_one(RulesView).show(snap.rules)
+        self.query_one(RulesView).show(snap.rules, snap.dry_run)
         if not self.paused:
             self.shown = snap
             self.render_flows()
+            if self.view == "groups":
+                self.render_groups()
 
     def _note_errors(self, snap: Snapshot) -> None:
         """The tick's "error" events (routes that went away) as one notification; when no route is
@@ -298,7 +306,7 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RecordMixin, NamesMixin, 
         except SESSION_ERRORS as e:
             self.report("cannot read the rules", e, severity="warning")
         else:
-            self.query_one(RulesView).show(rules)
+            self.query_one(RulesView).show(rules, bool(self.session.dry_run))
         self.request_tick()
 
     def report(self, title: str, error: BaseException, severity: str = "error") -> None:
@@ -317,9 +325,27 @@ class DashboardApp(FeedMixin, ActionsMixin, KeepMixin, RecordMixin, NamesMixin, 
         self.view = name
         self.query_one(ContentSwitcher).current = self.view
         self.header.show(view=self.view)
-        focus = {"flows": FlowTable, "rules": RulesTable, "events": EventLog}[self.view]
+        focus = {"flows": FlowTable, "groups": GroupsTable, "rules": RulesTable, "events": EventLog}[self.view]
         self.query_one(focus).focus()
+        self.groups.want(self.group_kind if name == "groups" else None)    # rows made on the tick worker
+        if name == "groups":
+            self.render_groups()
         self.refresh_bindings()
+
+    def action_cycle_groups(self) -> None:
+        """v: the flows by remote host, then by port, then by process, then the flows again."""
+        if self.view != "groups":
+            self.group_kind = GROUP_KINDS[0]
+        elif self.group_kind == GROUP_KINDS[-1]:
+            self.action_show_view("flows")
+            return
+        else:
+            self.group_kind = GROUP_KINDS[GROUP_KINDS.index(self.group_kind) + 1]
+        self.action_show_view("groups")
+
+    def render_groups(self) -> None:
+        """The groups of the chosen kind as the tick worker last booked them."""
+        self.query_one(GroupsView).show(self.group_kind, self.groups.rows(self.group_kind))
 
     def action_toggle_detail(self) -> None:
         """enter: show or hide the detail pane (on a short terminal it starts hidden)."""

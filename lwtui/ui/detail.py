@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from lwtui.core.model import FlowRecord
 from lwtui.core.names import endpoint
-from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration
+from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count, fmt_duration, noun
 from lwtui.ui.cells import MARKERS, VERDICT_WORDS, clock_text, flags_text, rate_pkts
 from lwtui.ui.chart import stacked_chart
 
@@ -69,7 +69,8 @@ def detail_text(rec: FlowRecord, now: float, owners: dict | None = None, recordi
     note = sender_note(rec)
     if note:
         _row(out, "sender", (note, "yellow"))
-    _row(out, "counters", (fmt_count(rec.packets), "bold"), " pkts   ", (fmt_bytes(rec.bytes), "bold"),
+    _row(out, "counters", (fmt_count(rec.packets), "bold"), f" {noun(rec.packets, 'pkt')}   ",
+         (fmt_bytes(rec.bytes), "bold"),
          "   ", (fmt_count(rec.drops), "bold red" if rec.drops else "bold"), " dropped",
          *((("   ", (fmt_count(rec.would_drops), "bold yellow"), " would-drop (passed, dry-run)")
             if rec.would_drops else ())))

@@ -6,7 +6,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Static
 
@@ -35,25 +35,33 @@ class HelpScreen(ModalScreen[None]):
                                "and, or, not, ( ).", style="dim"))
         table.add_row("", Text("Event log: c kind, l level, / search, f follows the newest or stops "
                                "(scrolling up stops too; End follows again).", style="dim"))
-        with Vertical(id="help-box"):
+        with VerticalScroll(id="help-box"):    # scrolls (arrows, PgDn) where the terminal is short
             yield Static(Text("lwtui keys", style="bold"), id="help-title")
             yield Static(table)
-            yield Static(Text("esc closes", style="dim"), id="help-foot")
+            yield Static(Text("esc closes · ↑ ↓ PgUp PgDn scroll", style="dim"), id="help-foot")
 
 
 class TtlScreen(ModalScreen[float | None]):
-    """Asks for the TTL of the next block; returns seconds, or None to clear it."""
+    """Asks for the TTL of the next block, or of an active `rule`; returns seconds, or None to
+    clear it. Esc returns `current` and sets `cancelled`."""
 
     BINDINGS = [Binding("escape", "cancel", "cancel")]
 
-    def __init__(self, current: float | None):
+    def __init__(self, current: float | None, rule: str | None = None):
         super().__init__()
         self.current = current
+        self.rule = rule
+        self.cancelled = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ttl-box"):
-            yield Static("TTL for the next block, in seconds (empty: no TTL). The rule lifts itself when it "
-                         "runs out.", id="ttl-title")
+            if self.rule is None:
+                title = Text("TTL for the next block, in seconds (empty: no TTL). The rule lifts itself when it "
+                             "runs out.")
+            else:
+                title = Text.assemble("TTL of ", (self.rule, "bold"), ", in seconds from now (empty: no TTL, "
+                                      "it stays until removed).")
+            yield Static(title, id="ttl-title")
             yield Input(value="" if not self.current else f"{self.current:g}", placeholder="e.g. 30",
                         id="ttl-input")
             yield Static("", id="ttl-error")
@@ -75,6 +83,7 @@ class TtlScreen(ModalScreen[float | None]):
         self.dismiss(seconds)
 
     def action_cancel(self) -> None:
+        self.cancelled = True
         self.dismiss(self.current)
 
 

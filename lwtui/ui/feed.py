@@ -1,7 +1,7 @@
 """The two thread workers that feed the dashboard from a session.
 
-- ticks: session.snapshot() once per interval, one SnapshotReady message per
-  tick. If the UI has not handled the previous one yet, the new snapshot
+- ticks: session.snapshot() once per interval (booked into the flow groups,
+  lwtui.core.groups, on the way), one SnapshotReady message per tick. If the UI has not handled the previous one yet, the new snapshot
   replaces it in a one-slot mailbox (its events are carried over), so a slow
   terminal never builds a queue of stale snapshots.
 - events: session.poll_events(100) in a loop (the perf buffer reader); the
@@ -21,6 +21,7 @@ from textual import work
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from lwtui.core.groups import Groups
 from lwtui.core.model import Snapshot
 from lwtui.session.protocol import SessionLike
 from lwtui.ui.appbase import AppMixin
@@ -84,6 +85,7 @@ class FeedMixin(AppMixin):
         self._wake = threading.Event()
         self._stopped = {"ticks": threading.Event(), "events": threading.Event()}
         self.tick_seconds: list[float] = []   # how long each snapshot() took (the last 100)
+        self.groups = Groups()                # flows by host, port, process: booked here, off the UI thread
 
     def start_feed(self) -> None:
         self.tick_loop()
@@ -126,6 +128,7 @@ class FeedMixin(AppMixin):
         except Exception as e:  # keep ticking: the next one may work, and the UI says why
             self.post_message(TickFailed(f"{type(e).__name__}: {e}"))
             return
+        self.groups.update(snap.time, snap.flows, snap.owners)
         if self.mailbox.put(snap):
             self.post_message(SnapshotReady(snap))
 

@@ -38,8 +38,10 @@ from lwtui.core.resolve import NameCache
 from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, row_cells, row_key
 
 # Columns left out first when the terminal is narrow; never: verdict, endpoints, rate.
-# The process column only where the session looks processes up (Snapshot.owners).
-COLUMN_PRIORITY = ["proc", "flags", "trend", "hook", "bytes", "pkts", "age", "pps", "proto", "drops"]
+# The process column only where the session looks processes up (Snapshot.owners), and first
+# to go. The hook stays longer than the counts: the same flow at two hooks (out here, in
+# there) would otherwise read as two identical rows.
+COLUMN_PRIORITY = ["proc", "flags", "trend", "bytes", "pkts", "age", "pps", "hook", "proto", "drops"]
 KEEP = {"v", "src", "dst", "bps"}
 MIN_ENDPOINT = 12     # an endpoint column is never narrower (it is cut with an ellipsis)
 _META = {key: Style.from_meta({"column": key}) for key, _, _ in COLUMNS}

@@ -15,10 +15,11 @@ from rich.text import Text
 from textual.widgets import Static
 
 from lwtui.core.model import Snapshot
-from lwtui.core.units import fmt_bits, fmt_cost, fmt_count, fmt_duration
+from lwtui.core.units import fmt_bits, fmt_cost, fmt_count, fmt_duration, noun
 
-VIEWS = [("flows", "Flows"), ("rules", "Rules"), ("events", "Events")]
+VIEWS = [("flows", "Flows"), ("groups", "Groups"), ("rules", "Rules"), ("events", "Events")]
 ROUTES_GONE = "no routes attached any more: press q"
+COMPACT_WIDTH = 100     # under this, the totals use shorter words
 
 
 @dataclass
@@ -56,45 +57,55 @@ def routes_text(snap: Snapshot) -> Text:
     return out
 
 
-def _stat(out: Text, value: str, label: str, style: str = "bold") -> None:
-    out.append("  ").append(value, style=style).append(" " + label, style="dim")
-
-
-def totals_text(snap: Snapshot) -> Text:
+def totals_text(snap: Snapshot, compact: bool = False) -> Text:
     """Rates and counters; loss and errors coloured when they are not zero. Packets/s and
     bits/s are of what passed; drops/s of what was dropped; in dry-run, would-drops/s of
-    what a rule matched and let through."""
+    what a rule matched and let through. compact (a narrow terminal, which cuts the line's
+    end): shorter words, a (nearly) full flow table first, and the flow count (also in the table's
+    note) after events lost and parse errors, so those stay on screen."""
     t = snap.totals
-    out = Text(" ")
-    _stat(out, fmt_count(t.pps), "pkts/s")
-    _stat(out, fmt_bits(t.bps), "passed")
-    _stat(out, fmt_count(t.active_flows), "active flows")
-    _stat(out, fmt_count(t.drops_ps), "drops/s", "bold red" if t.drops_ps else "bold")
-    if snap.dry_run or t.would_drops_ps:    # matched a rule and passed: never shown as drops
-        _stat(out, fmt_count(t.would_drops_ps), "would-drops/s", "bold yellow" if t.would_drops_ps else "bold")
-    _stat(out, fmt_count(t.parse_errors), "parse errors", "bold yellow" if t.parse_errors else "bold")
     lost = max(t.events_lost, t.events_failed)  # the same losses, counted in the kernel and by the reader
-    _stat(out, fmt_count(lost), "events lost", "bold white on red" if lost else "bold")
-    if t.bpf_runtime:   # lwtui's own cost, from the kernel's run-time statistics
-        _stat(out, fmt_cost(t.ns_per_packet()), "ns/pkt")
+    warning = None       # the flow table full, or nearly
     if t.flow_capacity and t.active_flows >= t.flow_capacity:
-        out.append("  ").append(f" FLOW TABLE FULL ({fmt_count(t.flow_capacity)}): new flows are not counted ",
-                                style="bold white on red")
+        warning = (f" FLOW TABLE FULL ({fmt_count(t.flow_capacity)})" + (" " if compact else
+                   ": new flows are not counted "), "bold white on red")
     elif t.flow_capacity and t.active_flows >= 0.9 * t.flow_capacity:
-        out.append("  ").append(f" flow table {100 * t.active_flows // t.flow_capacity}% full ",
-                                style="bold black on yellow")
+        warning = (f" flow table {100 * t.active_flows // t.flow_capacity}% full ", "bold black on yellow")
+    parts: list[tuple[str, str, str]] = [(fmt_count(t.pps), "pkts/s", "bold"),
+                                         (fmt_bits(t.bps), "" if compact else "passed", "bold")]
+    flows = (fmt_count(t.active_flows), noun(t.active_flows, "flow" if compact else "active flow"), "bold")
+    if not compact:
+        parts.append(flows)
+    parts.append((fmt_count(t.drops_ps), "drops/s", "bold red" if t.drops_ps else "bold"))
+    if snap.dry_run or t.would_drops_ps:    # matched a rule and passed: never shown as drops
+        parts.append((fmt_count(t.would_drops_ps), "would/s" if compact else "would-drops/s",
+                      "bold yellow" if t.would_drops_ps else "bold"))
+    errors = (fmt_count(t.parse_errors), noun(t.parse_errors, "parse error"),
+              "bold yellow" if t.parse_errors else "bold")
+    events = (fmt_count(lost), f"{noun(lost, 'event')} lost", "bold white on red" if lost else "bold")
+    parts += [events, errors, flows] if compact else [errors, events]
+    if t.bpf_runtime:   # lwtui's own cost, from the kernel's run-time statistics
+        parts.append((fmt_cost(t.ns_per_packet()), "ns/pkt", "bold"))
+    out = Text(" ")
+    if warning and compact:
+        out.append(*warning)
+    for value, label, style in parts:
+        out.append("  ").append(value, style=style).append(f" {label}" if label else "", style="dim")
+    if warning and not compact:
+        out.append("  ").append(*warning)
     return out
 
 
 def title_text(state: HeaderState) -> Text:
-    """Name, mode badge, flags, uptime."""
+    """Name, mode badge, uptime, flags, session name: what a narrow terminal cuts comes last."""
     snap = state.snapshot
     out = Text.assemble((" lwtui ", "bold reverse"), " ")
-    out.append(f"session {state.session or (snap.session if snap else '')}  ", style="dim")
     if state.dry_run:
         out.append(" DRY-RUN ", style="bold black on yellow")
     else:
         out.append(" MONITOR ", style="bold black on green")
+    if snap is not None:
+        out.append(f"  up {fmt_duration(max(0.0, snap.time - snap.started))}", style="dim")
     if snap is not None and snap.keep_blocks:
         out.append(" ").append(" KEEP-BLOCKS ", style="bold white on magenta")
     if snap is not None and snap.fallbacks:     # an older kernel's path (`lwtui doctor` says which and why)
@@ -113,8 +124,7 @@ def title_text(state: HeaderState) -> Text:
         out.append(" ").append(f" next block: TTL {fmt_duration(state.next_ttl)} ", style="bold black on cyan")
     for extra in state.extra:
         out.append("  " + extra, style="yellow")
-    if snap is not None:
-        out.append(f"   up {fmt_duration(max(0.0, snap.time - snap.started))}", style="dim")
+    out.append(f"  session {state.session or (snap.session if snap else '')}", style="dim")
     return out
 
 
@@ -157,4 +167,10 @@ class HeaderStrip(Static):
         if snap is None:
             self.update(Group(top, Text(" waiting for the first snapshot…", style="dim")))
             return
-        self.update(Group(top, routes_text(snap), totals_text(snap)))
+        lines = [routes_text(snap), totals_text(snap, compact=self.app.size.width < COMPACT_WIDTH)]
+        for line in lines:      # one line each: a narrow terminal cuts the end, never wraps it away
+            line.no_wrap, line.overflow = True, "ellipsis"
+        self.update(Group(top, *lines))
+
+    def on_resize(self) -> None:
+        self.show()

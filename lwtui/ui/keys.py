@@ -22,7 +22,8 @@ KEYS = [
     ("Y", "copy_endpoints", "copy endpoints", "copy the selected flow's endpoints (SRC:PORT DST:PORT)", False),
     ("w", "record", "record", "record the selected flow's dropped and would-drop packets to a pcap file, "
      "named on screen (w again stops)", False),
-    ("t", "ttl", "ttl", "set a TTL (seconds) for the next block", True),
+    ("t", "ttl", "ttl", "set a TTL (seconds) for the next block; in the rules view: a new TTL for the selected rule",
+     True),
     ("slash", "filter", "filter", "filter with the rule grammar: host 10.0.0.3 and port 8080, not proto udp", True),
     ("s", "cycle_sort", "sort", "cycle the sort column (rate, pkts/s, bytes, packets, drops, age)", True),
     ("space", "pause", "pause", "pause the display (the kernel keeps counting)", True),
@@ -32,7 +33,10 @@ KEYS = [
     ("n", "new_rule", "new rule", "in the rules view: type a rule to block (host 10.0.0.9, port 53/udp, flow ...)",
      True),
     ("e", "view('events')", "events", "event log: new flows, drops, blocks, allows, losses", True),
-    ("D", "toggle_dry_run", "dry-run", "toggle dry-run: rules count would-drops instead of dropping", True),
+    ("v", "cycle_groups", "group", "the flows grouped by remote host, by port, by process (v again: the next; "
+     "then the flows): flows, packets, bytes, drops, bits/s now and over 2 s, 10 s, 40 s", True),
+    ("D", "toggle_dry_run", "dry-run", "toggle dry-run: rules count would-drops instead of dropping; in the rules "
+     "view: the selected rule alone", True),
     ("escape", "back", "back", "back to the flow table; closes the detail pane, the filter bar, dialogs", False),
     ("question_mark", "help", "help", "this help", True),
     ("ctrl+p", "command_palette", "palette", "command palette: every action by name", False),
@@ -40,6 +44,10 @@ KEYS = [
     ("ctrl+c", "interrupt", "copy/quit", "copy the selected text; with nothing selected, quit at once, from anywhere",
      False),
 ]
+
+# The footer of a narrow terminal (under 100 columns) shows only these (lwtui.ui.footer); `?` lists all.
+NARROW_FOOTER = {"toggle_detail", "block('flow')", "allow", "filter", "view('rules')", "cycle_groups", "help",
+                 "quit", "remove", "edit_ttl", "rule_dry_run", "new_rule"}
 
 # Keys the flow table (or the rules view) handles itself, not the App.
 TABLE_ACTIONS = ("cursor_down", "cursor_up", "first", "last", "toggle_follow")

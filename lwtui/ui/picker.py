@@ -17,6 +17,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.widgets import Footer, Static
 
+from lwtui.core.units import plural
 from lwtui.ui.flowtable import VimTable
 from lwtui.ui.terminal import size_from_terminal
 
@@ -116,7 +117,7 @@ class RoutePickerApp(App[list]):
             self._show_status("no route here has a hook lwtui can attach to: add one (ip route add ...) "
                               "or pass --dev DEV to create it", True)
         else:
-            self._show_status(f"{len(routes)} routes: space marks rows, enter watches the marked ones "
+            self._show_status(f"{plural(len(routes), 'route')}: space marks rows, enter watches the marked ones "
                               "(or the one under the cursor), q quits")
         table.focus()
 

@@ -152,4 +152,15 @@ def test_block_dry_run_counts_one_rule_while_the_others_enforce(topo, watch, lwt
                                                            "--json").stdout.splitlines())}
         assert listed["dst port 8080/tcp"]["dry_run"] is True and listed["dst port 8080/tcp"]["hits"] >= 3
         assert listed[f"src host {cli} and dst port 8081/tcp"]["dry_run"] is False
+        # The drop events name a compound rule by its text ("rule: ..."), never "rule rule"; the
+        # dry-run rule's say "would drop". Right after a block the session may not have read the
+        # new entries yet ("compound rule"); the SYNs' retransmits bring more events.
+        for port, what, rule in ((8081, "dropped", f"src host {cli} and dst port 8081/tcp"),
+                                 (8080, "would drop", "dst port 8080/tcp")):
+            if port == 8080:
+                assert get(topo.client_ns, cli, srv, 8080)
+            d = w.wait_for(lambda d: d["type"] == "drop" and d["dport"] == port and "(rule: " in d["text"],
+                           what=f"a drop event of the {port} flow naming its rule")
+            assert d["text"].startswith(f"{what} out tcp ") and d["text"].endswith(f"(rule: {rule})"), d["text"]
+        assert not [d for d in w.seen if d["type"] == "drop" and "rule rule" in d["text"]]
         assert w.stop() == 128 + signal.SIGTERM

@@ -3,19 +3,15 @@ session and the kernel keeps dropping; `q` then Enter quits and the routes are a
 
 from __future__ import annotations
 
-import sys
-
-from tests.e2e.test_dashboard_exits import START_TIMEOUT, _exit_status
+from tests.e2e.test_dashboard_exits import _exit_status
 from tests.e2e.test_tmux import all_of, has_row, tmux, web  # noqa: F401 (tmux and web are fixtures)
+from tests.e2e.test_tmux_rules import start_on_lab
 from tests.ui.test_live import HTTP_AFTER, HTTP_BLOCKED, HTTP_FIRST, curl_from
-
 
 def test_q_asks_before_lifting_a_block_and_n_keeps_it(topo, web, tmux, route_dump):
     cli, srv = topo.client_v4, topo.server_v4
     before = route_dump(topo.client_ns)
-    tmux.start(f"exec {sys.executable} -m lwtui {srv}/32 --netns {topo.client_ns} --interval 0.5 "
-               f"--session {tmux.name}")
-    tmux.wait(all_of(f"routes {srv}/32 out", "MONITOR"), "the dashboard", timeout=START_TIMEOUT)
+    start_on_lab(tmux, topo)
     assert curl_from(topo.client_ns, web, HTTP_FIRST)
     tmux.wait(has_row(f"{cli}:{HTTP_FIRST}", f"{srv}:8080"), "the HTTP row")
     tmux.keys("p")

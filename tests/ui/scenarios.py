@@ -53,7 +53,11 @@ SCENARIOS = {
     "blocked": [select(HTTP_IN), "p", tick, tick],
     "detail": ["slash", *"port 8080", "enter", select(V6_HTTP), tick, "p", tick, tick, tick, clear_toasts],
     "rules": ["p", "t", *"300", "enter", "j", "h", "d", tick, "r", clear_toasts],
+    "groups": [tick, tick, tick, "v", "v"],
+    "compact": [],
 }
+# A terminal size other than SIZE: the 80x24 screenshot.
+SIZES = {"compact": (80, 24)}
 
 
 def make_app() -> DashboardApp:

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from lwtui.core.model import FlowId
+from lwtui.core.units import fmt_count
 from lwtui.net.routes import Target
 from lwtui.session.live import Session
 from lwtui.ui.app import DashboardApp
@@ -318,9 +319,10 @@ def test_dry_run_and_drops_on_screen_are_apart(topo, start_session):
         assert any("red" in str(span.style) for span in chart.spans)   # the chart marks the drops
         await pilot.press("r")                                          # the rules view: hits apart
         rules = app.query_one("#rules-table")
-        await within_refreshes(pilot, app, lambda: rules.get_cell("port 5353/udp", "hits").plain == str(n),
+        await within_refreshes(pilot, app, lambda: rules.get_cell("port 5353/udp", "drops").plain == str(n),
                                "the rule's drops")
         assert rules.get_cell("port 5353/udp", "would").plain == str(n)
+        assert rules.get_cell("port 5353/udp", "hits").plain == fmt_count(2 * n)    # every packet it matched
         await pilot.press("q")
 
     run_app(app, scenario)

@@ -34,7 +34,9 @@ async def test_n_in_the_rules_view_blocks_a_host_not_seen_yet(replay):
         assert app.notes[-1][2] == "blocked host 10.0.0.9 — x removes it"
         await next_tick(pilot, app)
         assert app.query_one(RulesTable).selected_text == "host 10.0.0.9"
-        await pilot.press("t", *"60", "enter", "n", *"port 53/udp", "enter")   # with the next TTL
-        assert blocks()[-1] == ("block", "port 53/udp", 60.0)
+        await pilot.press("t", *"60", "enter")             # here t is the selected rule's TTL
+        assert replay.calls[-1] == ("set_ttl", "host 10.0.0.9", 60.0)
+        await pilot.press("n", *"port 53/udp", "enter")
+        assert blocks()[-1] == ("block", "port 53/udp", None)
         await pilot.press("n", "escape")                    # Esc blocks nothing
         assert not isinstance(app.screen, RuleScreen) and len(blocks()) == 2

@@ -1,9 +1,10 @@
-"""Pilot test: the Flows, Rules and Events tabs in the header switch views when clicked."""
+"""Pilot test: the Flows, Groups, Rules and Events tabs in the header switch views when clicked."""
 
 from __future__ import annotations
 
 from lwtui.ui.eventlog import EventLog
 from lwtui.ui.flowtable import FlowTable
+from lwtui.ui.groupsview import GroupsTable
 from lwtui.ui.rulesview import RulesTable
 
 from .conftest import SIZE, make_app, started
@@ -14,7 +15,7 @@ def _tab_columns(app) -> dict[str, int]:
     found: dict[str, int] = {}
     for x in range(SIZE[0]):
         action = app.screen.get_style_at(x, 0).meta.get("@click", "")
-        for view in ("flows", "rules", "events"):
+        for view in ("flows", "groups", "rules", "events"):
             if action == f"app.show_view({view!r})":
                 found.setdefault(view, x)
     return found
@@ -25,9 +26,9 @@ async def test_clicking_a_tab_shows_its_view(replay):
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
         tabs = _tab_columns(app)
-        assert list(tabs) == ["flows", "rules", "events"] and tabs["flows"] > SIZE[0] // 2   # right of the title
+        assert list(tabs) == ["flows", "groups", "rules", "events"] and tabs["flows"] > SIZE[0] // 2
         for view, focused in (("rules", RulesTable), ("events", EventLog), ("events", EventLog),
-                              ("flows", FlowTable)):
+                              ("groups", GroupsTable), ("flows", FlowTable)):
             assert await pilot.click(offset=(tabs[view] + 1, 0))
             assert app.view == view                          # a second click on a tab keeps its view
             assert isinstance(app.focused, focused)

@@ -52,7 +52,7 @@ def _live() -> Session:
 
 def test_the_protocol_names_what_the_front_ends_call():
     assert METHODS == ["allow", "allow_flow", "block", "block_flow", "close", "poll_events", "record", "rules",
-                       "set_dry_run", "snapshot", "stop_recording", "would_cut_ssh"]
+                       "set_dry_run", "set_rule_dry_run", "set_ttl", "snapshot", "stop_recording", "would_cut_ssh"]
     assert PROPERTIES == ["closed", "dry_run", "lost", "name"]
 
 

@@ -74,3 +74,10 @@ def test_sparkline_empty_and_degenerate():
 def test_sparkline_fixed_top_compares_rows():
     assert sparkline([50], 1, top=100) == "▄"
     assert sparkline([500], 1, top=100) == "█"   # clipped, never out of range
+
+
+def test_plural_and_noun_are_singular_for_exactly_one():
+    from lwtui.core.units import noun, plural
+    assert [plural(n, "flow") for n in (0, 1, 2, 1500)] == ["0 flows", "1 flow", "2 flows", "1.5k flows"]
+    assert (noun(1, "pkt"), noun(2, "pkt"), noun(1.0, "entry", "entries"), noun(3, "entry", "entries")) == \
+        ("pkt", "pkts", "entry", "entries")
