@@ -103,6 +103,16 @@ class Groups:
         self._rows: dict[str, list[GroupRow]] = {}              # kind -> rows, made at the last refresh
         self.wanted: str | None = None
 
+    def age(self) -> float:
+        """Seconds between the first refresh booked and the last (0: none yet)."""
+        with self._lock:
+            return self._times[-1] - self._times[0] if self._times else 0.0
+
+    def clear(self) -> None:
+        """Forget every refresh: the next one starts the averages afresh."""
+        with self._lock:
+            self._times, self._state, self._gains, self._flows, self._owners, self._rows = [], {}, {}, [], None, {}
+
     def want(self, kind: str | None) -> None:
         """Make this kind's rows at each refresh (None: none, booking only)."""
         self.wanted = kind

@@ -327,7 +327,10 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixi
         self.header.show(view=self.view)
         focus = {"flows": FlowTable, "groups": GroupsTable, "rules": RulesTable, "events": EventLog}[self.view]
         self.query_one(focus).focus()
+        opening = name == "groups" and self.groups.wanted is None
         self.groups.want(self.group_kind if name == "groups" else None)    # rows made on the tick worker
+        if opening:
+            self.request_tick()             # booked from the next refresh on: ask for it now
         if name == "groups":
             self.render_groups()
         self.refresh_bindings()
@@ -345,7 +348,7 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixi
 
     def render_groups(self) -> None:
         """The groups of the chosen kind as the tick worker last booked them."""
-        self.query_one(GroupsView).show(self.group_kind, self.groups.rows(self.group_kind))
+        self.query_one(GroupsView).show(self.group_kind, self.groups.rows(self.group_kind), self.groups.age())
 
     def action_toggle_detail(self) -> None:
         """enter: show or hide the detail pane (on a short terminal it starts hidden)."""

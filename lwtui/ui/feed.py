@@ -1,7 +1,7 @@
 """The two thread workers that feed the dashboard from a session.
 
 - ticks: session.snapshot() once per interval (booked into the flow groups,
-  lwtui.core.groups, on the way), one SnapshotReady message per tick. If the UI has not handled the previous one yet, the new snapshot
+  lwtui.core.groups, on the way, while the groups view is open), one SnapshotReady message per tick. If the UI has not handled the previous one yet, the new snapshot
   replaces it in a one-slot mailbox (its events are carried over), so a slow
   terminal never builds a queue of stale snapshots.
 - events: session.poll_events(100) in a loop (the perf buffer reader); the
@@ -128,7 +128,10 @@ class FeedMixin(AppMixin):
         except Exception as e:  # keep ticking: the next one may work, and the UI says why
             self.post_message(TickFailed(f"{type(e).__name__}: {e}"))
             return
-        self.groups.update(snap.time, snap.flows, snap.owners)
+        if self.groups.wanted is not None:  # the groups view is open: book this refresh (per flow,
+            self.groups.update(snap.time, snap.flows, snap.owners)     # in Python: only while shown)
+        else:
+            self.groups.clear()             # the averages start again when the view opens
         if self.mailbox.put(snap):
             self.post_message(SnapshotReady(snap))
 

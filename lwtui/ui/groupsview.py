@@ -87,14 +87,17 @@ class GroupsView(Vertical):
         yield Static("", id="groups-note")
         yield GroupsTable(id="groups-table")
 
-    def show(self, kind: str, rows: list[GroupRow]) -> None:
+    def show(self, kind: str, rows: list[GroupRow], age: float | None = None) -> None:
+        """`age`: seconds of refreshes booked (the groups are booked only while this view is open)."""
         shown = rows[:MAX_ROWS]
         nxt = KINDS[(KINDS.index(kind) + 1) % len(KINDS)] if kind != KINDS[-1] else None
         note = f" By {TITLES[kind][0]}: {plural(len(rows), *_nouns(kind))}"
         if len(rows) > len(shown):
             note += f" (the busiest {len(shown)})"
         note += f" · v: by {TITLES[nxt][0]}" if nxt else " · v: the flows"
-        note += " · bits/s passed: now, and averaged over " + ", ".join(f"{w:g}s" for w in WINDOWS)
+        note += " · bits/s passed now and over " + ", ".join(f"{w:g}s" for w in WINDOWS)
+        if age is not None and age < WINDOWS[-1]:
+            note += f" (view open {age:.0f}s: a longer average covers that)"
         self.query_one("#groups-note", Static).update(note)
         self.query_one(GroupsTable).show(kind, shown, self.app.size.width)
 

@@ -44,6 +44,14 @@ def select(flow: FlowId):
     return step
 
 
+async def open_groups(pilot) -> None:
+    """v: the groups view asks for a refresh (it books from then on); wait until it is on screen."""
+    app = pilot.app
+    n = app.ticks
+    await pilot.press("v")
+    await wait_until(pilot, lambda: app.ticks > n, "the refresh the groups view asked for", timeout=10.0)
+
+
 async def clear_toasts(pilot) -> None:
     pilot.app.clear_notifications()
 
@@ -53,7 +61,7 @@ SCENARIOS = {
     "blocked": [select(HTTP_IN), "p", tick, tick],
     "detail": ["slash", *"port 8080", "enter", select(V6_HTTP), tick, "p", tick, tick, tick, clear_toasts],
     "rules": ["p", "t", *"300", "enter", "j", "h", "d", tick, "r", clear_toasts],
-    "groups": [tick, tick, tick, "v", "v"],
+    "groups": [tick, open_groups, tick, tick, "v"],
     "compact": [],
 }
 # A terminal size other than SIZE: the 80x24 screenshot.

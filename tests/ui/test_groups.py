@@ -9,6 +9,7 @@ from lwtui.core.units import fmt_bits, fmt_bytes, fmt_count
 from lwtui.ui.groupsview import GroupsTable
 
 from .conftest import SIZE, make_app, next_tick, screen_text, started
+from .scenarios import open_groups
 
 
 def cells(table: GroupsTable, key: str) -> dict[str, str]:
@@ -25,14 +26,13 @@ async def test_v_cycles_hosts_ports_processes_and_the_numbers_are_the_flows_sums
     app = make_app(replay)
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
+        await open_groups(pilot)            # booked from the refresh it asks for on, while the view is open
+        assert app.view == "groups" and app.group_kind == "host"
         first = replay.frame - 1
         for _ in range(5):
             await next_tick(pilot, app)
         last = replay.frame - 1
         frame, base2 = recording[last], recording[last - 2]
-
-        await pilot.press("v")
-        assert app.view == "groups" and app.group_kind == "host"
         table = app.query_one(GroupsTable)
         assert "By remote host: 2 hosts · v: by port" in screen_text(app)
         hosts: dict[str, list] = {}
