@@ -8,7 +8,7 @@ from textual import events
 from lwtui.session.replay import ReplaySession
 from lwtui.ui.eventlog import KINDS
 
-from .conftest import SIZE, make_app, next_tick, screen_text, started
+from .conftest import SIZE, make_app, next_tick, screen_text, started, wait_until
 from .test_states import _routes_going_away
 
 
@@ -57,8 +57,8 @@ async def test_the_log_follows_until_scrolled_up(replay):
         await pilot.press("e")
         log = app.event_log
         assert log.max_scroll_y > 3, "too few events to scroll: the test proves nothing"
-        await pilot.pause()
-        assert log.follow and log.scroll_y == log.max_scroll_y
+        await wait_until(pilot, lambda: log.scroll_y == log.max_scroll_y, "the log at its newest line")
+        assert log.follow
         assert "following the newest" in screen_text(app)
         await pilot.press("up", "up")
         assert not log.follow and "not following" in screen_text(app)
