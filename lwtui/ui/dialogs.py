@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -41,7 +43,36 @@ class HelpScreen(ModalScreen[None]):
             yield Static(Text("esc closes · ↑ ↓ PgUp PgDn scroll", style="dim"), id="help-foot")
 
 
-class TtlScreen(ModalScreen[float | None]):
+_T = TypeVar("_T")
+
+
+class Refused(Exception):
+    """A line that does not parse: args[0] is the message (a Text) shown under it."""
+
+
+class LineScreen(ModalScreen[_T], Generic[_T]):
+    """One line to type: Enter gives parse(line), or None when it is empty; a line that does
+    not parse stays, with why under it (the Static `#ERROR_ID`)."""
+
+    ERROR_ID = ""
+
+    def parse(self, line: str) -> _T:
+        raise NotImplementedError
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if not event.value.strip():
+            self.dismiss(None)
+            return
+        try:
+            value = self.parse(event.value)
+        except Refused as e:
+            self.query_one(f"#{self.ERROR_ID}", Static).update(e.args[0])
+            return
+        self.dismiss(value)
+
+
+class TtlScreen(LineScreen[float | None]):
     """Asks for the TTL of the next block, or of an active `rule`; returns seconds, or None to
     clear it. Esc returns `current` and sets `cancelled`."""
 
@@ -66,21 +97,18 @@ class TtlScreen(ModalScreen[float | None]):
                         id="ttl-input")
             yield Static("", id="ttl-error")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        text = event.value.strip()
-        if not text:
-            self.dismiss(None)
-            return
+    ERROR_ID = "ttl-error"
+
+    def parse(self, line: str) -> float | None:
+        text = line.strip()
         try:
             seconds = float(text)
         except ValueError:
             seconds = -1.0
         if not TTL_MIN <= seconds <= TTL_MAX:
-            self.query_one("#ttl-error", Static).update(
-                Text(f"{text!r}: give a number of seconds between {TTL_MIN} and {TTL_MAX}", style="bold red"))
-            return
-        self.dismiss(seconds)
+            raise Refused(Text(f"{text!r}: give a number of seconds between {TTL_MIN} and {TTL_MAX}",
+                               style="bold red"))
+        return seconds
 
     def action_cancel(self) -> None:
         self.cancelled = True
@@ -91,7 +119,7 @@ RULE_HINT = ("host ADDR[/LEN] · port PORT[/PROTO] · flow PROTO SRC:SPORT DST:D
              "e.g. host 10.0.0.9, port 53/udp. Enter blocks, Esc cancels")
 
 
-class RuleScreen(ModalScreen[Rule | None]):
+class RuleScreen(LineScreen[Rule | None]):
     """Asks for a rule in the `lwtui block` grammar; returns the parsed Rule, or None.
 
     A rule that does not parse stays in the line, its error with a caret under
@@ -112,18 +140,13 @@ class RuleScreen(ModalScreen[Rule | None]):
             yield Input(placeholder="host 10.0.0.9", id="rule-input")
             yield Static("", id="rule-error")
 
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        text = event.value.strip()
-        if not text:
-            self.dismiss(None)
-            return
+    ERROR_ID = "rule-error"
+
+    def parse(self, line: str) -> Rule | None:
         try:
-            rule = parse_rule(text)
+            return parse_rule(line.strip())
         except RuleError as e:
-            self.query_one("#rule-error", Static).update(Text(e.pretty(event.value, indent=""), style="bold red"))
-            return
-        self.dismiss(rule)
+            raise Refused(Text(e.pretty(line, indent=""), style="bold red")) from None
 
     def action_cancel(self) -> None:
         self.dismiss(None)
