@@ -202,6 +202,10 @@ class FlowTable:
         self._last_update: Optional[float] = None
         self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
         self.first_packet: Optional[float] = None   # the earliest first_seen of any flow merged
+        # Kernel entries the polls have shown: a flow's first reading, and each reading of an
+        # entry the kernel made again (evicted, then re-inserted). The kernel's count of the
+        # entries it made, less this, is what no poll saw (Session: flows_unseen).
+        self.kernel_flows_seen = 0
         self._seq = 0                     # ticks (update() calls) so far
         self._seed = 0                    # of key_hashes; changes when two keys collide
         self._rules: list[str] = [""]     # rule texts; the `rule` column indexes them
@@ -477,6 +481,7 @@ class FlowTable:
         P, B, KD, FS, LS, FL, V, RU = new
         has = c["has"][sel]
         fresh = ~has | (P < old[0]) | (FS != old[3]) | (B < old[1]) | (KD < old[2])
+        self.kernel_flows_seen += int(np.count_nonzero(fresh))     # every fresh row was polled (see rows)
         op, ob, okd = (np.where(fresh, 0, old[0]), np.where(fresh, 0, old[1]), np.where(fresh, 0, old[2]))
         would = np.where(fresh, 0, c["would"][sel])
         dbytes0 = np.where(fresh, 0.0, c["dbytes"][sel])
@@ -621,11 +626,14 @@ class FlowTable:
             c["dlen"] = dlen
 
     def _evict(self, target: int) -> None:
-        """Remove the most idle flows until at most `target` remain."""
+        """Remove flows until at most `target` remain: first those no read of the map has
+        given counters (a new-flow event is a hint; a flow the kernel still holds comes back
+        with the next read), then the most idle. A flow just read is never pushed out by
+        the events of flows the kernel has evicted since."""
         self._flush()
         excess = len(self._keys) - target
         if excess <= 0:
             return
-        order = np.argsort(self._c["last_seen"], kind="stable")
+        order = np.lexsort((self._c["last_seen"], self._c["has"]))
         keep = np.sort(order[excess:])
         self._take(keep)
