@@ -4,7 +4,10 @@
 client namespace) sends one 16-byte datagram per (source port, destination
 port) pair, walking destination ports 1024..65535 on each of N sockets, at
 RATE datagrams per second (paced in 1 ms slices; 0 = as fast as it can) for
-at most SECONDS. Prints one JSON line: sent, errors, seconds, rate.
+at most SECONDS. Prints one JSON line: sent, errors, seconds, rate, and what
+names every flow sent: each socket's source port (`sports`), how many
+destination ports it walked from 1024 (`walked`) and the (socket, port) pairs
+whose sendto failed (`failed_at`, the first 10,000).
 
 Standalone on purpose: it imports nothing from lwtui or bench, so it starts
 fast inside `ip netns exec`.
@@ -33,6 +36,8 @@ def main() -> None:
         s.bind(("::" if fam == socket.AF_INET6 else "0.0.0.0", 0))
     payload = b"lwtui-bench-flow"
     sent = errors = 0
+    walked = [0] * len(socks)
+    failed_at: list[tuple[int, int]] = []
     sock_i, port = 0, FIRST_PORT
     t0 = time.monotonic()
     end = t0 + a.seconds
@@ -50,7 +55,10 @@ def main() -> None:
                 sent += 1
             except OSError:
                 errors += 1
+                if len(failed_at) < 10_000:
+                    failed_at.append((sock_i, port))
             port += 1
+        walked[sock_i] = port - FIRST_PORT
         if port > LAST_PORT:
             sock_i, port = sock_i + 1, FIRST_PORT
         if a.rate > 0:
@@ -59,7 +67,9 @@ def main() -> None:
                 time.sleep(pause)
     took = time.monotonic() - t0
     print(json.dumps({"sent": sent, "errors": errors, "seconds": round(took, 4),
-                      "rate": round(sent / took, 1) if took else 0.0}), flush=True)
+                      "rate": round(sent / took, 1) if took else 0.0,
+                      "sports": [sk.getsockname()[1] for sk in socks], "walked": walked,
+                      "failed_at": failed_at}), flush=True)
 
 
 if __name__ == "__main__":

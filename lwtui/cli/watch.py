@@ -40,6 +40,7 @@ def stats_json(t: Totals, when: float) -> dict:
     return {"type": "stats", "time": rfc3339(when), "packets": t.packets, "bytes": t.bytes,
             "drops": t.drops, "would_drops": t.would_drops, "parse_errors": t.parse_errors,
             "events_lost": events_lost(t), "new_flows": t.new_flows,
+            "flows_evicted": t.flows_evicted, "flows_unseen": t.flows_unseen,
             "active_flows": t.active_flows, "flow_capacity": t.flow_capacity,
             "pps": round(t.pps, 3), "bps": round(t.bps, 3), "drop_pps": round(t.drops_ps, 3),
             "would_drop_pps": round(t.would_drops_ps, 3),
@@ -100,7 +101,9 @@ def flow_table(snap: Snapshot, limit: int = 40):
              f"{fmt_count(t.pps)} pkt/s  {fmt_bits(t.bps)} passed  flows {t.active_flows}  "
              f"drops {t.drops}  " + (f"would-drops {t.would_drops}  " if t.would_drops else "") +
              f"parse errors {t.parse_errors}  "
-             f"lost {events_lost(t)}  {full}up {fmt_duration(snap.time - snap.started)}")
+             f"lost {events_lost(t)}  " +
+             (f"evicted {t.flows_evicted} (unseen {t.flows_unseen})  " if t.flows_evicted else "") +
+             f"{full}up {fmt_duration(snap.time - snap.started)}")
     if t.bpf_runtime:
         title += f"  ns/pkt {fmt_cost(t.ns_per_packet())}"
     for rec in snap.recordings:

@@ -202,6 +202,10 @@ class FlowTable:
         self._last_update: Optional[float] = None
         self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
         self.first_packet: Optional[float] = None   # the earliest first_seen of any flow merged
+        # Kernel entries the polls have shown: a flow's first reading, and each reading of an
+        # entry the kernel made again (evicted, then re-inserted). The kernel's count of the
+        # entries it made, less this, is what no poll saw (Session: flows_unseen).
+        self.kernel_flows_seen = 0
         self._seq = 0                     # ticks (update() calls) so far
         self._seed = 0                    # of key_hashes; changes when two keys collide
         self._rules: list[str] = [""]     # rule texts; the `rule` column indexes them
@@ -446,7 +450,7 @@ class FlowTable:
             polled = np.concatenate([polled, new])
         self._merge(now, counters, polled, dry_run)
         if len(self._keys) > self.max_flows:
-            self._evict(self.max_flows)
+            self._evict(self.max_flows, polled >= 0)
         self._last_update = now
 
     # -- internals ---------------------------------------------------------------
@@ -477,6 +481,12 @@ class FlowTable:
         P, B, KD, FS, LS, FL, V, RU = new
         has = c["has"][sel]
         fresh = ~has | (P < old[0]) | (FS != old[3]) | (B < old[1]) | (KD < old[2])
+        # Entries the kernel made since the previous read (every fresh row was polled, see rows);
+        # not a row new to the table whose entry predates that read: that read had it (a flow
+        # back from idle, or pushed out of a full table).
+        last = self._last_update
+        older = ~has & (FS < last - _CLOCK_SLACK) & (FS > 0) if last is not None else False
+        self.kernel_flows_seen += int(np.count_nonzero(fresh & ~older))
         op, ob, okd = (np.where(fresh, 0, old[0]), np.where(fresh, 0, old[1]), np.where(fresh, 0, old[2]))
         would = np.where(fresh, 0, c["would"][sel])
         dbytes0 = np.where(fresh, 0.0, c["dbytes"][sel])
@@ -620,12 +630,16 @@ class FlowTable:
             dlen[d] = np.minimum(dlen[d] + 1, cap)
             c["dlen"] = dlen
 
-    def _evict(self, target: int) -> None:
-        """Remove the most idle flows until at most `target` remain."""
+    def _evict(self, target: int, polled: Optional[np.ndarray] = None) -> None:
+        """Remove flows until at most `target` remain: first those no read of the map has
+        given counters (a new-flow event is a hint; a flow the kernel still holds comes back
+        with the next read), then the most idle; the flows of the read just merged
+        (`polled`) last: the kernel holds no more than the table, so the table keeps every
+        flow the kernel has, and a flow read is shown at least once."""
         self._flush()
         excess = len(self._keys) - target
         if excess <= 0:
             return
-        order = np.argsort(self._c["last_seen"], kind="stable")
+        order = np.lexsort((self._c["last_seen"], self._c["has"]) + (() if polled is None else (polled,)))
         keep = np.sort(order[excess:])
         self._take(keep)

@@ -136,6 +136,11 @@ class Totals:
     events_lost: int = 0         # reported lost by the perf buffer reader
     new_flows: int = 0
     flow_update_failed: int = 0
+    # The kernel's flow map full: entries its LRU evicted to make room (new_flows less the
+    # entries it holds), and of those the flows evicted before any read saw them (never
+    # in the table, never shown). 0 while the map has room.
+    flows_evicted: int = 0
+    flows_unseen: int = 0
     pps: float = 0.0
     bps: float = 0.0
     drops_ps: float = 0.0

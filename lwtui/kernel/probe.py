@@ -257,6 +257,11 @@ class Probe:
             if res != 0:
                 if err == errno.ENOENT:
                     break  # reached the end
+                if err == errno.ENOSPC and total:
+                    # The buffer (max_entries) is full before the end: entries the LRU made
+                    # while this read went on, in buckets it had not reached, after it read
+                    # entries evicted since. The next read takes them.
+                    break
                 raise OSError(err, f"flows batch lookup: {os.strerror(err)}")
             first = False
             in_batch.value = out_batch.value

@@ -134,6 +134,7 @@ class Session(RouteChecks):
         self._index = RuleIndex()       # which rule blocks a flow, for flows whose kernel verdict is stale
         self._twins: set[int] = set()     # attachments whose route has a kernel twin (ids), logged once
         self._totals = Totals()
+        self._flow_loss = (0, 0)    # (flows_evicted, flows_unseen) as of the last map read
         self._runstats = runstats.RunStats()   # the kernel times our programs while this is open
         self._owners = OwnerResolver(self.targets)
         self._recorder = Recorder(self._log, self._ids)   # pcap files of dropped packets
@@ -420,10 +421,15 @@ class Session(RouteChecks):
         """Read the flow map into the flow table (what it gained since the last read is
         booked under the current mode); the table's view. Holds _read_lock."""
         assert self.probe is not None       # snapshot() checked
+        # The kernel's count of entries made, read before the map: the read then holds every
+        # entry counted here that the LRU has not evicted, so the losses below are never
+        # over-stated (flows made during the read are counted at the next one).
+        made = self.probe.read_stats()["new_flows"]
         keys, stats = self.probe.read_flow_arrays()
         counters = self._counters(keys, stats, active_rules)
         with self._lock:
             self.flows.update_columns(now, flow_columns(keys), counters, dry_run=self.dry_run)
+            self._flow_loss = (max(0, made - len(keys)), max(0, made - self.flows.kernel_flows_seen))
             return self.flows.view()
 
     def _counters(self, keys: np.ndarray, st: np.ndarray, active_rules: list[Rule]) -> np.ndarray:
@@ -465,6 +471,7 @@ class Session(RouteChecks):
                       events_failed=stats["events_failed"], events_lost=self._lost,
                       new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
                       active_flows=active, flow_capacity=self.probe.map_max_entries("flows"),
+                      flows_evicted=self._flow_loss[0], flows_unseen=self._flow_loss[1],
                       bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()),
                       by_hook=by_hook,
                       **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet))

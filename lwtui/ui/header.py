@@ -84,6 +84,11 @@ def totals_text(snap: Snapshot, compact: bool = False) -> Text:
               "bold yellow" if t.parse_errors else "bold")
     events = (fmt_count(lost), f"{noun(lost, 'event')} lost", "bold white on red" if lost else "bold")
     parts += [events, errors, flows] if compact else [errors, events]
+    if t.flows_evicted:     # the kernel's flow map is full: its LRU makes room (see --max-flows)
+        parts.append((fmt_count(t.flows_evicted), "evicted" if compact else f"{noun(t.flows_evicted, 'flow')} evicted",
+                      "bold yellow"))
+        parts.append((fmt_count(t.flows_unseen), "unseen" if compact else "never shown",
+                      "bold white on red" if t.flows_unseen else "bold"))
     if t.bpf_runtime:   # lwtui's own cost, from the kernel's run-time statistics
         parts.append((fmt_cost(t.ns_per_packet()), "ns/pkt", "bold"))
     out = Text(" ")

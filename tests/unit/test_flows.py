@@ -99,6 +99,32 @@ def test_reinsert_detected_by_first_seen_even_when_counters_grew():
     assert t.get(f).pps == 140.0                         # 70 since 103.5, not (70 - 10) / 3
 
 
+def test_kernel_entries_seen_counts_each_entry_once_and_each_reinsertion():
+    t = FlowTable(max_flows=3)
+    a, b, c = fid(1), fid(2), fid(3)
+    t.note_new(c, 102.5)                      # an event alone is not a reading of the map
+    t.update(100.0, [(a, ctr(1, first=99.0, last=99.0)), (b, ctr(1, first=99.5, last=99.5))])
+    assert t.kernel_flows_seen == 2
+    t.update(101.0, [(a, ctr(3, first=99.0, last=100.5)), (b, ctr(1, first=99.5, last=99.5))])
+    assert t.kernel_flows_seen == 2           # the same entries again: nothing new
+    t.update(102.0, [(b, ctr(1, first=99.5, last=99.5))])
+    assert t.kernel_flows_seen == 2           # a evicted: absent, not seen again
+    t.update(103.0, [(a, ctr(1, first=102.5, last=102.5)), (b, ctr(1, first=99.5, last=99.5)),
+                     (c, ctr(1, first=102.5, last=102.5))])
+    assert t.kernel_flows_seen == 4           # a made again by the kernel, c read at last
+    assert len(t) == 3
+
+
+def test_a_flow_back_from_idle_is_not_a_new_kernel_entry():
+    t = FlowTable(idle_timeout=2.0)
+    a, b = fid(1), fid(2)
+    t.update(100.0, [(a, ctr(1, first=99.5, last=99.5)), (b, ctr(1, first=99.5, last=99.5))])
+    t.update(102.0, [(a, ctr(2, first=99.5, last=101.9)), (b, ctr(1, first=99.5, last=99.5))])
+    assert b not in t and t.kernel_flows_seen == 2          # idle too long: out of the table, still in the map
+    t.update(103.0, [(a, ctr(2, first=99.5, last=101.9)), (b, ctr(2, first=99.5, last=102.8))])
+    assert b in t and t.kernel_flows_seen == 2              # back: the same kernel entry, not counted again
+
+
 def test_clock_stepping_back_gives_zero_not_nonsense():
     t = FlowTable(rate_window=3.0)
     f = fid()
@@ -284,6 +310,24 @@ def test_note_new_at_capacity_evicts_the_most_idle():
     t.update(100.0, [(fid(n), ctr(1, last=95.0 + n)) for n in range(3)])
     t.note_new(fid(9), 100.5)
     assert len(t) == 3 and fid(9) in t and fid(0) not in t
+
+
+def test_at_capacity_rows_the_map_read_never_lose_to_event_hints():
+    t = FlowTable(max_flows=4)
+    t.update(100.0, [(fid(n), ctr(1, first=99.0, last=99.0 + n / 10)) for n in range(2)])
+    for n in range(10, 14):                   # events of flows the kernel evicted before the next read
+        t.note_new(fid(n), 100.8)
+    t.update(101.0, [(fid(n), ctr(1, first=100.5, last=100.5)) for n in range(20, 24)])
+    assert sorted(r.id.sport for r in t.records()) == [40020, 40021, 40022, 40023]
+    assert t.kernel_flows_seen == 6
+
+
+def test_at_capacity_the_flows_of_the_read_stay_even_when_older():
+    t = FlowTable(max_flows=2)
+    a, b, c, d = fid(1), fid(2), fid(3), fid(4)
+    t.update(100.0, [(a, ctr(1, first=99.9, last=99.9)), (b, ctr(1, first=99.9, last=99.9))])
+    t.update(101.0, [(c, ctr(1, first=99.0, last=99.0)), (d, ctr(1, first=99.1, last=99.1))])   # a, b evicted
+    assert sorted(r.id.sport for r in t.records()) == [40003, 40004], "what the kernel holds is shown"
 
 
 def test_table_never_grows_without_bound():
