@@ -68,7 +68,7 @@ def totals_text(snap: Snapshot, compact: bool = False) -> Text:
     warning = None       # the flow table full, or nearly
     if t.flow_capacity and t.active_flows >= t.flow_capacity:
         warning = (f" FLOW TABLE FULL ({fmt_count(t.flow_capacity)})" + (" " if compact else
-                   ": new flows are not counted "), "bold white on red")
+                   ": the least recent flows make room (--max-flows) "), "bold white on red")
     elif t.flow_capacity and t.active_flows >= 0.9 * t.flow_capacity:
         warning = (f" flow table {100 * t.active_flows // t.flow_capacity}% full ", "bold black on yellow")
     parts: list[tuple[str, str, str]] = [(fmt_count(t.pps), "pkts/s", "bold"),
