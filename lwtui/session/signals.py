@@ -160,8 +160,24 @@ def exiting() -> None:
     global _exiting
     _exiting = True
     if os.getpid() == _owner_pid and threading.current_thread() is threading.main_thread():
-        for s in SIGNALS:
-            signal.signal(s, signal.SIG_IGN)
+        _ignore_all()
+
+
+def _ignore_all() -> None:
+    """SIG_IGN for every signal of SIGNALS. A signal that Python's C-level handler took just
+    before its handler became SIG_IGN is reported at the next check as OSError ("Signal N
+    ignored due to race condition"); signal.signal() checks before it changes a handler, so
+    the OSError comes from here: take it (the signal is dropped, as exiting() says) and go
+    round again, until one whole pass meets none. Once every handler is SIG_IGN the kernel
+    discards these signals, so the pass after that is clean."""
+    for _ in range(1000):
+        try:
+            for _pass in range(2):
+                for s in SIGNALS:
+                    signal.signal(s, signal.SIG_IGN)
+            return
+        except OSError:
+            continue
 
 
 def pending() -> list[int]:
