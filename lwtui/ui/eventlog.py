@@ -87,6 +87,19 @@ class EventLog(RichLog):
             self.scroll_end(animate=False, immediate=True)
         self.post_message(EventsView.Changed())
 
+    # While following, the newest line stays in sight when the layout changes under it: the
+    # log shown again (lines written while hidden were scrolled to with another size), or a
+    # long line bringing the horizontal scrollbar, which takes the bottom row.
+    def on_show(self) -> None:
+        self._keep_at_end()
+
+    def watch_show_horizontal_scrollbar(self, shown: bool) -> None:
+        self._keep_at_end()
+
+    def _keep_at_end(self) -> None:
+        if self.follow:
+            self.call_after_refresh(self.scroll_end, animate=False, immediate=True, x_axis=False)
+
     def action_toggle_follow(self) -> None:
         self.set_follow(not self.follow)
 
