@@ -80,11 +80,6 @@ def key_hashes(keys: np.ndarray, seed: int = 0) -> np.ndarray:
 
 def raw_keys(keys: np.ndarray) -> np.ndarray:
     """Each key row as one opaque value, for equality tests."""
-    return _raw(keys)
-
-
-def _raw(keys: np.ndarray) -> np.ndarray:
-    """Each key row as one opaque value, for equality tests."""
     return keys.view(f"V{KEY_DTYPE.itemsize}")
 
 
@@ -171,7 +166,7 @@ class FlowView(_Records):
 
     def index_of(self, flow: FlowId) -> int | None:
         """The row of a flow, or None."""
-        hit = np.flatnonzero(_raw(self.keys) == _raw(encode_ids([flow]))[0])
+        hit = np.flatnonzero(raw_keys(self.keys) == raw_keys(encode_ids([flow]))[0])
         return int(hit[0]) if len(hit) else None
 
     def recent_ids(self, limit: int) -> list[FlowId]:

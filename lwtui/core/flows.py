@@ -259,9 +259,9 @@ class FlowTable:
         self._rec = np.concatenate([self._rec, np.full(m, None, dtype=object)])
         self._sorted = None
 
-    def _match(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(first, rows, h): the index in `keys` of each distinct key (its first occurrence,
-        in order), its row in the table (-1: none), and its hash. Every hash match is
+    def _match(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(first, rows): the index in `keys` of each distinct key (its first occurrence,
+        in order) and its row in the table (-1: none). Every hash match is
         checked against the whole key; a collision (two keys, one hash) re-seeds the hash."""
         raw = raw_keys(keys)
         for _ in range(16):
@@ -272,7 +272,7 @@ class FlowTable:
             rows = self._rows_of(h[first])
             hit = rows >= 0
             if dup_ok and bool((raw_keys(self._keys[rows[hit]]) == raw[first[hit]]).all()):
-                return first, rows, h[first]
+                return first, rows
             self._seed += 1
             self._c["h"] = key_hashes(self._keys, self._seed)
             self._sorted = None
@@ -297,7 +297,7 @@ class FlowTable:
         pending, self._pending = self._pending, {}
         ids = list(pending)
         keys = encode_ids(ids)
-        first, rows, _ = self._match(keys)
+        first, rows = self._match(keys)
         idx = first[rows < 0]
         n = len(self._keys)
         self._append(keys[idx])     # no FlowId kept per row: a view makes those it shows
@@ -426,7 +426,7 @@ class FlowTable:
         if _same_keys(keys, self._keys):                # the map read in the order of the last one
             rows = np.arange(len(keys))
         else:
-            first, rows, _ = self._match(keys)
+            first, rows = self._match(keys)
             if len(first) < len(keys):                  # the same flow twice: the first wins
                 keys, counters = keys[first], counters[first]
                 if ids is not None:
