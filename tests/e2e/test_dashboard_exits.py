@@ -57,6 +57,14 @@ def _exit_status(tmux: Tmux) -> str:
     return status
 
 
+def quit_lifting(tmux: Tmux, question: str) -> None:
+    """q with active rules: the question (`question` on screen), Enter, and lwtui exits 0."""
+    tmux.keys("q")
+    tmux.wait(all_of(question), "the quit question")
+    tmux.keys("Enter")
+    assert _exit_status(tmux) == "exit 0", tmux.screen()
+
+
 def _assert_restored(topo, route_dump, before: str, name: str) -> None:
     assert route_dump(topo.client_ns) == before, "the routes are not as they were before lwtui"
     assert not (RUN_DIR / f"{name}.json").exists(), "the session's state file is left behind"

@@ -8,7 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tests.e2e.test_dashboard_exits import START_TIMEOUT, _exit_status
+from tests.e2e.test_dashboard_exits import START_TIMEOUT, _exit_status, quit_lifting
 from tests.e2e.test_evidence import packets
 from tests.e2e.test_tmux import all_of, tmux  # noqa: F401 (tmux is a fixture)
 from tests.e2e.traffic import udp_send
@@ -29,10 +29,7 @@ def test_the_dashboard_records_drops_to_its_pcap_file(topo, tmux, tmp_path, rout
         sport, sent = udp_send(topo.client_ns, srv, 5353, n, 100, sport=40501)
         assert sent == 0                                   # all dropped
         tmux.wait(all_of(f"{pcap} {n} pkts"), "the header's count")
-        tmux.keys("q")
-        tmux.wait(all_of("Quit and lift 1 active rule?"), "the question")
-        tmux.keys("Enter")
-        assert _exit_status(tmux) == "exit 0", tmux.screen()
+        quit_lifting(tmux, "Quit and lift 1 active rule?")
         assert f"{n} packet(s) recorded in {pcap}" in tmux.screen()
         assert route_dump(topo.client_ns) == before
         assert [p[1:] for p in packets(pcap)] == [(cli, sport, srv, 5353)] * n

@@ -3,7 +3,7 @@ session and the kernel keeps dropping; `q` then Enter quits and the routes are a
 
 from __future__ import annotations
 
-from tests.e2e.test_dashboard_exits import _exit_status
+from tests.e2e.test_dashboard_exits import quit_lifting
 from tests.e2e.test_tmux import all_of, has_row, tmux, web  # noqa: F401 (tmux and web are fixtures)
 from tests.e2e.test_tmux_rules import start_on_lab
 from tests.ui.test_live import HTTP_AFTER, HTTP_BLOCKED, HTTP_FIRST, curl_from
@@ -24,10 +24,7 @@ def test_q_asks_before_lifting_a_block_and_n_keeps_it(topo, web, tmux, route_dum
     assert not curl_from(topo.client_ns, web, HTTP_BLOCKED, timeout=1.5), "the block was lifted by n"
     assert tmux.exit_status() is None, tmux.screen()        # 1.5 s after n, still running
 
-    tmux.keys("q")
-    tmux.wait(all_of("Quit and lift 1 active rule?"), "the question again")
-    tmux.keys("Enter")
-    assert _exit_status(tmux) == "exit 0", tmux.screen()
+    quit_lifting(tmux, "Quit and lift 1 active rule?")        # the question again: Enter lifts and quits
     assert f"on exit: {srv}/32 (out): restored" in tmux.screen()
     assert route_dump(topo.client_ns) == before
     assert curl_from(topo.client_ns, web, HTTP_AFTER), "the block outlived the session"

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from tests.e2e.test_dashboard_exits import START_TIMEOUT, _exit_status
+from tests.e2e.test_dashboard_exits import START_TIMEOUT, _exit_status, quit_lifting
 from tests.e2e.test_tmux import all_of, has_row, tmux, web  # noqa: F401 (tmux and web are fixtures)
 from tests.ui.test_live import HTTP_BLOCKED, HTTP_FIRST, UDP_PORT, UDP_SPORT, curl_from, udp_from
 
@@ -107,10 +107,7 @@ def test_b_blocks_the_filter_n_types_a_rule_t_and_D_change_it(topo, web, tmux, r
     tmux.wait(lambda s: "By port:" in s and (group_cells(s, f"{UDP_PORT}/udp") or [])[:6] == [
         "mdns", "1", "35", "4.4", "KiB", "5"], "the port group")
 
-    tmux.keys("q")
-    tmux.wait(all_of("Quit and lift 2 active rules?"), "the question")
-    tmux.keys("Enter")
-    assert _exit_status(tmux) == "exit 0", tmux.screen()
+    quit_lifting(tmux, "Quit and lift 2 active rules?")
     assert route_dump(topo.client_ns) == before
 
 
