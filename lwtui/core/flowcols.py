@@ -15,7 +15,7 @@ prefix comparison serves both families. Pure Python and numpy.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterator, Sequence, overload
+from typing import Iterator, Optional, Sequence, overload
 
 import numpy as np
 
@@ -66,7 +66,7 @@ def decode_id(row) -> FlowId:
 def key_hashes(keys: np.ndarray, seed: int = 0) -> np.ndarray:
     """A 64-bit hash of each KEY_DTYPE row (equal keys, equal hashes), to match rows
     between ticks with a sort instead of a dict. Another `seed`, another hash: the
-    flow table re-seeds when two keys collide (see FlowTable._match)."""
+    flow table re-seeds when two keys collide (see KeyIndex)."""
     words = keys.view(np.uint64).reshape(len(keys), KEY_DTYPE.itemsize // 8) if len(keys) else \
         np.zeros((0, KEY_DTYPE.itemsize // 8), np.uint64)
     h = np.full(len(keys), (0xCBF29CE484222325 + seed * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF, dtype=np.uint64)
@@ -81,6 +81,61 @@ def key_hashes(keys: np.ndarray, seed: int = 0) -> np.ndarray:
 def raw_keys(keys: np.ndarray) -> np.ndarray:
     """Each key row as one opaque value, for equality tests."""
     return keys.view(f"V{KEY_DTYPE.itemsize}")
+
+
+def same_keys(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two KEY_DTYPE arrays hold the same keys in the same order."""
+    return len(a) == len(b) and bool((a.view(np.uint64) == b.view(np.uint64)).all())
+
+
+class KeyIndex:
+    """Finds a table's rows by key: the table keeps each row's key_hashes() under `seed`
+    (its `h` column); the index searches a sorted copy of that column (made again after
+    forget()). Every hash match is checked against the whole key; two keys with one hash
+    re-seed the hash, so one flow's counters never land on another's row."""
+
+    def __init__(self) -> None:
+        self.seed = 0
+        self._sorted: Optional[tuple[np.ndarray, np.ndarray]] = None
+
+    def hashes(self, keys: np.ndarray) -> np.ndarray:
+        return key_hashes(keys, self.seed)
+
+    def forget(self) -> None:
+        """The table's rows or hashes changed."""
+        self._sorted = None
+
+    def rows_of(self, table_h: np.ndarray, h: np.ndarray) -> np.ndarray:
+        """The row of each hash `h` in a table whose hash column is `table_h`; -1 where none."""
+        n = len(table_h)
+        if n == 0 or len(h) == 0:
+            return np.full(len(h), -1, dtype=np.int64)
+        if self._sorted is None:
+            order = np.argsort(table_h, kind="stable")
+            self._sorted = (order, table_h[order])
+        order, sh = self._sorted
+        pos = np.minimum(np.searchsorted(sh, h), n - 1)
+        return np.where(sh[pos] == h, order[pos], -1)
+
+    def match(self, table_keys: np.ndarray, table_h: np.ndarray,
+              keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(first, rows, table_h): the index in `keys` of each distinct key (its first
+        occurrence, in order), its row in the table (-1: none), and the table's hash
+        column (new when the hash was re-seeded)."""
+        raw = raw_keys(keys)
+        for _ in range(16):
+            h = self.hashes(keys)
+            _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
+            dup_ok = bool((raw == raw[first[inverse.reshape(-1)]]).all())
+            first.sort()
+            rows = self.rows_of(table_h, h[first])
+            hit = rows >= 0
+            if dup_ok and bool((raw_keys(table_keys[rows[hit]]) == raw[first[hit]]).all()):
+                return first, rows, table_h
+            self.seed += 1
+            table_h = self.hashes(table_keys)
+            self._sorted = None
+        raise RuntimeError("flow keys collide under 16 hash seeds")
 
 
 class _Records(Sequence[FlowRecord]):

@@ -25,14 +25,14 @@ Guards, because kernel counters are not a clean series:
   kernel's LRU and inserted again: its history restarts, no negative rate;
 - a new flow's counters accrued since its first packet (first_seen): that is
   its baseline, so a young flow's rate covers its own age, not a whole window
-  (a flow younger than _MIN_SPAN counts as that old); a flow that was there
+  (a flow younger than rates.MIN_SPAN counts as that old); a flow that was there
   before the previous update yet new to the table (kept out as idle) has an
   unknown baseline: no rate until its next reading;
 - zero or negative periods (wall clock stepped back) give rate 0;
 - flows absent from a poll keep their counters, their rate decays to 0 over the
   window; flows idle longer than idle_timeout are removed; the table never holds
   more than max_flows (the most idle go first).
-Flows are matched between ticks by a 64-bit hash of their key (flowcols.key_hashes),
+Flows are matched between ticks by a 64-bit hash of their key (flowcols.KeyIndex),
 every match checked against the whole key: two keys with one hash re-seed the hash
 (never one flow's counters on another's row); a read in the order of the previous
 one is matched without hashing.
@@ -41,19 +41,15 @@ Python and numpy: no BCC, no netlink.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Iterable, NamedTuple, Optional
 
 import numpy as np
 
 from lwtui.core.flowcols import (COUNTER_DTYPE, KEY_DTYPE, VERDICT_CODE, VERDICTS, WOULD_DROP, FlowView,
-                                 decode_id, encode_ids, key_hashes, raw_keys)
-from lwtui.core.model import FlowId, FlowRecord, RuleEntry
+                                 KeyIndex, decode_id, encode_ids, raw_keys, same_keys)
+from lwtui.core.model import FlowId, FlowRecord
+from lwtui.core.rates import MIN_SPAN, HistoryRing, SampleRing
 
-_MAX_SAMPLES = 64     # per flow, in case ticks are much shorter than the window
-# A flow younger than this has its rate taken over this span: two packets 1 ms
-# apart are not 1000 packets/s.
-_MIN_SPAN = 0.25
 # How far a flow's first_seen (the kernel's coarse clock, converted to wall
 # time) may lie before the previous update and still be a flow that began since.
 _CLOCK_SLACK = 0.05
@@ -70,94 +66,6 @@ class Counters(NamedTuple):
     rule: str = ""
 
 
-def _trim(samples: list, now: float, window: float) -> None:
-    """Drop samples older than needed: keep the newest one at or before now-window."""
-    start = now - window
-    while len(samples) > 1 and samples[1][0] <= start:
-        del samples[0]
-    if len(samples) > _MAX_SAMPLES:
-        del samples[:len(samples) - _MAX_SAMPLES]
-
-
-class RateMeter:
-    """Per-second rate of one growing counter over a sliding window (session totals),
-    taken as the flows' rates are, so the header's figures agree with the rows'."""
-
-    def __init__(self, window: float = 3.0, start: Optional[tuple[float, float]] = None):
-        """`start`: (time, value) when counting began, the baseline of the first readings."""
-        self.window = window
-        self.rate = 0.0
-        self._samples: list[tuple[float, float]] = [start] if start is not None else []
-
-    def update(self, now: float, value: float, onset: Optional[float] = None) -> float:
-        """Add a reading; returns (and keeps in .rate) the per-second rate over the window.
-
-        `onset`: when the counter first grew, if known (the first packet of a session
-        whose counters start at 0): a baseline of 0 from before it counts from it, as a
-        young flow's rate covers its own age."""
-        s = self._samples
-        if s and (value < s[-1][1] or now < s[-1][0]):  # counter reset or clock stepped back
-            s.clear()
-        s.append((now, value))
-        _trim(s, now, self.window)
-        t0 = s[0][0]
-        if onset is not None and s[0][1] == 0 and t0 < onset:
-            t0 = min(onset, now)
-        period = now - t0
-        if period > 0:
-            period = max(period, min(_MIN_SPAN, self.window))
-        self.rate = (value - s[0][1]) / period if period > 0 else 0.0
-        return self.rate
-
-
-class TotalRates:
-    """The session's rates from the kernel's `stats` totals, over the flows' window and
-    counted from when counting began: packets and bits that passed, drops, would-drops.
-    The kernel counts no dropped bytes: the flows' estimate of them is taken out."""
-
-    def __init__(self, window: float, start: float):
-        self._meters = {k: RateMeter(window, start=(start, 0)) for k in ("packets", "bytes", "drops", "would")}
-
-    def update(self, now: float, stats: dict, dropped_bytes: float,
-               first_packet: Optional[float] = None) -> dict[str, float]:
-        """Totals' rate fields (Totals.pps, bps, drops_ps, would_drops_ps) at `now`;
-        `first_packet`: when the session's first flow began (FlowTable.first_packet), so
-        the totals of a young session are over its traffic's age, as a young row's are."""
-        m = self._meters
-        passed = max(0, stats["packets"] - stats["drops"])
-        return {"pps": m["packets"].update(now, passed, first_packet),
-                "bps": m["bytes"].update(now, max(0.0, stats["bytes"] - dropped_bytes), first_packet) * 8,
-                "drops_ps": m["drops"].update(now, stats["drops"]),
-                "would_drops_ps": m["would"].update(now, stats["would_drops"])}
-
-
-class HitSplit:
-    """Rule hits booked by mode: the kernel counts a rule's matches in one counter,
-    dropped or (dry-run) passed. Each reading's new hits go to the mode of the time
-    since the previous reading, as FlowTable does with a flow's drops."""
-
-    def __init__(self):
-        self._last: dict[str, tuple[int, int]] = {}   # rule text -> (hits, would-drops)
-
-    def _split(self, e: RuleEntry, dry_run: bool) -> tuple[int, int]:
-        hits, would = self._last.get(e.text, (0, 0))
-        if e.hits < hits:                             # lifted and added again: counts restart
-            hits = would = 0
-        return e.hits, would + (e.hits - hits if dry_run or e.dry_run else 0)
-
-    def update(self, entries: Iterable[RuleEntry], dry_run: bool) -> list[RuleEntry]:
-        """Book this reading; the entries with would_drops filled in."""
-        entries = list(entries)
-        split = {e.text: self._split(e, dry_run) for e in entries}
-        self._last = split
-        return [replace(e, would_drops=split[e.text][1]) for e in entries]
-
-    def view(self, entries: Iterable[RuleEntry], dry_run: bool) -> list[RuleEntry]:
-        """As update(), without booking (a read between ticks)."""
-        entries = list(entries)
-        return [replace(e, would_drops=self._split(e, dry_run)[1]) for e in entries]
-
-
 _ROW_COLUMNS = (("h", np.uint64), ("has", np.bool_), ("packets", np.int64), ("bytes", np.int64),
                 ("kdrops", np.int64), ("first_seen", np.float64), ("last_seen", np.float64),
                 ("tcp_flags", np.uint8), ("verdict", np.int8), ("rule", np.int32), ("would", np.int64),
@@ -171,16 +79,6 @@ _PUBLISHED = frozenset(("packets", "bytes", "kdrops", "would", "tcp_flags", "ver
                         "last_seen", "pps", "bps", "dps", "wps", "hlen", "dlen"))
 _READ = ("packets", "bytes", "kdrops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
 _FIELDS = ("packets", "bytes", "drops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
-_SAMPLE_COLUMNS = (("sp", np.int64), ("sb", np.float64), ("sd", np.int64), ("sw", np.int64))
-_HISTORY_SLACK = 4     # ticks a snapshot's histories stay readable after the table moved on
-# Histories are for sparklines: single precision (7 digits) halves the largest arrays of the
-# table (history_len + slack values per flow, two rings once flows drop).
-_HIST_DTYPE = np.float32
-
-
-def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two KEY_DTYPE arrays hold the same keys in the same order."""
-    return len(a) == len(b) and bool((a.view(np.uint64) == b.view(np.uint64)).all())
 
 
 class FlowTable:
@@ -207,14 +105,10 @@ class FlowTable:
         # entries it made, less this, is what no poll saw (Session: flows_unseen).
         self.kernel_flows_seen = 0
         self._seq = 0                     # ticks (update() calls) so far
-        self._seed = 0                    # of key_hashes; changes when two keys collide
+        self._index = KeyIndex()          # rows by key (the `h` column: their hashes)
         self._rules: list[str] = [""]     # rule texts; the `rule` column indexes them
         self._rule_index: dict[str, int] = {"": 0}
         self._pending: dict[FlowId, tuple[float, FlowRecord]] = {}   # note_new() since the last merge
-        self._nsamples = 4                # ticks the rate window's ring holds (grows when ticks are short)
-        self._tick_t = np.full(self._nsamples, np.nan)
-        self._tick_k = np.full(self._nsamples, -1, dtype=np.int64)
-        self._hring = history_len + _HISTORY_SLACK
         self._resize(0)
 
     # -- storage -----------------------------------------------------------------
@@ -223,23 +117,20 @@ class FlowTable:
         # Columns by name. numpy arrays typed Any: mypy's numpy stubs refuse mixed arithmetic on generic dtypes
         self._c: dict[str, Any] = {name: np.zeros(n, dtype=t) for name, t in _ROW_COLUMNS}
         self._c["born"][:] = -1
-        self._s: dict[str, Any] = {name: np.zeros((n, self._nsamples), dtype=t) for name, t in _SAMPLE_COLUMNS}
-        self._hist = np.zeros((n, self._hring), dtype=_HIST_DTYPE)
-        self._dhist: Optional[np.ndarray] = None
+        self._ring = SampleRing(n)        # the rate window's samples, a ring indexed by tick
+        self._hist = HistoryRing(n, self.history_len)     # bits/s per tick, for sparklines
         self._ids = np.full(n, None, dtype=object)
         self._rec = np.full(n, None, dtype=object)
-        self._sorted: Optional[tuple[np.ndarray, np.ndarray]] = None
+        self._index.forget()
 
     def _take(self, idx: np.ndarray) -> None:
         """Keep rows `idx`, in that order (new arrays: a FlowView holding the old ones keeps them)."""
         self._keys = self._keys[idx]
         self._c = {k: v[idx] for k, v in self._c.items()}
-        self._s = {k: v[idx] for k, v in self._s.items()}
-        self._hist = self._hist[idx]
-        if self._dhist is not None:
-            self._dhist = self._dhist[idx]
+        self._ring.take(idx)
+        self._hist.take(idx)
         self._ids, self._rec = self._ids[idx], self._rec[idx]
-        self._sorted = None
+        self._index.forget()
 
     def _append(self, keys: np.ndarray, ids: Optional[np.ndarray] = None) -> None:
         """Add rows for new flows: no counters yet (has False)."""
@@ -249,46 +140,18 @@ class FlowTable:
         self._keys = np.concatenate([self._keys, keys])
         new = {name: np.zeros(m, dtype=t) for name, t in _ROW_COLUMNS}
         new["born"][:] = -1
-        new["h"] = key_hashes(keys, self._seed)
+        new["h"] = self._index.hashes(keys)
         self._c = {k: np.concatenate([v, new[k]]) for k, v in self._c.items()}
-        self._s = {k: np.concatenate([v, np.zeros((m, self._nsamples), v.dtype)]) for k, v in self._s.items()}
-        self._hist = np.concatenate([self._hist, np.zeros((m, self._hring), dtype=_HIST_DTYPE)])
-        if self._dhist is not None:
-            self._dhist = np.concatenate([self._dhist, np.zeros((m, self._hring), dtype=_HIST_DTYPE)])
+        self._ring.append(m)
+        self._hist.append(m)
         self._ids = np.concatenate([self._ids, ids if ids is not None else np.full(m, None, dtype=object)])
         self._rec = np.concatenate([self._rec, np.full(m, None, dtype=object)])
-        self._sorted = None
+        self._index.forget()
 
     def _match(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(first, rows): the index in `keys` of each distinct key (its first occurrence,
-        in order) and its row in the table (-1: none). Every hash match is
-        checked against the whole key; a collision (two keys, one hash) re-seeds the hash."""
-        raw = raw_keys(keys)
-        for _ in range(16):
-            h = key_hashes(keys, self._seed)
-            _, first, inverse = np.unique(h, return_index=True, return_inverse=True)
-            dup_ok = bool((raw == raw[first[inverse.reshape(-1)]]).all())
-            first.sort()
-            rows = self._rows_of(h[first])
-            hit = rows >= 0
-            if dup_ok and bool((raw_keys(self._keys[rows[hit]]) == raw[first[hit]]).all()):
-                return first, rows
-            self._seed += 1
-            self._c["h"] = key_hashes(self._keys, self._seed)
-            self._sorted = None
-        raise RuntimeError("flow keys collide under 16 hash seeds")
-
-    def _rows_of(self, h: np.ndarray) -> np.ndarray:
-        """The row of each hash, -1 where the table has none."""
-        n = len(self._keys)
-        if n == 0 or len(h) == 0:
-            return np.full(len(h), -1, dtype=np.int64)
-        if self._sorted is None:
-            order = np.argsort(self._c["h"], kind="stable")
-            self._sorted = (order, self._c["h"][order])
-        order, sh = self._sorted
-        pos = np.minimum(np.searchsorted(sh, h), n - 1)
-        return np.where(sh[pos] == h, order[pos], -1)
+        """(first, rows): each distinct key's first index in `keys`, and its row (-1: none)."""
+        first, rows, self._c["h"] = self._index.match(self._keys, self._c["h"], keys)
+        return first, rows
 
     def _flush(self) -> None:
         """Rows for the flows note_new() announced since the last merge."""
@@ -317,7 +180,7 @@ class FlowTable:
     def _row(self, flow_id: FlowId) -> Optional[int]:
         self._flush()
         keys = encode_ids([flow_id])
-        row = int(self._rows_of(key_hashes(keys, self._seed))[0])
+        row = int(self._index.rows_of(self._c["h"], self._index.hashes(keys))[0])
         return row if row >= 0 and raw_keys(self._keys[row:row + 1])[0] == raw_keys(keys)[0] else None
 
     def get(self, flow_id: FlowId) -> Optional[FlowRecord]:
@@ -335,7 +198,7 @@ class FlowTable:
             fid = self._ids[row]
             if fid is None:
                 fid = self._ids[row] = decode_id(self._keys[row])
-            hist, dhist = self._history_reader(c["hlen"], c["dlen"])(row, self._seq)
+            hist, dhist = self._hist.reader(c["hlen"], c["dlen"], self._now_seq)(row, self._seq)
             r = self._rec[row] = FlowRecord(
                 fid, int(c["packets"][row]), int(c["bytes"][row]), int(c["kdrops"][row] - c["would"][row]),
                 int(c["tcp_flags"][row]), VERDICTS[c["verdict"][row]], self._rules[c["rule"][row]],
@@ -360,25 +223,10 @@ class FlowTable:
                 "first_seen": c["first_seen"], "last_seen": c["last_seen"], "pps": c["pps"], "bps": c["bps"],
                 "drops_ps": c["dps"], "would_drops_ps": c["wps"]}
         return FlowView(cols, self._keys, self._ids, self._rec.copy(), list(self._rules),
-                        self._history_reader(c["hlen"], c["dlen"]), self._seq)
+                        self._hist.reader(c["hlen"], c["dlen"], self._now_seq), self._seq)
 
-    def _history_reader(self, hlen: np.ndarray, dlen: np.ndarray):
-        """Reads a row's histories as of tick `seq` from the ring buffers of now; values the
-        table has overwritten since (a view read long after) are left out."""
-        hist, dhist, ring = self._hist, self._dhist, self._hring
-
-        def read(i: int, seq: int) -> tuple[bytes, bytes]:
-            lost = self._seq - seq - _HISTORY_SLACK if self._hist is hist else 0
-            out = []
-            for ring_arr, count in ((hist, int(hlen[i])), (dhist, int(dlen[i]))):
-                count = max(0, count - max(0, lost))
-                if ring_arr is None or count == 0:
-                    out.append(b"")
-                    continue
-                cols = (np.arange(seq - count + 1, seq + 1)) % ring
-                out.append(ring_arr[i, cols].astype(np.float64).tobytes())   # as FlowRecord keeps it
-            return out[0], out[1]
-        return read
+    def _now_seq(self) -> int:
+        return self._seq
 
     def rule_code(self, text: str) -> int:
         """The `rule` column's value for a rule text."""
@@ -423,7 +271,7 @@ class FlowTable:
         self._seq += 1
         oldest = now - self.idle_timeout
         keys = np.ascontiguousarray(keys)
-        if _same_keys(keys, self._keys):                # the map read in the order of the last one
+        if same_keys(keys, self._keys):                # the map read in the order of the last one
             rows = np.arange(len(keys))
         else:
             first, rows = self._match(keys)
@@ -459,11 +307,9 @@ class FlowTable:
         and the absent ones with their last counters (their rates decay)."""
         c, seq = self._c, self._seq
         rows = np.flatnonzero((polled >= 0) | c["has"])
-        back = self._last_update is not None and now < self._tick_time(seq - 1)
-        self._ring_room(now)
-        s = self._s
-        slot = seq % self._nsamples
-        self._tick_t[slot], self._tick_k[slot] = now, seq
+        ring = self._ring
+        back = self._last_update is not None and now < ring.tick_time(seq - 1)
+        slot = ring.start_tick(seq, now, self.rate_window)
         if len(rows) == 0:
             return
         # Every row merged (the usual tick): slices, so the columns are read and written in place.
@@ -506,12 +352,11 @@ class FlowTable:
         bt, bvals, born = c["bt"][sel], [c[k][sel] for k in ("bp", "bb", "bd", "bw")], c["born"][sel]
         if restart.any():
             bt, bvals, born = self._baselines(now, restart, fresh & ~stepped, FS, point, bt, bvals, born)
-        prev_k = (seq - 1) % self._nsamples
-        prev_t = np.where(restart, bt, self._tick_time(seq - 1) if seq > 1 else now)
-        prev_b = np.where(restart, bvals[1], s["sb"][sel, prev_k])
-        ref_t, ref = self._reference(now, sel, born, bt, bvals)
+        prev_t = np.where(restart, bt, ring.tick_time(seq - 1) if seq > 1 else now)
+        prev_b = np.where(restart, bvals[1], ring.s["sb"][sel, (seq - 1) % ring.size])
+        ref_t, ref = ring.reference(now, seq, self.rate_window, sel, born, bt, bvals)
         period = now - ref_t
-        period = np.where(period < _MIN_SPAN, min(_MIN_SPAN, self.rate_window), period)
+        period = np.where(period < MIN_SPAN, min(MIN_SPAN, self.rate_window), period)
         ok = (now - ref_t) > 0
         inv = np.divide(1.0, period, out=np.zeros(len(rows)), where=ok)
         pps, bps = (point[0] - ref[0]) * inv, (point[1] - ref[1]) * 8 * inv
@@ -533,9 +378,10 @@ class FlowTable:
                           ("bd", bvals[2]), ("bw", bvals[3]), ("born", born)):
             self._put(sel, name, arr)
         c["has"][sel] = True
-        for name, arr in zip(("sp", "sb", "sd", "sw"), point):
-            s[name][sel, slot] = arr
-        self._push_history(sel, rows, tick_bps, tick_dbps)
+        ring.write(sel, slot, point)
+        hlen, dlen = self._hist.push(sel, rows, seq, tick_bps, tick_dbps, c["hlen"], c["dlen"])
+        self._put(sel, "hlen", hlen)
+        c["dlen"] = dlen
         self._rec[rows[~stands]] = None
 
     def _put(self, sel, name: str, arr: np.ndarray) -> None:
@@ -570,65 +416,6 @@ class FlowTable:
         for b, v in zip(bvals, point):
             b[at_point] = v[at_point]
         return bt, bvals, born
-
-    def _reference(self, now, rows, born, bt, bvals):
-        """Each row's sample at the window's start: the newest tick at or before now - window
-        that the row has a sample for, else its baseline."""
-        start = now - self.rate_window
-        valid = (self._tick_k >= 0) & (self._tick_k > self._seq - self._nsamples)
-        before = valid & (self._tick_t <= start) & (self._tick_k < self._seq)
-        ref_t, ref = bt, list(bvals)
-        if before.any():
-            k0 = int(self._tick_k[before].max())
-        elif valid.sum() >= self._nsamples:       # the ring is full of ticks inside the window
-            k0 = int(self._tick_k[valid].min())
-        else:
-            return ref_t, ref
-        use = born <= k0
-        if not use.any():
-            return ref_t, ref
-        slot = k0 % self._nsamples
-        ref_t = np.where(use, self._tick_t[slot], bt)
-        ref = [np.where(use, self._s[name][rows, slot], b) for name, b in zip(("sp", "sb", "sd", "sw"), bvals)]
-        return ref_t, ref
-
-    def _tick_time(self, k: int) -> float:
-        slot = k % self._nsamples
-        return float(self._tick_t[slot]) if self._tick_k[slot] == k else float("nan")
-
-    def _ring_room(self, now: float) -> None:
-        """Grow the rate window's ring when the tick it is about to overwrite may still be
-        the window's start (ticks shorter than the window / ring size)."""
-        while self._nsamples < _MAX_SAMPLES:
-            k = self._seq - self._nsamples      # the tick this one overwrites
-            after = self._tick_time(k + 1)
-            if k < 1 or not (after > now - self.rate_window):
-                return
-            size = self._nsamples * 2
-            ticks = [kk for kk in range(self._seq - self._nsamples + 1, self._seq) if kk >= 1]
-            t, kk_arr = np.full(size, np.nan), np.full(size, -1, dtype=np.int64)
-            new = {name: np.zeros((len(self._keys), size), v.dtype) for name, v in self._s.items()}
-            for kk in ticks:
-                t[kk % size], kk_arr[kk % size] = self._tick_time(kk), kk
-                for name in new:
-                    new[name][:, kk % size] = self._s[name][:, kk % self._nsamples]
-            self._tick_t, self._tick_k, self._s, self._nsamples = t, kk_arr, new, size
-
-    def _push_history(self, sel, rows: np.ndarray, tick_bps: np.ndarray, tick_dbps: np.ndarray) -> None:
-        """This tick's bits/s passed (every row) and dropped (rows that ever dropped) into the rings;
-        `sel` selects `rows` (a slice when they are every row)."""
-        c, col, cap = self._c, self._seq % self._hring, self.history_len
-        self._hist[sel, col] = tick_bps
-        self._put(sel, "hlen", np.minimum(c["hlen"][sel] + 1, cap).astype(np.int32))
-        drop = (c["dlen"][sel] > 0) | (tick_dbps != 0)
-        if drop.any():
-            if self._dhist is None:
-                self._dhist = np.zeros_like(self._hist)
-            d = rows[drop]
-            self._dhist[d, col] = tick_dbps[drop]
-            dlen = c["dlen"].copy()
-            dlen[d] = np.minimum(dlen[d] + 1, cap)
-            c["dlen"] = dlen
 
     def _evict(self, target: int, polled: Optional[np.ndarray] = None) -> None:
         """Remove flows until at most `target` remain: first those no read of the map has

@@ -38,7 +38,8 @@ from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: 
 from lwtui.net import routes
 from lwtui.core import flowcols
 from lwtui.core.flowcols import FlowView
-from lwtui.core.flows import FlowTable, HitSplit, TotalRates
+from lwtui.core.flows import FlowTable
+from lwtui.core.rates import HitSplit, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_columns, flow_id_from_key
 from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
 from lwtui.core.pcap import PcapWriter

@@ -7,7 +7,8 @@ import ipaddress
 import pytest
 
 from lwtui.kernel import kstructs
-from lwtui.core.flows import Counters, FlowTable, HitSplit, RateMeter, TotalRates
+from lwtui.core.flows import Counters, FlowTable
+from lwtui.core.rates import HitSplit, RateMeter, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import FlowId, RuleEntry
 
@@ -485,12 +486,12 @@ def test_flow_id_from_key_gives_the_same_object_for_the_same_key():
 def test_two_flows_with_one_hash_keep_their_own_counts(monkeypatch):
     """A 64-bit hash collision (forced: every key hashes alike under the first seed) never puts
     one flow's counters on another's row: the table re-seeds and matches by the whole key."""
-    import lwtui.core.flows as flows_mod
-    real = flows_mod.key_hashes
+    import lwtui.core.flowcols as flowcols
+    real = flowcols.key_hashes
 
     def colliding(keys, seed=0):
         return real(keys, seed) if seed else real(keys, seed) * 0
-    monkeypatch.setattr(flows_mod, "key_hashes", colliding)
+    monkeypatch.setattr(flowcols, "key_hashes", colliding)
     t = FlowTable(rate_window=3.0)
     a, b, c = fid(1), fid(2), fid(3)
     t.note_new(c, 99.0)
