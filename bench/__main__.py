@@ -4,8 +4,10 @@ summary and render the tables of BENCHMARKS.md; `--report` only renders them
 from the result files already there.
 
 Benchmarks are not tests: they need root, take minutes and load the machine;
-they never run in CI. Names: microbench, throughput, storm, latency, dashboard
-(the default set), ablation (on request: where the per-packet time goes) and
+they never run in CI. Names: microbench, throughput, storm, latency, dashboard,
+ptydash (the dashboard as a person runs it, in a pty: synthetic flows, this
+tree and main, then the real lwtui on a route with 100,000 moving flows) (the
+default set), ablation (on request: where the per-packet time goes) and
 capture (on request: what --pcap costs a dropped packet).
 """
 
@@ -18,7 +20,7 @@ import traceback
 
 from .common import RESULTS, BenchError, log
 
-NAMES = ("microbench", "throughput", "storm", "latency", "dashboard")
+NAMES = ("microbench", "throughput", "storm", "latency", "dashboard", "ptydash")
 EXTRA = ("ablation", "capture")
 
 
@@ -53,6 +55,9 @@ def _runner(name: str, args):
                                      sizes=(1_000, 10_000) if q else (1_000, 10_000, 100_000),
                                      long_lived=(10_000, 65) if q else (100_000, 70),
                                      churn=(20_000, 6) if q else (50_000, 12))
+    if name == "ptydash":
+        from . import ptydash
+        return lambda: ptydash.run(flows=20_000 if q else 100_000, seconds=10 if q else 30, warmup=5 if q else 15)
     raise BenchError(f"unknown benchmark {name!r}: choose from {', '.join(NAMES + EXTRA)}")
 
 

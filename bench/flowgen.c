@@ -3,7 +3,10 @@
  * flows (one 16-byte UDP datagram per source port x destination port, ports
  * 1024..65535 on each of N sockets, paced in 1 ms slices) and the same JSON
  * line, but datagrams leave in batches of up to 256 per sendmmsg(2).
- * IPv4 only. Built by bench/stormtable.py with the system's cc. */
+ * IPv4 only. Built by bench/stormtable.py with the system's cc.
+ * `--cycle N` (after --sockets): the first N flows over and over, at RATE
+ * datagrams/s, until SECONDS: N flows whose counters all move (bench/ptydash.py
+ * --live); `walked` then says how far the first pass went. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -30,12 +33,15 @@ static double mono(void)
 int main(int argc, char **argv)
 {
 	int nsock = 8;
+	long cycle = 0;
 	if (argc < 4) {
-		fprintf(stderr, "usage: flowgen DST RATE SECONDS [--sockets N]\n");
+		fprintf(stderr, "usage: flowgen DST RATE SECONDS [--sockets N [--cycle N]]\n");
 		return 2;
 	}
 	if (argc >= 6 && !strcmp(argv[4], "--sockets"))
 		nsock = atoi(argv[5]);
+	if (argc >= 8 && !strcmp(argv[6], "--cycle"))
+		cycle = atol(argv[7]);
 	double rate = atof(argv[2]), seconds = atof(argv[3]);
 	struct in_addr dst;
 	if (nsock < 1 || inet_pton(AF_INET, argv[1], &dst) != 1) {
@@ -66,8 +72,12 @@ int main(int argc, char **argv)
 		msgs[j].msg_hdr = (struct msghdr){.msg_name = &to[j], .msg_namelen = sizeof(to[j]),
 						  .msg_iov = &iov[j], .msg_iovlen = 1};
 	}
-	long sent = 0, errors = 0, nfailed = 0;
+	long sent = 0, errors = 0, nfailed = 0, span = LAST_PORT - FIRST_PORT + 1;
 	int sock = 0, port = FIRST_PORT;
+	if (cycle > span * nsock) {
+		fprintf(stderr, "flowgen: --cycle %ld is more flows than %d sockets have ports\n", cycle, nsock);
+		return 2;
+	}
 	double t0 = mono(), end = t0 + seconds, slice = 0.001;
 	for (;;) {
 		double now = mono();
@@ -75,11 +85,15 @@ int main(int argc, char **argv)
 			break;
 		long due = rate > 0 ? (long)((now - t0 + slice) * rate) : sent + errors + BATCH;
 		while (sent + errors < due && port <= LAST_PORT) {
+			if (cycle && sock * span + port - FIRST_PORT >= cycle)
+				break;	/* the cycle's end: back to its first flow below */
 			long n = due - (sent + errors);
 			if (n > BATCH)
 				n = BATCH;
 			if (n > LAST_PORT - port + 1)
 				n = LAST_PORT - port + 1;
+			if (cycle && n > cycle - (sock * span + port - FIRST_PORT))
+				n = cycle - (sock * span + port - FIRST_PORT);
 			for (int j = 0; j < n; j++)
 				to[j].sin_port = htons(port + j);
 			int r = sendmmsg(fds[sock], msgs, n, 0);
@@ -97,9 +111,14 @@ int main(int argc, char **argv)
 				port++;
 			}
 		}
-		walked[sock] = port - FIRST_PORT;
+		if (port - FIRST_PORT > walked[sock])
+			walked[sock] = port - FIRST_PORT;
 		if (port > LAST_PORT) {
 			sock++;
+			port = FIRST_PORT;
+		}
+		if (cycle && sock * span + port - FIRST_PORT >= cycle) {	/* back to the first flow */
+			sock = 0;
 			port = FIRST_PORT;
 		}
 		if (rate > 0) {

@@ -185,8 +185,20 @@ def capture(doc: dict) -> str:
     return f"### What packet capture costs (--pcap)\n\n{_machine(doc)}\n\n{t}\n\n{_targets(doc)}\n"
 
 
+def ptydash(doc: dict) -> str:
+    rows = [[f"{r['case']} ({r['tree']})", f"{r['cpu_core_share']:.3f}",
+             f"{r['rss_mib']:.0f} (peak {r['peak_rss_mib']:.0f})",
+             f"{r['rss_anon_mib']:.0f} / {r['rss_file_mib']:.0f}" if "rss_anon_mib" in r else "-",
+             f"{r['key_answer_ms_median']:.0f} ({r['key_answer_ms_max']:.0f})", f"{r['first_snapshot_s']:.1f}"]
+            for r in doc["rows"]]
+    t = _table(["case", "CPU, share of one core", "RSS MiB", "anon / file MiB", "key answer ms, median (max)",
+                "first data s"], rows)
+    return (f"### Dashboard in a pseudo-terminal, {doc['params']['flows']:,} moving flows (ptydash)\n\n"
+            f"{_machine(doc)}\n\n{t}\n\n{_targets(doc)}\n")
+
+
 RENDER = {"microbench": microbench, "ablation": ablation, "throughput": throughput, "storm": storm, "latency": latency,
-          "dashboard": dashboard, "capture": capture}
+          "dashboard": dashboard, "capture": capture, "ptydash": ptydash}
 
 
 def render(directory: Path = RESULTS) -> str:
