@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -59,8 +58,10 @@ def test_the_index_names_the_rule_that_trying_every_rule_names(before, after, fl
             assert idx.blocking(f) == _first(f, active)
 
 
-def test_a_change_costs_the_changed_rules_and_lookups_do_not_grow_with_the_rules():
-    """4,094 rules and 20,000 idle flows (the case that stalled the refresh for 8-10 s)."""
+def test_a_change_costs_the_changed_rules_and_lookups_do_not_grow_with_the_rules(monkeypatch):
+    """4,094 rules and 20,000 idle flows (the case that stalled the refresh for 8-10 s): a change
+    is applied rule by rule, a lookup tries no rule one by one, and a second pass is answered
+    from the cache. Counted, not timed (the machine is shared)."""
     active = [HostRule(ipaddress.ip_network(f"172.16.{i // 250}.{i % 250}/32")) for i in range(4000)]
     active += [PortRule(1000 + i, 6) for i in range(94)]
     flow_list = [FlowId("in", 17, ipaddress.ip_address(f"10.1.{i // 250}.{i % 250}"), 5000 + i % 1000,
@@ -70,11 +71,17 @@ def test_a_change_costs_the_changed_rules_and_lookups_do_not_grow_with_the_rules
     assert idx.changes == 4094
     idx.update(active[1:])                      # one allow
     assert idx.changes == 4095
-    started = time.perf_counter()
+    tried = {"rules": 0, "lookups": 0}
+    for cls in (FlowRule, HostRule, PortRule):
+        real = cls.matches
+        monkeypatch.setattr(cls, "matches", lambda self, f, _real=real: (tried.__setitem__("rules", tried["rules"] + 1),
+                                                                         _real(self, f))[1])
+    real_lookup = idx._lookup
+    monkeypatch.setattr(idx, "_lookup", lambda f: (tried.__setitem__("lookups", tried["lookups"] + 1),
+                                                   real_lookup(f))[1])
     assert all(idx.blocking(f) is None for f in flow_list)
-    first = time.perf_counter() - started
-    started = time.perf_counter()
+    assert tried == {"rules": 0, "lookups": 20000}          # dict probes only, no rule tried one by one
     assert all(idx.blocking(f) is None for f in flow_list)
-    again = time.perf_counter() - started
-    # Generous bounds (a shared CI machine): trying every rule took seconds here.
-    assert first < 1.0 and again < first, (first, again)
+    assert tried == {"rules": 0, "lookups": 20000}          # the second pass: every answer cached
+    blocked = FlowId("in", 6, ipaddress.ip_address("172.16.3.7"), 5000, ipaddress.ip_address("10.0.0.3"), 1050)
+    assert idx.blocking(blocked).text == "host 172.16.3.7"  # and the index still answers (host before port)
