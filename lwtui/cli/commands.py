@@ -35,7 +35,7 @@ def error_code(e: BaseException) -> int | None:
                                           pins.PinError, PrivilegeError, LabError, TopologyError, MetricsError,
                                           LibbpfMissing, FeatureError)
     try:
-        from lwtui.kernel.probe import ProbeError
+        from lwtui.kernel.loader import ProbeError
         known += (ProbeError,)
     except ImportError:  # BCC missing: the probe cannot even be imported
         pass
@@ -68,7 +68,7 @@ def _session(args, targets, rules=()):
 
 def _print_ebpf(args) -> int:
     from lwtui.kernel import features
-    from lwtui.kernel.probe import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
+    from lwtui.kernel.loader import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
     events = getattr(args, "events", "perf")
     if os.geteuid() == 0:
         chosen, whose = features.plan(events), "this kernel's"

@@ -19,9 +19,9 @@ def check_root() -> CheckResult:
 
 def check_bcc() -> CheckResult:
     try:
-        from lwtui.kernel.probe import ProbeError, bcc_location
-    except ImportError as e:  # pragma: no cover - the probe imports bcc lazily
-        return False, f"lwtui.kernel.probe not importable ({e})", "reinstall lwtui"
+        from lwtui.kernel.loader import ProbeError, bcc_location
+    except ImportError as e:  # pragma: no cover - the loader imports bcc lazily
+        return False, f"lwtui.kernel.loader not importable ({e})", "reinstall lwtui"
     try:
         where = bcc_location()
     except ProbeError as e:
@@ -50,7 +50,7 @@ def check_headers() -> CheckResult:
 
 def check_programs() -> CheckResult:
     try:
-        from lwtui.kernel.probe import selftest
+        from lwtui.kernel.loader import selftest
         results = selftest(kernel_plan().cflags)
     except Exception as e:  # noqa: BLE001 - doctor reports, never raises
         return False, f"cannot compile the BPF programs: {e}", "fix the checks above first"
