@@ -6,6 +6,7 @@ import json
 import os
 from typing import Callable
 
+from lwtui.cli.console import console
 from lwtui.core.units import plural
 
 CheckResult = tuple[bool, str, str]  # ok, what was found, the fix
@@ -185,3 +186,7 @@ def run_doctor(console, as_json: bool = False) -> int:
         console.print(feature_table(rows))
     console.print("ready" if not failed else f"{failed} check(s) failed")
     return 0 if not failed else 1
+
+
+def cmd_doctor(args) -> int:
+    return run_doctor(console(), as_json=getattr(args, "json", False))
