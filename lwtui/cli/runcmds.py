@@ -106,6 +106,24 @@ def _start(session, server, args, pcap: str | None):
     return writer
 
 
+def _run_session(args, targets, rules, server, pcap: str | None, front_end) -> int:
+    """Start a session on `targets` (with its metrics and --pcap file), run `front_end(session,
+    writer)` on it, and end it whatever happens: the metrics stop before the session closes
+    its maps, then the routes are restored (finish), then the --pcap file is summed up."""
+    writer = None
+    try:
+        session = _session(args, targets, rules)
+        try:
+            writer = _start(session, server, args, pcap)
+            return front_end(session, writer)
+        finally:
+            _stop_metrics(server)
+            finish(session)
+    finally:
+        _stop_metrics(server)
+        _pcap_done(writer)
+
+
 def _pcap_done(writer) -> None:
     """Say what the --pcap file holds."""
     if writer is None:
@@ -146,22 +164,16 @@ def cmd_dashboard(args) -> int:
     targets = _targets(args) if args.routes else None
     server = _metrics_server(args)
     pcap = _pcap_path(args)
-    writer = None
+
+    def dashboard(session, _writer) -> int:
+        return run_dashboard(session, interval=args.interval, list_routes=list_routes, snaplen=args.snaplen) or 0
     try:
         targets = targets or _pick_routes(args, list_routes)
         if not targets:
             return 0
-        session = _session(args, targets, rules)
-        try:
-            writer = _start(session, server, args, pcap)
-            return run_dashboard(session, interval=args.interval, list_routes=list_routes,
-                                 snaplen=args.snaplen) or 0
-        finally:
-            _stop_metrics(server)
-            finish(session)
+        return _run_session(args, targets, rules, server, pcap, dashboard)
     finally:
         _stop_metrics(server)
-        _pcap_done(writer)
 
 
 def _pick_routes(args, list_routes):
@@ -193,17 +205,9 @@ def cmd_watch(args) -> int:
     rules = _rules_file(args)
     server = _metrics_server(args)
     pcap = _pcap_path(args)
-    writer = None
-    try:
-        session = _session(args, targets, rules)
-        try:
-            writer = _start(session, server, args, pcap)
-            run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
-                      out=sys.stdout, on_ready=(lambda: _session_line(session, server, writer)) if args.json else None)
-        finally:
-            _stop_metrics(server)
-            finish(session)
-    finally:
-        _stop_metrics(server)
-        _pcap_done(writer)
-    return 0
+
+    def watch(session, writer) -> int:
+        run_watch(session, interval=args.interval, duration=args.duration, as_json=args.json,
+                  out=sys.stdout, on_ready=(lambda: _session_line(session, server, writer)) if args.json else None)
+        return 0
+    return _run_session(args, targets, rules, server, pcap, watch)
