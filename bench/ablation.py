@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 from lwtui.kernel import bpfsys, kstructs
-from lwtui.kernel.probe import bpf_dir
+from lwtui.kernel.loader import bpf_dir
 from lwtui.kernel.verdicts import write_config_slot
 
 from . import packets
@@ -82,7 +82,7 @@ def _source_at(tmp: Path, rev: str) -> Path:
 def run(rounds: int = 5, repeat: int = 1_000_000, against: str | None = None) -> Result:
     """against: a git revision whose program is timed too, as a variant of its own (before/after)."""
     require_root()
-    from lwtui.kernel.probe import build_cflags
+    from lwtui.kernel.loader import build_cflags
     res = Result("ablation", params={"rounds": rounds, "repeat": repeat, "packet": "tcp", "hook": "out",
                                      "lwtui_cflags": list(lwtui_cflags()), "against": against,
                                      "cpu": pin_one_cpu()})

@@ -6,6 +6,7 @@ import json
 import os
 from typing import Callable
 
+from lwtui.cli.console import console
 from lwtui.core.units import plural
 
 CheckResult = tuple[bool, str, str]  # ok, what was found, the fix
@@ -19,9 +20,9 @@ def check_root() -> CheckResult:
 
 def check_bcc() -> CheckResult:
     try:
-        from lwtui.kernel.probe import ProbeError, bcc_location
-    except ImportError as e:  # pragma: no cover - the probe imports bcc lazily
-        return False, f"lwtui.kernel.probe not importable ({e})", "reinstall lwtui"
+        from lwtui.kernel.loader import ProbeError, bcc_location
+    except ImportError as e:  # pragma: no cover - the loader imports bcc lazily
+        return False, f"lwtui.kernel.loader not importable ({e})", "reinstall lwtui"
     try:
         where = bcc_location()
     except ProbeError as e:
@@ -50,7 +51,7 @@ def check_headers() -> CheckResult:
 
 def check_programs() -> CheckResult:
     try:
-        from lwtui.kernel.probe import selftest
+        from lwtui.kernel.loader import selftest
         results = selftest(kernel_plan().cflags)
     except Exception as e:  # noqa: BLE001 - doctor reports, never raises
         return False, f"cannot compile the BPF programs: {e}", "fix the checks above first"
@@ -185,3 +186,7 @@ def run_doctor(console, as_json: bool = False) -> int:
         console.print(feature_table(rows))
     console.print("ready" if not failed else f"{failed} check(s) failed")
     return 0 if not failed else 1
+
+
+def cmd_doctor(args) -> int:
+    return run_doctor(console(), as_json=getattr(args, "json", False))

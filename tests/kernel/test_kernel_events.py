@@ -10,7 +10,8 @@ import packets as P
 import pytest
 from kutil import BPF_DROP, BPF_OK, add_rule, events_map_fd, flow_key, key_tuple, run, want
 from lwtui.kernel import bpfsys, kstructs
-from lwtui.kernel.probe import Probe, ProbeError
+from lwtui.kernel.loader import ProbeError
+from lwtui.kernel.probe import Probe
 
 BPF_MAP_TYPE_PERF_EVENT_ARRAY, BPF_MAP_TYPE_RINGBUF = 4, 27
 RECORD = 8 + 80  # a ring buffer record: 8-byte header + struct lwtui_event

@@ -1,4 +1,5 @@
-"""lwtui.kernel.probe against the kernel: programs, maps, config, flow reads, lifecycle."""
+"""lwtui.kernel.probe (with .loader and .maps) against the kernel: programs, maps, config, flow reads,
+lifecycle."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from lwtui.core.flowcols import decode_id
 from lwtui.core.model import FlowId
 from lwtui.kernel import bpfsys, kstructs
 from lwtui.kernel.codec import flow_columns, flow_id_from_key
-from lwtui.kernel.probe import MAP_NAMES, Probe, ProbeError, selftest
+from lwtui.kernel.loader import ProbeError, selftest
+from lwtui.kernel.maps import MAP_NAMES
+from lwtui.kernel.probe import Probe
 
 # enum bpf_map_type
 HASH, ARRAY, PERCPU_ARRAY, LRU_HASH, LPM_TRIE, LRU_PERCPU_HASH = 1, 2, 6, 9, 11, 10
