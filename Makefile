@@ -22,8 +22,11 @@ ifdef NOROOT
 endif
 	@$(SUDO) scripts/bootstrap.sh $(BOOTSTRAP_ARGS)
 
+# Two workers (tests/conftest.py says which tests are kept apart), then the few
+# that must run with no other lwtui on the host.
 test: bootstrap
-	$(SUDO) $(PY) -m pytest -q tests
+	$(SUDO) $(PY) -m pytest -q -n 2 --dist loadgroup -m 'not alone' tests
+	$(SUDO) $(PY) -m pytest -q -m alone tests
 
 demo: bootstrap
 	$(SUDO) .venv/bin/lwtui demo

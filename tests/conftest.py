@@ -17,6 +17,22 @@ from lwtui.net.netns import Topology, create_topology, destroy_topology
 
 _counter = itertools.count(1)
 
+# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`);
+# every test's namespaces, sessions, pins and state are its own (names carry the
+# worker's pid). Two kinds of test act on the whole host and are kept apart:
+#   host_wide  looks at or leaves routes in every namespace (`detach --all`,
+#              `sessions`, `doctor`'s leftovers, SIGKILLed sessions): one worker
+#              runs them all, one after another, so none restores another's leftover;
+#   alone      needs that no other lwtui runs at all (BPF run-time statistics are
+#              on for the whole host while any lwtui holds them): `make test` runs
+#              these after the rest, by themselves (`-m alone`).
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("host_wide"):
+            item.add_marker(pytest.mark.xdist_group("host_wide"))
+
 
 @pytest.fixture(scope="session", autouse=True)
 def private_settings_and_exports(tmp_path_factory):

@@ -24,6 +24,8 @@ from lwtui.kernel.pins import PINNED_MAPS
 
 from tests.e2e.cli import lwtui_env, run, watch, which, world_readable_copy  # noqa: F401 (fixtures)
 
+pytestmark = pytest.mark.host_wide     # see tests/conftest.py
+
 NOBODY = ["--reuid=65534", "--regid=65534", "--clear-groups"]
 V4 = "10.0.0.3/32"
 

@@ -125,6 +125,7 @@ def _witness_runs(fd: int) -> int:
     return runstats.prog_run_stats(fd)[1]
 
 
+@pytest.mark.alone     # run-time statistics are host-wide: see tests/conftest.py
 def test_own_cost_is_counted_while_lwtui_runs_and_off_after_exit(topo, route_dump, watch):
     before = route_dump(topo.client_ns)
     assert _stats_enabled() == "0", "kernel.bpf_stats_enabled is on globally: this test needs it off"

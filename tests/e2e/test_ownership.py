@@ -25,6 +25,8 @@ from lwtui.net.routes import Attachment, Target
 from tests.e2e.cli import LWTUI, ROOT, lwtui_env, run, watch  # noqa: F401 (fixtures)
 from tests.e2e.test_routes import ip, ping_ok, progs  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.host_wide     # see tests/conftest.py
+
 V4, V6 = "10.0.0.3/32", "fd00:6c77::3/128"
 PINNED = sorted(PINNED_MAPS)
 

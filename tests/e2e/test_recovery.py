@@ -15,6 +15,8 @@ import os
 import signal
 import subprocess
 
+import pytest
+
 from lwtui.kernel import pins
 from lwtui.net.routes import Target
 from lwtui.session import state
@@ -22,6 +24,8 @@ from lwtui.session.live import Session
 from tests.e2e.cli import lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
 from tests.e2e.test_reliability import V4, V6, _sessions, encaps
 from tests.e2e.traffic import ping, udp_send
+
+pytestmark = pytest.mark.host_wide     # see tests/conftest.py
 
 
 def _mine(text: str, *namespaces: str) -> list[str]:

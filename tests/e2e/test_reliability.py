@@ -26,6 +26,8 @@ from lwtui.kernel.pins import PINNED_MAPS
 from tests.e2e.cli import LWTUI, ROOT, Watch, lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
 from tests.e2e.traffic import nsrun, udp_send
 
+pytestmark = pytest.mark.host_wide     # see tests/conftest.py
+
 V4, V6 = "10.0.0.3/32", "fd00:6c77::3/128"
 
 

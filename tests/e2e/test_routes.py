@@ -22,7 +22,7 @@ from lwtui.net import routes
 from lwtui.net.netns import destroy_topology, ns_run
 from lwtui.net.routes import Attachment, RouteError, Target
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.host_wide]   # see tests/conftest.py
 
 ROOT = Path(__file__).resolve().parents[2]
 PROG_TYPES = {"in": bpfsys.PROG_TYPE_LWT_IN, "out": bpfsys.PROG_TYPE_LWT_OUT, "xmit": bpfsys.PROG_TYPE_LWT_XMIT}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
+
 import packets as P
 from lwtui.kernel import bpfsys, runstats
 
@@ -15,6 +17,7 @@ def _sysctl() -> str:
                           check=True).stdout.strip()
 
 
+@pytest.mark.alone     # run-time statistics are host-wide: see tests/conftest.py
 def test_runs_are_counted_exactly_while_the_fd_is_open(probe):
     assert _sysctl() == "0", "kernel.bpf_stats_enabled is on globally: this test needs it off"
     fd = probe.prog_fd("out")

@@ -22,7 +22,7 @@ V6_HTTP = FlowId("out", 6, ipaddress.ip_address("2001:db8::2"), 50412, ipaddress
 HTTP_IN = FlowId("in", 6, ipaddress.ip_address("10.0.0.3"), 8080, ipaddress.ip_address("10.0.0.2"), 40312)
 
 
-async def wait_until(pilot, condition, what: str, timeout: float = 5.0) -> None:
+async def wait_until(pilot, condition, what: str, timeout: float = 15.0) -> None:
     """Let the app run until condition() holds; fail naming `what` after `timeout`."""
     deadline = time.monotonic() + timeout
     while not condition():
