@@ -118,17 +118,20 @@ class TotalRates:
     def __init__(self, window: float, start: float):
         self._meters = {k: RateMeter(window, start=(start, 0)) for k in ("packets", "bytes", "drops", "would")}
 
-    def update(self, now: float, stats: dict, dropped_bytes: float,
-               first_packet: Optional[float] = None) -> dict[str, float]:
+    def update(self, now: float, stats: dict, dropped_bytes: float, first_packet: Optional[float] = None,
+               first_drop: Optional[float] = None, first_would_drop: Optional[float] = None) -> dict[str, float]:
         """Totals' rate fields (Totals.pps, bps, drops_ps, would_drops_ps) at `now`;
         `first_packet`: when the session's first flow began (FlowTable.first_packet), so
-        the totals of a young session are over its traffic's age, as a young row's are."""
+        the totals of a young session are over its traffic's age, as a young row's are;
+        `first_drop`, `first_would_drop` the same for the session's first drops and
+        would-drops (FlowTable.first_drop, first_would_drop): a flow blocked from its
+        first packet reads its drop rate in the header as on its row."""
         m = self._meters
         passed = max(0, stats["packets"] - stats["drops"])
         return {"pps": m["packets"].update(now, passed, first_packet),
                 "bps": m["bytes"].update(now, max(0.0, stats["bytes"] - dropped_bytes), first_packet) * 8,
-                "drops_ps": m["drops"].update(now, stats["drops"]),
-                "would_drops_ps": m["would"].update(now, stats["would_drops"])}
+                "drops_ps": m["drops"].update(now, stats["drops"], first_drop),
+                "would_drops_ps": m["would"].update(now, stats["would_drops"], first_would_drop)}
 
 
 class HitSplit:
@@ -178,6 +181,14 @@ _HISTORY_SLACK = 4     # ticks a snapshot's histories stay readable after the ta
 _HIST_DTYPE = np.float32
 
 
+def _earliest(current: Optional[float], first_seen: np.ndarray) -> Optional[float]:
+    """The earlier of `current` and the earliest known (non-zero) time in `first_seen`."""
+    known = first_seen[first_seen > 0]
+    if len(known) and (current is None or known.min() < current):
+        return float(known.min())
+    return current
+
+
 def _same_keys(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether two KEY_DTYPE arrays hold the same keys in the same order."""
     return len(a) == len(b) and bool((a.view(np.uint64) == b.view(np.uint64)).all())
@@ -202,6 +213,8 @@ class FlowTable:
         self._last_update: Optional[float] = None
         self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
         self.first_packet: Optional[float] = None   # the earliest first_seen of any flow merged
+        self.first_drop: Optional[float] = None     # ... of any flow that dropped packets
+        self.first_would_drop: Optional[float] = None   # ... of any flow with would-drops
         # Kernel entries the polls have shown: a flow's first reading, and each reading of an
         # entry the kernel made again (evicted, then re-inserted). The kernel's count of the
         # entries it made, less this, is what no poll saw (Session: flows_unseen).
@@ -494,6 +507,8 @@ class FlowTable:
         dry = dry_run | (V == WOULD_DROP)
         would = would + np.where((dd > 0) & dry, dd, 0)
         real = (dd > 0) & ~dry
+        self.first_drop = _earliest(self.first_drop, FS[real])
+        self.first_would_drop = _earliest(self.first_would_drop, FS[(dd > 0) & dry])
         dp, db = P - op, B - ob
         size = np.divide(db, dp, out=np.zeros(len(rows)), where=real & (dp > 0))
         dbytes = np.where(real, np.minimum(B.astype(np.float64), dbytes0 + dd * size), dbytes0)
@@ -554,10 +569,7 @@ class FlowTable:
         stepped back on)."""
         bt, bvals, born = bt.copy(), [b.copy() for b in bvals], born.copy()
         born[restart] = self._seq
-        fs = FS[fresh]
-        good = fs[fs > 0]
-        if len(good) and (self.first_packet is None or good.min() < self.first_packet):
-            self.first_packet = float(good.min())
+        self.first_packet = _earliest(self.first_packet, FS[fresh])
         last = self._last_update
         known = (FS > 0) & fresh
         if last is not None:
