@@ -50,6 +50,8 @@ def check_headers() -> CheckResult:
 
 
 def check_programs() -> CheckResult:
+    if os.geteuid() != 0:
+        return False, "cannot load BPF programs without root", "run lwtui doctor as root"
     try:
         from lwtui.kernel.loader import selftest
         results = selftest(kernel_plan().cflags)

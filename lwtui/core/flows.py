@@ -81,6 +81,14 @@ _READ = ("packets", "bytes", "kdrops", "first_seen", "last_seen", "tcp_flags", "
 _FIELDS = ("packets", "bytes", "drops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
 
 
+def _earliest(current: Optional[float], first_seen: np.ndarray) -> Optional[float]:
+    """The earlier of `current` and the earliest known (non-zero) time in `first_seen`."""
+    known = first_seen[first_seen > 0]
+    if len(known) and (current is None or known.min() < current):
+        return float(known.min())
+    return current
+
+
 class FlowTable:
     """Flows merged from polls and events, as columns; see the module docstring for the maths.
 
@@ -100,6 +108,8 @@ class FlowTable:
         self._last_update: Optional[float] = None
         self.dropped_bytes = 0.0          # every flow's dropped bytes so far (estimated, see _split)
         self.first_packet: Optional[float] = None   # the earliest first_seen of any flow merged
+        self.first_drop: Optional[float] = None     # ... of any flow that dropped packets
+        self.first_would_drop: Optional[float] = None   # ... of any flow with would-drops
         # Kernel entries the polls have shown: a flow's first reading, and each reading of an
         # entry the kernel made again (evicted, then re-inserted). The kernel's count of the
         # entries it made, less this, is what no poll saw (Session: flows_unseen).
@@ -340,6 +350,8 @@ class FlowTable:
         dry = dry_run | (V == WOULD_DROP)
         would = would + np.where((dd > 0) & dry, dd, 0)
         real = (dd > 0) & ~dry
+        self.first_drop = _earliest(self.first_drop, FS[real])
+        self.first_would_drop = _earliest(self.first_would_drop, FS[(dd > 0) & dry])
         dp, db = P - op, B - ob
         size = np.divide(db, dp, out=np.zeros(len(rows)), where=real & (dp > 0))
         dbytes = np.where(real, np.minimum(B.astype(np.float64), dbytes0 + dd * size), dbytes0)
@@ -400,10 +412,7 @@ class FlowTable:
         stepped back on)."""
         bt, bvals, born = bt.copy(), [b.copy() for b in bvals], born.copy()
         born[restart] = self._seq
-        fs = FS[fresh]
-        good = fs[fs > 0]
-        if len(good) and (self.first_packet is None or good.min() < self.first_packet):
-            self.first_packet = float(good.min())
+        self.first_packet = _earliest(self.first_packet, FS[fresh])
         last = self._last_update
         known = (FS > 0) & fresh
         if last is not None:

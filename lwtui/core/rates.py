@@ -71,17 +71,20 @@ class TotalRates:
     def __init__(self, window: float, start: float):
         self._meters = {k: RateMeter(window, start=(start, 0)) for k in ("packets", "bytes", "drops", "would")}
 
-    def update(self, now: float, stats: dict, dropped_bytes: float,
-               first_packet: Optional[float] = None) -> dict[str, float]:
+    def update(self, now: float, stats: dict, dropped_bytes: float, first_packet: Optional[float] = None,
+               first_drop: Optional[float] = None, first_would_drop: Optional[float] = None) -> dict[str, float]:
         """Totals' rate fields (Totals.pps, bps, drops_ps, would_drops_ps) at `now`;
         `first_packet`: when the session's first flow began (FlowTable.first_packet), so
-        the totals of a young session are over its traffic's age, as a young row's are."""
+        the totals of a young session are over its traffic's age, as a young row's are;
+        `first_drop`, `first_would_drop` the same for the session's first drops and
+        would-drops (FlowTable.first_drop, first_would_drop): a flow blocked from its
+        first packet reads its drop rate in the header as on its row."""
         m = self._meters
         passed = max(0, stats["packets"] - stats["drops"])
         return {"pps": m["packets"].update(now, passed, first_packet),
                 "bps": m["bytes"].update(now, max(0.0, stats["bytes"] - dropped_bytes), first_packet) * 8,
-                "drops_ps": m["drops"].update(now, stats["drops"]),
-                "would_drops_ps": m["would"].update(now, stats["would_drops"])}
+                "drops_ps": m["drops"].update(now, stats["drops"], first_drop),
+                "would_drops_ps": m["would"].update(now, stats["would_drops"], first_would_drop)}
 
 
 class HitSplit:

@@ -475,7 +475,8 @@ class Session(RouteChecks):
                       flows_evicted=self._flow_loss[0], flows_unseen=self._flow_loss[1],
                       bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()),
                       by_hook=by_hook,
-                      **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet))
+                      **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet,
+                                           self.flows.first_drop, self.flows.first_would_drop))
 
     # -- evidence (any thread) -------------------------------------------
     def record(self, writer: PcapWriter, flow: FlowId | None = None) -> None:

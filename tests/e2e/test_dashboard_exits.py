@@ -35,6 +35,7 @@ from tests.e2e.test_tmux import Tmux, _wait_gone, _zombie, all_of, tmux  # noqa:
 
 START_TIMEOUT = 30.0     # compile + attach + first snapshot
 EXIT_TIMEOUT = 15.0      # from the key or signal to the process being gone
+GONE_WITHIN = 5.0        # from the terminal going away to the routes restored and lwtui gone
 
 
 def _command(topo, name: str, fault: str | None = None) -> str:
@@ -122,9 +123,13 @@ def test_terminal_going_away_restores_the_routes(topo, tmux, route_dump):
     tmux.start(_command(topo, tmux.name))
     _started(tmux, topo)
     pid = tmux.pid
+    gone = time.monotonic()
     tmux.kill()                 # waits for the process, SIGKILLing it after 15 s
+    took = time.monotonic() - gone
     assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
     _assert_restored(topo, route_dump, before, tmux.name)    # SIGKILL would have left the state file
+    print(f"terminal gone (SIGHUP): lwtui restored and ended in {took:.2f} s")
+    assert took < GONE_WITHIN, f"lwtui took {took:.1f} s to end after its terminal went away"
 
 
 def test_hangup_without_sighup_restores_the_routes(topo, tmux, route_dump, tmp_path):
@@ -141,17 +146,21 @@ def test_hangup_without_sighup_restores_the_routes(topo, tmux, route_dump, tmp_p
     assert len(children) == 1, children
     lwtui_pid = int(children[0])
     try:
+        gone = time.monotonic()
         tmux.kill()             # the shell outlives the server and waits for lwtui
-        deadline = time.monotonic() + EXIT_TIMEOUT
+        deadline = gone + EXIT_TIMEOUT
         while not status.exists() or not status.read_text().strip():
             assert time.monotonic() < deadline, "lwtui did not end after its terminal went away"
             time.sleep(0.05)
+        took = time.monotonic() - gone
     finally:
         if Path(f"/proc/{lwtui_pid}").exists() and not _zombie(lwtui_pid):
             os.kill(lwtui_pid, signal.SIGKILL)      # hung: the tmux fixture restores from the state file
             _wait_gone(lwtui_pid, 5.0)
     assert status.read_text().strip() == str(128 + signal.SIGHUP)
     _assert_restored(topo, route_dump, before, tmux.name)
+    print(f"terminal gone (no SIGHUP): lwtui restored and ended in {took:.2f} s")
+    assert took < GONE_WITHIN, f"lwtui took {took:.1f} s to notice its terminal went away"
 
 
 def test_an_exception_in_the_ui_restores_and_says_one_line(topo, tmux, route_dump):

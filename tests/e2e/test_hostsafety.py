@@ -147,6 +147,13 @@ def test_every_command_as_nobody_is_one_line_exit_2_and_touches_nothing(
         assert r.stderr.count("\n") == 1 and r.stderr.startswith("lwtui: "), (argv, r.stderr)
         assert "root" in r.stderr or "terminal" in r.stderr, (argv, r.stderr)
         assert (route_dump(topo.client_ns), route_dump(topo.server_ns), listing()) == before, argv
+    # doctor is for finding out what is missing: every check, the fixes, exit 1 (not ready)
+    r = lwtui_as_nobody(lwtui_env, world_readable_copy, "doctor")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, (r.returncode, r.stderr)
+    failed = [x for x in r.stdout.splitlines() if x.startswith("FAIL")]
+    assert failed[0].split()[1:3] == ["privileges", "not"], r.stdout
+    assert all("root" in x for x in failed), r.stdout      # every check that failed says why: root
+    assert (route_dump(topo.client_ns), route_dump(topo.server_ns), listing()) == before, "doctor"
     assert "lwtui-nobody" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert w.stop() == 143
 

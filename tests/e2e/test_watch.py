@@ -209,6 +209,8 @@ def test_dry_run_counts_would_drops_never_drops(topo, watch, lwtui_env):
     assert running and all(d["drop_pps"] == 0 and d["pps"] > 0 and d["would_drop_pps"] > 0 for d in running)
     st = stats_after(w, f)
     assert st["drops"] == 0 and st["would_drops"] >= n and st["drop_pps"] == 0
+    for d in running[1:]:       # the totals' would-drop rate is the row's (the only such flow)
+        assert abs(stats_after(w, d)["would_drop_pps"] - d["would_drop_pps"]) <= 0.1 * RATE, (stats_after(w, d), d)
 
 
 def test_a_blocked_flow_passes_nothing_and_shows_its_drop_rate(topo, watch, lwtui_env):
@@ -230,3 +232,5 @@ def test_a_blocked_flow_passes_nothing_and_shows_its_drop_rate(topo, watch, lwtu
     assert idle["drops"] == n
     st = stats_after(w, f)
     assert st["drops"] >= n and st["would_drops"] == 0
+    for d in running[1:]:       # the totals' drop rate is the row's (the only dropped flow)
+        assert abs(stats_after(w, d)["drop_pps"] - d["drop_pps"]) <= 0.1 * RATE, (stats_after(w, d), d)

@@ -444,6 +444,29 @@ def test_flow_table_knows_its_first_packet():
     assert t.first_packet == 99.5
 
 
+def test_flow_table_knows_its_first_drops_and_would_drops():
+    t = FlowTable()
+    t.update(100.0, [(fid(1), ctr(5, first=99.5))])
+    assert (t.first_drop, t.first_would_drop) == (None, None)
+    t.update(101.0, [(fid(1), ctr(9, first=99.5)), (fid(2), ctr(3, drops=3, first=100.7, verdict="drop"))])
+    assert (t.first_drop, t.first_would_drop) == (100.7, None)
+    t.update(102.0, [(fid(3), ctr(4, drops=4, first=101.2, verdict="drop"))], dry_run=True)
+    assert (t.first_drop, t.first_would_drop) == (100.7, 101.2)
+
+
+def test_the_first_drops_of_a_session_are_rated_from_their_flow_on():
+    """A session without drops for 10 s, then a flow blocked from its first packet (half a
+    second ago): its 25 drops are 50/s, as on its row, not 25 over the 3 s window."""
+    rates = TotalRates(window=3.0, start=100.0)
+    stats = lambda d, w: {"packets": d + w, "bytes": 100 * (d + w), "drops": d, "would_drops": w}
+    for now in range(101, 111):
+        rates.update(float(now), stats(0, 0), 0.0)
+    assert rates.update(110.5, stats(0, 0), 0.0, first_drop=None)["drops_ps"] == 0.0
+    got = rates.update(111.0, stats(25, 10), 2500.0, first_drop=110.5, first_would_drop=110.8)
+    assert (got["drops_ps"], got["would_drops_ps"]) == (50.0, 40.0)
+    assert rates.update(111.0, stats(25, 10), 2500.0)["drops_ps"] == 25 / 3   # without: the window's average
+
+
 def test_hit_split_books_hits_by_mode():
     split = HitSplit()
     e = lambda hits, text="port 53": RuleEntry(text, "port", hits=hits)
