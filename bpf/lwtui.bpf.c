@@ -24,8 +24,10 @@
  *                   (default 64: 256 KiB with 4 KiB pages, shared by all CPUs)
  *   -DLWTUI_NO_GSO_SEGS  for kernels whose __sk_buff has no gso_segs (before
  *                   5.1): every skb counts as one packet.
- *   -DLWTUI_NO_BOUNDED_LOOPS  for verifiers without bounded loops (before 5.3):
- *                   the IPv6 extension walk is unrolled; give a small
+ *   -DLWTUI_NO_BOUNDED_LOOPS  for verifiers without bounded loops (before 5.3),
+ *                   which refuse any cycle in a program: the IPv6 extension
+ *                   walk and the compound rules' loops are unrolled (the
+ *                   program grows about four times); give a small
  *                   IPV6_EXT_MAX with it (lwtui/kernel/features.py gives 8).
  * lwtui/kernel/features.py probes the running kernel and picks these flags.
  *
@@ -72,8 +74,14 @@
 #endif
 #ifdef LWTUI_NO_BOUNDED_LOOPS
 #define EXT_WALK_LOOP _Pragma("unroll")  /* no back-edges: an unrolled walk */
+#define COMPOUND_LOOP _Pragma("unroll")
+/* Unrolled, the terms would be computed all at once and spill past the
+ * 512-byte stack: one at a time. */
+#define TERM_DONE(ok) asm volatile("" : "+r"(ok) :: "memory")
 #else
 #define EXT_WALK_LOOP _Pragma("clang loop unroll(disable)")
+#define COMPOUND_LOOP _Pragma("clang loop unroll(disable)")
+#define TERM_DONE(ok)
 #endif
 #define DROP_EVENT_INTERVAL_NS 1000000000ULL  /* when config says 0 */
 #define LOAD_MAX_OFF 0x7fff         /* bound for the verifier (direct access needs < 64 KiB) */
@@ -685,16 +693,19 @@ static __always_inline __u64 compound_holds(const struct term_facts *f, struct c
 	__u64 ok = 1;
 	int j;
 
-#pragma clang loop unroll(disable)
-	for (j = 0; j < LWTUI_COMPOUND_TERMS; j++)
+	COMPOUND_LOOP
+	for (j = 0; j < LWTUI_COMPOUND_TERMS; j++) {
 		ok &= term_holds(f, &r->terms[j]);
+		TERM_DONE(ok);
+	}
 	return ok;
 }
 
 /* The index of the first live compound entry whose terms all hold, counting
  * its hit; -1 when none does. Dry-run entries (LWTUI_COMPOUND_DRY_RUN) count
  * their hit and let the loop go on: when no other entry holds, the first of
- * them is returned with COMPOUND_DRY_BIT. A bounded loop over the array: it
+ * them is returned with COMPOUND_DRY_BIT. A bounded loop over the array
+ * (unrolled with LWTUI_NO_BOUNDED_LOOPS): it
  * runs on a flow's first packet and when the rules generation changes, never
  * for an allowed flow's later packets. */
 #define COMPOUND_DRY_BIT 0x10000
@@ -710,8 +721,9 @@ static __always_inline int match_compound(struct flow_key *key, struct pkt_info 
 	launder(key, pi, f);
 	term_facts(key, pi, f);
 	f->dry = -1;  /* in map memory, not a register: the verifier keeps no state per value */
-#pragma clang loop unroll(disable)
-	for (i = 0; i < MAX_COMPOUND; i++) {
+	COMPOUND_LOOP
+	for (int e = 0; e < MAX_COMPOUND; e++) {
+		i = e;  /* the lookup takes an address: not the counter's, which unrolling makes constants */
 		r = compound.lookup(&i);
 		if (!r || !r->group)
 			continue;
@@ -721,9 +733,9 @@ static __always_inline int match_compound(struct flow_key *key, struct pkt_info 
 			continue;
 		__sync_fetch_and_add(&r->val.hits, segs);
 		if (!(r->flags & LWTUI_COMPOUND_DRY_RUN))
-			return i;
+			return e;
 		if (f->dry < 0)
-			f->dry = i | COMPOUND_DRY_BIT;
+			f->dry = e | COMPOUND_DRY_BIT;
 	}
 	return f->dry < 0 ? -1 : (int)f->dry;
 }

@@ -156,8 +156,8 @@ class Watch:
                 return d
         raise AssertionError(f"no {what} within {timeout}s; last lines: {self.seen[-4:]}")
 
-    def session(self) -> dict:
-        return self.wait_for(lambda d: d["type"] == "session", what="the session line")
+    def session(self, timeout: float = 20.0) -> dict:
+        return self.wait_for(lambda d: d["type"] == "session", timeout=timeout, what="the session line")
 
     def send(self, sig: int) -> None:
         if self.proc.poll() is None:

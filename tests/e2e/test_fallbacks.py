@@ -9,8 +9,11 @@ import json
 import os
 import signal
 
+import pytest
+
 from lwtui.kernel import features
 from tests.e2e.cli import lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
+from tests.e2e.test_evidence import packets
 from tests.e2e.traffic import udp_send
 
 
@@ -20,8 +23,8 @@ def test_watch_with_every_fallback(topo, route_dump, watch, lwtui_env):
     name = f"t{os.getpid()}fb"
     before = route_dump(topo.client_ns)
     w = watch(f"{srv}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "120",
-              "--session", name, "--events", "ringbuf", env=env)
-    s = w.session()
+              "--session", name, "--events", "ringbuf", env=env, ready=False)
+    s = w.session(timeout=90)       # the unrolled build (no bounded loops) compiles ~3 times as long
     assert s["fallbacks"] == [f.name for f in features.FALLBACKS]
     assert s["events"] == "perf"        # ringbuf asked for, hidden: the perf buffer
     note = w.wait_for(lambda d: d["type"] == "log" and d["text"].startswith("BPF ring buffer"), what="the note")
@@ -47,6 +50,46 @@ def test_watch_with_every_fallback(topo, route_dump, watch, lwtui_env):
     rules = [json.loads(x) for x in ok(env, "rules", "--session", name, "--json").stdout.splitlines()]
     assert [(r["rule"], r["hits"]) for r in rules] == [("port 5354/udp", 10)]
     assert w.stop() == 128 + signal.SIGTERM
+    assert route_dump(topo.client_ns) == before
+
+
+@pytest.mark.parametrize("hidden", [f.name for f in features.FALLBACKS])
+def test_each_fallback_alone_runs_a_whole_session(topo, route_dump, watch, lwtui_env, tmp_path, hidden):
+    """One feature hidden: the session names that fallback alone, counts exactly,
+    a compound rule (the compound loop) drops exactly its datagrams, the pcap
+    file (tcpdump reads it) holds exactly those, the own-cost figure is there
+    unless run-time statistics are hidden, and the routes come back."""
+    env = {**lwtui_env, features.HIDE_ENV: hidden}
+    cli, srv = topo.client_v4, topo.server_v4
+    name, pcap = f"t{os.getpid()}f{hidden[:4]}", tmp_path / "drops.pcap"
+    before = route_dump(topo.client_ns)
+    w = watch(f"{srv}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "120",
+              "--session", name, "--events", "ringbuf", "--pcap", str(pcap), env=env, ready=False)
+    s = w.session(timeout=90)       # without bounded loops the unrolled build compiles ~3 times as long
+    assert (s["fallbacks"], s["events"]) == ([hidden], "perf" if hidden == "ringbuf" else "ringbuf")
+
+    n, size = 12, 200
+    sport, sent = udp_send(topo.client_ns, srv, 5353, n, size)
+    assert sent == n
+    f = w.wait_for(lambda d: d["type"] == "flow" and d.get("sport") == sport and d["packets"] == n,
+                   what=f"the flow with {n} packets")
+    assert (f["bytes"], f["drops"], f["verdict"]) == (n * (size + 28), 0, "allow")
+
+    rule = f"src host {cli} and dst port 5354/udp"
+    ok(env, "block", rule, "--session", name)
+    sport2, sent2 = udp_send(topo.client_ns, srv, 5354, 6, 100)
+    assert sent2 == 0       # EPERM for each: all 6 dropped at OUT
+    f = w.wait_for(lambda d: d["type"] == "flow" and d.get("sport") == sport2 and d["drops"] == 6,
+                   what="the blocked flow with 6 drops")
+    assert (f["packets"], f["verdict"], f["rule"]) == (6, "drop", rule)
+    stats = w.wait_for(lambda d: d["type"] == "stats" and d.get("pcap", {}).get("files", [{}])[0].get("packets") == 6,
+                       what="the stats line counting 6 recorded packets")
+    assert (stats["packets"], stats["drops"]) == (n + 6, 6)
+    assert set(stats["ns_per_packet"]) == (set() if hidden == "run_stats" else {"out"})
+    rules = [json.loads(x) for x in ok(env, "rules", "--session", name, "--json").stdout.splitlines()]
+    assert [(r["rule"], r["hits"]) for r in rules] == [(rule, 6)]
+    assert w.stop() == 128 + signal.SIGTERM
+    assert [p[1:] for p in packets(pcap)] == [(cli, sport2, srv, 5354)] * 6
     assert route_dump(topo.client_ns) == before
 
 
@@ -82,3 +125,4 @@ def test_doctor_json_shows_the_hidden_features(lwtui_env):
     assert [k for k, d in rows.items() if not d["used"]] == ["ringbuf", "batch", "gso_segs"]
     assert rows["gso_segs"]["hidden"] and rows["gso_segs"]["fallback"] == features.BY_NAME["gso_segs"].fallback
     assert rows["ringbuf"]["fallback"] is None      # there, used when asked for
+

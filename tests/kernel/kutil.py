@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes as ct
 import ipaddress
+import struct
 import time
 
 from lwtui.kernel import bpfsys, kstructs
@@ -104,3 +105,45 @@ def bump_gen(probe) -> None:
 
 def mono_ns() -> int:
     return time.clock_gettime_ns(time.CLOCK_MONOTONIC)
+
+
+def program_insns(probe, hook: str) -> bytes:
+    """The hook's program as BCC handed it to the kernel (8 bytes an instruction)."""
+    return bytes(probe._live().dump_func(f"lwtui_{hook}".encode()))
+
+
+def cycles(insns: bytes) -> list[tuple[int, int]]:
+    """The back-edges (from, to) of a program's control flow graph, found by a
+    depth-first walk from the first instruction as the verifier's check_cfg
+    does; before 5.3 it refuses a program with any ("back-edge from insn")."""
+    n = len(insns) // 8
+    succ: list[list[int]] = []
+    for i in range(n):
+        code, _, off, _ = struct.unpack_from("<BBhi", insns, i * 8)
+        cls, op = code & 7, code & 0xF0
+        if code == 0x18:                        # ld_imm64: two slots
+            succ.append([i + 2])
+        elif cls not in (5, 6) or op == 0x80:   # not a jump, or a helper call
+            succ.append([i + 1])
+        elif op == 0x90:                        # exit
+            succ.append([])
+        elif op == 0x00 and cls == 5:           # ja
+            succ.append([i + 1 + off])
+        else:                                   # conditional: both ways
+            succ.append([i + 1, i + 1 + off])
+    state, back = [0] * n, []                   # 0 unseen, 1 on the walk's path, 2 done
+    path = [(0, iter(succ[0]))]
+    state[0] = 1
+    while path:
+        v, nexts = path[-1]
+        for w in nexts:
+            if state[w] == 1:
+                back.append((v, w))
+            elif state[w] == 0:
+                state[w] = 1
+                path.append((w, iter(succ[w])))
+                break
+        else:
+            state[v] = 2
+            path.pop()
+    return back

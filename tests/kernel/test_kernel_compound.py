@@ -10,16 +10,35 @@ import ipaddress
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from conftest import _build, _reset
 from kutil import BPF_DROP, BPF_OK, flows, run, want
 from packets import packet
 from lwtui.core.grammar import parse_rule
 from lwtui.core.model import FlowId
 from lwtui.core.rules import RuleError
-from lwtui.kernel import kstructs
+from lwtui.kernel import features, kstructs
 from lwtui.kernel.pins import PINNED_MAPS
 from lwtui.kernel.verdicts import RuleStore, VerdictError
 
 TCP, UDP, ICMP = 6, 17, 1
+
+
+@pytest.fixture(scope="module", params=["loops", "unrolled"])
+def compound_probe(request, probe_session):
+    """The main build (bounded loops), and the build kernels without bounded
+    loops get (LWTUI_HIDE_FEATURES=bounded_loops: every loop unrolled)."""
+    if request.param == "loops":
+        yield probe_session
+        return
+    p = _build(features.plan(environ={features.HIDE_ENV: "bounded_loops"}).cflags)
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def probe(compound_probe):
+    _reset(compound_probe)
+    return compound_probe
 
 
 def store_of(probe) -> RuleStore:

@@ -5,8 +5,8 @@ missing feature). Each fallback is forced by LWTUI_HIDE_FEATURES, the same
 switch a session reads, and the programs built that way must count and judge
 exactly as the main path does (BPF_PROG_TEST_RUN, maps read back), with the
 differences each fallback names: a GSO packet counts 1 without gso_segs, the
-IPv6 extension walk stops at 8 headers without bounded loops, flows are
-stamped with the precise clock without the coarse one.
+IPv6 extension walk stops at 8 headers and no loop is left without bounded
+loops, flows are stamped with the precise clock without the coarse one.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ import time
 import packets as P
 import pytest
 from conftest import _build, _reset
-from kutil import BPF_DROP, BPF_OK, add_rule, events_map_fd, flows, host_key, rule_val, run, want
+from kutil import (BPF_DROP, BPF_OK, HOOKS, add_rule, cycles, events_map_fd, flows, host_key, program_insns,
+                   rule_val, run, want)
 from lwtui.kernel import bpfsys, features, kstructs
+from lwtui.kernel.pins import PINNED_MAPS
+from lwtui.kernel.verdicts import RuleStore
 
 A, B = "10.0.0.2", "10.0.0.3"
 A6, B6 = "fd00:6c77::2", "fd00:6c77::3"
@@ -40,6 +43,13 @@ def test_probes_can_say_no():
     assert features._loads(features._insn(0xB7) + features._insn(0x95)) is True
     assert bpfsys.probe_helper(bpfsys.PROG_TYPE_LWT_OUT, 100000) is False
     assert bpfsys.probe_map_type(100000) is False
+
+
+def test_the_cycle_check_sees_a_loop():
+    """The bounded-loop probe's program has the one back-edge older verifiers refuse."""
+    assert cycles(features._insn(0xB7) + features._insn(0x07, imm=1) + features._insn(0x55, off=-2, imm=4) +
+                  features._insn(0x95)) == [(2, 1)]
+    assert cycles(features._insn(0x61, 0, 1, features.SKB_GSO_SEGS_OFF) + features._insn(0x95)) == []
 
 
 def test_the_switch_hides_features_from_a_session_plan():
@@ -109,6 +119,32 @@ def test_flows_are_read_by_the_chosen_path(fb):
     assert len(got) == 40 and set(got.values()) == {1}
     assert got == {(bytes(k.saddr), bytes(k.daddr), k.sport, k.dport, k.proto, k.family, k.hook, k.flags): v.packets
                    for k, v in fb.read_flows_by_iteration()}
+
+
+def test_no_loop_left_without_bounded_loops(fb):
+    """A kernel without bounded loops (before 5.3) refuses any cycle: that build
+    has none at any hook (the IPv6 walk and the compound rules' loops unrolled),
+    the others keep their loops."""
+    unrolled = "bounded_loops" in fb.plan.fallback_names
+    for hook in HOOKS:
+        back = cycles(program_insns(fb, hook))
+        assert (back == []) if unrolled else (len(back) >= 3), (hook, back)
+
+
+def test_a_compound_rule_judges_on_every_path(fb):
+    """A compound rule (`and`: the compound loop) drops exactly its flow and counts its hits."""
+    store = RuleStore({n: fb.map_fd(n) for n in PINNED_MAPS})
+    rule = store.add(f"src host {A} and dst port 53/udp")
+    try:
+        assert run(fb, "in", P.packet(4, P.UDP, A, B, 5000, 53), repeat=4) == BPF_DROP
+        assert run(fb, "in", P.packet(4, P.UDP, A, B, 5000, 54)) == BPF_OK
+        assert run(fb, "in", P.packet(4, P.UDP, "10.0.0.9", B, 5000, 53)) == BPF_OK
+        st = flows(fb)[want(A, B, P.UDP, 5000, 53, "in")]
+        assert (st.packets, st.drops, st.verdict, st.rule_kind) == (4, 4, kstructs.DROP, kstructs.RULE_COMPOUND)
+        assert fb.read_stats()["drops"] == 4
+        assert [(e.text, e.hits) for e in store.entries()] == [(rule.text, 4)]
+    finally:
+        store.remove(rule.text)
 
 
 def _dst_chain(n: int) -> bytes:
