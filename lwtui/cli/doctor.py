@@ -120,7 +120,7 @@ def check_kernel() -> CheckResult:
     release = os.uname().release
     if plan.missing:
         return False, f"kernel {release} lacks " + ", ".join(features.BY_NAME[n].what for n in plan.missing), \
-            "lwtui needs Linux 4.11 or later with CONFIG_LWTUNNEL_BPF=y (see README, Kernels)"
+            "lwtui needs Linux 5.2 or later with CONFIG_LWTUNNEL_BPF=y (see README, Kernels)"
     if plan.fallbacks:
         return True, f"kernel {release}: runs, with fallbacks for " + ", ".join(plan.fallback_names), ""
     return True, f"kernel {release}: every feature lwtui uses", ""

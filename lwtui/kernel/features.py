@@ -32,6 +32,7 @@ _MAP_HASH, _MAP_LRU_PERCPU_HASH, _MAP_LPM_TRIE, _MAP_RINGBUF = 1, 10, 11, 27
 _FN_KTIME_GET_NS, _FN_PERF_EVENT_OUTPUT, _FN_SKB_LOAD_BYTES = 5, 25, 26
 _FN_JIFFIES64, _FN_RINGBUF_OUTPUT, _FN_KTIME_GET_COARSE_NS = 118, 130, 160
 SKB_GSO_SEGS_OFF = 164  # offsetof(struct __sk_buff, gso_segs)
+BPF_MAXINSNS = 4096     # the size limit of every program before 5.2 (include/uapi/linux/bpf_common.h)
 # The IPv6 extension headers walked when the kernel has no bounded loops: the
 # walk is unrolled, and every header unrolled costs verifier work and program size.
 IPV6_EXT_UNROLLED = 8
@@ -67,8 +68,11 @@ REQUIRED: tuple[Feature, ...] = (
     Feature("lru_percpu_hash", "per-CPU LRU hash maps", "4.10"),
     Feature("lpm_trie", "LPM trie maps", "4.11"),
     Feature("skb_load_bytes", "bpf_skb_load_bytes at LWT hooks", "4.10"),
-    Feature("perf_output", "bpf_perf_event_output at LWT hooks", "4.10"),
+    Feature("perf_output", "bpf_perf_event_output at LWT hooks (events; the packets --pcap records)", "4.10"),
     Feature("ktime", "bpf_ktime_get_ns", "4.1"),
+    # lwtui's programs are past 4,096 instructions and need hundreds of thousands
+    # verified: kernels before 5.2 (131,072 at most) refuse them.
+    Feature("large_programs", "programs past 4,096 instructions (a verifier budget of 1M)", "5.2"),
 )
 BY_NAME = {f.name: f for f in FALLBACKS + REQUIRED}
 
@@ -116,6 +120,12 @@ def _bounded_loops() -> bool:
                   _insn(0xB7, 0, imm=0) + _insn(0x95))
 
 
+def _large_programs() -> bool:
+    """BPF_MAXINSNS + 1 instructions (r0 = 0 ... exit), as libbpf's large-insn-limit
+    probe: 5.2 raised the size limit and the verifier's budget together."""
+    return _loads(_insn(0xB7, 0, imm=0) * BPF_MAXINSNS + _insn(0x95))
+
+
 def _batch() -> bool:
     try:
         fd = bpfsys.map_create(_MAP_HASH, 4, 8, 4)
@@ -157,6 +167,7 @@ PROBES: dict[str, Callable[[], bool]] = {
     "skb_load_bytes": _helper(_FN_SKB_LOAD_BYTES),
     "perf_output": _helper(_FN_PERF_EVENT_OUTPUT),
     "ktime": _helper(_FN_KTIME_GET_NS),
+    "large_programs": _large_programs,
 }
 
 

@@ -126,3 +126,15 @@ def test_doctor_json_shows_the_hidden_features(lwtui_env):
     assert rows["gso_segs"]["hidden"] and rows["gso_segs"]["fallback"] == features.BY_NAME["gso_segs"].fallback
     assert rows["ringbuf"]["fallback"] is None      # there, used when asked for
 
+
+def test_doctor_table_shows_the_hidden_feature_and_the_minimum(lwtui_env):
+    """The human table: the hidden feature is there but not used, with its fallback
+    named; every required feature, programs past 4,096 instructions among them, used."""
+    r = run({**lwtui_env, features.HIDE_ENV: "gso_segs", "COLUMNS": "250"}, "doctor")
+    assert r.returncode == 0, r.stdout
+    cells = {c[0]: c for c in ([x.strip() for x in line.strip("│ ").split("│")] for line in r.stdout.splitlines()
+                                if line.startswith("│"))}
+    assert set(cells) == set(features.BY_NAME)
+    assert cells["gso_segs"][3:] == ["yes (hidden)", "no", features.BY_NAME["gso_segs"].fallback]
+    assert cells["large_programs"][2:] == ["5.2", "yes", "yes", "-"]
+    assert [name for name, c in cells.items() if c[4] == "no"] == ["ringbuf", "gso_segs"]

@@ -43,6 +43,8 @@ def test_probes_can_say_no():
     assert features._loads(features._insn(0xB7) + features._insn(0x95)) is True
     assert bpfsys.probe_helper(bpfsys.PROG_TYPE_LWT_OUT, 100000) is False
     assert bpfsys.probe_map_type(100000) is False
+    # the large-program probe's kind: past 5.2's limit (1M instructions) too is refused
+    assert features._loads(features._insn(0xB7) * 1_000_001 + features._insn(0x95)) is False
 
 
 def test_the_cycle_check_sees_a_loop():

@@ -95,6 +95,14 @@ def test_notes_say_why_and_what_instead():
     assert F.refusal(p) is None
 
 
+def test_a_kernel_before_5_2_is_refused_by_name():
+    """Programs past 4,096 instructions: no fallback, so named, not failed on in the verifier."""
+    p = F.decide({**ALL, "large_programs": False})
+    assert p.missing == ("large_programs",) and F.BY_NAME["large_programs"].since == "5.2"
+    assert F.refusal(p) == ("this kernel lacks programs past 4,096 instructions (a verifier budget of 1M): "
+                            "lwtui cannot run here (see `lwtui doctor`)")
+
+
 def test_refusal_names_what_is_missing():
     p = F.decide({**ALL, "lpm_trie": False})
     assert F.refusal(p) == "this kernel lacks LPM trie maps: lwtui cannot run here (see `lwtui doctor`)"
