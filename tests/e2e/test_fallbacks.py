@@ -138,3 +138,13 @@ def test_doctor_table_shows_the_hidden_feature_and_the_minimum(lwtui_env):
     assert cells["gso_segs"][3:] == ["yes (hidden)", "no", features.BY_NAME["gso_segs"].fallback]
     assert cells["large_programs"][2:] == ["5.2", "yes", "yes", "-"]
     assert [name for name, c in cells.items() if c[4] == "no"] == ["ringbuf", "gso_segs"]
+
+
+def test_watch_table_names_the_fallbacks(topo, lwtui_env):
+    """watch without --json: each table's title line names the fallbacks in use."""
+    env = {**lwtui_env, features.HIDE_ENV: "gso_segs,batch", "COLUMNS": "250"}
+    r = run(env, "watch", f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", "0.3",
+            "--duration", "1.5", timeout=120)
+    assert r.returncode == 0, r.stderr
+    titles = [line for line in r.stdout.splitlines() if line.startswith("lwtui ")]
+    assert titles and all(" FALLBACK batch,gso_segs  " in line for line in titles), r.stdout
