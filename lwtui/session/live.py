@@ -45,7 +45,7 @@ from lwtui.core.model import AttachedRoute, FlowId, Snapshot, Totals
 from lwtui.core.pcap import PcapWriter
 from lwtui.core.ruleindex import RuleIndex
 from lwtui.core.rules import Rule
-from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
+from lwtui.core.eventlog import EVENT_LOG_MAX, EventQueue  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
 from lwtui.session.owners import OwnerResolver
 from lwtui.session.capture import Recorder
@@ -104,7 +104,7 @@ class Session(KernelReading, RuleCommands, RouteChecks):
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()   # one reading of the maps at a time: snapshot, a dry-run switch
         self._routes_lock = threading.Lock()
-        self._events = EventLog()
+        self._events = EventQueue()
         self._lost = 0
         self._closed = False
         self._claim: int | None = None      # the lock on the session name (lwtui.session.state.claim)
