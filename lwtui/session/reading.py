@@ -44,7 +44,7 @@ def kernel_counters(st: np.ndarray, mono_to_wall: float, dry_run: bool) -> np.nd
     out["first_seen"] = st["first"] / 1e9 + mono_to_wall
     out["last_seen"] = st["last"] / 1e9 + mono_to_wall
     out["tcp_flags"] = st["flags"]
-    verdict = (st["cached"] >> np.uint64(32)) & np.uint64(0xFF)
+    verdict = kstructs.cached_field(st["cached"], kstructs.CACHED_VERDICT)
     stopping = (verdict == kstructs.DROP) | (verdict == kstructs.WOULD_DROP)
     would = dry_run | (verdict == kstructs.WOULD_DROP)
     out["verdict"] = np.where(stopping, np.where(would, flowcols.WOULD_DROP, flowcols.DROP), flowcols.ALLOW)
@@ -141,8 +141,8 @@ class KernelReading:
             texts = frozenset(r.text for r in active_rules)
             if texts != self._rule_texts:        # the rules changed: every flow's rule is named again
                 self._rule_texts, self._rule_of = texts, {}
-            kinds = ((cached[rows] >> np.uint64(40)) & np.uint64(0xFF)).tolist()
-            slots = ((cached[rows] >> np.uint64(48)) & np.uint64(0xFFFF)).tolist()
+            kinds = kstructs.cached_field(cached[rows], kstructs.CACHED_KIND).tolist()
+            slots = kstructs.cached_field(cached[rows], kstructs.CACHED_RULE).tolist()
             raw = keys[rows]
             for j, i in enumerate(rows.tolist()):
                 memo = (raw[j].tobytes(), kinds[j], slots[j])
