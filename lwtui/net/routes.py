@@ -37,7 +37,8 @@ from lwtui.net.attrs import (  # noqa: F401 (re-exported: lwtui.net.routes is th
 from lwtui.net.netlink import NamespaceGone, dump, fib_match, netlink_error, rtnl
 from lwtui.net.policy import RULE_PROTO, attach_policy, detach_policy, plan_policy, policy_encap  # noqa: F401
 
-# This process's live attachments by route: (Attachment, prog fd) pairs sharing one encap.
+# This process's live attachments by route: (Attachment, prog fd) pairs sharing one encap;
+# per process on purpose (docs/ARCHITECTURE.md, "Threads and who owns what").
 _LIVE: dict[tuple, list[tuple[Attachment, int]]] = {}
 
 
