@@ -175,7 +175,7 @@ def kernel_path(n: int, ticks: int, interval: float = 1.0) -> dict:
     from lwtui.kernel import bpfsys, kstructs
     from lwtui.kernel.codec import flow_columns
     from lwtui.kernel.probe import Probe
-    from lwtui.session.live import kernel_counters
+    from lwtui.session.reading import kernel_counters
     from lwtui.ui.selection import SORTS, select_flows
     started = time.perf_counter()
     probe = Probe(hooks=("out",), max_flows=n + n // 8)   # an LRU map full to the brim evicts early

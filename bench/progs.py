@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 
+from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys, headers
 
 from .common import BASELINES, BenchError
@@ -55,7 +56,7 @@ def lwtui_cflags() -> tuple[str, ...]:
 class Noop:
     """One no-op program per hook type, closed with close()."""
 
-    def __init__(self, hooks=("in", "out", "xmit")):
+    def __init__(self, hooks=HOOKS):
         self.fds = {h: bpfsys.prog_load_trivial(HOOK_TYPES[h], 0, f"bench_noop_{h}") for h in hooks}
 
     def close(self) -> None:
@@ -67,7 +68,7 @@ class Noop:
 class Minimal:
     """The seed-like program, one fd per hook."""
 
-    def __init__(self, hooks=("in", "out", "xmit")):
+    def __init__(self, hooks=HOOKS):
         self.bpf = compile_c("minimal")
         self.fds = {h: load_type(self.bpf, f"minimal_{h}", h) for h in hooks}
 

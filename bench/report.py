@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lwtui.core.names import HOOKS
+
 from .common import RESULTS, ROOT
 
 DOC = ROOT / "BENCHMARKS.md"
@@ -64,7 +66,7 @@ def _with_rules(row: dict | None) -> list[str]:
 
 def microbench(doc: dict) -> str:
     steady = {(r["program"], r["hook"], r["packet"], r["case"]): r for r in doc["rows"] if r["section"] == "steady"}
-    hooks = sorted({k[1] for k in steady}, key=["in", "out", "xmit"].index)
+    hooks = sorted({k[1] for k in steady}, key=HOOKS.index)
     kinds = [k for k in ("tcp", "udp", "icmp", "tcp6") if any(x[2] == k for x in steady)]
     rows = []
     for h in hooks:

@@ -30,8 +30,9 @@ def level_of(kind: str) -> str:
     return KIND_LEVELS.get(kind, "info")
 
 
-class EventLog:
-    """A bounded queue of EventEntry with a count of what it had to drop."""
+class EventQueue:
+    """A bounded queue of EventEntry with a count of what it had to drop (the dashboard's
+    widget that shows them is lwtui.ui.eventlog.EventLog)."""
 
     def __init__(self, limit: int = EVENT_LOG_MAX):
         self.limit = limit

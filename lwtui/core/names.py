@@ -30,14 +30,15 @@ def proto_name(proto: int) -> str:
     return PROTO_NAMES.get(proto, str(proto))
 
 
-def addr_text(addr: IPAddress) -> str:
-    """An address as it stands before a port: IPv6 in brackets ([fd00::2])."""
-    return f"[{addr}]" if addr.version == 6 else str(addr)
+def addr_text(addr: IPAddress | str) -> str:
+    """An address (an object or its text) as it stands before a port: IPv6 in brackets ([fd00::2])."""
+    text = str(addr)
+    return f"[{text}]" if ":" in text else text
 
 
-def endpoint(addr: IPAddress, port: int | None = None) -> str:
-    """ADDR:PORT, IPv6 in brackets ([fd00::2]:5000), as rules and tables write it;
-    the bare address when there is no port."""
+def endpoint(addr: IPAddress | str, port: int | None = None) -> str:
+    """ADDR:PORT, IPv6 in brackets ([fd00::2]:5000), as rules, tables, URLs and messages
+    write it; the bare address when there is no port."""
     if port is None:
         return str(addr)
     return f"{addr_text(addr)}:{port}"

@@ -1,4 +1,4 @@
-"""Rule grammar (a contract: README.md, "Rules") and its encoding in the kernel's verdict maps.
+"""Rule grammar (a contract: README.md, "Rules") and what each rule matches, as the kernel does.
 
     flow PROTO SRC:SPORT DST:DPORT   one connection, both directions; IPv6 in brackets
     host ADDR[/LEN]                  any packet from or to that address or network
@@ -20,7 +20,8 @@ overlap ::ffff:0:0/96 in the trie are refused at parse time for that reason.
 which Linux never puts on the wire, hits IPv4 host rules; matches() agrees.)
 
 The text of rules is parsed by lwtui.core.grammar (parse_rule), which the filter
-language (lwtui.core.filters) shares. Pure Python: no BCC, no netlink.
+language (lwtui.core.filters) shares; how a rule becomes map keys is
+lwtui.kernel.codec's. Pure Python: no BCC, no netlink.
 """
 
 from __future__ import annotations

@@ -94,6 +94,18 @@ class FlowKey(ct.Structure):
     ]
 
 
+# flow_stats.cached (LWTUI_CACHED in bpf/lwtui.h): (shift, mask) of each field of the word.
+CACHED_GEN, CACHED_VERDICT, CACHED_KIND, CACHED_RULE = (0, 0xFFFFFFFF), (32, 0xFF), (40, 0xFF), (48, 0xFFFF)
+
+
+def cached_field(cached, field: tuple[int, int]):
+    """One field (CACHED_*) of a `cached` word, or of a numpy column of them (uint64)."""
+    shift, mask = field
+    if isinstance(cached, np.ndarray):
+        return (cached >> np.uint64(shift)) & np.uint64(mask)
+    return (cached >> shift) & mask
+
+
 class FlowStats(ct.Structure):
     """struct flow_stats; verdict, rule_kind and rules_gen decode `cached`."""
     _fields_ = [
@@ -111,22 +123,22 @@ class FlowStats(ct.Structure):
     @property
     def rules_gen(self) -> int:
         """The rules generation the cached verdict was computed at (LWTUI_CACHED_GEN)."""
-        return self.cached & 0xFFFFFFFF
+        return cached_field(self.cached, CACHED_GEN)
 
     @property
     def verdict(self) -> int:
         """ALLOW or DROP, as cached (LWTUI_CACHED_VERDICT)."""
-        return (self.cached >> 32) & 0xFF
+        return cached_field(self.cached, CACHED_VERDICT)
 
     @property
     def rule_kind(self) -> int:
         """RULE_* that gave the cached verdict (LWTUI_CACHED_KIND)."""
-        return (self.cached >> 40) & 0xFF
+        return cached_field(self.cached, CACHED_KIND)
 
     @property
     def rule_index(self) -> int:
         """The `compound` entry that gave it, for RULE_COMPOUND (LWTUI_CACHED_RULE)."""
-        return (self.cached >> 48) & 0xFFFF
+        return cached_field(self.cached, CACHED_RULE)
 
 
 # One CPU's struct flow_stats as struct packs it (the per-CPU values of `flows`
@@ -211,11 +223,6 @@ def sum_percpu_array(raw, count: int, ncpus: int) -> np.ndarray:
 def percpu_size(ncpus: int) -> int:
     """Bytes of one `flows` value as the bpf(2) syscall reads it: one per possible CPU."""
     return ncpus * _FLOW_STATS.size
-
-
-def cached_word(gen: int, verdict: int, kind: int) -> int:
-    """LWTUI_CACHED(gen, verdict, kind): flow_stats.cached as the programs store it."""
-    return (gen & 0xFFFFFFFF) | (verdict & 0xFF) << 32 | (kind & 0xFF) << 40
 
 
 class FragKey(ct.Structure):

@@ -25,6 +25,7 @@ from pathlib import Path
 from lwtui.lab import traffic as labtraffic
 from lwtui.net.netns import Topology, create_topology, destroy_topology, ns_exec, topology_exists
 from lwtui.session.state import RUN_DIR
+from lwtui.core.names import endpoint
 from lwtui.core.procs import proc_start_time
 
 DEFAULT_LIFETIME = 3600.0
@@ -230,7 +231,6 @@ class Lab:
                                "stats": self._read_json(self.state_dir / f"{name}.json")}
         namespaces = {ns: ns in present for ns in (t.client_ns, t.server_ns)}
         alive = {n: procs.get(n, {}).get("alive", False) for n in self.PROCS}
-        v6 = f"[{t.server_v6}]"
         return {
             "prefix": self.prefix,
             "up": all(namespaces.values()) and alive["server"],
@@ -238,8 +238,9 @@ class Lab:
             "namespaces": namespaces,
             "processes": procs,
             "addresses": {t.client_ns: [t.client_v4, t.client_v6], t.server_ns: [t.server_v4, t.server_v6]},
-            "services": [f"http://{t.server_v4}:{labtraffic.HTTP4_PORT}/", f"http://{v6}:{labtraffic.HTTP6_PORT}/",
-                         f"udp {t.server_v4}:{labtraffic.UDP_PORT}", f"udp {v6}:{labtraffic.UDP_PORT}"],
+            "services": [f"http://{endpoint(t.server_v4, labtraffic.HTTP4_PORT)}/",
+                         f"http://{endpoint(t.server_v6, labtraffic.HTTP6_PORT)}/",
+                         f"udp {endpoint(t.server_v4, labtraffic.UDP_PORT)}", f"udp {endpoint(t.server_v6, labtraffic.UDP_PORT)}"],
             "settings": self._read_json(self.state_dir / "lab.json"),
             "state_dir": str(self.state_dir),
         }

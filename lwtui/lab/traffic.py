@@ -27,6 +27,8 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Callable, cast
 
+from lwtui.core.names import endpoint
+
 HTTP4_PORT = 8080
 HTTP6_PORT = 8081
 UDP_PORT = 5353
@@ -194,7 +196,7 @@ class Job:
 
 
 def _url(addr: str, port: int, path: str = "") -> str:
-    return f"http://[{addr}]:{port}/{path}" if ":" in addr else f"http://{addr}:{port}/{path}"
+    return f"http://{endpoint(addr, port)}/{path}"
 
 
 def _datagram_sender(dst: str, port: int, size: int):

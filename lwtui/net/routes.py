@@ -29,15 +29,16 @@ from typing import Any, Callable
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lwtui.net.attrs import (  # noqa: F401 (re-exported: lwtui.net.routes is the public face)
-    GONE, HOOKS, LOCAL, MAIN, MAX_HEADROOM, RTN_LOCAL, RTN_UNICAST, RTNH_F_ONLINK, RTPROT_STATIC, Attachment,
-    LwtuiEncap, RouteError, Target, _closest, bpf_encap, check_target, describe_encap, find_route, kernel_twin,
+    GONE, HOOKS, LOCAL, MAIN, RTN_LOCAL, RTN_UNICAST, RTNH_F_ONLINK, RTPROT_STATIC, Attachment,
+    LwtuiEncap, RouteError, Target, bpf_encap, check_target, describe_encap, find_route, kernel_twin,
     parse_prefix,
     refuse_unusable, route_key, route_kwargs, route_net, route_priority, route_table, route_to_dict, same_route,
     where)
 from lwtui.net.netlink import NamespaceGone, dump, fib_match, netlink_error, rtnl
-from lwtui.net.policy import POLICY_TABLE_BASE, RULE_PROTO, attach_policy, detach_policy, plan_policy, policy_encap  # noqa: F401
+from lwtui.net.policy import RULE_PROTO, attach_policy, detach_policy, plan_policy, policy_encap  # noqa: F401
 
-# This process's live attachments by route: (Attachment, prog fd) pairs sharing one encap.
+# This process's live attachments by route: (Attachment, prog fd) pairs sharing one encap;
+# per process on purpose (docs/ARCHITECTURE.md, "Threads and who owns what").
 _LIVE: dict[tuple, list[tuple[Attachment, int]]] = {}
 
 

@@ -18,6 +18,11 @@ tick); the session's own route checker thread checks every few seconds that
 the routes still carry the programs, never waiting behind a tick;
 block()/allow() are quick map writes, fine from any thread. Locks keep the
 flow table and the attachments consistent.
+
+The event reading and the map reading behind snapshot() are in lwtui.session.reading, the rule
+commands (block, allow, TTLs, dry-run) in lwtui.session.rulecommands, the
+route checks in lwtui.session.routecheck: mixins of Session, each declaring
+what it uses of it.
 """
 
 from __future__ import annotations
@@ -27,29 +32,25 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable, Iterable
 
-import numpy as np
-
 from lwtui.session import faults, guard, signals
 from lwtui.core import paths, procs
-from lwtui.core.units import plural
 from lwtui.kernel import features, kstructs, pins, runstats
 from lwtui.session import holders, state
 from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: F401 (the interval: for callers)
 from lwtui.net import routes
-from lwtui.core import flowcols
-from lwtui.core.flowcols import FlowView
 from lwtui.core.flows import FlowTable
 from lwtui.core.rates import HitSplit, TotalRates
-from lwtui.kernel.codec import FlowIdCache, flow_columns, flow_id_from_key
-from lwtui.core.model import AttachedRoute, FlowId, RuleEntry, Snapshot, Totals
+from lwtui.kernel.codec import FlowIdCache
+from lwtui.core.model import AttachedRoute, FlowId, Snapshot, Totals
 from lwtui.core.pcap import PcapWriter
-from lwtui.core.grammar import parse_rule
 from lwtui.core.ruleindex import RuleIndex
-from lwtui.core.rules import Rule, rule_for, rule_of_kind, rules_blocking
-from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
+from lwtui.core.rules import Rule
+from lwtui.core.eventlog import EVENT_LOG_MAX, EventQueue  # noqa: F401 (EVENT_LOG_MAX: the limit, for users)
 from lwtui.kernel.verdicts import RuleStore
 from lwtui.session.owners import OwnerResolver
 from lwtui.session.capture import Recorder
+from lwtui.session.reading import KernelReading
+from lwtui.session.rulecommands import RuleCommands
 from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
 
 if TYPE_CHECKING:
@@ -63,23 +64,6 @@ if TYPE_CHECKING:
 EXTRA_CFLAGS = ("-DLWTUI_COARSE_CLOCK",)
 
 
-def kernel_counters(st: np.ndarray, mono_to_wall: float, dry_run: bool) -> np.ndarray:
-    """Summed flow values (kstructs.FLOW_STATS_DTYPE) as flowcols.COUNTER_DTYPE rows: wall-clock
-    times, the kernel's cached verdict (would-drop in dry-run); rules left to name (0)."""
-    out = np.empty(len(st), dtype=flowcols.COUNTER_DTYPE)
-    for name in ("packets", "bytes", "drops"):
-        out[name] = st[name]
-    out["first_seen"] = st["first"] / 1e9 + mono_to_wall
-    out["last_seen"] = st["last"] / 1e9 + mono_to_wall
-    out["tcp_flags"] = st["flags"]
-    verdict = (st["cached"] >> np.uint64(32)) & np.uint64(0xFF)
-    stopping = (verdict == kstructs.DROP) | (verdict == kstructs.WOULD_DROP)
-    would = dry_run | (verdict == kstructs.WOULD_DROP)
-    out["verdict"] = np.where(stopping, np.where(would, flowcols.WOULD_DROP, flowcols.DROP), flowcols.ALLOW)
-    out["rule"] = 0
-    return out
-
-
 def _require_root() -> None:
     try:
         guard.require_privileges()
@@ -87,7 +71,7 @@ def _require_root() -> None:
         raise SessionError(str(e)) from None
 
 
-class Session(RouteChecks):
+class Session(KernelReading, RuleCommands, RouteChecks):
     """Attach to routes, count flows, apply verdicts; restore everything on close()."""
 
     def __init__(self, targets: Iterable[routes.Target], *, name: str | None = None,
@@ -120,7 +104,7 @@ class Session(RouteChecks):
         self._lock = threading.Lock()
         self._read_lock = threading.Lock()   # one reading of the maps at a time: snapshot, a dry-run switch
         self._routes_lock = threading.Lock()
-        self._events = EventLog()
+        self._events = EventQueue()
         self._lost = 0
         self._closed = False
         self._claim: int | None = None      # the lock on the session name (lwtui.session.state.claim)
@@ -350,42 +334,6 @@ class Session(RouteChecks):
     def closed(self) -> bool:
         return self._closed
 
-    @property
-    def reader_lost(self) -> int:
-        """Events the reader was told it lost (perf buffer's lost callback)."""
-        return self._lost
-
-    # -- events (reader thread) -----------------------------------------
-    def poll_events(self, timeout_ms: int = 100) -> None:
-        """Block up to timeout_ms for events; callbacks fill the event log."""
-        faults.check("reader")
-        if not self._closed and self.probe is not None:
-            self.probe.poll_events(timeout_ms)
-
-    def _on_event(self, ev: kstructs.LwtuiEvent) -> None:
-        fid = flow_id_from_key(ev.key, self._ids)
-        when = ev.ts_ns / 1e9 + self._mono_to_wall
-        if ev.type == kstructs.EV_NEW:
-            with self._lock:
-                self.flows.note_new(fid, when)
-            self._log("new", flow_text(fid), fid, when)
-        elif ev.type == kstructs.EV_DROP:
-            # The kernel's count is of every match, dropped or (dry-run) passed: say so.
-            what = "would drop" if self.dry_run or ev.verdict == kstructs.WOULD_DROP else "dropped"
-            self._log("drop", f"{what} {flow_text(fid)} ({self._rule_words(fid, ev.rule_kind)})", fid, when)
-
-    def _rule_words(self, fid: FlowId, kind: int) -> str:
-        """The rule behind a drop event: "host rule" for a single-key kind; a compound rule by
-        its text (the kernel's `compound` entries are few, their rules as of the last tick)."""
-        if kind not in (kstructs.RULE_COMPOUND, kstructs.RULE_COMPOUND_DRY):
-            return f"{kstructs.RULE_KIND_NAMES.get(kind, '')} rule".lstrip()
-        slots = self.store.compound_slots if self.store is not None else {}
-        texts = sorted({r.text for r in list(slots.values()) if r.matches(fid)})
-        return f"rule: {texts[0]}" if texts else "compound rule"
-
-    def _on_lost(self, count: int) -> None:
-        self._lost += count
-        self._log("lost", f"{plural(count, 'event')} lost (reader too slow)")
 
     def _log(self, kind: str, text: str, flow: FlowId | None = None, when: float | None = None) -> None:
         self._events.add(kind, text, flow, when)
@@ -418,66 +366,6 @@ class Session(RouteChecks):
                         session=self.name, fallbacks=tuple(self.fallbacks),
                         recordings=recordings, capture_lost=capture_lost)
 
-    def _read_flows(self, now: float, active_rules: list[Rule]) -> FlowView:
-        """Read the flow map into the flow table (what it gained since the last read is
-        booked under the current mode); the table's view. Holds _read_lock."""
-        assert self.probe is not None       # snapshot() checked
-        # The kernel's count of entries made, read before the map: the read then holds every
-        # entry counted here that the LRU has not evicted, so the losses below are never
-        # over-stated (flows made during the read are counted at the next one).
-        made = self.probe.read_stats()["new_flows"]
-        keys, stats = self.probe.read_flow_arrays()
-        counters = self._counters(keys, stats, active_rules)
-        with self._lock:
-            self.flows.update_columns(now, flow_columns(keys), counters, dry_run=self.dry_run)
-            self._flow_loss = (max(0, made - len(keys)), max(0, made - self.flows.kernel_flows_seen))
-            return self.flows.view()
-
-    def _counters(self, keys: np.ndarray, st: np.ndarray, active_rules: list[Rule]) -> np.ndarray:
-        """The flows as the kernel has them, as flowcols.COUNTER_DTYPE rows. A flow's verdict is
-        the kernel's, given with its last packet; the rule is the one of the kind the kernel
-        names (rule_kind) among the rules in the maps, empty when that rule was lifted since."""
-        out = kernel_counters(st, self._mono_to_wall, self.dry_run)
-        rows = np.flatnonzero(out["verdict"] != flowcols.ALLOW)
-        cached = st["cached"]
-        if len(rows):
-            texts = frozenset(r.text for r in active_rules)
-            if texts != self._rule_texts:        # the rules changed: every flow's rule is named again
-                self._rule_texts, self._rule_of = texts, {}
-            kinds = ((cached[rows] >> np.uint64(40)) & np.uint64(0xFF)).tolist()
-            slots = ((cached[rows] >> np.uint64(48)) & np.uint64(0xFFFF)).tolist()
-            raw = keys[rows]
-            for j, i in enumerate(rows.tolist()):
-                memo = (raw[j].tobytes(), kinds[j], slots[j])
-                code = self._rule_of.get(memo)
-                if code is None:
-                    fid = flow_id_from_key(kstructs.FlowKey.from_buffer_copy(memo[0]), self._ids)
-                    code = self._rule_of[memo] = self.flows.rule_code(self._rule_text(fid, kinds[j], slots[j]))
-                out["rule"][i] = code
-        return out
-
-    def _rule_text(self, fid: FlowId, kind: int, slot: int) -> str:
-        """The rule behind a dropped flow: the kernel names the kind (and a compound rule's
-        entry); the index finds that kind's rule without trying each."""
-        rule = self.store.compound_slots.get(slot) if (
-            kind in (kstructs.RULE_COMPOUND, kstructs.RULE_COMPOUND_DRY) and self.store is not None) else None
-        if rule is None or not self._index.holds(rule):
-            rule = rule_of_kind(fid, kstructs.RULE_KIND_NAMES.get(kind, ""), self._index.matching(fid))
-        return rule.text if rule is not None else ""
-
-    def _make_totals(self, now: float, stats: dict, active: int, by_hook: dict) -> Totals:
-        assert self.probe is not None       # snapshot() checked
-        return Totals(packets=stats["packets"], bytes=stats["bytes"], drops=stats["drops"],
-                      would_drops=stats["would_drops"], parse_errors=stats["parse_errors"],
-                      events_failed=stats["events_failed"], events_lost=self._lost,
-                      new_flows=stats["new_flows"], flow_update_failed=stats["flow_update_failed"],
-                      active_flows=active, flow_capacity=self.probe.map_max_entries("flows"),
-                      flows_evicted=self._flow_loss[0], flows_unseen=self._flow_loss[1],
-                      bpf_runtime=tuple((h, ns, n) for h, (ns, n) in self.run_stats().items()),
-                      by_hook=by_hook,
-                      **self._rates.update(now, stats, self.flows.dropped_bytes, self.flows.first_packet,
-                                           self.flows.first_drop, self.flows.first_would_drop))
-
     # -- evidence (any thread) -------------------------------------------
     def record(self, writer: PcapWriter, flow: FlowId | None = None) -> None:
         """Write dropped and would-drop packets (only `flow`'s, if given) to a pcap file."""
@@ -488,88 +376,4 @@ class Session(RouteChecks):
     def stop_recording(self, writer: PcapWriter) -> None:
         """Stop writing to that file and close it."""
         self._recorder.stop(writer)
-
-    # -- verdicts (any thread) -------------------------------------------
-    def block(self, rule: Rule | str, ttl: float | None = None) -> Rule:
-        """Drop what `rule` matches from the next packet on (ask would_cut_ssh first)."""
-        r = self._store().add(rule, ttl=ttl)
-        self._log("block", f"block {r.text}" + (f" for {ttl:g}s" if ttl else ""))
-        return r
-
-    def would_cut_ssh(self, rule: Rule | str) -> str | None:
-        """The user's own SSH connection (SSH_CONNECTION) when `rule` would block it, else None."""
-        return guard.ssh_flow_blocked_by(parse_rule(rule) if isinstance(rule, str) else rule)
-
-    def allow(self, rule: Rule | str) -> bool:
-        """Lift a rule; False when it was not there."""
-        r = parse_rule(rule) if isinstance(rule, str) else rule
-        gone = self._store().remove(r)
-        if gone:
-            self._log("allow", f"allow {r.text}")
-        return gone
-
-    def block_flow(self, flow: FlowId, kind: str = "flow", ttl: float | None = None) -> Rule:
-        """The dashboard's d/h/p: block this flow, its remote host or its service port."""
-        return self.block(rule_for(flow, kind), ttl=ttl)
-
-    def allow_flow(self, flow: FlowId) -> list[Rule]:
-        """Lift every rule that blocks this flow (the dashboard's `a`)."""
-        active = [parse_rule(e.text) for e in self._store().entries()]
-        lifted = [r for r in rules_blocking(flow, active) if self.allow(r)]
-        return lifted
-
-    def rules(self) -> list[RuleEntry]:
-        """The active rules, their hits split into drops and would-drops."""
-        return self._hits.view(self._store().entries(), self.dry_run)
-
-    def set_ttl(self, rule: Rule | str, ttl: float | None) -> bool:
-        """A new TTL for an active rule, from now (None: none); its hits and dry-run stay."""
-        r = parse_rule(rule) if isinstance(rule, str) else rule
-        done = self._store().set_ttl(r, ttl)
-        if done:
-            self._log("block", f"{r.text}: " + (f"lifts itself in {ttl:g}s" if ttl else "no TTL any more"))
-        return done
-
-    def set_rule_dry_run(self, rule: Rule | str, on: bool) -> bool:
-        """This rule alone counts would-drops (on) or drops again (off); its hits until now are
-        booked under the mode that ends, as set_dry_run does for all."""
-        r = parse_rule(rule) if isinstance(rule, str) else rule
-        store = self._store()
-        with self._read_lock:
-            try:
-                self._hits.update(store.entries(), self.dry_run)
-            except OSError as e:
-                self._log("error", f"hits of {r.text} until now could not be booked to the mode that ends ({e})")
-            done = store.set_rule_dry_run(r, on)
-        if done:
-            self._log("info", f"{r.text}: " + ("dry-run, counts would-drops, drops nothing" if on
-                                               else "drops packets again"))
-        return done
-
-    def set_dry_run(self, on: bool) -> None:
-        """Switch dry-run. The kernel counts a flow's drops and would-drops as one, so what
-        the flows and rules gained until now is booked under the mode that ends, first."""
-        store = self._store()
-        with self._read_lock:
-            if on != self.dry_run:
-                try:
-                    now = time.time()
-                    active = store.entries()
-                    self._hits.update(active, self.dry_run)
-                    self._read_flows(now, [parse_rule(e.text) for e in active])
-                except OSError as e:    # the switch itself must not fail for it: say what is lost
-                    self._log("error", f"counts until the dry-run switch could not be booked to the mode "
-                              f"that ends ({e}); the next refresh books them to the new one")
-            store.set_dry_run(on)
-            self.dry_run = on
-        if self.state is not None:
-            self.state.dry_run = on
-            self.state.save()
-        self._log("info", "dry-run on: rules count would-drops, nothing is dropped" if on
-                  else "dry-run off: rules drop packets")
-
-    def _store(self) -> RuleStore:
-        if self.store is None or self._closed:
-            raise SessionError("session is not running")
-        return self.store
 

@@ -18,6 +18,7 @@ import heapq
 import ipaddress
 from typing import Any, Iterator
 
+from lwtui.core.names import endpoint
 from lwtui.kernel import kstructs
 from lwtui.kernel.codec import flow_id_from_key
 from lwtui.session.routeindex import RouteIndex
@@ -197,8 +198,7 @@ class MetricsServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.addr}]" if ":" in self.addr else self.addr
-        return f"http://{host}:{self.port}/metrics"
+        return f"http://{endpoint(self.addr, self.port)}/metrics"
 
     def attach(self, session, top_flows: int = 0) -> None:
         """Serve `session`'s figures from now on."""
@@ -219,7 +219,7 @@ class MetricsServer:
 
 
 def _bind_error(addr: str, port: int, e: OSError) -> str:
-    where = f"--metrics {'[' + addr + ']' if ':' in addr else addr}:{port}"
+    where = f"--metrics {endpoint(addr, port)}"
     if e.errno == errno.EADDRINUSE:
         return f"{where}: port {port} is already in use: pick another port"
     if e.errno == errno.EADDRNOTAVAIL:

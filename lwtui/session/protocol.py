@@ -50,6 +50,11 @@ class SessionLike(Protocol):
         ...
 
     @property
+    def keep_blocks(self) -> bool:
+        """True when close() leaves active rules in force (--keep-blocks): quitting lifts none."""
+        ...
+
+    @property
     def closed(self) -> bool:
         """True once close() ran: the reader loop stops."""
         ...

@@ -154,6 +154,7 @@ class ReplaySession:
         first = self._frames[0]
         self.name = name or first.session or "replay"
         self.dry_run = first.dry_run if dry_run is None else dry_run
+        self.keep_blocks = False        # the replay's rules end with it
         self.calls: list[tuple] = []
         self.lost: list[tuple[Target, str]] = []   # a recording loses no route of its own
         self._index = min(max(0, start), len(self._frames) - 1)

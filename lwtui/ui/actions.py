@@ -221,7 +221,7 @@ class ActionsMixin(AppMixin):
 
     def _rules_lifted_on_quit(self) -> int:
         """How many rules end with the session (none when it keeps its blocks)."""
-        if getattr(self.session, "keep_blocks", False):
+        if self.session.keep_blocks:
             return 0
         try:
             return len(self.session.rules())

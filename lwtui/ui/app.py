@@ -138,7 +138,7 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixi
         yield FitFooter()
 
     def on_mount(self) -> None:
-        self.header.show(session=getattr(self.session, "name", ""), dry_run=bool(self.session.dry_run))
+        self.header.show(session=self.session.name, dry_run=self.session.dry_run)
         self.query_one("#filter-bar").display = False
         self.query_one("#empty").display = False
         self.query_one("#detail-chart", RateChart).interval = self.interval

@@ -119,7 +119,7 @@ class EventLog(RichLog):
         self.set_follow(False)
         super().action_scroll_home()
 
-    def _on_mouse_scroll_up(self, event) -> None:
+    def on_mouse_scroll_up(self, event) -> None:
         if self.follow:
             self.set_follow(False)
 

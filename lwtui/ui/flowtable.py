@@ -253,7 +253,7 @@ class FlowTable(ScrollView, can_focus=True):
         self.notify("follow: the view keeps the selected flow in place" if self.follow
                     else "follow off: the view stays where you put it", timeout=3)
 
-    async def _on_click(self, event: events.Click) -> None:
+    async def on_click(self, event: events.Click) -> None:
         offset = event.get_content_offset(self)
         if offset is None:
             return

@@ -19,6 +19,12 @@ from lwtui.kernel import kstructs
 
 BPF_DIR = Path(__file__).resolve().parents[2] / "bpf"
 
+def cached_word(gen: int, verdict: int, kind: int) -> int:
+    """LWTUI_CACHED(gen, verdict, kind): flow_stats.cached as the programs store it (the
+    programs alone write it; checked against the C macro in CONSTANTS)."""
+    return (gen & 0xFFFFFFFF) | (verdict & 0xFF) << 32 | (kind & 0xFF) << 40
+
+
 CONSTANTS = {
     "LWTUI_HOOK_IN": kstructs.HOOK_IN, "LWTUI_HOOK_OUT": kstructs.HOOK_OUT,
     "LWTUI_HOOK_XMIT": kstructs.HOOK_XMIT, "LWTUI_KEY_FRAGMENT": kstructs.KEY_FRAGMENT,
@@ -38,7 +44,7 @@ CONSTANTS = {
     "LWTUI_CFG_CAPTURE_FLOW": kstructs.CFG_CAPTURE_FLOW,
     "LWTUI_CAP_SENT": kstructs.CAP_SENT, "LWTUI_CAP_LIMITED": kstructs.CAP_LIMITED,
     "LWTUI_CAP_FAILED": kstructs.CAP_FAILED, "LWTUI_CAP_MAX": kstructs.CAP_MAX,
-    "LWTUI_CACHED(0x89abcdef,1,3)": kstructs.cached_word(0x89ABCDEF, 1, 3),
+    "LWTUI_CACHED(0x89abcdef,1,3)": cached_word(0x89ABCDEF, 1, 3),
     "LWTUI_CACHED_GEN(0x0000030189abcdefULL)": 0x89ABCDEF,
     "LWTUI_CACHED_VERDICT(0x0000030189abcdefULL)": 1,
     "LWTUI_CACHED_KIND(0x0000030189abcdefULL)": 3,
@@ -106,8 +112,22 @@ def test_constants(c_layout, const):
 
 
 def test_cached_word_decodes_as_the_programs_encode():
-    st = kstructs.FlowStats(cached=kstructs.cached_word(0x89ABCDEF, kstructs.DROP, kstructs.RULE_PORT))
+    st = kstructs.FlowStats(cached=cached_word(0x89ABCDEF, kstructs.DROP, kstructs.RULE_PORT))
     assert (st.rules_gen, st.verdict, st.rule_kind) == (0x89ABCDEF, kstructs.DROP, kstructs.RULE_PORT)
+
+
+def test_a_column_of_cached_words_decodes_as_one_word_does():
+    """The session decodes a whole map read's `cached` column at once (numpy): field by
+    field, the same as FlowStats' properties (checked against the C macros above)."""
+    import numpy as np
+    words = [cached_word(7, kstructs.WOULD_DROP, kstructs.RULE_HOST),
+             0x0000030189ABCDEF, (37 << 48) | cached_word(1, kstructs.DROP, kstructs.RULE_COMPOUND)]
+    col = np.array(words, dtype=np.uint64)
+    one = [kstructs.FlowStats(cached=w) for w in words]
+    for field, prop in ((kstructs.CACHED_GEN, "rules_gen"), (kstructs.CACHED_VERDICT, "verdict"),
+                        (kstructs.CACHED_KIND, "rule_kind"), (kstructs.CACHED_RULE, "rule_index")):
+        assert kstructs.cached_field(col, field).tolist() == [getattr(s, prop) for s in one], prop
+    assert kstructs.cached_field(col, kstructs.CACHED_RULE).tolist() == [0, 0, 37]
 
 
 def test_stat_names_cover_the_stats_array():
@@ -117,10 +137,10 @@ def test_stat_names_cover_the_stats_array():
 def test_sum_percpu_combines_every_cpu():
     import struct
     cpus = [kstructs.FlowStats(packets=5, bytes=500, first_seen_ns=70, last_seen_ns=80, drops=2, last_event_ns=10,
-                               cached=kstructs.cached_word(9, kstructs.ALLOW, 0), tcp_flags=0x02),
+                               cached=cached_word(9, kstructs.ALLOW, 0), tcp_flags=0x02),
             kstructs.FlowStats(),  # a CPU that never saw the flow
             kstructs.FlowStats(packets=1, bytes=40, first_seen_ns=60, last_seen_ns=90, drops=1, last_event_ns=30,
-                               cached=kstructs.cached_word(9, kstructs.DROP, kstructs.RULE_HOST), tcp_flags=0x10)]
+                               cached=cached_word(9, kstructs.DROP, kstructs.RULE_HOST), tcp_flags=0x10)]
     raw = b"".join(bytes(c) for c in cpus)
     assert len(raw) == kstructs.percpu_size(3) and struct.calcsize("=7QB7x") == ct.sizeof(kstructs.FlowStats)
     st = kstructs.sum_percpu(raw, 3)

@@ -13,7 +13,7 @@ import struct
 
 import pytest
 
-from lwtui.net import routes
+from lwtui.net import attrs, routes
 from lwtui.net.routes import Attachment, RouteError, Target
 
 CACHE0 = {"rta_clntref": 0, "rta_lastuse": 0, "rta_expires": 0, "rta_error": 0, "rta_used": 0, "rta_id": 0,
@@ -176,7 +176,7 @@ def test_closest_routes_cover_first_then_nearest():
     rs = [routes.route_to_dict(dict(V4_GATEWAY, dst_len=n, attrs=[("RTA_TABLE", 254), ("RTA_DST", a)]))
           for a, n in (("10.0.0.3", 32), ("10.0.0.0", 24), ("10.9.0.0", 16), ("10.0.0.8", 32), ("192.168.0.0", 16))]
     net = ipaddress.ip_network("10.0.0.9/32")
-    assert routes._closest(rs, net, 254, 1) == ["10.0.0.0/24", "10.0.0.8/32", "10.0.0.3/32"]
+    assert attrs._closest(rs, net, 254, 1) == ["10.0.0.0/24", "10.0.0.8/32", "10.0.0.3/32"]
 
 
 def test_attachment_round_trip():

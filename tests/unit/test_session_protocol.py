@@ -53,7 +53,7 @@ def _live() -> Session:
 def test_the_protocol_names_what_the_front_ends_call():
     assert METHODS == ["allow", "allow_flow", "block", "block_flow", "close", "poll_events", "record", "rules",
                        "set_dry_run", "set_rule_dry_run", "set_ttl", "snapshot", "stop_recording", "would_cut_ssh"]
-    assert PROPERTIES == ["closed", "dry_run", "lost", "name"]
+    assert PROPERTIES == ["closed", "dry_run", "keep_blocks", "lost", "name"]
 
 
 def _shape(fn) -> list[tuple]:
@@ -78,6 +78,7 @@ def test_instances_of_both_are_session_like_with_typed_data_members(make):
     assert isinstance(s, SessionLike), type(s).__name__
     assert s.name == "lwtui-proto" if isinstance(s, Session) else s.name == "replay"
     assert s.dry_run is False
+    assert s.keep_blocks is False
     assert s.closed is False
     assert list(s.lost) == []
 
@@ -90,7 +91,7 @@ def test_the_replay_is_closed_after_close():
 
 def test_a_class_missing_a_member_is_not_session_like():
     class Partial:
-        name, dry_run, closed, lost = "x", False, False, []
+        name, dry_run, keep_blocks, closed, lost = "x", False, False, False, []
 
         def snapshot(self) -> Snapshot:
             return Snapshot(time=0.0)
