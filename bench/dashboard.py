@@ -8,7 +8,7 @@ Each size runs in a fresh worker process (`python -m bench.dashboard
 drives the real DashboardApp headless (App.run_test) with a session whose
 snapshot() does what Session.snapshot() does after its kernel read: the
 counters of every flow as columns (every flow's counters move every tick: the
-worst case), FlowTable.update_columns, view(), a Snapshot. Per tick:
+worst case), FlowStore.update_columns, view(), a Snapshot. Per tick:
   build   snapshot() on the tick worker, after the kernel read
   apply   render_flows on the UI thread (the app's own apply_seconds)
   tick    from request_tick() to the snapshot applied and the screen idle
@@ -48,9 +48,9 @@ class SyntheticSession:
     dry_run = False
 
     def __init__(self, n: int, churn: bool = False):
-        from lwtui.core.flows import FlowTable
+        from lwtui.core.flows import FlowStore
         self.n, self.churn, self.t0, self.step = n, churn, time.time() - 60, 0
-        self.table = FlowTable(max_flows=max(100_000, n))   # a live session's table is as large as its map
+        self.table = FlowStore(max_flows=max(100_000, n))   # a live session's table is as large as its map
         self.ids = self._ids(0)
         self.build_s: list[float] = []
         self._quiet = threading.Event()
@@ -163,7 +163,7 @@ def kernel_read(n: int, reads: int) -> dict:
 
 def kernel_path(n: int, ticks: int, interval: float = 1.0) -> dict:
     """The live session's whole data path on a real flow map holding n entries (--max-flows):
-    a batch read into arrays, identity and counter columns, FlowTable.update_columns, a view,
+    a batch read into arrays, identity and counter columns, FlowStore.update_columns, a view,
     the table's selection (sorted by rate) and the records of one screen (45 rows).
     Every entry's counters move between ticks (map updates, outside the timing); the
     table's totals of packets are checked against what was written."""
@@ -171,7 +171,7 @@ def kernel_path(n: int, ticks: int, interval: float = 1.0) -> dict:
 
     import numpy as np
     from bcc.libbcc import lib
-    from lwtui.core.flows import FlowTable
+    from lwtui.core.flows import FlowStore
     from lwtui.kernel import bpfsys, kstructs
     from lwtui.kernel.codec import flow_columns
     from lwtui.kernel.probe import Probe
@@ -202,7 +202,7 @@ def kernel_path(n: int, ticks: int, interval: float = 1.0) -> dict:
                     raise BenchError(f"flows batch update failed: {os.strerror(ct.get_errno())}")
                 done += count.value
         fill(1)
-        table, m2w = FlowTable(max_flows=n), time.time() - time.monotonic()
+        table, m2w = FlowStore(max_flows=n), time.time() - time.monotonic()
         tick_s, first_s, rss = [], None, []
         for step in range(1, ticks + 1):
             if step > 1:
@@ -233,7 +233,7 @@ def worker(n: int, ticks: int, churn: bool, kernel: bool = True) -> dict:
     return out
 
 
-HISTORY_TICKS = 60  # FlowTable's history_len: a long-lived flow's record stops growing after this many ticks
+HISTORY_TICKS = 60  # FlowStore's history_len: a long-lived flow's record stops growing after this many ticks
 
 
 def _worker(n: int, ticks: int, churn: bool, kernel: bool) -> dict:

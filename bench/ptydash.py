@@ -5,7 +5,7 @@ this tree and for git REF (default: main, unpacked with `git archive` into a
 temporary directory), a child process that runs DashboardApp.run() with
 Textual's real terminal driver on the slave side of a pty (160x48), fed by
 bench.dashboard's SyntheticSession (every flow's counters move every tick;
-the session's FlowTable.update runs in the same process, as the live
+the session's FlowStore.update runs in the same process, as the live
 Session's does). bcc is imported in the child, so its library is in the
 resident memory, as in `lwtui dashboard`; no program is compiled.
 

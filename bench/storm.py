@@ -10,7 +10,7 @@ new flow at a fixed rate for a few seconds, stepping the rate up. Per step:
   delivered  events that reached the session's callback
   lost       failed perf outputs in the kernel (exact: every new flow's event
              either lands in the buffer or fails)
-  table      flows in the session's FlowTable; rss: the worker's peak
+  table      flows in the session's FlowStore; rss: the worker's peak
              resident memory (Python + BCC + maps + table)
 A worker per round keeps one round's memory from hiding in the next.
 

@@ -1,7 +1,7 @@
-"""FlowTable: the user-space view of the kernel's `flows` map, with rates.
+"""FlowStore: the user-space view of the kernel's `flows` map, with rates.
 
 Each refresh tick the session reads every (flow_key, flow_stats) pair from the
-kernel as two numpy arrays and hands them to FlowTable.update_columns()
+kernel as two numpy arrays and hands them to FlowStore.update_columns()
 (update() takes the same as objects); new-flow events arrive in between through
 note_new(). The table is columnar: one row of numpy arrays per flow (identity,
 counters, rates), the samples of the rate window in a ring indexed by tick
@@ -89,7 +89,7 @@ def _earliest(current: Optional[float], first_seen: np.ndarray) -> Optional[floa
     return current
 
 
-class FlowTable:
+class FlowStore:
     """Flows merged from polls and events, as columns; see the module docstring for the maths.
 
     Every flow is a row of numpy arrays (identity, counters, rates, the samples of the

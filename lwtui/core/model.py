@@ -86,7 +86,7 @@ class FlowRecord:
 
 def _get_history(rec: FlowRecord) -> tuple[float, ...]:
     h = rec.__dict__["_history"]
-    if h.__class__ is bytes:              # as a FlowTable publishes it: unpacked on first read
+    if h.__class__ is bytes:              # as a FlowStore publishes it: unpacked on first read
         h = rec.__dict__["_history"] = struct.unpack(f"{len(h) >> 3}d", h)   # same value from any thread
     return h
 
@@ -107,7 +107,7 @@ def _set_drop_history(rec: FlowRecord, value: tuple[float, ...] | bytes) -> None
 
 
 # `history` stays a dataclass field (init, ==, repr, fields(), replace() see a
-# tuple) stored in `_history`. A FlowTable stores native doubles packed in bytes
+# tuple) stored in `_history`. A FlowStore stores native doubles packed in bytes
 # there: immutable, no float object per value, nothing for the garbage collector
 # to track, and most records are never drawn (a terminal shows a few dozen of
 # 10,000 flows), so the tuple is built only when someone reads `history`.

@@ -1,11 +1,11 @@
 """Rates over a sliding window: the session's totals (RateMeter, TotalRates), the
 rule hits booked by mode (HitSplit), the flows' samples in a ring indexed by tick
-(SampleRing, which FlowTable reads its rows' rates from), and the flows' bits/s per
+(SampleRing, which FlowStore reads its rows' rates from), and the flows' bits/s per
 tick for sparklines (HistoryRing).
 
 Every rate is (value now - value at the window's start) / the time between, where
 the start is the newest sample at or before now - window, or a series' baseline
-when it is younger than that (see FlowTable). Python and numpy only.
+when it is younger than that (see FlowStore). Python and numpy only.
 """
 
 from __future__ import annotations
@@ -74,10 +74,10 @@ class TotalRates:
     def update(self, now: float, stats: dict, dropped_bytes: float, first_packet: Optional[float] = None,
                first_drop: Optional[float] = None, first_would_drop: Optional[float] = None) -> dict[str, float]:
         """Totals' rate fields (Totals.pps, bps, drops_ps, would_drops_ps) at `now`;
-        `first_packet`: when the session's first flow began (FlowTable.first_packet), so
+        `first_packet`: when the session's first flow began (FlowStore.first_packet), so
         the totals of a young session are over its traffic's age, as a young row's are;
         `first_drop`, `first_would_drop` the same for the session's first drops and
-        would-drops (FlowTable.first_drop, first_would_drop): a flow blocked from its
+        would-drops (FlowStore.first_drop, first_would_drop): a flow blocked from its
         first packet reads its drop rate in the header as on its row."""
         m = self._meters
         passed = max(0, stats["packets"] - stats["drops"])
@@ -90,7 +90,7 @@ class TotalRates:
 class HitSplit:
     """Rule hits booked by mode: the kernel counts a rule's matches in one counter,
     dropped or (dry-run) passed. Each reading's new hits go to the mode of the time
-    since the previous reading, as FlowTable does with a flow's drops."""
+    since the previous reading, as FlowStore does with a flow's drops."""
 
     def __init__(self):
         self._last: dict[str, tuple[int, int]] = {}   # rule text -> (hits, would-drops)

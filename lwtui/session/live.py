@@ -38,7 +38,7 @@ from lwtui.kernel import features, kstructs, pins, runstats
 from lwtui.session import holders, state
 from lwtui.session.routecheck import ROUTE_CHECK_INTERVAL, RouteChecks  # noqa: F401 (the interval: for callers)
 from lwtui.net import routes
-from lwtui.core.flows import FlowTable
+from lwtui.core.flows import FlowStore
 from lwtui.core.rates import HitSplit, TotalRates
 from lwtui.kernel.codec import FlowIdCache
 from lwtui.core.model import AttachedRoute, FlowId, Snapshot, Totals
@@ -88,7 +88,7 @@ class Session(KernelReading, RuleCommands, RouteChecks):
         self.max_flows = max_flows
         self.transport = events  # how events travel: "perf" or "ringbuf" (lwtui.kernel.probe)
         self.drop_event_interval = drop_event_interval
-        self.flows = FlowTable(max_flows=max_flows, idle_timeout=idle_timeout)
+        self.flows = FlowStore(max_flows=max_flows, idle_timeout=idle_timeout)
         self._ids = FlowIdCache()  # one FlowId object per kernel key (events, dropped flows' rules)
         self._rule_texts: frozenset[str] = frozenset()     # the rules _rule_of was made under
         self._rule_of: dict[tuple, int] = {}    # (key, rule kind, slot) -> rule_code of a dropped flow

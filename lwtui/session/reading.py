@@ -4,7 +4,7 @@ A mixin, so lwtui.session.live stays about the session's lifecycle. The
 reader thread's poll_events() turns new-flow events into flow table entries
 and event log lines, and drop events into log lines naming the rule. Once per
 tick (the snapshot's worker thread, under the Session's _read_lock) the flow
-map is read in one batch into numpy columns and merged into the FlowTable;
+map is read in one batch into numpy columns and merged into the FlowStore;
 a dropped flow's rule is named from the kind (and compound entry) the kernel
 cached with its verdict; the totals add the kernel's per-hook statistics,
 lwtui's own loss counts and the programs' run time.
@@ -20,7 +20,7 @@ import numpy as np
 from lwtui.core import flowcols
 from lwtui.core.eventlog import flow_text
 from lwtui.core.flowcols import FlowView
-from lwtui.core.flows import FlowTable
+from lwtui.core.flows import FlowStore
 from lwtui.core.rates import TotalRates
 from lwtui.core.model import FlowId, Totals
 from lwtui.core.ruleindex import RuleIndex
@@ -59,7 +59,7 @@ class KernelReading:
     # What the reading uses of the Session (it sets them in __init__ and start()):
     probe: Optional[Probe]
     store: Optional[RuleStore]
-    flows: FlowTable
+    flows: FlowStore
     dry_run: bool
     _closed: bool
     _lock: threading.Lock              # the flow table between the reader and the tick

@@ -82,3 +82,14 @@ def test_no_module_grows_past_400_lines():
     sizes = {str(p.relative_to(PKG)): len(p.read_text().splitlines()) for p in modules()}
     over = {m: n for m, n in sizes.items() if n > LARGER.get(m, MAX_LINES)}
     assert over == {}, f"split these (at most {MAX_LINES} lines, or the ceiling in LARGER): {over}"
+
+
+def test_no_two_classes_share_a_name():
+    """A class name says which class it is: no two top-level classes of the package share one
+    (there were two FlowTable and two EventLog)."""
+    where: dict[str, list[str]] = {}
+    for p in modules():
+        for node in ast.parse(p.read_text(), str(p)).body:
+            if isinstance(node, ast.ClassDef):
+                where.setdefault(node.name, []).append(str(p.relative_to(PKG)))
+    assert {n: w for n, w in where.items() if len(w) > 1} == {}

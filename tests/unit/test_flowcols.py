@@ -11,7 +11,7 @@ import pytest
 
 from lwtui.core.filters import parse_filter
 from lwtui.core.flowcols import FlowView, decode_id, encode_ids, rule_mask
-from lwtui.core.flows import Counters, FlowTable
+from lwtui.core.flows import Counters, FlowStore
 from lwtui.core.grammar import parse_rule
 from lwtui.core.model import FlowId
 from lwtui.ui import selection
@@ -34,8 +34,8 @@ def random_flows(n: int, seed: int = 7) -> list[FlowId]:
     return sorted(out, key=repr)
 
 
-def filled(n: int = 300) -> tuple[FlowTable, list[FlowId]]:
-    t = FlowTable(rate_window=3.0)
+def filled(n: int = 300) -> tuple[FlowStore, list[FlowId]]:
+    t = FlowStore(rate_window=3.0)
     ids = random_flows(n)
     rnd = random.Random(3)
     for tick in range(4):
@@ -131,7 +131,7 @@ def test_rows_find_a_flow_by_id():
 def test_columns_in_give_the_same_table_as_objects_in():
     """update_columns (the session's path) and update (objects) keep the same flows."""
     ids = random_flows(100)
-    a, b = FlowTable(), FlowTable()
+    a, b = FlowStore(), FlowStore()
     for tick in range(3):
         now = 100.0 + tick
         rows = [(f, Counters(i * tick + 1, 100 * (i * tick + 1), 0, 99.0, now)) for i, f in enumerate(ids)]

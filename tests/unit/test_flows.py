@@ -1,4 +1,4 @@
-"""FlowTable maths (lwtui/core/flows.py): rates, resets, decay, expiry, bounds, history."""
+"""FlowStore maths (lwtui/core/flows.py): rates, resets, decay, expiry, bounds, history."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from lwtui.kernel import kstructs
-from lwtui.core.flows import Counters, FlowTable
+from lwtui.core.flows import Counters, FlowStore
 from lwtui.core.rates import HitSplit, RateMeter, TotalRates
 from lwtui.kernel.codec import FlowIdCache, flow_id_from_key
 from lwtui.core.model import FlowId, RuleEntry
@@ -23,7 +23,7 @@ def ctr(packets, nbytes=None, drops=0, first=90.0, last=None, **kw) -> Counters:
                     100.0 if last is None else last, **kw)
 
 
-def steady(table: FlowTable, flow: FlowId, start: float, ticks: int, pps: int = 10, dps: int = 0):
+def steady(table: FlowStore, flow: FlowId, start: float, ticks: int, pps: int = 10, dps: int = 0):
     """`ticks` polls one second apart of a flow at `pps` packets of 100 bytes."""
     for i in range(ticks):
         t = start + i
@@ -33,7 +33,7 @@ def steady(table: FlowTable, flow: FlowId, start: float, ticks: int, pps: int = 
 # -- rates ---------------------------------------------------------------------------
 
 def test_steady_rates_are_exact_over_the_window():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     steady(t, fid(), 100.0, 6, pps=10, dps=2)
     r = t.get(fid())
     assert (r.pps, r.bps, r.drops_ps) == (8.0, 6400.0, 2.0)   # what passed, what was dropped
@@ -41,7 +41,7 @@ def test_steady_rates_are_exact_over_the_window():
 
 
 def test_rate_window_smooths_a_burst():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     for i, packets in enumerate([10, 20, 30, 60]):       # +10, +10, +10, then +30 in the last second
         t.update(100.0 + i, [(f, ctr(packets, first=99.0, last=100.0 + i))])
@@ -51,7 +51,7 @@ def test_rate_window_smooths_a_burst():
 
 
 def test_first_poll_baseline_is_first_seen():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     old, recent, unknown, newborn = fid(1), fid(2), fid(3), fid(4)
     t.update(100.0, [(old, ctr(40, first=90.0)), (recent, ctr(30, first=99.5)),
                      (unknown, ctr(30, first=0.0)), (newborn, ctr(2, first=99.999))])
@@ -62,7 +62,7 @@ def test_first_poll_baseline_is_first_seen():
 
 
 def test_a_new_flow_counts_since_its_first_packet():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     t.update(100.0, [(fid(1), ctr(1))])
     t.update(100.5, [(fid(1), ctr(1)), (fid(2), ctr(30, first=100.2, last=100.4))])
     r = t.get(fid(2))
@@ -71,7 +71,7 @@ def test_a_new_flow_counts_since_its_first_packet():
 
 
 def test_a_flow_back_from_idle_has_no_rate_until_its_next_reading():
-    t = FlowTable(rate_window=3.0, idle_timeout=10.0)
+    t = FlowStore(rate_window=3.0, idle_timeout=10.0)
     f = fid()
     t.update(100.0, [(f, ctr(10, first=99.0, last=99.5))])
     t.update(120.0, [])                                  # idle: gone from the table
@@ -83,7 +83,7 @@ def test_a_flow_back_from_idle_has_no_rate_until_its_next_reading():
 
 
 def test_counter_reset_restarts_the_flow_without_negative_rates():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     steady(t, f, 100.0, 5, pps=100)                     # 500 packets at t=104
     t.update(105.0, [(f, ctr(20, first=104.5, last=105.0))])   # evicted by the kernel, back with 20
@@ -93,7 +93,7 @@ def test_counter_reset_restarts_the_flow_without_negative_rates():
 
 
 def test_reinsert_detected_by_first_seen_even_when_counters_grew():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     steady(t, f, 100.0, 4, pps=10)                      # 40 packets at t=103, first_seen 99
     t.update(104.0, [(f, ctr(70, first=103.5, last=104.0))])   # a new kernel entry with 70 already
@@ -101,7 +101,7 @@ def test_reinsert_detected_by_first_seen_even_when_counters_grew():
 
 
 def test_kernel_entries_seen_counts_each_entry_once_and_each_reinsertion():
-    t = FlowTable(max_flows=3)
+    t = FlowStore(max_flows=3)
     a, b, c = fid(1), fid(2), fid(3)
     t.note_new(c, 102.5)                      # an event alone is not a reading of the map
     t.update(100.0, [(a, ctr(1, first=99.0, last=99.0)), (b, ctr(1, first=99.5, last=99.5))])
@@ -117,7 +117,7 @@ def test_kernel_entries_seen_counts_each_entry_once_and_each_reinsertion():
 
 
 def test_a_flow_back_from_idle_is_not_a_new_kernel_entry():
-    t = FlowTable(idle_timeout=2.0)
+    t = FlowStore(idle_timeout=2.0)
     a, b = fid(1), fid(2)
     t.update(100.0, [(a, ctr(1, first=99.5, last=99.5)), (b, ctr(1, first=99.5, last=99.5))])
     t.update(102.0, [(a, ctr(2, first=99.5, last=101.9)), (b, ctr(1, first=99.5, last=99.5))])
@@ -127,7 +127,7 @@ def test_a_flow_back_from_idle_is_not_a_new_kernel_entry():
 
 
 def test_clock_stepping_back_gives_zero_not_nonsense():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     steady(t, f, 100.0, 3)
     t.update(50.0, [(f, ctr(40, first=99.0, last=50.0))])
@@ -138,7 +138,7 @@ def test_clock_stepping_back_gives_zero_not_nonsense():
 
 
 def test_same_instant_twice_is_not_a_division_by_zero():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     t.update(100.0, [(f, ctr(30, first=99.0))])
     t.update(100.0, [(f, ctr(30, first=99.0))])
@@ -147,7 +147,7 @@ def test_same_instant_twice_is_not_a_division_by_zero():
 
 
 def test_absent_flows_keep_counters_and_decay_to_zero():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f, other = fid(1), fid(2)
     steady(t, f, 100.0, 4, pps=30)                      # 120 packets at t=103
     pps = []
@@ -170,7 +170,7 @@ def sent_by(t: float, start: float, rate: float, stop: float = float("inf")) -> 
 @pytest.mark.parametrize("interval", [0.3, 1.0, 2.0])
 def test_a_steady_flow_reads_its_rate_from_the_second_report(offset, interval):
     """50 packets/s starting anywhere between two ticks: 50 +-15% from the second report on."""
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f, start = fid(), 100.0 + offset * interval
     t.update(100.0, [])
     reports = []
@@ -184,7 +184,7 @@ def test_a_steady_flow_reads_its_rate_from_the_second_report(offset, interval):
 
 
 def test_a_stopped_flow_reads_zero_within_the_window():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f, start, stop = fid(), 100.2, 105.0
     pps = {}
     for i in range(1, 11):
@@ -198,7 +198,7 @@ def test_a_stopped_flow_reads_zero_within_the_window():
 
 
 def test_a_blocked_flow_passes_nothing_and_drops_at_its_rate():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     t.update(100.0, [(f, ctr(10, first=99.0, last=100.0))])
     for i in range(1, 6):                                # from 100 on every packet is dropped
@@ -212,7 +212,7 @@ def test_a_blocked_flow_passes_nothing_and_drops_at_its_rate():
 
 
 def test_a_partly_dropped_tick_splits_bytes_by_its_mean_packet_size():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     t.update(100.0, [(f, ctr(10, nbytes=1000, first=99.0))])
     t.update(101.0, [(f, ctr(20, nbytes=3000, drops=5, first=99.0, last=101.0))])   # 10 packets of 200 B, 5 dropped
@@ -222,7 +222,7 @@ def test_a_partly_dropped_tick_splits_bytes_by_its_mean_packet_size():
 
 
 def test_dry_run_drops_are_would_drops_and_passed():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     t.update(100.0, [(f, ctr(10, first=99.0))], dry_run=True)
     for i in range(1, 4):                                # dry-run: a rule matches every packet
@@ -239,7 +239,7 @@ def test_dry_run_drops_are_would_drops_and_passed():
 
 
 def test_a_reinserted_flow_restarts_its_split():
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     f = fid()
     t.update(100.0, [(f, ctr(10, drops=10, first=99.0))], dry_run=True)
     t.update(101.0, [(f, ctr(4, drops=4, first=100.5, last=101.0))], dry_run=False)   # evicted, back
@@ -250,7 +250,7 @@ def test_a_reinserted_flow_restarts_its_split():
 # -- note_new --------------------------------------------------------------------------
 
 def test_note_new_makes_the_row_before_the_poll():
-    t = FlowTable()
+    t = FlowStore()
     t.note_new(fid(), 100.25)
     r = t.get(fid())
     assert len(t) == 1 and (r.packets, r.bytes, r.pps) == (0, 0, 0.0)
@@ -260,7 +260,7 @@ def test_note_new_makes_the_row_before_the_poll():
 
 
 def test_note_new_then_poll_uses_the_previous_poll_as_baseline():
-    t = FlowTable()
+    t = FlowStore()
     t.update(100.0, [])
     t.note_new(fid(), 100.4)
     t.update(101.0, [(fid(), ctr(6, first=100.4, last=100.9))])
@@ -268,7 +268,7 @@ def test_note_new_then_poll_uses_the_previous_poll_as_baseline():
 
 
 def test_noted_flow_that_never_shows_up_expires():
-    t = FlowTable(idle_timeout=5.0)
+    t = FlowStore(idle_timeout=5.0)
     t.note_new(fid(), 100.0)
     t.update(104.0, [])
     assert fid() in t
@@ -279,7 +279,7 @@ def test_noted_flow_that_never_shows_up_expires():
 # -- expiry and bounds -----------------------------------------------------------------
 
 def test_idle_flows_expire_even_when_the_kernel_still_lists_them():
-    t = FlowTable(idle_timeout=10.0)
+    t = FlowStore(idle_timeout=10.0)
     busy, idle = fid(1), fid(2)
     t.update(100.0, [(busy, ctr(1, last=100.0)), (idle, ctr(1, last=95.0))])
     assert len(t) == 2
@@ -290,7 +290,7 @@ def test_idle_flows_expire_even_when_the_kernel_still_lists_them():
 
 
 def test_idle_flows_absent_from_the_poll_expire_too():
-    t = FlowTable(idle_timeout=10.0)
+    t = FlowStore(idle_timeout=10.0)
     t.update(100.0, [(fid(1), ctr(1, last=99.0))])
     t.update(108.0, [])
     assert fid(1) in t
@@ -299,7 +299,7 @@ def test_idle_flows_absent_from_the_poll_expire_too():
 
 
 def test_size_is_bounded_evicting_the_most_idle():
-    t = FlowTable(max_flows=3)
+    t = FlowStore(max_flows=3)
     rows = [(fid(n), ctr(1, last=90.0 + n)) for n in range(6)]
     t.update(100.0, rows)
     assert len(t) == 3
@@ -307,14 +307,14 @@ def test_size_is_bounded_evicting_the_most_idle():
 
 
 def test_note_new_at_capacity_evicts_the_most_idle():
-    t = FlowTable(max_flows=3)
+    t = FlowStore(max_flows=3)
     t.update(100.0, [(fid(n), ctr(1, last=95.0 + n)) for n in range(3)])
     t.note_new(fid(9), 100.5)
     assert len(t) == 3 and fid(9) in t and fid(0) not in t
 
 
 def test_at_capacity_rows_the_map_read_never_lose_to_event_hints():
-    t = FlowTable(max_flows=4)
+    t = FlowStore(max_flows=4)
     t.update(100.0, [(fid(n), ctr(1, first=99.0, last=99.0 + n / 10)) for n in range(2)])
     for n in range(10, 14):                   # events of flows the kernel evicted before the next read
         t.note_new(fid(n), 100.8)
@@ -324,7 +324,7 @@ def test_at_capacity_rows_the_map_read_never_lose_to_event_hints():
 
 
 def test_at_capacity_the_flows_of_the_read_stay_even_when_older():
-    t = FlowTable(max_flows=2)
+    t = FlowStore(max_flows=2)
     a, b, c, d = fid(1), fid(2), fid(3), fid(4)
     t.update(100.0, [(a, ctr(1, first=99.9, last=99.9)), (b, ctr(1, first=99.9, last=99.9))])
     t.update(101.0, [(c, ctr(1, first=99.0, last=99.0)), (d, ctr(1, first=99.1, last=99.1))])   # a, b evicted
@@ -332,7 +332,7 @@ def test_at_capacity_the_flows_of_the_read_stay_even_when_older():
 
 
 def test_table_never_grows_without_bound():
-    t = FlowTable(max_flows=100, idle_timeout=1000.0)
+    t = FlowStore(max_flows=100, idle_timeout=1000.0)
     for tick in range(50):
         now = 100.0 + tick
         t.update(now, [(fid(tick * 10 + k), ctr(1, first=now, last=now)) for k in range(10)])
@@ -342,7 +342,7 @@ def test_table_never_grows_without_bound():
 
 
 def test_history_is_bounded_and_per_tick():
-    t = FlowTable(history_len=4, rate_window=3.0)
+    t = FlowStore(history_len=4, rate_window=3.0)
     f = fid()
     for i, packets in enumerate([1, 3, 6, 10, 15, 21]):   # +1 (from baseline), +2, +3, +4, +5, +6
         t.update(100.0 + i, [(f, ctr(packets, first=99.0, last=100.0 + i))])
@@ -350,7 +350,7 @@ def test_history_is_bounded_and_per_tick():
 
 
 def test_long_idle_flow_keeps_its_record_and_wakes_up_right():
-    t = FlowTable(history_len=3, rate_window=3.0, idle_timeout=100.0)
+    t = FlowStore(history_len=3, rate_window=3.0, idle_timeout=100.0)
     f = fid()
     t.update(100.0, [(f, ctr(30, first=99.0, last=100.0))])
     for i in range(1, 8):
@@ -367,7 +367,7 @@ def test_long_idle_flow_keeps_its_record_and_wakes_up_right():
 # -- records -----------------------------------------------------------------------------
 
 def test_records_are_copies_that_later_updates_do_not_touch():
-    t = FlowTable()
+    t = FlowStore()
     t.update(100.0, [(fid(), ctr(10, first=99.0))])
     before = t.records()
     snap = (before[0].packets, before[0].pps, before[0].history)
@@ -377,7 +377,7 @@ def test_records_are_copies_that_later_updates_do_not_touch():
 
 
 def test_verdict_rule_and_flags_pass_through():
-    t = FlowTable()
+    t = FlowStore()
     t.update(100.0, [(fid(), ctr(5, tcp_flags=0x12, verdict="drop", rule="port 8080"))])
     r = t.get(fid())
     assert (r.tcp_flags, r.verdict, r.rule) == (0x12, "drop", "port 8080")
@@ -386,16 +386,16 @@ def test_verdict_rule_and_flags_pass_through():
 
 
 def test_a_duplicate_row_in_one_poll_is_ignored():
-    t = FlowTable()
+    t = FlowStore()
     t.update(100.0, [(fid(), ctr(30, first=99.0)), (fid(), ctr(3000, first=99.0))])
     assert t.get(fid()).packets == 30
 
 
 def test_constructor_refuses_nonsense():
     with pytest.raises(ValueError):
-        FlowTable(max_flows=0)
+        FlowStore(max_flows=0)
     with pytest.raises(ValueError):
-        FlowTable(rate_window=0)
+        FlowStore(rate_window=0)
 
 
 # -- RateMeter -------------------------------------------------------------------------------
@@ -438,14 +438,14 @@ def test_a_young_sessions_totals_count_from_its_first_packet():
 
 
 def test_flow_table_knows_its_first_packet():
-    t = FlowTable()
+    t = FlowStore()
     t.update(100.0, [(fid(1), ctr(5, first=99.5))])
     t.update(101.0, [(fid(1), ctr(9, first=99.5)), (fid(2), ctr(3, first=100.7))])
     assert t.first_packet == 99.5
 
 
 def test_flow_table_knows_its_first_drops_and_would_drops():
-    t = FlowTable()
+    t = FlowStore()
     t.update(100.0, [(fid(1), ctr(5, first=99.5))])
     assert (t.first_drop, t.first_would_drop) == (None, None)
     t.update(101.0, [(fid(1), ctr(9, first=99.5)), (fid(2), ctr(3, drops=3, first=100.7, verdict="drop"))])
@@ -515,7 +515,7 @@ def test_two_flows_with_one_hash_keep_their_own_counts(monkeypatch):
     def colliding(keys, seed=0):
         return real(keys, seed) if seed else real(keys, seed) * 0
     monkeypatch.setattr(flowcols, "key_hashes", colliding)
-    t = FlowTable(rate_window=3.0)
+    t = FlowStore(rate_window=3.0)
     a, b, c = fid(1), fid(2), fid(3)
     t.note_new(c, 99.0)
     t.update(100.0, [(a, ctr(10, first=99.0, last=100.0)), (b, ctr(20, first=99.0, last=100.0))])
