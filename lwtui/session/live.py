@@ -389,6 +389,10 @@ class Session(RouteChecks):
     def _log(self, kind: str, text: str, flow: FlowId | None = None, when: float | None = None) -> None:
         self._events.add(kind, text, flow, when)
 
+    def log(self, kind: str, text: str) -> None:
+        """A line in the session's event log from beside it (the metrics server): shown with the next snapshot."""
+        self._log(kind, text)
+
     # -- snapshots (worker thread) ---------------------------------------
     def snapshot(self) -> Snapshot:
         """Read counters from the kernel, merge them, and return a copy for the views."""
