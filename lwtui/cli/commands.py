@@ -16,7 +16,8 @@ def error_code(e: BaseException) -> int | None:
     """Exit code for an error lwtui knows (its message names the fix), else None.
 
     2: bad input or an environment that is not ready (nothing was changed);
-    1: a failure at run time (the routes were restored on the way out).
+    1: a failure at run time (the routes were restored on the way out, or what could not be
+       is named with its fix: RestoreFailed).
     """
     from lwtui.session.faults import InjectedFault
     from lwtui.session.guard import PrivilegeError
@@ -39,7 +40,8 @@ def error_code(e: BaseException) -> int | None:
         known += (ProbeError,)
     except ImportError:  # BCC missing: the probe cannot even be imported
         pass
-    if isinstance(e, (RoutesGone, ReaderFailed, InjectedFault)):
+    from lwtui.session.protocol import RestoreFailed
+    if isinstance(e, (RoutesGone, ReaderFailed, InjectedFault, RestoreFailed)):
         return 1
     return 2 if isinstance(e, known) else None
 

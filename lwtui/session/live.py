@@ -49,7 +49,7 @@ from lwtui.core.eventlog import EVENT_LOG_MAX, EventLog, flow_text  # noqa: F401
 from lwtui.kernel.verdicts import RuleStore
 from lwtui.session.owners import OwnerResolver
 from lwtui.session.capture import Recorder
-from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
+from lwtui.session.protocol import RestoreFailed, RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
 
 if TYPE_CHECKING:
     from lwtui.kernel.probe import Probe
@@ -310,13 +310,19 @@ class Session(RouteChecks):
                 self.state.save()  # keep the state file so `lwtui detach --all` can retry
             else:
                 self.state.remove()
+        pins_left = ""
         if not errors and self._pinned:
-            pins.unpin(self.name)
+            try:
+                pins.unpin(self.name)
+            except pins.PinError as e:  # the routes are back; what is in the way is named, never followed
+                pins_left = str(e)
         if self.probe is not None:
             self.probe.close()
         self._runstats.close()
         if errors:
-            raise SessionError("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
+            raise RestoreFailed("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
+        if pins_left:
+            raise RestoreFailed(f"the routes are restored, but not the session's pins: {pins_left}")
         return statuses
 
     def _active_rules(self) -> int:
