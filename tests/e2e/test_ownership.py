@@ -156,13 +156,14 @@ def _without_ignored(stderr: str) -> str:
     return "\n".join(out)
 
 
-def test_a_flood_of_ctrl_c_never_leaves_a_route(topo, route_dump, watch, lwtui_env):
+def test_a_flood_of_ctrl_c_never_leaves_a_route(topo, route_dump, watch, lwtui_env, record_property):
     before = route_dump(topo.client_ns), route_dump(topo.server_ns)
     floods = []
     for _ in range(FLOOD_ROUNDS):
         out = watch(V4, V6, "--hook", "out,xmit", "--netns", topo.client_ns, "--interval", "0.1")
         inn = watch(V4, V6, "--hook", "in", "--netns", topo.server_ns, "--interval", "0.1")
         floods += [_flood(out.proc), _flood(inn.proc)]
+        record_property(f"sigints_round_{len(floods) // 2}", floods[-2:])  # the figures (junit XML)
         codes = out.wait(), inn.wait()
         assert codes == (130, 130), (codes, out.stderr[-2000:], inn.stderr[-2000:])
         assert "Traceback" not in _without_ignored(out.stderr + inn.stderr)
