@@ -310,18 +310,20 @@ class Session(RouteChecks):
                 self.state.save()  # keep the state file so `lwtui detach --all` can retry
             else:
                 self.state.remove()
-        pins_left = ""
+        pins_left: pins.PinError | None = None
         if not errors and self._pinned:
             try:
                 pins.unpin(self.name)
             except pins.PinError as e:  # the routes are back; what is in the way is named, never followed
-                pins_left = str(e)
+                pins_left = e
         if self.probe is not None:
             self.probe.close()
         self._runstats.close()
         if errors:
             raise RestoreFailed("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
-        if pins_left:
+        if pins_left is not None:
+            if not statuses:    # no route was changed (start() refused at the pins): the error as it is
+                raise pins_left
             raise RestoreFailed(f"the routes are restored, but not the session's pins: {pins_left}")
         return statuses
 
