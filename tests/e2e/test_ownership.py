@@ -99,13 +99,18 @@ def test_a_route_held_by_a_running_session_names_it(topo, route_dump, watch, lwt
     assert route_dump(topo.client_ns) == before
 
 
+# Sessions started at once on one route: 4 in the suite (2 shared CPUs compile them all);
+# LWTUI_AT_ONCE=20 for the number the refusal was first seen with.
+AT_ONCE = int(os.environ.get("LWTUI_AT_ONCE", "4"))
+
+
 def test_sessions_started_at_once_on_one_route_one_wins_the_others_name_it(topo, route_dump, lwtui_env):
     before = route_dump(topo.client_ns)
     procs = [subprocess.Popen(LWTUI + ["watch", V4, "--netns", topo.client_ns, "--json", "--duration", "8",
                                        "--interval", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=lwtui_env, cwd=ROOT) for _ in range(4)]
+                              text=True, env=lwtui_env, cwd=ROOT) for _ in range(AT_ONCE)]
     try:
-        outs = [p.communicate(timeout=120) for p in procs]
+        outs = [p.communicate(timeout=60 + 15 * AT_ONCE) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
