@@ -21,7 +21,8 @@ def error_code(e: BaseException) -> int | None:
     """Exit code for an error lwtui knows (its message names the fix), else None.
 
     2: bad input or an environment that is not ready (nothing was changed);
-    1: a failure at run time (the routes were restored on the way out).
+    1: a failure at run time (the routes were restored on the way out, or what could not be
+       is named with its fix: RestoreFailed).
     """
     from lwtui.kernel.pins import PinError
     from lwtui.session.faults import InjectedFault
@@ -45,6 +46,7 @@ def error_code(e: BaseException) -> int | None:
         known += (ProbeError,)
     except ImportError:  # BCC missing: the probe cannot even be imported
         pass
-    if isinstance(e, (RoutesGone, ReaderFailed, InjectedFault)):
+    from lwtui.session.protocol import RestoreFailed
+    if isinstance(e, (RoutesGone, ReaderFailed, InjectedFault, RestoreFailed)):
         return 1
     return 2 if isinstance(e, known) else None

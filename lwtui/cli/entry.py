@@ -99,8 +99,15 @@ class Parser(argparse.ArgumentParser):
     """argparse whose errors are one line, like every other lwtui error."""
 
     def error(self, message: str):
-        print(f"lwtui: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        print(f"lwtui: {_clipped(message)} (see `{self.prog} --help`)", file=sys.stderr)
         sys.exit(2)
+
+
+def _clipped(msg: str) -> str:
+    """An error as printed: what the user typed shortened and escaped (a 100 KB argument is not
+    echoed whole, nor a terminal escape sequence); a rule error's caret lines are clipped already."""
+    from lwtui.core.ruleerror import clip_message
+    return msg if "\n" in msg else clip_message(msg)
 
 
 def _ranged(kind, low, high, what: str):
@@ -134,12 +141,27 @@ def _session_name(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def _netns_name(text: str) -> str:
+    """An argparse type: a name `ip netns` can have (a file in /run/netns: 1..255 bytes, no '/')."""
+    if not 0 < len(text.encode(errors="surrogateescape")) < 256 or "/" in text or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"invalid namespace name {text!r}: see `ip netns list`")
+    return text
+
+
+def _dev_name(text: str) -> str:
+    """An argparse type: a name the kernel allows for a device (1..15 bytes, no '/', ':' or space)."""
+    if not 0 < len(text.encode(errors="surrogateescape")) < 16 or any(c in text for c in "/:") or \
+            any(c.isspace() for c in text) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"invalid device name {text!r}: at most 15 characters, see `ip link`")
+    return text
+
+
 def _route_args(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("routes", nargs="+" if required else "*", metavar="ROUTE",
                    help="prefix of an existing route, e.g. 10.0.0.3/32 (the local route for --hook in)")
     p.add_argument("--hook", default="out", help="in, out, xmit or a comma list (default: out)")
-    p.add_argument("--netns", help="network namespace of the routes (default: this one)")
-    p.add_argument("--dev", help="create a missing route on this device (removed again on exit)")
+    p.add_argument("--netns", type=_netns_name, help="network namespace of the routes (default: this one)")
+    p.add_argument("--dev", type=_dev_name, help="create a missing route on this device (removed again on exit)")
     p.add_argument("--dry-run", action="store_true", help="rules count would-drops but drop nothing")
     p.add_argument("--session", type=_session_name, help="session name (default: lwtui-PID-N)")
     p.add_argument("--max-flows", type=_ranged(int, 16, 1 << 24, "--max-flows"), default=65536,
@@ -273,7 +295,7 @@ def _run(sub: str | None, args, commands) -> int:
 
 def _fail(msg: str, code: int) -> int:
     try:
-        print(f"lwtui: {msg}", file=sys.stderr)
+        print(f"lwtui: {_clipped(msg)}", file=sys.stderr)
     except OSError:     # the terminal is gone
         pass
     return code

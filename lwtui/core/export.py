@@ -23,7 +23,7 @@ def export_dir() -> Path:
     path = Path(base) / "lwtui"
     try:
         path.mkdir(parents=True, exist_ok=True)
-    except OSError:
+    except OSError:     # the README's fallback: the current directory, named in the notification
         return Path.cwd()
     return path
 

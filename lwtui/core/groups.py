@@ -61,7 +61,7 @@ def service_name(port: int, proto: str) -> str:
     """The port's name in /etc/services ("http-alt"), or "" when it has none."""
     try:
         return socket.getservbyport(port, proto)
-    except (OSError, OverflowError):
+    except (OSError, OverflowError):    # /etc/services names no such port (or no such number)
         return ""
 
 

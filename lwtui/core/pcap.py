@@ -107,5 +107,5 @@ class PcapWriter:
         self.close()
         try:
             os.unlink(self.path)
-        except OSError:
+        except OSError:     # removed already, or its directory went: nothing of it is left to discard
             pass

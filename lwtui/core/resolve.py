@@ -74,7 +74,7 @@ class NameCache:
         if name is None:
             try:
                 name = socket.getservbyport(port, proto) if proto in ("tcp", "udp") and 0 < port < 65536 else ""
-            except OSError:
+            except OSError:     # /etc/services names no such port: nameless, as the docstring says
                 name = ""
             self._services[key] = name
         return name or None
@@ -91,7 +91,7 @@ class NameCache:
     def _resolve(self, addr: str) -> None:
         try:
             name = self._lookup(addr)
-        except (OSError, UnicodeError):
+        except (OSError, UnicodeError):     # no PTR record, no resolver, a name that is not text: nameless
             name = ""
         with self._lock:
             if addr not in self._pending:   # timed out meanwhile: the answer came too late

@@ -14,9 +14,12 @@ def _visible(text: str) -> str:
     return "".join(" " if c.isspace() else c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
-def _clip_message(message: str) -> str:
-    """A message with quoted tokens of more than 60 characters shortened, at most 2 * SHOWN characters."""
+def clip_message(message: str) -> str:
+    """A one-line message with what the user typed shortened: quoted tokens of more than 60
+    characters, and words of more than 100 (a path, a name) around their middle, control
+    characters escaped; at most 2 * SHOWN characters."""
     message = re.sub(r"('[^']{60,}'|\"[^\"]{60,}\")", lambda m: m.group()[:50] + "…" + m.group()[0], message)
+    message = re.sub(r"\S{100,}", lambda m: m.group()[:45] + "…" + m.group()[-45:], message)
     message = _visible(message)
     return message if len(message) <= 2 * SHOWN else message[:2 * SHOWN - 1] + "…"
 
@@ -40,7 +43,7 @@ class RuleError(ValueError):
         (no terminal escape sequence reaches the screen), and long quoted
         tokens in the message are shortened the same way.
         """
-        message = _clip_message(self.message)
+        message = clip_message(self.message)
         text = self.text if text is None else text
         if text is None:
             return message

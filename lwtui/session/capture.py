@@ -74,8 +74,11 @@ class Recorder:
             if probe is not None:
                 try:
                     self._switch(probe, self._files)
-                except Exception:   # noqa: BLE001 - a closed probe: capture is gone with it
+                except RuntimeError:    # ProbeError: the probe closed under us, capture is gone with it
                     pass
+                except OSError as e:    # the config map refused: the kernel may go on capturing
+                    self._log("error", f"packet capture could not be switched {'off' if not self._files else 'over'}"
+                                       f" ({e}): the programs may send dropped packets until the session ends")
         writer.close()
         self._log("info", f"{writer.path}: {writer.packets} packet(s) recorded" +
                   (f", {writer.skipped} not written (file full)" if writer.skipped else ""))
@@ -105,7 +108,7 @@ class Recorder:
             try:
                 st = probe.read_capture_stats()
                 lost += st["limited"] + st["failed"]
-            except Exception:   # noqa: BLE001 - the probe closed under us: what the reader saw
+            except RuntimeError:    # ProbeError: the probe closed under us: what the reader saw
                 pass
         return recs, lost
 

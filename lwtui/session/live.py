@@ -51,7 +51,7 @@ from lwtui.session.owners import OwnerResolver
 from lwtui.session.capture import Recorder
 from lwtui.session.reading import KernelReading
 from lwtui.session.rulecommands import RuleCommands
-from lwtui.session.protocol import RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
+from lwtui.session.protocol import RestoreFailed, RoutesGone, SessionError  # noqa: F401 (RoutesGone: for callers)
 
 if TYPE_CHECKING:
     from lwtui.kernel.probe import Probe
@@ -295,13 +295,21 @@ class Session(KernelReading, RuleCommands, RouteChecks):
                 self.state.save()  # keep the state file so `lwtui detach --all` can retry
             else:
                 self.state.remove()
+        pins_left: pins.PinError | None = None
         if not errors and self._pinned:
-            pins.unpin(self.name)
+            try:
+                pins.unpin(self.name)
+            except pins.PinError as e:  # the routes are back; what is in the way is named, never followed
+                pins_left = e
         if self.probe is not None:
             self.probe.close()
         self._runstats.close()
         if errors:
-            raise SessionError("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
+            raise RestoreFailed("could not restore: " + "; ".join(errors) + " — run `lwtui detach --all`")
+        if pins_left is not None:
+            if not statuses:    # no route was changed (start() refused at the pins): the error as it is
+                raise pins_left
+            raise RestoreFailed(f"the routes are restored, but not the session's pins: {pins_left}")
         return statuses
 
     def _active_rules(self) -> int:
@@ -337,6 +345,10 @@ class Session(KernelReading, RuleCommands, RouteChecks):
 
     def _log(self, kind: str, text: str, flow: FlowId | None = None, when: float | None = None) -> None:
         self._events.add(kind, text, flow, when)
+
+    def log(self, kind: str, text: str) -> None:
+        """A line in the session's event log from beside it (the metrics server): shown with the next snapshot."""
+        self._log(kind, text)
 
     # -- snapshots (worker thread) ---------------------------------------
     def snapshot(self) -> Snapshot:

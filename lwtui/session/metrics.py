@@ -88,8 +88,11 @@ class SessionCollector:
             rules = s.store.entries()
             capacity = s.probe.map_max_entries("flows")
             runtime = s.run_stats()
-        except (OSError, RuntimeError):   # closing under us (ProbeError, SessionError): nothing to say
-            return
+        except (OSError, RuntimeError, KeyError) as e:  # KeyError: BCC's word for a failed map lookup
+            if not s.closed:    # a read failed while the session runs: this scrape is empty, the log says why
+                why = f"{type(e).__name__}: {e}" if str(e) else f"{type(e).__name__}, the kernel refused a lookup"
+                s.log("error", f"metrics scrape left empty: reading the maps failed ({why})")
+            return              # else closing under us (ProbeError, SessionError): nothing to say
         yield from self._traffic(raw, s.dry_run)
         yield from _session_families(stats, rules, len(raw), capacity, s.reader_lost)
         yield from _run_families(runtime)

@@ -31,6 +31,11 @@ class SessionError(RuntimeError):
     """The session cannot start or act; the message names the fix."""
 
 
+class RestoreFailed(SessionError):
+    """The session ended, but something it made is left (a route not restored, pins it would not
+    follow a link to remove): a failure at run time (exit 1), the message names the fix."""
+
+
 class RoutesGone(RuntimeError):
     """Every route the session watched went away (deleted, device or namespace removed)."""
 

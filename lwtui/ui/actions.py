@@ -225,7 +225,9 @@ class ActionsMixin(AppMixin):
             return 0
         try:
             return len(self.session.rules())
-        except Exception:  # the session cannot say: go by the last snapshot
+        except SESSION_ERRORS as e:     # the session cannot say: said, and the last snapshot's count asked about
+            self.report("cannot count the rules quitting lifts (the last refresh's count is used)", e,
+                        severity="warning")
             return len(self.snapshot.rules) if self.snapshot is not None else 0
 
     def action_ttl(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from textual.app import SystemCommand
 
@@ -21,6 +21,7 @@ from lwtui.core.records import event_record, flow_json, rule_json
 from lwtui.core.model import FlowId, FlowRecord, Snapshot
 from lwtui.core.rules import RuleError, rule_for
 from lwtui.session.protocol import SessionLike
+from lwtui.ui.actions import SESSION_ERRORS
 from lwtui.ui.appbase import AppMixin
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class KeepMixin(AppMixin):
     # What the actions use of DashboardApp (it sets and defines them):
     session: SessionLike
     snapshot: Snapshot | None
+    report: Callable[..., None]         # DashboardApp.report(title, error, severity="error")
 
     if TYPE_CHECKING:
         @property
@@ -82,7 +84,8 @@ class KeepMixin(AppMixin):
         if what == "rules":
             try:
                 rules = self.session.rules()
-            except Exception:  # the last snapshot's list is the next best
+            except SESSION_ERRORS as e:     # the last snapshot's list is the next best: said so
+                self.report("cannot read the rules: the export has the last refresh's", e, severity="warning")
                 rules = self.snapshot.rules if self.snapshot is not None else []
             return [rule_json(r) for r in rules]
         return [event_record(e) for e in self.event_log.entries]

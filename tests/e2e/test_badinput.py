@@ -67,6 +67,10 @@ CASES = [
     ("detach-unknown-session", ["detach", "--session", "nope"],
      "no session named 'nope': see `lwtui sessions`", "root", {}),
     ("ttl", ["block", "port", "80", "--ttl", "0"], "argument --ttl: --ttl must be 1..604800, got 0", "root", {}),
+    ("netns-name", ["watch", "10.0.0.3/32", "--netns", "x" * 300],
+     "argument --netns: invalid namespace name 'xxxxx", "root", {}),
+    ("dev-name", ["watch", "10.0.0.9/32", "--netns", "{cli}", "--dev", "x" * 100_000],
+     "argument --dev: invalid device name 'xxxxx", "root", {}),
 ]
 
 RULE_CASES = {"rule-unparsable", "rule-port-range", "rule-ipv6-brackets"}
@@ -112,3 +116,22 @@ def test_rule_errors_point_at_the_token(lwtui_env, rule, token, says):
     message, text, caret = r.stderr.rstrip("\n").split("\n")
     assert message.startswith("lwtui: ") and says in message, message
     assert text[caret.index("^"):caret.rindex("^") + 1] == token, r.stderr
+
+
+HUGE = "x" * 100_000
+ESC = "\x1b[31mred\x1b[0m"
+
+
+@pytest.mark.parametrize("argv", [
+    ["watch", "10.0.0.3/32", "--session", HUGE], ["watch", "10.0.0.3/32", "--netns", HUGE],
+    ["watch", f"10.0.0.{HUGE}/32"], ["watch", "10.0.0.3/32", "--hook", HUGE],
+    ["watch", "10.0.0.3/32", "--pcap", f"/nonexistent-lwtui-dir/{HUGE}"], ["watch", "10.0.0.3/32", "--metrics", HUGE],
+    ["block", f"port 8{'0' * 100_000}"], ["watch", "10.0.0.3/32", "--hook", ESC], ["block", "host", ESC],
+    ["watch", "10.0.0.3/32", "--session", ESC],
+], ids=["session", "netns", "prefix", "hook", "pcap", "metrics", "rule", "hook-esc", "rule-esc", "session-esc"])
+def test_what_the_user_typed_is_echoed_short_and_escaped(lwtui_env, argv):
+    """A 100 KB argument is not echoed whole (it was: 100 KB on stderr), nor a terminal escape sequence."""
+    r = run(lwtui_env, *argv)
+    assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("lwtui: "), r.stderr[:500]
+    assert len(r.stderr) < 1000 and "\x1b" not in r.stderr, (len(r.stderr), r.stderr[:500])
+    assert ("\\x1b[31m" in r.stderr) == (ESC in " ".join(argv)), r.stderr

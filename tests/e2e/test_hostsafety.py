@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -116,6 +117,34 @@ def test_cleanup_removes_only_the_maps_it_pinned(topo, route_dump, watch, lwtui_
     os.unlink(pin_dir / "extra")
     r = run(lwtui_env, "detach", "--all")
     assert r.returncode == 0 and snapshot(victim) == files
+
+
+def test_a_session_dir_swapped_for_a_link_while_running(topo, route_dump, watch, lwtui_env, victim):
+    """The second way in: while a session runs, rename its pin directory and put a link in its
+    place. As nobody it cannot be done (lwtui made the pin root root's 0700); done as root
+    anyway, the exit restores the routes and follows no link."""
+    before, files = route_dump(topo.client_ns), snapshot(victim)
+    w = watch(V4, "--netns", topo.client_ns, "--session", "swap", "--interval", "0.2")
+    root = lwtui_env.pin_root
+    st = os.lstat(root)
+    assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
+    r = subprocess.run([which("setpriv"), *NOBODY, "mv", str(root / "swap"), str(root / "moved")],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode != 0 and "Permission denied" in r.stderr, r.stderr
+    os.rename(root / "swap", root / "moved")
+    os.symlink(victim, root / "swap")
+    try:
+        code = w.stop(signal.SIGINT)
+        assert snapshot(victim) == files, "lwtui followed the link"
+        assert route_dump(topo.client_ns) == before and lwtui_env.states() == []
+        assert "Traceback" not in w.stderr, w.stderr
+        assert code == 1 and w.stderr.count("\n") == 1, (code, w.stderr)    # 1: at run time, not "nothing changed"
+        assert w.stderr.startswith(f"lwtui: the routes are restored, but not the session's pins: {root / 'swap'} "
+                                   "is a symlink"), w.stderr
+        assert os.path.islink(root / "swap")
+        assert sorted(p.name for p in (root / "moved").iterdir()) == sorted(PINNED_MAPS)
+    finally:
+        os.unlink(root / "swap")
 
 
 # -- 7 and 9.15. every command as nobody while a session runs --------------------------

@@ -101,13 +101,18 @@ def test_a_route_held_by_a_running_session_names_it(topo, route_dump, watch, lwt
     assert route_dump(topo.client_ns) == before
 
 
+# Sessions started at once on one route: 4 in the suite (2 shared CPUs compile them all);
+# LWTUI_AT_ONCE=20 for the number the refusal was first seen with.
+AT_ONCE = int(os.environ.get("LWTUI_AT_ONCE", "4"))
+
+
 def test_sessions_started_at_once_on_one_route_one_wins_the_others_name_it(topo, route_dump, lwtui_env):
     before = route_dump(topo.client_ns)
     procs = [subprocess.Popen(LWTUI + ["watch", V4, "--netns", topo.client_ns, "--json", "--duration", "8",
                                        "--interval", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True, env=lwtui_env, cwd=ROOT) for _ in range(4)]
+                              text=True, env=lwtui_env, cwd=ROOT) for _ in range(AT_ONCE)]
     try:
-        outs = [p.communicate(timeout=120) for p in procs]
+        outs = [p.communicate(timeout=60 + 15 * AT_ONCE) for p in procs]
     finally:
         for p in procs:
             if p.poll() is None:
@@ -158,13 +163,14 @@ def _without_ignored(stderr: str) -> str:
     return "\n".join(out)
 
 
-def test_a_flood_of_ctrl_c_never_leaves_a_route(topo, route_dump, watch, lwtui_env):
+def test_a_flood_of_ctrl_c_never_leaves_a_route(topo, route_dump, watch, lwtui_env, record_property):
     before = route_dump(topo.client_ns), route_dump(topo.server_ns)
     floods = []
     for _ in range(FLOOD_ROUNDS):
         out = watch(V4, V6, "--hook", "out,xmit", "--netns", topo.client_ns, "--interval", "0.1")
         inn = watch(V4, V6, "--hook", "in", "--netns", topo.server_ns, "--interval", "0.1")
         floods += [_flood(out.proc), _flood(inn.proc)]
+        record_property(f"sigints_round_{len(floods) // 2}", floods[-2:])  # the figures (junit XML)
         codes = out.wait(), inn.wait()
         assert codes == (130, 130), (codes, out.stderr[-2000:], inn.stderr[-2000:])
         assert "Traceback" not in _without_ignored(out.stderr + inn.stderr)

@@ -122,17 +122,19 @@ def test_link_flap_beside_an_in_hook_is_noticed_and_restored(topo, route_dump, w
     assert lwtui_env.states() == []
 
 
-def test_link_flap_after_sigkill_is_restored_by_detach(topo, route_dump, watch, lwtui_env):
+@pytest.mark.parametrize("how", [["--all"], ["--session", "flapped"]], ids=["all", "session"])
+def test_link_flap_after_sigkill_is_restored_by_detach(topo, route_dump, watch, lwtui_env, how):
     srv = topo.server_ns
     plain = _local_routes(route_dump(srv), "10.0.0.3")
-    w = watch(V4, "--hook", "in", "--netns", srv)
+    w = watch(V4, "--hook", "in", "--netns", srv, "--session", "flapped")
     w.stop(signal.SIGKILL)
     _flap(srv, topo.dev)
     assert len(_local_routes(route_dump(srv), "10.0.0.3")) == 2
-    r = ok(lwtui_env, "detach", "--all")
+    r = ok(lwtui_env, "detach", *how)
     assert f"{V4} (in): removed lwtui's copy (the kernel's own route stays)" in r.stdout, r.stdout
     assert _local_routes(route_dump(srv), "10.0.0.3") == plain
     assert encaps(route_dump(srv)) == []
+    assert lwtui_env.states() == [] and lwtui_env.pin_dirs() == []
 
 
 def _udp_passes(ns: str) -> bool:
