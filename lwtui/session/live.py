@@ -118,6 +118,7 @@ class Session(KernelReading, RuleCommands, RouteChecks):
         self._checks_stop = threading.Event()
         self._index = RuleIndex()       # which rule blocks a flow, for flows whose kernel verdict is stale
         self._twins: set[int] = set()     # attachments whose route has a kernel twin (ids), logged once
+        self._check_failures: dict[int, int] = {}   # attachment id -> route checks failed in a row
         self._totals = Totals()
         self._flow_loss = (0, 0)    # (flows_evicted, flows_unseen) as of the last map read
         self._runstats = runstats.RunStats()   # the kernel times our programs while this is open

@@ -6,7 +6,10 @@ ROUTE_CHECK_INTERVAL seconds, apart from the refresh ticks: a slow tick
 slow netlink answer never delays a tick. A route that went away (deleted, its
 device or namespace removed, its encap replaced) is dropped from the
 attachments and logged as an error; a kernel twin beside an `in` hook's local
-route (a link flap) is logged once as a warning.
+route (a link flap) is logged once as a warning. A route that cannot be checked
+(netlink errors) is looked at again at the next check; when that goes on for
+CHECK_FAILURES_LOGGED checks in a row it is logged, once, and again when the
+checks work again.
 """
 
 from __future__ import annotations
@@ -24,11 +27,12 @@ if TYPE_CHECKING:
     from lwtui.session.state import SessionState
 
 ROUTE_CHECK_INTERVAL = 2.0    # seconds between checks that the routes still carry the programs
+CHECK_FAILURES_LOGGED = 3     # checks of one route failing in a row before the log says so
 
 
 class RouteChecks:
     """Needs the Session's attachments, lost, state, _routes_lock, _closed, _checks_stop,
-    _next_route_check, _twins and _log."""
+    _next_route_check, _twins, _check_failures and _log."""
 
     # What the checks use of the Session (it sets them in __init__ and start()):
     attachments: list[routes.Attachment]
@@ -39,6 +43,7 @@ class RouteChecks:
     _checks_stop: threading.Event
     _next_route_check: float
     _twins: set[int]
+    _check_failures: dict[int, int]     # attachment id -> checks failed in a row
 
     def _log(self, kind: str, text: str, flow: FlowId | None = None, when: float | None = None) -> None:
         raise NotImplementedError   # the Session's
@@ -67,8 +72,10 @@ class RouteChecks:
                     reason = routes.check(att)
                     if reason is None:
                         self._note_twin(att, routes.has_kernel_twin(att))
-                except (routes.RouteError, OSError):
-                    continue        # netlink hiccup: look again next time
+                except (routes.RouteError, OSError) as e:
+                    self._note_check(att, e)    # netlink hiccup: look again next time; said when it lasts
+                    continue
+                self._note_check(att, None)
                 if reason is None:
                     continue
                 try:
@@ -86,6 +93,19 @@ class RouteChecks:
                 self.attachments.remove(att)
                 self._forget_state(att)
         return lost
+
+    def _note_check(self, att: routes.Attachment, error: Exception | None) -> None:
+        """Count a route's failed checks in a row; log the CHECK_FAILURES_LOGGED-th, and the recovery."""
+        where = f" in {att.target.netns}" if att.target.netns else ""
+        failed = self._check_failures.pop(id(att), 0)
+        if error is None:
+            if failed >= CHECK_FAILURES_LOGGED:
+                self._log("info", f"{att.target.prefix} ({att.target.hook}){where}: the route can be checked again")
+            return
+        self._check_failures[id(att)] = failed + 1
+        if failed + 1 == CHECK_FAILURES_LOGGED:
+            self._log("warn", f"{att.target.prefix} ({att.target.hook}){where}: cannot check the route "
+                      f"({failed + 1} times in a row: {error}); lwtui keeps trying every {ROUTE_CHECK_INTERVAL:g} s")
 
     def _note_twin(self, att: routes.Attachment, twin: bool) -> None:
         """Log, once, that the kernel re-added its own route beside ours (its link went down and up)."""
