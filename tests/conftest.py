@@ -28,6 +28,7 @@ _counter = itertools.count(1)
 #              these after the rest, by themselves (`-m alone`).
 
 
+@pytest.hookimpl(tryfirst=True)    # before xdist's own hook, which reads the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     for item in items:
         if item.get_closest_marker("host_wide"):

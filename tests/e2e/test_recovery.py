@@ -129,9 +129,12 @@ def test_link_flap_after_sigkill_is_restored_by_detach(topo, route_dump, watch, 
     w = watch(V4, "--hook", "in", "--netns", srv, "--session", "flapped")
     w.stop(signal.SIGKILL)
     _flap(srv, topo.dev)
-    assert len(_local_routes(route_dump(srv), "10.0.0.3")) == 2
+    flapped = _local_routes(route_dump(srv), "10.0.0.3")
+    assert len(flapped) == 2
+    saved = [s.read_text() for s in lwtui_env.states()]
     r = ok(lwtui_env, "detach", *how)
-    assert f"{V4} (in): removed lwtui's copy (the kernel's own route stays)" in r.stdout, r.stdout
+    assert f"{V4} (in): removed lwtui's copy (the kernel's own route stays)" in r.stdout, \
+        (r.stdout, flapped, _local_routes(route_dump(srv), "10.0.0.3"), saved)
     assert _local_routes(route_dump(srv), "10.0.0.3") == plain
     assert encaps(route_dump(srv)) == []
     assert lwtui_env.states() == [] and lwtui_env.pin_dirs() == []
