@@ -270,7 +270,7 @@ def main_live(a) -> int:
 
 def run(flows: int = 100_000, seconds: float = 30.0, warmup: float = 15.0, against: str = "main"):
     """`python -m bench ptydash` (part of `make bench`): the synthetic case for this tree and
-    `against` one after the other, then the live case; a Result with the issue's targets."""
+    `against` one after the other, then the live case; a Result with the dashboard's targets (BENCHMARKS.md)."""
     from .common import Result
     res = Result("ptydash", params={"flows": flows, "seconds": seconds, "warmup": warmup, "against": against,
                                     "terminal": f"{COLS}x{ROWS}"})
