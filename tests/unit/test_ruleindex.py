@@ -72,13 +72,15 @@ def test_a_change_costs_the_changed_rules_and_lookups_do_not_grow_with_the_rules
     idx.update(active[1:])                      # one allow
     assert idx.changes == 4095
     tried = {"rules": 0, "lookups": 0}
+
+    def counted(what: str, real):
+        def call(*args):
+            tried[what] += 1
+            return real(*args)
+        return call
     for cls in (FlowRule, HostRule, PortRule):
-        real = cls.matches
-        monkeypatch.setattr(cls, "matches", lambda self, f, _real=real: (tried.__setitem__("rules", tried["rules"] + 1),
-                                                                         _real(self, f))[1])
-    real_lookup = idx._lookup
-    monkeypatch.setattr(idx, "_lookup", lambda f: (tried.__setitem__("lookups", tried["lookups"] + 1),
-                                                   real_lookup(f))[1])
+        monkeypatch.setattr(cls, "matches", counted("rules", cls.matches))
+    monkeypatch.setattr(idx, "_lookup", counted("lookups", idx._lookup))
     assert all(idx.blocking(f) is None for f in flow_list)
     assert tried == {"rules": 0, "lookups": 20000}          # dict probes only, no rule tried one by one
     assert all(idx.blocking(f) is None for f in flow_list)
