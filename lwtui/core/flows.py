@@ -34,8 +34,8 @@ Guards, because kernel counters are not a clean series:
   more than max_flows (the most idle go first).
 Flows are matched between ticks by a 64-bit hash of their key (flowcols.KeyIndex),
 every match checked against the whole key: two keys with one hash re-seed the hash
-(never one flow's counters on another's row); a read in the order of the previous
-one is matched without hashing.
+(never one flow's counters on another's row); a read in the table's order is matched
+without hashing, and the table takes the order of a read of the same flows.
 Python and numpy: no BCC, no netlink.
 """
 
@@ -48,7 +48,7 @@ import numpy as np
 from lwtui.core.flowcols import (COUNTER_DTYPE, KEY_DTYPE, VERDICT_CODE, VERDICTS, WOULD_DROP, FlowView,
                                  KeyIndex, decode_id, encode_ids, raw_keys, same_keys)
 from lwtui.core.model import FlowId, FlowRecord
-from lwtui.core.rates import MIN_SPAN, HistoryRing, SampleRing
+from lwtui.core.rates import MIN_SPAN, HistoryRing, SampleRing, earliest
 
 # How far a flow's first_seen (the kernel's coarse clock, converted to wall
 # time) may lie before the previous update and still be a flow that began since.
@@ -79,14 +79,6 @@ _PUBLISHED = frozenset(("packets", "bytes", "kdrops", "would", "tcp_flags", "ver
                         "last_seen", "pps", "bps", "dps", "wps", "hlen", "dlen"))
 _READ = ("packets", "bytes", "kdrops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
 _FIELDS = ("packets", "bytes", "drops", "first_seen", "last_seen", "tcp_flags", "verdict", "rule")
-
-
-def _earliest(current: Optional[float], first_seen: np.ndarray) -> Optional[float]:
-    """The earlier of `current` and the earliest known (non-zero) time in `first_seen`."""
-    known = first_seen[first_seen > 0]
-    if len(known) and (current is None or known.min() < current):
-        return float(known.min())
-    return current
 
 
 class FlowStore:
@@ -163,10 +155,10 @@ class FlowStore:
         first, rows, self._c["h"] = self._index.match(self._keys, self._c["h"], keys)
         return first, rows
 
-    def _flush(self) -> None:
-        """Rows for the flows note_new() announced since the last merge."""
+    def _flush(self) -> bool:
+        """Rows for the flows note_new() announced since the last merge; whether any were added."""
         if not self._pending:
-            return
+            return False
         pending, self._pending = self._pending, {}
         ids = list(pending)
         keys = encode_ids(ids)
@@ -178,6 +170,7 @@ class FlowStore:
         self._c["first_seen"][n:] = times
         self._c["last_seen"][n:] = times
         self._rec[n:] = [pending[ids[i]][1] for i in idx]
+        return len(idx) > 0
 
     # -- reading -----------------------------------------------------------------
     def __len__(self) -> int:
@@ -277,11 +270,12 @@ class FlowStore:
                        ids: Optional[list[FlowId]] = None) -> None:
         """Merge one poll given as columns: KEY_DTYPE and COUNTER_DTYPE rows, one per flow
         (rule: rule_code() of its text). The same flow twice in one poll: the first wins."""
-        self._flush()
+        grew = self._flush()
         self._seq += 1
         oldest = now - self.idle_timeout
         keys = np.ascontiguousarray(keys)
-        if same_keys(keys, self._keys):                # the map read in the order of the last one
+        matched = len(keys) > len(self._keys) or not same_keys(keys, self._keys[:len(keys)])
+        if not matched:                                 # the map read in the table's order
             rows = np.arange(len(keys))
         else:
             first, rows = self._match(keys)
@@ -309,6 +303,10 @@ class FlowStore:
         self._merge(now, counters, polled, dry_run)
         if len(self._keys) > self.max_flows:
             self._evict(self.max_flows, polled >= 0)
+        elif matched and not (grew or len(new) or gone.any()):
+            # The same flows in another order (the map's buckets', not the events'): the table
+            # takes the read's order, so the next reads of an unchanged map need no hashing.
+            self._take(np.concatenate([rows[hit], np.flatnonzero(polled < 0)]))
         self._last_update = now
 
     # -- internals ---------------------------------------------------------------
@@ -350,8 +348,8 @@ class FlowStore:
         dry = dry_run | (V == WOULD_DROP)
         would = would + np.where((dd > 0) & dry, dd, 0)
         real = (dd > 0) & ~dry
-        self.first_drop = _earliest(self.first_drop, FS[real])
-        self.first_would_drop = _earliest(self.first_would_drop, FS[(dd > 0) & dry])
+        self.first_drop = earliest(self.first_drop, FS[real])
+        self.first_would_drop = earliest(self.first_would_drop, FS[(dd > 0) & dry])
         dp, db = P - op, B - ob
         size = np.divide(db, dp, out=np.zeros(len(rows)), where=real & (dp > 0))
         dbytes = np.where(real, np.minimum(B.astype(np.float64), dbytes0 + dd * size), dbytes0)
@@ -412,7 +410,7 @@ class FlowStore:
         stepped back on)."""
         bt, bvals, born = bt.copy(), [b.copy() for b in bvals], born.copy()
         born[restart] = self._seq
-        self.first_packet = _earliest(self.first_packet, FS[fresh])
+        self.first_packet = earliest(self.first_packet, FS[fresh])
         last = self._last_update
         known = (FS > 0) & fresh
         if last is not None:

@@ -23,6 +23,14 @@ MAX_SAMPLES = 64     # per flow, in case ticks are much shorter than the window
 MIN_SPAN = 0.25
 
 
+def earliest(current: Optional[float], first_seen: np.ndarray) -> Optional[float]:
+    """The earlier of `current` and the earliest known (non-zero) time in `first_seen`."""
+    known = first_seen[first_seen > 0]
+    if len(known) and (current is None or known.min() < current):
+        return float(known.min())
+    return current
+
+
 def _trim(samples: list, now: float, window: float) -> None:
     """Drop samples older than needed: keep the newest one at or before now-window."""
     start = now - window

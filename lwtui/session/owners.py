@@ -14,6 +14,7 @@ a process that exited) stays unknown: nothing is guessed.
 
 from __future__ import annotations
 
+import functools
 import pwd
 import time
 from typing import Callable, Iterable, Sequence
@@ -70,6 +71,7 @@ class SocketIndex:
         return None
 
 
+@functools.lru_cache(maxsize=256)      # one passwd lookup per uid, not per flow of every round
 def _user(uid: int) -> str:
     try:
         return pwd.getpwuid(uid).pw_name

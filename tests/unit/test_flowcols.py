@@ -148,3 +148,57 @@ def test_watch_table_picks_the_same_busiest_flows_from_columns():
     t, _ = filled()
     view = t.view()
     assert [r.id for r in busiest(view, 25)] == [r.id for r in busiest(list(view), 25)]
+
+
+def _counter_rows(ids: list[FlowId], tick: int, now: float) -> np.ndarray:
+    return np.array([((i + 1) * (tick + 1), 100 * (i + 1) * (tick + 1), i % 3 * tick, 99.0, now, 0, 0, 0)
+                     for i, _ in enumerate(ids)],
+                    dtype=[("packets", "<i8"), ("bytes", "<i8"), ("drops", "<i8"), ("first_seen", "<f8"),
+                           ("last_seen", "<f8"), ("tcp_flags", "u1"), ("verdict", "i1"), ("rule", "<i4")])
+
+
+def test_a_steady_map_read_in_another_order_is_hashed_once(monkeypatch):
+    """Flows announced by events in one order, the map read in another (its buckets'): the
+    table takes the read's order after one hashed match, later reads of the unchanged map
+    are matched without hashing, and every record equals a table fed in one order."""
+    ids = random_flows(200)
+    order = list(range(len(ids)))
+    random.Random(5).shuffle(order)
+    read = [ids[i] for i in order]
+    calls = []
+    real_match = FlowStore._match
+
+    def counting(self, keys):
+        if self is moved:
+            calls.append(len(keys))
+        return real_match(self, keys)
+    monkeypatch.setattr(FlowStore, "_match", counting)
+    plain, moved = FlowStore(), FlowStore()
+    for f in ids:                                     # the events' order
+        moved.note_new(f, 99.5)
+    for tick in range(5):
+        now = 100.0 + tick
+        plain.update_columns(now, encode_ids(read), _counter_rows(read, tick, now))
+        moved.update_columns(now, encode_ids(read), _counter_rows(read, tick, now))
+        if tick == 0:        # the events' rows were added by this read: churn, the order stays
+            assert calls and [decode_id(k) for k in moved._keys] == ids
+        if tick == 1:        # the same flows again: hashed once more, then the table takes the order
+            assert [decode_id(k) for k in moved._keys] == read
+            calls.clear()
+    assert calls == []
+    assert sorted(plain.records(), key=lambda r: repr(r.id)) == sorted(moved.records(), key=lambda r: repr(r.id))
+
+
+def test_a_read_that_brings_new_flows_keeps_the_table_order():
+    """Churn (flows new to the table) leaves the table's order alone: reordering it on every
+    read would cost more than the match it saves. Flows absent from a read stay in place."""
+    ids = random_flows(60)
+    t = FlowStore()
+    t.update_columns(100.0, encode_ids(ids[:40]), _counter_rows(ids[:40], 0, 100.0))
+    later = ids[20:][::-1]                            # 20 flows absent, 20 new, another order
+    t.update_columns(101.0, encode_ids(later), _counter_rows(later, 1, 101.0))
+    assert [decode_id(k) for k in t._keys] == ids[:40] + [f for f in later if f not in ids[:40]]
+    again = ids[20:40][::-1]                          # no new flow: read's order first, absent after
+    t.update_columns(102.0, encode_ids(again), _counter_rows(again, 2, 102.0))
+    rest = [decode_id(k) for k in t._keys]
+    assert rest[:20] == again and sorted(rest[20:], key=repr) == sorted(ids[:20] + ids[40:], key=repr)
