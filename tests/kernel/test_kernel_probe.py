@@ -152,6 +152,31 @@ def test_sizes_and_single_hook():
             p.prog_fd("in")
 
 
+def _compiler_resident() -> int:
+    """Resident bytes of the compiler's (LLVM's, clang's) code mapped into this process."""
+    total, counting = 0, False
+    with open("/proc/self/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and len(head) >= 5:      # a mapping's first line
+                counting = len(head) > 5 and head[1] == "r-xp" and re.search(r"/lib(LLVM|clang)", head[5]) is not None
+            elif counting and head[0] == "Rss:":
+                total += int(head[1]) * 1024
+    return total
+
+
+def test_the_compilers_code_is_not_left_resident():
+    """After a compile the Probe drops LLVM's code pages from the process (tens of MiB a
+    session never runs again); compiling again faults them back in and works."""
+    with Probe(hooks=("out",), max_flows=1024, max_rules=64) as p:
+        assert _compiler_resident() < 2 << 20
+        with Probe(hooks=("xmit",), max_flows=1024, max_rules=64) as again:
+            assert run(again, "xmit", P.packet(4, P.UDP, "10.0.0.1", "10.0.0.2", 1, 2)) == BPF_OK
+        assert run(p, "out", P.packet(4, P.UDP, "10.0.0.1", "10.0.0.2", 1, 2)) == BPF_OK
+        assert p.read_stats()["packets"] == 1
+        assert _compiler_resident() < 8 << 20      # freeing a module runs a little of LLVM again
+
+
 def test_close_is_idempotent_and_final():
     p = Probe(hooks=("out",))
     fd = p.prog_fd("out")
