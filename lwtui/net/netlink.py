@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from pyroute2 import IPRoute
+from pyroute2.netlink import NETLINK_ROUTE
 from pyroute2.netlink.exceptions import NetlinkError
 
 from lwtui.net.attrs import GONE, RouteError, attr_pairs, plain, route_to_dict
+from lwtui.net.nssocket import netlink_fileno
 
 RTM_F_FIB_MATCH = 0x2000           # `ip route get fibmatch`: return the FIB entry that matched
 
@@ -27,7 +29,7 @@ class NamespaceGone(RouteError):
 def rtnl(netns: str | None) -> Iterator[IPRoute]:
     """An rtnetlink socket in `netns` (never creating it), closed on exit."""
     try:
-        ipr = IPRoute(netns=netns, flags=0, groups=0) if netns else IPRoute(groups=0)
+        ipr = IPRoute(fileno=netlink_fileno(netns, NETLINK_ROUTE), groups=0) if netns else IPRoute(groups=0)
     except FileNotFoundError:
         raise NamespaceGone(f"no namespace {netns}: see `ip netns list`") from None
     try:

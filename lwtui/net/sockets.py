@@ -18,6 +18,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.nlsocket import NetlinkSocket
 
 from lwtui.net.netlink import NamespaceGone
+from lwtui.net.nssocket import netlink_fileno
 
 
 class SockEntry(NamedTuple):
@@ -35,7 +36,8 @@ class _NsDiagSocket(DiagSocket):
     """DiagSocket opened in a named namespace (DiagSocket itself does not pass netns on)."""
 
     def __init__(self, netns: str | None):
-        NetlinkSocket.__init__(self, NETLINK_SOCK_DIAG, netns=netns, flags=0)  # flags=0: never create it
+        NetlinkSocket.__init__(self, NETLINK_SOCK_DIAG,
+                               fileno=netlink_fileno(netns, NETLINK_SOCK_DIAG) if netns else None)
         self.set_marshal(MarshalDiag())
 
 
