@@ -123,6 +123,18 @@ class HitSplit:
 
 
 
+def grown(buf: np.ndarray, n: int, m: int) -> np.ndarray:
+    """A buffer whose first n rows are buf's and whose next m rows are zero: buf itself while
+    it has the room (rows past those in use are kept zero), else one with half as much room
+    again, so appending flow after flow copies the rows in use a logarithmic number of times
+    (zeroed pages a buffer has not used yet are not resident)."""
+    if n + m <= len(buf):
+        return buf
+    new = np.zeros((max(n + m, len(buf) + len(buf) // 2),) + buf.shape[1:], dtype=buf.dtype)
+    new[:n] = buf[:n]
+    return new
+
+
 class SampleRing:
     """The rate window's samples of every flow row: passed packets and bytes, drops and
     would-drops (SAMPLES) at each of the last `size` ticks, in a ring indexed by tick
@@ -135,17 +147,22 @@ class SampleRing:
         self.size = size
         self.t = np.full(size, np.nan)
         self.k = np.full(size, -1, dtype=np.int64)
-        # numpy arrays typed Any: mypy's numpy stubs refuse mixed arithmetic on generic dtypes
-        self.s: dict[str, Any] = {name: np.zeros((rows, size), dtype=t) for name, t in self.SAMPLES}
+        # The rows in use (views of _buf, which has room for more); numpy arrays typed Any:
+        # mypy's numpy stubs refuse mixed arithmetic on generic dtypes
+        self._buf: dict[str, Any] = {name: np.zeros((rows, size), dtype=t) for name, t in self.SAMPLES}
+        self.s: dict[str, Any] = dict(self._buf)
 
     # -- rows --------------------------------------------------------------------
     def take(self, idx: np.ndarray) -> None:
         """Keep rows `idx`, in that order."""
-        self.s = {k: v[idx] for k, v in self.s.items()}
+        self._buf = {k: v[idx] for k, v in self.s.items()}
+        self.s = dict(self._buf)
 
     def append(self, m: int) -> None:
         """m rows more, without samples."""
-        self.s = {k: np.concatenate([v, np.zeros((m, self.size), v.dtype)]) for k, v in self.s.items()}
+        n = len(self.s["sp"])
+        self._buf = {k: grown(v, n, m) for k, v in self._buf.items()}
+        self.s = {k: v[:n + m] for k, v in self._buf.items()}
 
     # -- ticks -------------------------------------------------------------------
     def tick_time(self, k: int) -> float:
@@ -171,13 +188,13 @@ class SampleRing:
             size = self.size * 2
             ticks = [kk for kk in range(seq - self.size + 1, seq) if kk >= 1]
             t, kk_arr = np.full(size, np.nan), np.full(size, -1, dtype=np.int64)
-            rows = len(next(iter(self.s.values())))
+            rows = len(self.s["sp"])
             new = {name: np.zeros((rows, size), v.dtype) for name, v in self.s.items()}
             for kk in ticks:
                 t[kk % size], kk_arr[kk % size] = self.tick_time(kk), kk
                 for name in new:
                     new[name][:, kk % size] = self.s[name][:, kk % self.size]
-            self.t, self.k, self.s, self.size = t, kk_arr, new, size
+            self.t, self.k, self._buf, self.s, self.size = t, kk_arr, new, dict(new), size
 
     def write(self, sel, slot: int, point) -> None:
         """This tick's samples (sp, sb, sd, sw) of the rows `sel` selects."""
@@ -218,19 +235,25 @@ class HistoryRing:
     def __init__(self, rows: int, history_len: int):
         self.len = history_len
         self.size = history_len + self.SLACK
-        self.hist = np.zeros((rows, self.size), dtype=self.DTYPE)
-        self.dhist: Optional[np.ndarray] = None     # made at the first drop
+        # hist and dhist: the rows in use, views of buffers with room for more (append)
+        self._buf = np.zeros((rows, self.size), dtype=self.DTYPE)
+        self._dbuf: Optional[np.ndarray] = None     # made at the first drop
+        self.hist = self._buf
+        self.dhist: Optional[np.ndarray] = None
 
     def take(self, idx: np.ndarray) -> None:
-        """Keep rows `idx`, in that order (new arrays: a reader holding the old ones keeps them)."""
-        self.hist = self.hist[idx]
+        """Keep rows `idx`, in that order (new buffers: a reader holding the old ones keeps them)."""
+        self._buf = self.hist = self.hist[idx]
         if self.dhist is not None:
-            self.dhist = self.dhist[idx]
+            self._dbuf = self.dhist = self.dhist[idx]
 
     def append(self, m: int) -> None:
-        self.hist = np.concatenate([self.hist, np.zeros((m, self.size), dtype=self.DTYPE)])
-        if self.dhist is not None:
-            self.dhist = np.concatenate([self.dhist, np.zeros((m, self.size), dtype=self.DTYPE)])
+        n = len(self.hist)
+        self._buf = grown(self._buf, n, m)
+        self.hist = self._buf[:n + m]
+        if self._dbuf is not None:
+            self._dbuf = grown(self._dbuf, n, m)
+            self.dhist = self._dbuf[:n + m]
 
     def push(self, sel, rows: np.ndarray, seq: int, tick_bps: np.ndarray, tick_dbps: np.ndarray,
              hlen: np.ndarray, dlen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -242,8 +265,10 @@ class HistoryRing:
         drop = (dlen[sel] > 0) | (tick_dbps != 0)
         if not drop.any():
             return new_hlen, dlen
-        if self.dhist is None:
-            self.dhist = np.zeros_like(self.hist)
+        if self._dbuf is None:
+            self._dbuf = np.zeros_like(self._buf)
+            self.dhist = self._dbuf[:len(self.hist)]
+        assert self.dhist is not None
         d = rows[drop]
         self.dhist[d, col] = tick_dbps[drop]
         dlen = dlen.copy()
@@ -254,10 +279,10 @@ class HistoryRing:
         """read(row, seq) -> a row's (history, drop history) as of tick `seq`, as native doubles
         packed in bytes (as FlowRecord keeps them), from the rings of now; values the table has
         overwritten since (now_seq(): its tick; a view read long after) are left out."""
-        hist, dhist, ring = self.hist, self.dhist, self.size
+        hist, dhist, ring, buf = self.hist, self.dhist, self.size, self._buf
 
         def read(i: int, seq: int) -> tuple[bytes, bytes]:
-            lost = now_seq() - seq - self.SLACK if self.hist is hist else 0
+            lost = now_seq() - seq - self.SLACK if self._buf is buf else 0     # else: frozen, all kept
             out = []
             for ring_arr, count in ((hist, int(hlen[i])), (dhist, int(dlen[i]))):
                 count = max(0, count - max(0, lost))

@@ -202,3 +202,36 @@ def test_a_read_that_brings_new_flows_keeps_the_table_order():
     t.update_columns(102.0, encode_ids(again), _counter_rows(again, 2, 102.0))
     rest = [decode_id(k) for k in t._keys]
     assert rest[:20] == again and sorted(rest[20:], key=repr) == sorted(ids[:20] + ids[40:], key=repr)
+
+
+def test_rows_appended_in_place_leave_a_views_histories_as_they_were():
+    """The history rings keep room for more rows (appends do not copy them each tick); a view
+    taken before rows were appended in that room reads the histories of its own tick."""
+    from lwtui.core.rates import grown
+    buf = np.arange(6.0).reshape(3, 2)
+    assert grown(buf, 3, 0) is buf and grown(buf, 2, 1) is buf
+    bigger = grown(buf, 3, 1)
+    assert bigger.shape == (4, 2) and (bigger[:3] == buf).all() and (bigger[3] == 0).all()
+    assert len(grown(bigger, 4, 1)) == 6               # half as much room again
+
+    ids = random_flows(40)
+
+    def fed(extra: bool) -> tuple[FlowStore, FlowView]:
+        t = FlowStore()
+        for tick, n in enumerate((20, 30, 31, 32)):   # the last two appends fit in the room the third made
+            now = 100.0 + tick
+            t.update_columns(now, encode_ids(ids[:n]), _counter_rows(ids[:n], tick, now))
+        view = t.view()
+        if extra:
+            buf = t._hist._buf
+            for tick in range(4, 10):                   # one flow more a tick, in the room
+                now = 100.0 + tick
+                t.update_columns(now, encode_ids(ids[:tick + 29]), _counter_rows(ids[:tick + 29], tick, now))
+            assert t._hist._buf is buf and len(buf) > len(t._hist.hist)
+        return t, view
+
+    (_, late), (_, plain) = fed(True), fed(False)
+    # Six ticks on, two past the rings' 4 ticks of slack, the view leaves out its two oldest
+    # values (a full ring writes over them by then): the rule of a view whose rings still move.
+    assert [r.history for r in late] == [r.history[2:] for r in plain]
+    assert any(len(r.history) >= 3 for r in plain)
