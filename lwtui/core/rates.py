@@ -125,12 +125,12 @@ class HitSplit:
 
 def grown(buf: np.ndarray, n: int, m: int) -> np.ndarray:
     """A buffer whose first n rows are buf's and whose next m rows are zero: buf itself while
-    it has the room (rows past those in use are kept zero), else one with half as much room
-    again, so appending flow after flow copies the rows in use a logarithmic number of times
+    it has the room (rows past those in use are kept zero), else one with twice the room,
+    so appending flow after flow copies the rows in use a logarithmic number of times
     (zeroed pages a buffer has not used yet are not resident)."""
     if n + m <= len(buf):
         return buf
-    new = np.zeros((max(n + m, len(buf) + len(buf) // 2),) + buf.shape[1:], dtype=buf.dtype)
+    new = np.zeros((max(n + m, 2 * len(buf), 1024),) + buf.shape[1:], dtype=buf.dtype)
     new[:n] = buf[:n]
     return new
 

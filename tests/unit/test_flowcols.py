@@ -211,14 +211,14 @@ def test_rows_appended_in_place_leave_a_views_histories_as_they_were():
     buf = np.arange(6.0).reshape(3, 2)
     assert grown(buf, 3, 0) is buf and grown(buf, 2, 1) is buf
     bigger = grown(buf, 3, 1)
-    assert bigger.shape == (4, 2) and (bigger[:3] == buf).all() and (bigger[3] == 0).all()
-    assert len(grown(bigger, 4, 1)) == 6               # half as much room again
+    assert bigger.shape == (1024, 2) and (bigger[:3] == buf).all() and (bigger[3:] == 0).all()
+    assert grown(bigger, 1000, 24) is bigger and len(grown(bigger, 1000, 25)) == 2048    # twice the room
 
     ids = random_flows(40)
 
     def fed(extra: bool) -> tuple[FlowStore, FlowView]:
         t = FlowStore()
-        for tick, n in enumerate((20, 30, 31, 32)):   # the last two appends fit in the room the third made
+        for tick, n in enumerate((20, 30, 31, 32)):
             now = 100.0 + tick
             t.update_columns(now, encode_ids(ids[:n]), _counter_rows(ids[:n], tick, now))
         view = t.view()
