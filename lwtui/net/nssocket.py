@@ -17,6 +17,8 @@ import os
 import socket
 import threading
 
+from pyroute2 import netns as netns_mod
+
 NETNS_RUN_DIR = "/var/run/netns"    # where `ip netns` (and pyroute2) keep the named namespaces
 CLONE_NEWNET = 0x40000000
 
@@ -29,25 +31,44 @@ def netns_path(netns: str) -> str:
 
 
 def ns_socket(netns: str, family: int, type_: int, proto: int = 0) -> socket.socket:
-    """A new socket(family, type_, proto) in the namespace `netns`."""
+    """A new socket(family, type_, proto) in the namespace `netns`. The thread owns the
+    namespace's fd; a caller interrupted while it waits (a signal) leaves nothing open."""
     fd = os.open(netns_path(netns), os.O_RDONLY | os.O_CLOEXEC)
-    made: list = []
+    lock = threading.Lock()
+    made: list = []                     # the socket or the error, unless the caller gave up
+    gave_up: list[bool] = []
 
     def make() -> None:
         try:
-            if _libc.setns(fd, CLONE_NEWNET) != 0:
-                err = ctypes.get_errno()
-                raise OSError(err, f"joining namespace {netns}: {os.strerror(err)}")
-            made.append(socket.socket(family, type_, proto))
+            try:
+                if _libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    raise OSError(err, f"joining namespace {netns}: {os.strerror(err)}")
+            finally:
+                os.close(fd)
+            result: object = socket.socket(family, type_, proto)
         except BaseException as e:      # handed to the caller's thread, raised there
-            made.append(e)
+            result = e
+        with lock:
+            if gave_up and isinstance(result, socket.socket):
+                result.close()
+            made.append(result)
 
+    t = threading.Thread(target=make, name="lwtui-netns", daemon=True)
     try:
-        t = threading.Thread(target=make, name="lwtui-netns", daemon=True)
         t.start()
-        t.join()
-    finally:
+    except RuntimeError:                # no new threads (interpreter shutting down): pyroute2's fork
         os.close(fd)
+        return netns_mod.create_socket(netns, family, type_, proto, flags=0)
+    try:
+        t.join()
+    except BaseException:
+        with lock:
+            gave_up.append(True)
+            for x in made:
+                if isinstance(x, socket.socket):
+                    x.close()
+        raise
     if isinstance(made[0], BaseException):
         raise made[0]
     return made[0]
