@@ -16,8 +16,9 @@ first snapshot was built plus a warm-up, then measures over S seconds:
          (the process's own memory) and RssFile (mapped files: Python's and
          libbcc's code, shared with other processes and reclaimable)
   key    from writing `j` to the pty to the next bytes the app writes back,
-         five times, at least 0.37 s apart (an upper bound of the answer to a
-         key: a tick's redraw can come first and end the wait earlier)
+         five times (`--keys N`: N times), at least 0.37 s apart (an upper bound
+         of the answer to a key: a tick's redraw can come first and end the wait
+         earlier); median, 90th percentile and max
 Results go to bench/results/dashboard_pty.json and are printed, the two trees
 side by side with the ratio this/REF. The machine may be shared: read the
 figures with the load noted next to them.
@@ -38,6 +39,7 @@ from __future__ import annotations
 import argparse
 import fcntl
 import json
+import statistics
 import os
 import select
 import shutil
@@ -105,18 +107,18 @@ class Drain(threading.Thread):
                 self.last, self.total = time.perf_counter(), self.total + len(data)
 
 
-def measure(root: Path, flows: int, seconds: float, warmup: float) -> dict:
+def measure(root: Path, flows: int, seconds: float, warmup: float, keys: int = 5) -> dict:
     """One child in a pty over `root`'s code (the synthetic feed): cpu share, rss, key answer times."""
     ready = Path(tempfile.mktemp(prefix="ptydash-"))
     env = dict(os.environ, TERM="xterm-256color", PYTHONPATH=str(root), PTYDASH_READY=str(ready),
                XDG_CONFIG_HOME=str(Path(tempfile.gettempdir()) / "ptydash-config"))
     try:
-        return in_pty([sys.executable, "-c", CHILD, str(flows)], root, env, ready.exists, seconds, warmup)
+        return in_pty([sys.executable, "-c", CHILD, str(flows)], root, env, ready.exists, seconds, warmup, keys)
     finally:
         ready.unlink(missing_ok=True)
 
 
-def in_pty(argv: list[str], cwd: Path, env: dict, ready, seconds: float, warmup: float) -> dict:
+def in_pty(argv: list[str], cwd: Path, env: dict, ready, seconds: float, warmup: float, keys: int = 5) -> dict:
     """Run `argv` on a pty until ready() (the first snapshot), warm up, then measure it."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", ROWS, COLS, 0, 0))
@@ -136,14 +138,14 @@ def in_pty(argv: list[str], cwd: Path, env: dict, ready, seconds: float, warmup:
         cpu0, t0 = _stat_cpu(child.pid), time.monotonic()
         time.sleep(seconds)
         cpu = (_stat_cpu(child.pid) - cpu0) / (time.monotonic() - t0)
-        keys = []
-        for _ in range(5):
+        answers = []
+        for _ in range(keys):
             time.sleep(0.37)
             sent = time.perf_counter()
             os.write(master, b"j")
             while drain.last < sent and time.perf_counter() - sent < 10:
                 time.sleep(0.001)
-            keys.append(drain.last - sent if drain.last >= sent else float("inf"))
+            answers.append(drain.last - sent if drain.last >= sent else float("inf"))
         rss, hwm = _status_kib(child.pid, "VmRSS"), _status_kib(child.pid, "VmHWM")
         anon, files = _status_kib(child.pid, "RssAnon"), _status_kib(child.pid, "RssFile")
     finally:
@@ -157,14 +159,16 @@ def in_pty(argv: list[str], cwd: Path, env: dict, ready, seconds: float, warmup:
         drain.stop.set()
         drain.join(2)
         os.close(master)
-    keys.sort()
+    ms = sorted(round(a * 1000, 1) for a in answers)
     return {"cpu_core_share": round(cpu, 3), "rss_mib": round(rss / 1024, 1), "peak_rss_mib": round(hwm / 1024, 1),
             "rss_anon_mib": round(anon / 1024, 1), "rss_file_mib": round(files / 1024, 1),
-            "key_answer_ms_median": round(keys[2] * 1000, 1), "key_answer_ms_max": round(keys[-1] * 1000, 1),
+            "keys": len(ms), "key_answer_ms_median": round(statistics.median(ms), 1),
+            "key_answer_ms_p90": ms[min(len(ms) - 1, (9 * len(ms)) // 10)], "key_answer_ms_max": ms[-1],
+            "key_answer_ms": ms,
             "first_snapshot_s": round(startup, 2), "exit_code": child.returncode}
 
 
-def measure_live(flows: int, seconds: float, warmup: float) -> dict:
+def measure_live(flows: int, seconds: float, warmup: float, keys: int = 5) -> dict:
     """The real `lwtui ROUTE` in a pty on the bench's namespaces, `flows` flows moving
     (one datagram a second each); the flows the kernel map held at the end."""
     from .stormtable import build_sender
@@ -186,7 +190,7 @@ def measure_live(flows: int, seconds: float, warmup: float) -> dict:
                                                            "--sockets", "8", "--cycle", str(flows)]))
             return True
         try:
-            out = in_pty(argv, ROOT, env, ready, seconds, warmup)
+            out = in_pty(argv, ROOT, env, ready, seconds, warmup, keys)
         finally:
             for p in mover:
                 lab.stop(p)
@@ -214,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--warmup", type=float, default=10.0, help="after the first snapshot (default 10)")
     p.add_argument("--against", default="main",
                    help="git ref to compare with (default: main; `none`: this tree alone)")
+    p.add_argument("--keys", type=int, default=5, help="keys to time, 0.37 s apart (default 5)")
     p.add_argument("--live", action="store_true",
                    help="the real lwtui on a route with N moving flows, beside the synthetic case")
     a = p.parse_args(argv)
@@ -227,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, root in (("this", ROOT),) + (() if alone else ((a.against, other),)):
             log(f"{name}: {a.flows} flows in a pty, {a.seconds:g} s")
-            out[name] = measure(root, a.flows, a.seconds, a.warmup)
+            out[name] = measure(root, a.flows, a.seconds, a.warmup, a.keys)
             log(f"{name}: {out[name]}")
     finally:
         if not alone:
@@ -259,10 +264,10 @@ def main_live(a) -> int:
     out = {"flows": a.flows, "seconds": a.seconds, "terminal": f"{COLS}x{ROWS}", "ncpus": os.cpu_count(),
            "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
     log(f"live: lwtui on {lab.ROUTE} with {a.flows} moving flows in a pty, {a.seconds:g} s")
-    out["live"] = measure_live(a.flows, a.seconds, a.warmup)
+    out["live"] = measure_live(a.flows, a.seconds, a.warmup, a.keys)
     log(f"live: {out['live']}")
     log(f"synthetic: {a.flows} flows in a pty, {a.seconds:g} s")
-    out["synthetic"] = measure(ROOT, a.flows, a.seconds, a.warmup)
+    out["synthetic"] = measure(ROOT, a.flows, a.seconds, a.warmup, a.keys)
     log(f"synthetic: {out['synthetic']}")
     out["ratio_live_over_synthetic"] = _ratios(out["live"], out["synthetic"])
     return _save(out, "dashboard_pty_live", a.flows)

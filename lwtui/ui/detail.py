@@ -155,9 +155,9 @@ class DetailPane(Horizontal):
         info = self.query_one("#detail-info", Static)
         chart = self.query_one(RateChart)
         if rec is None:
-            info.update(Text(" no flow selected", style="dim"))
+            info.update(Text(" no flow selected", style="dim"), layout=False)   # its size is fixed (the .tcss)
             chart.set_values([], "cyan")
             return
-        info.update(detail_text(rec, now, self.owners, self.recordings))
+        info.update(detail_text(rec, now, self.owners, self.recordings), layout=False)
         style = {"drop": "red", "would-drop": "yellow"}.get(rec.verdict, "cyan")
         chart.set_values(list(rec.history), style, list(rec.drop_history))

@@ -4,7 +4,9 @@ Each tick the app hands over the whole filtered flow set, sorted (see
 selection.py). The table keeps that list and builds cells (cells.row_cells)
 only for the rows render_line draws, so 100,000 flows cost the same screen
 work as 20. Textual's line API (ScrollView + render_line) does the
-scrolling; the column header is the first line and stays put.
+scrolling; the column header is the first line and stays put. A cursor move
+on screen redraws two lines; a scroll redraws the lines whose rows were not
+on screen (a row's drawn line is kept until its cells or the layout change).
 
 The cursor is keyed by flow: rows moving under it never move the user's
 place. With follow off (the default) the view stays where the user put it
@@ -21,12 +23,11 @@ from __future__ import annotations
 from typing import Sequence
 
 from rich.cells import cell_len
-from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -36,6 +37,7 @@ from lwtui.core.flowcols import FlowRows
 from lwtui.core.model import FlowId, FlowRecord
 from lwtui.core.resolve import NameCache
 from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, row_cells, row_key
+from lwtui.ui.tableline import Styled, line_strip
 
 # Columns left out first when the terminal is narrow; never: verdict, endpoints, rate.
 # The process column only where the session looks processes up (Snapshot.owners), and first
@@ -44,7 +46,6 @@ from lwtui.ui.cells import COLUMNS, RIGHT, WOULD_DROPS_LABEL, row_cells, row_key
 COLUMN_PRIORITY = ["proc", "flags", "trend", "bytes", "pkts", "age", "pps", "hook", "proto", "drops"]
 KEEP = {"v", "src", "dst", "bps"}
 MIN_ENDPOINT = 12     # an endpoint column is never narrower (it is cut with an ellipsis)
-_META = {key: Style.from_meta({"column": key}) for key, _, _ in COLUMNS}
 
 
 class VimTable(DataTable):
@@ -101,12 +102,17 @@ class FlowTable(ScrollView, can_focus=True):
         self._now = 0.0
         self._fade_after = 5.0
         self._cache: dict[FlowId, tuple[FlowRecord, float, bool, tuple[Text, ...]]] = {}
+        # A row's last drawn line, by flow: (its cells, layout, width, style, the line). A scroll
+        # by one row draws one new line; the rest are these.
+        self._lines: dict[FlowId, tuple[tuple[Text, ...], list[tuple[str, int]], int, Style, Strip]] = {}
         self._auto: dict[str, int] = {"src": len("source"), "dst": len("destination")}
         self._sort_column = "bps"
         self._reverse = False
         self.follow = False
         self._layout_key: tuple | None = None
         self._layout_cols: list[tuple[str, int]] = []
+        self._styles: tuple[Style, Style, Style] | None = None    # a frame's styles (render_lines)
+        self._styled: Styled = {}     # a frame's combined cell styles (tableline.line_strip)
         self.dry_run = False          # the drops column shows would-drops/s (set with show())
         self.owners: dict | None = None   # Snapshot.owners (set with show()); None: no process column
         self.resolver: NameCache | None = None   # names for the endpoints (set_names); None: addresses
@@ -182,7 +188,7 @@ class FlowTable(ScrollView, can_focus=True):
         """Show host and service names from `resolver` (None: addresses and port numbers);
         called again when new names arrive."""
         self.resolver = resolver
-        self._cache, self._layout_key = {}, None
+        self._cache, self._lines, self._layout_key = {}, {}, None
         self._auto = {"src": len("source"), "dst": len("destination")}    # names are wider, or narrower
         self.refresh()
 
@@ -194,7 +200,7 @@ class FlowTable(ScrollView, can_focus=True):
         self._rows, self._index = rows, None
         self._now, self._fade_after, self.dry_run, self.owners = now, fade_after, dry_run, owners
         if len(self._cache) > 4 * max(self.size.height, 50):
-            self._cache = {}
+            self._cache, self._lines = {}, {}
         index = self._find(old_flow) if old_flow is not None else None
         if index is None:     # the flow left (or none yet): the row at its place
             index = old_index if old_top <= old_index < old_top + self._page() else old_top
@@ -215,7 +221,7 @@ class FlowTable(ScrollView, can_focus=True):
         """Put the cursor on row `row` (clamped) and scroll it into view."""
         if not self._rows:
             return
-        old = self._cursor_flow
+        old, old_row = self._cursor_flow, self._cursor
         self._cursor = min(max(row, 0), len(self._rows) - 1)
         self._cursor_flow = self._rows[self._cursor].id
         top = int(self.scroll_y)
@@ -223,7 +229,11 @@ class FlowTable(ScrollView, can_focus=True):
             self.scroll_to(y=self._cursor, animate=False, immediate=True)
         elif self._cursor >= top + self._page():
             self.scroll_to(y=self._cursor - self._page() + 1, animate=False, immediate=True)
-        self.refresh()
+        if int(self.scroll_y) != top:
+            self.refresh()
+        else:     # the view stays put: only the lines the cursor left and reached change
+            self.refresh_lines(old_row + 1)      # line 0 is the header
+            self.refresh_lines(self._cursor + 1)
         if old != self._cursor_flow:
             self.post_message(self.Highlighted(self, self._cursor_flow))
 
@@ -321,44 +331,39 @@ class FlowTable(ScrollView, can_focus=True):
             left += width + 1
         return None
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        """The styles of a frame, looked up once for all its lines (Textual then calls render_line)."""
+        self._styles, self._styled = None, {}
+        return super().render_lines(crop)
+
+    def _frame_styles(self) -> tuple[Style, Style, Style]:
+        """(row, cursor row, header) styles of the frame being drawn."""
+        if self._styles is None:
+            base = self.rich_style
+            self._styles = (base, base + self.get_component_rich_style("flow-table--cursor"),
+                            base + self.get_component_rich_style("flow-table--header"))
+        return self._styles
+
     def render_line(self, y: int) -> Strip:
         layout = self._layout()
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base, cursor_style, header_style = self._frame_styles()
         if y == 0:
-            style = base + self.get_component_rich_style("flow-table--header")
-            cells = [Text(self._label(k), justify="right" if k in RIGHT else "left") for k, _ in layout]
-            return self._strip(cells, layout, width, style)
+            labels = [Text(self._label(k), justify="right" if k in RIGHT else "left") for k, _ in layout]
+            return line_strip(labels, layout, width, header_style, self.app.console, self._styled)
         index = int(self.scroll_y) + y - 1
         if index >= len(self._rows):
             return Strip.blank(width, base)
-        cells_by_key = dict(zip((c[0] for c in COLUMNS), self._cells(self._rows[index])))
+        rec = self._rows[index]
+        cells = self._cells(rec)
         cursor = index == self._cursor
-        style = base + self.get_component_rich_style("flow-table--cursor") if cursor else base
-        return self._strip([cells_by_key[k] for k, _ in layout], layout, width, style, on_top=cursor)
+        style = cursor_style if cursor else base
+        hit = self._lines.get(rec.id)
+        if hit is not None and hit[0] is cells and hit[2] == width and hit[3] == style and hit[1] == layout:
+            return hit[4]
+        cells_by_key = dict(zip((c[0] for c in COLUMNS), cells))
+        line = line_strip([cells_by_key[k] for k, _ in layout], layout, width, style, self.app.console, self._styled,
+                          on_top=cursor)
+        self._lines[rec.id] = (cells, layout, width, style, line)
+        return line
 
-    def _strip(self, cells: list[Text], layout: list[tuple[str, int]], width: int, style: Style,
-               on_top: bool = False) -> Strip:
-        """One line: each cell aligned to its column's width, one space between columns.
-        Each cell's segments carry its column as meta, so they stay apart from the next
-        cell's (a screenshot places every cell at its own column)."""
-        top = Style(bgcolor=style.bgcolor, color=style.color, bold=style.bold, reverse=style.reverse)
-        console = self.app.console
-        segments: list[Segment] = []
-        used = 0
-        for i, (cell, (key, w)) in enumerate(zip(cells, layout)):
-            if used + w > width:
-                break
-            piece = Text()
-            piece.append_text(cell)        # the cell's own style becomes a span: Text.render drops a bare one
-            piece.align("right" if key in RIGHT else "left", w)
-            if on_top:     # the cursor's colours win over the cells' own
-                piece.stylize(top)
-            segments.extend(Segment.apply_style(piece.render(console), post_style=_META[key]))
-            used += w
-            if i < len(layout) - 1 and used < width:
-                segments.append(Segment(" ", top if on_top else None))
-                used += 1
-        if used < width:
-            segments.append(Segment(" " * (width - used), top if on_top else None))
-        return Strip(Segment.apply_style(segments, style), width)

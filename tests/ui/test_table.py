@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 
+from textual.geometry import Region
+
 from lwtui.core.model import FlowId, FlowRecord, Snapshot, Totals
 from lwtui.session.replay import ReplaySession
 from lwtui.ui.detail import DetailPane
@@ -156,3 +158,38 @@ async def test_only_the_visible_rows_are_built():
         await pilot.pause()
         assert table.rows_built - before <= 2 * on_screen
 
+
+
+def cursor_lines(table) -> list[int]:
+    """The table's lines (0: the header) drawn with the cursor's background, as Textual would
+    paint them now: lines it did not mark for redrawing come from its cache."""
+    cursor_bg = table.get_component_rich_style("flow-table--cursor").bgcolor
+    strips = table.render_lines(Region(0, 0, table.size.width, table.size.height))
+    return [y for y, strip in enumerate(strips) if any(s.style and s.style.bgcolor == cursor_bg for s in strip)]
+
+
+async def test_a_cursor_move_on_screen_redraws_the_two_lines_and_leaves_one_cursor():
+    app = make_app(ReplaySession([frame(200, 0)]))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        table = app.flow_table
+        assert cursor_lines(table) == [1]
+        for _ in range(3):
+            await pilot.press("j")
+        await pilot.pause()
+        assert table.scroll_y == 0 and table.cursor_row == 3
+        assert cursor_lines(table) == [4]
+        built = table.rows_built
+        await pilot.press("k")
+        await pilot.pause()
+        assert cursor_lines(table) == [3]
+        assert table.rows_built == built               # the rows' cells were kept
+        page = table.size.height - 1
+        for _ in range(page):                          # past the last line: the view scrolls
+            await pilot.press("j")
+        await pilot.pause()
+        assert table.scroll_y > 0
+        line = table.cursor_row - int(table.scroll_y) + 1
+        assert cursor_lines(table) == [line]
+        drawn = "".join(seg.text for seg in table.render_lines(Region(0, line, table.size.width, 1))[0])
+        assert f"{app.selected_flow.src}:{app.selected_flow.sport}" in drawn
