@@ -10,10 +10,12 @@
 Both loops stop on worker cancellation or on stop(); errors in a tick are
 posted as TickFailed and the loop keeps going (a session can recover); any
 other error ends the worker and reaches the app's Worker.StateChanged handler.
+While the ticks run, the GIL changes hands every SWITCH_INTERVAL at most.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -27,6 +29,11 @@ from lwtui.session.protocol import SessionLike
 from lwtui.ui.appbase import AppMixin
 
 MAX_CARRIED_EVENTS = 5000
+# While the tick loop runs, a thread keeps the GIL at most this long (seconds) while another
+# waits for it (Python's default: 5 ms). A tick's Python steps (decoding flows, looking up
+# processes) hold it in such slices, and a key waits for the end of one at each hand-over
+# between threads (input, event loop, output).
+SWITCH_INTERVAL = 0.001
 
 
 class SnapshotReady(Message):
@@ -104,6 +111,8 @@ class FeedMixin(AppMixin):
     @work(thread=True, exclusive=True, exit_on_error=False, group="feed", name="ticks")
     def tick_loop(self) -> None:
         worker = get_current_worker()
+        previous = sys.getswitchinterval()
+        sys.setswitchinterval(min(previous, SWITCH_INTERVAL))
         try:
             while not worker.is_cancelled and not self._stop.is_set():
                 started = time.monotonic()
@@ -113,6 +122,7 @@ class FeedMixin(AppMixin):
                 # Without autotick (tests, scripts) a tick happens only when asked.
                 self._sleep(worker, started + self.interval if self.autotick else None)
         finally:
+            sys.setswitchinterval(previous)
             self._stopped["ticks"].set()
 
     def _sleep(self, worker, until: float | None) -> None:

@@ -4,9 +4,11 @@ the session received and on what the table shows after the next tick."""
 from __future__ import annotations
 
 import ipaddress
+import sys
 
 from lwtui.core.model import FlowId
 from lwtui.ui.dialogs import FilterBar, HelpScreen, TtlScreen
+from lwtui.ui.feed import SWITCH_INTERVAL
 
 from .conftest import SIZE, make_app, next_tick, screen_text, started, wait_until
 
@@ -263,6 +265,18 @@ async def test_q_quits_and_stops_the_workers(replay):
         await wait_until(pilot, lambda: not app.is_running, "the app to exit")
     assert app.return_code == 0
     assert app.stop_feed(timeout=2.0), "the tick and event threads did not end"
+
+
+async def test_the_gil_changes_hands_often_while_the_ticks_run_and_as_before_after(replay):
+    before = sys.getswitchinterval()
+    app = make_app(replay)
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert sys.getswitchinterval() == min(before, SWITCH_INTERVAL) < 0.005
+        await pilot.press("q")
+        await wait_until(pilot, lambda: not app.is_running, "the app to exit")
+    assert app.stop_feed(timeout=2.0)
+    assert sys.getswitchinterval() == before
 
 
 async def test_command_palette_runs_actions(replay):
