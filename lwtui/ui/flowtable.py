@@ -4,9 +4,9 @@ Each tick the app hands over the whole filtered flow set, sorted (see
 selection.py). The table keeps that list and builds cells (cells.row_cells)
 only for the rows render_line draws, so 100,000 flows cost the same screen
 work as 20. Textual's line API (ScrollView + render_line) does the
-scrolling; the column header is the first line and stays put. A cursor move
-on screen redraws two lines; a scroll redraws the lines whose rows were not
-on screen (a row's drawn line is kept until its cells or the layout change).
+scrolling; the column header is the first line and stays put. A row's drawn
+line is kept until its cells, the layout or its style change, so a cursor
+move or a scroll builds only the lines that changed.
 
 The cursor is keyed by flow: rows moving under it never move the user's
 place. With follow off (the default) the view stays where the user put it
@@ -221,7 +221,7 @@ class FlowTable(ScrollView, can_focus=True):
         """Put the cursor on row `row` (clamped) and scroll it into view."""
         if not self._rows:
             return
-        old, old_row = self._cursor_flow, self._cursor
+        old = self._cursor_flow
         self._cursor = min(max(row, 0), len(self._rows) - 1)
         self._cursor_flow = self._rows[self._cursor].id
         top = int(self.scroll_y)
@@ -229,11 +229,10 @@ class FlowTable(ScrollView, can_focus=True):
             self.scroll_to(y=self._cursor, animate=False, immediate=True)
         elif self._cursor >= top + self._page():
             self.scroll_to(y=self._cursor - self._page() + 1, animate=False, immediate=True)
-        if int(self.scroll_y) != top:
-            self.refresh()
-        else:     # the view stays put: only the lines the cursor left and reached change
-            self.refresh_lines(old_row + 1)      # line 0 is the header
-            self.refresh_lines(self._cursor + 1)
+        # The whole view is marked (the lines that did not change come from the line cache):
+        # marking only the two lines the cursor left and reached left a run's keys unanswered
+        # on screen until the next tick's redraw, now and then (ptydash --live).
+        self.refresh()
         if old != self._cursor_flow:
             self.post_message(self.Highlighted(self, self._cursor_flow))
 

@@ -168,7 +168,7 @@ def cursor_lines(table) -> list[int]:
     return [y for y, strip in enumerate(strips) if any(s.style and s.style.bgcolor == cursor_bg for s in strip)]
 
 
-async def test_a_cursor_move_on_screen_redraws_the_two_lines_and_leaves_one_cursor():
+async def test_a_cursor_move_leaves_one_cursor_and_keeps_the_rows_cells():
     app = make_app(ReplaySession([frame(200, 0)]))
     async with app.run_test(size=SIZE) as pilot:
         await started(pilot, app)
