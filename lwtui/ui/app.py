@@ -224,10 +224,8 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixi
             self.notify(message.error, title="cannot read the session", severity="error", timeout=10)
 
     def render_flows(self) -> None:
-        """Apply the shown snapshot to the flow area: table or empty state, note, detail.
-
-        Its duration is kept in `apply_seconds` (the last 100): the UI thread's cost per tick.
-        """
+        """Apply the shown snapshot to the flow area: table or empty state, note, detail. Its
+        duration is kept in `apply_seconds` (the last 100): the UI thread's cost per tick."""
         snap = self.shown
         if snap is None:
             return
@@ -236,8 +234,10 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixi
         sel = select_flows(snap.flows, now=snap.time, sort=sort, flt=self.filter,
                            expire_after=self.expire_after, limit=self.max_rows, reverse=self.sort_reverse)
         table, empty = self.flow_table, self.query_one(EmptyState)
-        empty.display = not sel.rows
+        empty.display, refocus = not sel.rows, bool(sel.rows) and not table.display and self.focused is None
         table.display = bool(sel.rows)
+        if refocus and self.view == "flows":    # hiding the table took the focus: keys went nowhere
+            table.focus()
         self.query_one(DetailPane).set_class(not sel.rows, "empty")
         if not snap.flows and not snap.routes:
             empty.show_routes_gone(self.errors)
@@ -391,10 +391,8 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixi
         yield from self.keep_commands()
 
     def notify(self, message: str, *, markup: bool = False, **kw) -> None:
-        """Notifications carry rule text ([IPv6]:port): never read it as markup.
-
-        The last 50 are kept in `notes` as (severity, title, message) for tests.
-        """
+        """Notifications carry rule text ([IPv6]:port): never read it as markup. The last 50
+        are kept in `notes` as (severity, title, message) for tests."""
         self.notes = (self.notes + [(kw.get("severity", "information"), kw.get("title", ""), message)])[-50:]
         super().notify(message, markup=markup, **kw)
 

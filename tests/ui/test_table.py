@@ -193,3 +193,19 @@ async def test_a_cursor_move_leaves_one_cursor_and_keeps_the_rows_cells():
         assert cursor_lines(table) == [line]
         drawn = "".join(seg.text for seg in table.render_lines(Region(0, line, table.size.width, 1))[0])
         assert f"{app.selected_flow.src}:{app.selected_flow.sport}" in drawn
+
+
+async def test_keys_reach_the_table_when_traffic_starts_after_an_empty_start():
+    """lwtui started on a quiet route shows the empty state (the table hidden); when the
+    first flows arrive the table is shown again and keys move its cursor (they went
+    nowhere: hiding the table had taken the focus away)."""
+    app = make_app(ReplaySession([frame(0, 0), frame(30, 1), frame(30, 2)]))
+    async with app.run_test(size=SIZE) as pilot:
+        await started(pilot, app)
+        assert not app.flow_table.display
+        await next_tick(pilot, app)
+        table = app.flow_table
+        assert table.display and table.cursor_row == 0
+        await pilot.press("j", "j")
+        await pilot.pause()
+        assert app.focused is table and table.cursor_row == 2

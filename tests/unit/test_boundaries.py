@@ -75,7 +75,7 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
 # ~400 lines at most per module (docs/ARCHITECTURE.md). The modules still past it are
 # held at their size here until they are split: none may grow, no other may join them.
 MAX_LINES = 400
-LARGER = {"core/flows.py": 439, "ui/app.py": 421}
+LARGER = {"core/flows.py": 439, "ui/app.py": 419}
 
 
 def test_no_module_grows_past_400_lines():
