@@ -229,9 +229,7 @@ class FlowTable(ScrollView, can_focus=True):
             self.scroll_to(y=self._cursor, animate=False, immediate=True)
         elif self._cursor >= top + self._page():
             self.scroll_to(y=self._cursor - self._page() + 1, animate=False, immediate=True)
-        # The whole view is marked (the lines that did not change come from the line cache):
-        # marking only the two lines the cursor left and reached left a run's keys unanswered
-        # on screen until the next tick's redraw, now and then (ptydash --live).
+        # The whole view is marked: the lines that did not change come from the line cache.
         self.refresh()
         if old != self._cursor_flow:
             self.post_message(self.Highlighted(self, self._cursor_flow))

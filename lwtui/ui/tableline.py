@@ -70,6 +70,6 @@ def aligned(cell: Text, width: int, right: bool, top: Style | None, console: Con
         parts = [Segment(cell.plain, console.get_style(cell.style, default=Style.null()))] if cell.plain else []
     if top is not None:
         parts = [Segment(text, own + top if own else top) for text, own, _ in parts]
-    if pad:
-        parts.insert(0, Segment(pad, top)) if right else parts.append(Segment(pad, top))
-    return parts
+    if not pad:
+        return parts
+    return [Segment(pad, top), *parts] if right else [*parts, Segment(pad, top)]
