@@ -8,7 +8,10 @@ The variants are copies of bpf/lwtui.bpf.c edited in a temporary directory,
 for measurement only: none of them is a proposed program as is (several
 drop counters lwtui needs). Each edit names the text it replaces and fails
 loudly when the source has changed, so a variant never silently measures the
-unmodified program. Not part of the default run (`python -m bench ablation`).
+unmodified program. Beside them, the floors of bench/baselines/lookup.c: a
+program that only looks the same 40-byte key up in one kind of kernel map and
+adds two counters, what any flow lookup costs here whatever surrounds it. Not
+part of the default run (`python -m bench ablation`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from lwtui.kernel.verdicts import write_config_slot
 from . import packets
 from .common import ROOT, BenchError, Result, Spread, log, pin_one_cpu, ratio_spread, require_root
 from .microbench import STATS_ON, best_of_batches
-from .progs import Noop, compile_file, load_type, lwtui_cflags
+from .progs import Noop, compile_c, compile_file, load_type, lwtui_cflags
 
 STATS_AT_ENTRY = ("\tst = stats.lookup(&at);\n\tif (st) {\n\t\tst->v[LWTUI_ST_PACKETS] += pi.segs;\n"
                   "\t\tst->v[LWTUI_ST_BYTES] += len;\n\t}\n", "")
@@ -35,7 +38,16 @@ NO_FLAGS = ("\tfs->tcp_flags |= pi.tcp_flags;\n", "")
 LOOKUP_ONLY = ("\tfs = flow_entry(&key, now, &created);\n",
                "\tif (flows.lookup(&key))\n\t\treturn BPF_OK;\n\tfs = flow_entry(&key, now, &created);\n")
 NO_FAST_PARSE = ("\tif (parse_fast_ipv4(skb, key, pi))\n\t\treturn;\n", "")
-PARSE_ONLY = ("\t\treturn handle_bad(&key, &pi);\n", "\t\treturn handle_bad(&key, &pi);\n\treturn BPF_OK;\n")
+PARSE_ONLY = ("\t\treturn handle_bad(skb, &key, &pi);\n", "\t\treturn handle_bad(skb, &key, &pi);\n\treturn BPF_OK;\n")
+
+# -D flags of bench/baselines/lookup.c -> its row
+FLOORS = {
+    '-DLOOKUP_MAP="lru_percpu_hash"': "floor: one lookup in a per-CPU LRU hash (the flow map's kind) and two adds, nothing else",
+    '-DLOOKUP_MAP="percpu_hash"': "floor: the same in a per-CPU hash (no LRU)",
+    '-DLOOKUP_MAP="lru_hash"': "floor: the same in an LRU hash (values shared by the CPUs)",
+    '-DLOOKUP_MAP="hash"': "floor: the same in a plain hash",
+    "-DLOOKUP_ARRAY": "floor: the same in a per-CPU array at a constant index (inlined by the verifier)",
+}
 
 # name -> (text edits, extra -D flags)
 VARIANTS: dict[str, tuple[list[tuple[str, str]], list[str]]] = {
@@ -102,6 +114,9 @@ def run(rounds: int = 5, repeat: int = 1_000_000, against: str | None = None) ->
                 loaded[name] = (bpf, load_type(bpf, "lwtui_out", "out"))
                 # A session's rules generation: never 0, which no cached verdict carries.
                 write_config_slot(bpf.get_table(b"config").map_fd, kstructs.CFG_RULES_GEN, 1)
+            for flag, name in FLOORS.items():
+                floor_bpf = compile_c("lookup", [f"-I{bpf_dir()}", flag])
+                loaded[name] = (floor_bpf, load_type(floor_bpf, "lookup_floor", "out"))
             # each variant is timed right after the no-op (its own floor): on a shared machine the
             # speed drifts within a round, so a variant is compared with the floor next to it
             ns: dict[str, list[float]] = {name: [] for name in loaded}
