@@ -56,6 +56,8 @@ def finish(session) -> None:
             print(statuses[0], file=sys.stderr, flush=True)
         elif statuses and sys.stderr.isatty():
             console(stderr=True).print("[dim]on exit: " + escape("; ".join(statuses)) + "[/]")
+        for warning in session.warnings:
+            print(f"lwtui: {warning}", file=sys.stderr, flush=True)
     except OSError:     # the terminal or pipe is gone: nothing to say it on (the routes are restored)
         pass
 

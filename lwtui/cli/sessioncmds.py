@@ -98,7 +98,8 @@ def cmd_detach(args) -> int:
         raise SessionError(f"session {args.session} is running (pid {live[0].pid}): quit it (q or Ctrl-C) "
                            "and it restores its routes itself")
     con = console()
-    failed = sum(_detach_state(con, st) for st in todo)
+    done = [_detach_state(con, st) for st in todo]
+    failed, pins_left = sum(f for f, _ in done), sum(p for _, p in done)
     found = left = 0
     unreadable: list = []
     if not args.session:
@@ -106,11 +107,11 @@ def cmd_detach(args) -> int:
     running = {s.name for s in state.list_states() if s.status != "stale"} - {s.name for s in todo}
     orphans = [n for n in pins.pinned_sessions()   # a live session's pins are never orphans (its lock says so)
                if n not in running and state.holder(n) is None] if not args.session else []
-    for name in orphans:  # pins whose state file is gone
-        pins.unpin(name)
+    kept_dirs = sum(_unpin(con, name) for name in orphans)   # pins whose state file is gone
+    pins_left += kept_dirs
     tmp = state.remove_stale_tmp()
     state.remove_stale_locks()
-    cleaned = ([f"removed {len(orphans)} orphaned pin dir(s)"] if orphans else []) + \
+    cleaned = ([f"removed {len(orphans) - kept_dirs} orphaned pin dir(s)"] if len(orphans) > kept_dirs else []) + \
         ([f"removed {len(tmp)} half-written state file(s)"] if tmp else [])
     if not todo and not found and not unreadable:
         con.print("; ".join(["nothing to detach" + (f" ({len(live)} session(s) running)" if live else "")]
@@ -121,7 +122,17 @@ def cmd_detach(args) -> int:
         con.print(f"[red]left: {failed + left} route(s) not restored, {len(unreadable)} unreadable state "
                   "file(s)[/]")
         return 1
-    return 0
+    return 1 if pins_left else 0
+
+
+def _unpin(con, name: str) -> int:
+    """Remove a session's pins; 1 (and a line saying what and why) when its directory holds
+    what lwtui did not put there, 0 when it is gone."""
+    from rich.markup import escape
+    left = pins.unpin(name)
+    if left:
+        con.print(f"[yellow]{escape(pins.left_message(name, left))}[/]")
+    return 1 if left else 0
 
 
 def _detach_leftovers(con) -> tuple[int, int, list]:
@@ -151,8 +162,9 @@ def _detach_leftovers(con) -> tuple[int, int, list]:
     return len(scan.found), left + len(scan.unreachable), scan.unreadable
 
 
-def _detach_state(con, st: state.SessionState) -> int:
-    """Restore one session's routes from its state file; returns how many failed."""
+def _detach_state(con, st: state.SessionState) -> tuple[int, int]:
+    """Restore one session's routes from its state file; returns how many failed, and 1 when
+    its pin directory holds what lwtui did not put there (else 0)."""
     from rich.markup import escape
     from lwtui.net.routes import Attachment
     from lwtui.session.recovery import detach_state_route
@@ -165,11 +177,11 @@ def _detach_state(con, st: state.SessionState) -> int:
         except Exception as e:  # noqa: BLE001 - report it and go on: every other route must be tried
             remaining.append(a)
             con.print(f"[red]{what}: not restored: {escape(str(e))}[/]")
-    pins.unpin(st.name)
+    pins_left = _unpin(con, st.name)
     if remaining:
         st.attachments = list(reversed(remaining))
         st.kept = False
         st.save()
     else:
         st.remove()
-    return len(remaining)
+    return len(remaining), pins_left

@@ -17,6 +17,7 @@ LWTUI_BPFFS and LWTUI_PIN_ROOT move these places (tests).
 from __future__ import annotations
 
 import ctypes as ct
+import errno
 import os
 import stat
 import subprocess
@@ -24,6 +25,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from lwtui.core.ruleerror import clip_message
 from lwtui.core.paths import PinError, open_private_dir, open_private_subdir, valid_name
 from lwtui.kernel import bpfsys
 
@@ -174,20 +176,38 @@ def open_pinned(session: str) -> dict[str, int]:
     return fds
 
 
-def unpin(session: str) -> None:
-    """Remove a session's pins (only the maps lwtui pinned there) and its directory; idempotent."""
+def unpin(session: str) -> list[str]:
+    """Remove a session's pins (only the maps lwtui pinned there) and its directory; idempotent.
+
+    Returns the names of what is left in the directory that lwtui did not put
+    there (the directory then stays, and nothing in it is followed or removed):
+    the caller says so."""
     d = PIN_ROOT / valid_name(session)
     with _session_dir(session, create=False) as dfd:
         if dfd is None:
-            return
+            return []
         for name in PINNED_MAPS:
             _unpin_at(dfd, name, d)
+        left = sorted(os.listdir(dfd))
     with _root(create=False) as root:
-        if root is not None:
+        if root is not None and not left:
             try:
                 os.rmdir(session, dir_fd=root)
-            except OSError:     # gone, or holds what lwtui did not put there: left alone
+            except FileNotFoundError:   # removed meanwhile
                 pass
+            except OSError as e:
+                if e.errno != errno.ENOTEMPTY:
+                    raise PinError(f"cannot remove {d} ({e.strerror})") from None
+                left = ["(an entry made meanwhile)"]
+    return left
+
+
+def left_message(session: str, left: list[str]) -> str:
+    """One line for what unpin() left in a session's directory."""
+    d = PIN_ROOT / valid_name(session)
+    names = ", ".join(left[:5]) + (f" and {len(left) - 5} more" if len(left) > 5 else "")
+    return clip_message(f"{d} still holds {names}, which lwtui did not put there: left alone; "
+                        f"remove it by hand (`rm -r {d}`)")
 
 
 def pinned_sessions() -> list[str]:

@@ -95,6 +95,7 @@ class Session(KernelReading, RuleCommands, RouteChecks):
         self.attachments: list[routes.Attachment] = []
         self.lost: list[tuple[routes.Target, str]] = []   # routes that went away while attached, and why
         self.kept = False
+        self.warnings: list[str] = []     # said after close(), on stderr: what was left alone and why
         self.probe: Probe | None = None
         self.features: features.Plan | None = None  # what the kernel offers, the path taken for each
         self.store: RuleStore | None = None
@@ -299,7 +300,9 @@ class Session(KernelReading, RuleCommands, RouteChecks):
         pins_left: pins.PinError | None = None
         if not errors and self._pinned:
             try:
-                pins.unpin(self.name)
+                left = pins.unpin(self.name)
+                if left:
+                    self.warnings.append(pins.left_message(self.name, left))
             except pins.PinError as e:  # the routes are back; what is in the way is named, never followed
                 pins_left = e
         if self.probe is not None:

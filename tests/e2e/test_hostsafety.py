@@ -114,9 +114,16 @@ def test_cleanup_removes_only_the_maps_it_pinned(topo, route_dump, watch, lwtui_
     assert w.stop() == 143 and "Traceback" not in w.stderr
     assert [p.name for p in pin_dir.iterdir()] == ["extra"], "only lwtui's own maps go"
     assert snapshot(victim) == files and route_dump(topo.client_ns) == before
+    said = f"lwtui: {pin_dir} still holds extra, which lwtui did not put there: left alone; remove it by hand"
+    assert said in w.stderr, w.stderr       # what is left is named, not passed over in silence
+    r = run(lwtui_env, "detach", "--all")   # an orphaned directory: named again, nothing followed
+    assert r.returncode == 1 and f"{pin_dir} still holds extra" in r.stdout, (r.returncode, r.stdout)
+    assert "orphaned pin dir" not in r.stdout and os.path.islink(pin_dir / "extra")
+    assert snapshot(victim) == files
     os.unlink(pin_dir / "extra")
     r = run(lwtui_env, "detach", "--all")
-    assert r.returncode == 0 and snapshot(victim) == files
+    assert r.returncode == 0 and "removed 1 orphaned pin dir(s)" in r.stdout, r.stdout
+    assert not pin_dir.exists() and snapshot(victim) == files
 
 
 def test_a_session_dir_swapped_for_a_link_while_running(topo, route_dump, watch, lwtui_env, victim):
