@@ -2,7 +2,11 @@
 
 A mixin, so lwtui.session.live stays about the session's lifecycle. The
 reader thread's poll_events() turns new-flow events into flow table entries
-and event log lines, and drop events into log lines naming the rule. Once per
+and event log lines, and drop events into log lines naming the rule; past
+EVENTS_LISTED events in a second (a new-flow storm) the rest of that second's
+are counted and said in one line per kind at the next read of the map,
+since events are a hint: that read finds every flow, and the counts come
+from the kernel. Once per
 tick (the snapshot's worker thread, under the Session's _read_lock) the flow
 map is read in one batch into numpy columns and merged into the FlowStore;
 a dropped flow's rule is named from the kind (and compound entry) the kernel
@@ -13,6 +17,7 @@ lwtui's own loss counts and the programs' run time.
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Optional
 
 import numpy as np
@@ -25,7 +30,7 @@ from lwtui.core.rates import TotalRates
 from lwtui.core.model import FlowId, Totals
 from lwtui.core.ruleindex import RuleIndex
 from lwtui.core.rules import Rule, rule_of_kind
-from lwtui.core.units import plural
+from lwtui.core.units import noun, plural
 from lwtui.kernel import kstructs
 from lwtui.kernel.codec import FlowIdCache, flow_columns, flow_id_from_key
 from lwtui.kernel.verdicts import RuleStore
@@ -33,6 +38,8 @@ from lwtui.session import faults
 
 if TYPE_CHECKING:
     from lwtui.kernel.probe import Probe
+
+EVENTS_LISTED = 2000    # events a second handled one by one (a flow table row, a log line); the rest counted
 
 
 def kernel_counters(st: np.ndarray, mono_to_wall: float, dry_run: bool) -> np.ndarray:
@@ -71,6 +78,8 @@ class KernelReading:
     _flow_loss: tuple[int, int]
     _lost: int
     _rates: TotalRates
+    _listed: tuple[float, int]        # (end of the current second of events, events in it)
+    _unlisted: dict[int, int]         # event type -> events past EVENTS_LISTED a second since the last read
 
     if TYPE_CHECKING:     # the Session's
         def run_stats(self) -> dict[str, tuple[int, int]]: ...
@@ -90,6 +99,15 @@ class KernelReading:
             self.probe.poll_events(timeout_ms)
 
     def _on_event(self, ev: kstructs.LwtuiEvent) -> None:
+        now = time.monotonic()
+        end, n = self._listed
+        if now >= end:
+            end, n = now + 1.0, 0
+        self._listed = (end, n + 1)
+        if n >= EVENTS_LISTED:      # a storm: counted (said at the next read of the map), not handled one by one
+            with self._lock:
+                self._unlisted[ev.type] = self._unlisted.get(ev.type, 0) + 1
+            return
         fid = flow_id_from_key(ev.key, self._ids)
         when = ev.ts_ns / 1e9 + self._mono_to_wall
         if ev.type == kstructs.EV_NEW:
@@ -100,6 +118,17 @@ class KernelReading:
             # The kernel's count is of every match, dropped or (dry-run) passed: say so.
             what = "would drop" if self.dry_run or ev.verdict == kstructs.WOULD_DROP else "dropped"
             self._log("drop", f"{what} {flow_text(fid)} ({self._rule_words(fid, ev.rule_kind)})", fid, when)
+
+    def _say_unlisted(self) -> None:
+        """One log line per kind for the events past EVENTS_LISTED a second since the last
+        read of the map (under _lock)."""
+        unlisted, self._unlisted = self._unlisted, {}
+        if n := unlisted.get(kstructs.EV_NEW, 0):
+            self._log("new", f"and {n:,} more new {noun(n, 'flow')} (past {EVENTS_LISTED:,} events a second "
+                      "they are counted, not listed): the table has every one the kernel's map holds")
+        if n := unlisted.get(kstructs.EV_DROP, 0):
+            self._log("drop", f"and {n:,} more drop {noun(n, 'event')} (past {EVENTS_LISTED:,} events a second "
+                      "they are counted, not listed): the table and the header count every drop")
 
     def _rule_words(self, fid: FlowId, kind: int) -> str:
         """The rule behind a drop event: "host rule" for a single-key kind; a compound rule by
@@ -126,6 +155,8 @@ class KernelReading:
         keys, stats = self.probe.read_flow_arrays()
         counters = self._counters(keys, stats, active_rules)
         with self._lock:
+            if self._unlisted:
+                self._say_unlisted()
             self.flows.update_columns(now, flow_columns(keys), counters, dry_run=self.dry_run)
             self._flow_loss = (max(0, made - len(keys)), max(0, made - self.flows.kernel_flows_seen))
             return self.flows.view()

@@ -2,7 +2,8 @@
 what the test sent: a packet crossing two hooks of one route counts once in the header
 (each hook's row keeps its own figures); lost events count once (the kernel's failed
 outputs and the perf reader's lost callback report the same losses); a dropped flow's
-rule is of the kind the kernel judged its last packet by.
+rule is of the kind the kernel judged its last packet by; past the events listed one by
+one a second, the rest are counted in one line, and the table still has every flow.
 """
 
 from __future__ import annotations
@@ -59,8 +60,12 @@ def new_flows(ns: str, n: int) -> int:
 
 
 def arrived(events) -> int:
-    """New-flow events among a drained log's entries (those the full log dropped included)."""
-    return sum(e.kind == "new" for e in events) + sum(
+    """New-flow events among a drained log's entries (those the full log dropped included, and
+    those past the events listed one by one a second, which one line counts)."""
+    listed = sum(e.kind == "new" and e.flow is not None for e in events)
+    counted = sum(int(e.text.split()[1].replace(",", "")) for e in events
+                  if e.kind == "new" and e.flow is None and e.text.startswith("and "))
+    return listed + counted + sum(
         int(e.text.split()[0]) for e in events if e.kind == "lost" and "log entries dropped" in e.text)
 
 
@@ -102,3 +107,63 @@ def test_the_rule_named_is_of_the_kind_the_kernel_judged_by(topo, start_session)
     assert udp_from(topo.client_ns, 5) == 0                   # judged again: the host rule now
     rec = next(r for r in session.snapshot().flows if r.id == UDP)
     assert (rec.verdict, rec.rule, rec.drops) == ("drop", f"host {SERVER}", 10)
+
+
+PACED_FLOWS = """
+import socket, sys, time
+dst, n, rate = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+start = time.monotonic()
+for i in range(n):
+    s.sendto(b"storm", (dst, 1024 + i))
+    ahead = start + (i + 1) / rate - time.monotonic()
+    if ahead > 0.005:
+        time.sleep(ahead)
+print(n)
+"""
+
+
+def test_a_storm_of_events_is_counted_past_the_ones_listed(topo, start_session):
+    """New flows at 1.5 times EVENTS_LISTED a second for two seconds, read as they come and
+    refreshed every 0.1 s: past that many events in a second the rest are counted, one log
+    line per refresh, not a flow table entry and a line each. Every event that arrived is
+    listed or counted, and every flow sent is in the table (the map read finds them)."""
+    import threading
+    from lwtui.session.reading import EVENTS_LISTED
+    session = start_session()
+    session.snapshot()                                        # the log's own entries out of the way
+    stop, events = threading.Event(), []
+
+    def read():
+        while not stop.is_set():
+            session.poll_events(20)
+
+    def refresh():
+        while not stop.wait(0.1):
+            events.extend(session.snapshot().events)
+
+    threads = [threading.Thread(target=read), threading.Thread(target=refresh)]
+    for t in threads:
+        t.start()
+    n = 3 * EVENTS_LISTED
+    try:
+        r = nsrun(topo.client_ns, ["taskset", "-c", CPU, sys.executable, "-c", PACED_FLOWS, SERVER, str(n),
+                                   str(1.5 * EVENTS_LISTED)], timeout=60)
+        assert int(r.stdout) == n
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=10)
+    session.poll_events(0)
+    snap = session.snapshot()
+    events.extend(snap.events)
+    assert not [e.text for e in events if e.kind == "lost"], "a refresh every 0.1 s keeps every line"
+    listed = sum(e.kind == "new" and e.flow is not None for e in events)
+    lines = [e.text for e in events if e.kind == "new" and e.flow is None]
+    counted = sum(int(t.split()[1].replace(",", "")) for t in lines)
+    assert lines and all(t.startswith("and ") for t in lines), lines
+    assert EVENTS_LISTED <= listed <= 3 * EVENTS_LISTED - counted and counted >= EVENTS_LISTED // 2, (
+        listed, counted)
+    assert listed + counted == n - snap.totals.events_failed and snap.totals.new_flows == n
+    udp = {r.id.dport for r in snap.flows if r.id.proto == 17 and r.packets == 1}
+    assert udp >= set(range(1024, 1024 + n)), len(udp)       # the map read found every flow
