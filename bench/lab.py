@@ -10,6 +10,7 @@ also when a benchmark fails half-way.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -21,7 +22,10 @@ from lwtui.net import netns
 
 from .common import ROOT, BenchError, log, require_root, require_tool
 
-PREFIX = "lwtui-bench"
+# Another prefix (LWTUI_BENCH_PREFIX=lwtui-bench2, say) lets two benchmarks run side by side.
+PREFIX = os.environ.get("LWTUI_BENCH_PREFIX", "lwtui-bench")
+if not PREFIX.startswith("lwtui-bench") or len(PREFIX) > 20 or not PREFIX.replace("-", "").isalnum():
+    raise SystemExit(f"LWTUI_BENCH_PREFIX={PREFIX!r}: use lwtui-bench followed by up to 9 letters or digits")
 ROUTE = "10.0.0.3/32"  # the client's host route to the server: where the `out` programs sit
 IPERF_PORT = 5201
 
@@ -34,14 +38,22 @@ def _ip_netns(ns: str, argv: list[str]) -> list[str]:
 def topology():
     """Create the namespaces (removing a leftover of an earlier crashed run) and always delete them."""
     require_root()
-    if netns.topology_exists(PREFIX):
-        log(f"removing leftover namespaces of {PREFIX}")
-        netns.destroy_topology(PREFIX)
-    topo = netns.create_topology(PREFIX)
-    try:
-        yield topo
-    finally:
-        netns.destroy_topology(PREFIX)
+    # The namespaces are this run's while it holds the lock: a leftover of a crashed run is
+    # removed, never those of a benchmark still running beside this one.
+    with open(f"/run/{PREFIX}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BenchError(f"another benchmark runs in the namespaces {PREFIX}-*: wait for it to end, or give "
+                             "this one namespaces of its own (LWTUI_BENCH_PREFIX=lwtui-bench2)") from None
+        if netns.topology_exists(PREFIX):
+            log(f"removing leftover namespaces of {PREFIX}")
+            netns.destroy_topology(PREFIX)
+        topo = netns.create_topology(PREFIX)
+        try:
+            yield topo
+        finally:
+            netns.destroy_topology(PREFIX)
 
 
 def wait_for(pred, timeout: float, what: str, proc: subprocess.Popen | None = None, step: float = 0.02):
