@@ -2,9 +2,9 @@
 
 Storm: hundreds of thousands of distinct UDP flows (one datagram each) from
 the client namespace through a watched route with a 4096-entry flow map. The
-kernel's LRU evicts, the user-space table stays at its cap, lost events are
-counted in the stats lines, and the watch process's memory stays under a
-ceiling.
+kernel's LRU evicts, the user-space table stays at its cap, every new-flow
+event is listed, counted past the events listed a second, or counted lost in
+the stats lines, and the watch process's memory stays under a ceiling.
 
 Malformed traffic: IP_HDRINCL raw sockets in the client namespace send
 packets the parser must reject (IPv4 header length below 5 words, truncated
@@ -88,7 +88,9 @@ def test_flow_storm_stays_bounded(topo, watch):
     assert all(s["flow_capacity"] == MAX_FLOWS and s["active_flows"] <= MAX_FLOWS for s in stats)
     assert max(s["active_flows"] for s in stats) == MAX_FLOWS, "the table filled up"
     last = stats[-1]
-    assert last["events_lost"] > 0, "a storm this size overruns the perf buffer: losses are reported"
+    # Whether a storm this size overruns the perf buffer depends on the machine (past the events
+    # listed a second the reader only counts them); losses, when there are, are in the sums below.
+    # tests/ui/test_live_totals.py overruns it for certain, with nobody reading.
     new_lines = sum(d["type"] == "new" for d in w.seen)
     dropped = sum(int(d["text"].split()[0]) for d in w.seen
                   if d["type"] == "lost" and "log entries dropped" in d["text"])
