@@ -61,7 +61,8 @@ def kernel_counters(st: np.ndarray, mono_to_wall: float, dry_run: bool) -> np.nd
 
 class KernelReading:
     """Needs the Session's probe, store, flows, dry_run, _closed, _lock, _ids, _rule_texts,
-    _rule_of, _index, _mono_to_wall, _flow_loss, _lost, _rates, _log() and run_stats()."""
+    _rule_of, _index, _mono_to_wall, _flow_loss, _lost, _rates, _listed, _unlisted, _log() and
+    run_stats()."""
 
     # What the reading uses of the Session (it sets them in __init__ and start()):
     probe: Optional[Probe]
