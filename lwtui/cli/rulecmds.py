@@ -4,6 +4,7 @@ through its pinned verdict maps."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 from lwtui.cli.console import console
@@ -81,17 +82,21 @@ def cmd_allow(args) -> int:
 
 def cmd_rules(args) -> int:
     from lwtui.cli.watch import rule_json
+    from lwtui.kernel.verdicts import unreadable_message
     st, store = _store(args)
     try:
         entries = store.entries()
+        unreadable = store.unreadable
     finally:
         store.close()
+    if unreadable[0]:       # said on stderr, the listing as it is on stdout; exit 1
+        print(f"lwtui: {unreadable_message(*unreadable)}", file=sys.stderr)
     if getattr(args, "save", None):
-        return _save_rules(args.save, st.name, entries)
+        return _save_rules(args.save, st.name, entries) or (1 if unreadable[0] else 0)
     if args.json:
         for e in entries:
             print(json.dumps(rule_json(e), separators=(",", ":")))
-        return 0
+        return 1 if unreadable[0] else 0
     from rich.table import Table
     t = Table(title=f"rules of session {st.name}", title_justify="left")
     for c in ("rule", "kind", "hits", "ttl left"):
@@ -101,7 +106,7 @@ def cmd_rules(args) -> int:
     if not entries:
         t.caption = "no rules: block with `lwtui block RULE` or a key in the dashboard"
     console().print(t)
-    return 0
+    return 1 if unreadable[0] else 0
 
 
 def _save_rules(path: str, name: str, entries) -> int:

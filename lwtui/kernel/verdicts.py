@@ -65,6 +65,13 @@ def write_config_slot(fd: int, slot: int, value: int) -> None:
     bpfsys.map_update(fd, ct.c_uint32(slot), ct.c_uint64(value & 0xFFFFFFFFFFFFFFFF))
 
 
+def unreadable_message(entries: int, hits: int) -> str:
+    """What RuleStore.unreadable means, in one line."""
+    return (f"{entries} compound rule {'entry' if entries == 1 else 'entries'} that this lwtui cannot read "
+            f"({hits:,} hits) {'is' if entries == 1 else 'are'} in force in the kernel but in no rule listed: "
+            "not written by this lwtui; they go when the session ends")
+
+
 class VerdictError(RuntimeError):
     """A rule could not be written or removed; the message names the fix."""
 
@@ -78,6 +85,7 @@ class RuleStore:
         self._decoded: dict[tuple[str, bytes], Rule] = {}    # rule keys already decoded, by their bytes
         self.compound_slots: dict[int, Rule] = {}     # `compound` entry -> its rule, as of the last items()
         self.dry_texts: set[str] = set()               # rules in dry-run (block --dry-run), as of then
+        self.unreadable: tuple[int, int] = (0, 0)     # compound entries no rule decodes from, their hits
         self._check_layout()
 
     def _check_layout(self) -> None:
@@ -254,13 +262,16 @@ class RuleStore:
         for i, e in self._compound_entries() if entries is None else entries:
             if e.group:
                 by_group.setdefault(e.group, []).append((i, e))
-        out = {}
+        out, unreadable, hits = {}, 0, 0
         for slots in by_group.values():
             try:
                 rule = decode_compound([e for _, e in slots])
-            except ValueError:      # not an entry lwtui wrote: leave it out of the listing
+            except ValueError:      # not an entry lwtui wrote: no rule to list, counted in `unreadable`
+                unreadable += len(slots)
+                hits += sum(e.val.hits for _, e in slots)
                 continue
             out[rule.text] = slots
+        self.unreadable = (unreadable, hits)
         return out
 
     def _add_compound(self, rule: CompoundRule, expires: int, dry_run: bool = False,

@@ -107,7 +107,7 @@ class Session(KernelReading, RuleCommands, RouteChecks):
         self._routes_lock = threading.Lock()
         self._events = EventQueue()
         self._lost = 0
-        self._listed, self._unlisted = (0.0, 0), {}   # events handled one by one this second
+        self._listed, self._unlisted, self._unreadable_said = (0.0, 0), {}, 0   # (lwtui.session.reading)
         self._closed = False
         self._claim: int | None = None      # the lock on the session name (lwtui.session.state.claim)
         self._pinned = False        # pins of this name are ours to remove (pin_maps was called)

@@ -33,7 +33,7 @@ from lwtui.core.rules import Rule, rule_of_kind
 from lwtui.core.units import noun, plural
 from lwtui.kernel import kstructs
 from lwtui.kernel.codec import FlowIdCache, flow_columns, flow_id_from_key
-from lwtui.kernel.verdicts import RuleStore
+from lwtui.kernel.verdicts import RuleStore, unreadable_message
 from lwtui.session import faults
 
 if TYPE_CHECKING:
@@ -61,8 +61,8 @@ def kernel_counters(st: np.ndarray, mono_to_wall: float, dry_run: bool) -> np.nd
 
 class KernelReading:
     """Needs the Session's probe, store, flows, dry_run, _closed, _lock, _ids, _rule_texts,
-    _rule_of, _index, _mono_to_wall, _flow_loss, _lost, _rates, _listed, _unlisted, _log() and
-    run_stats()."""
+    _rule_of, _index, _mono_to_wall, _flow_loss, _lost, _rates, _listed, _unlisted,
+    _unreadable_said, _log() and run_stats()."""
 
     # What the reading uses of the Session (it sets them in __init__ and start()):
     probe: Optional[Probe]
@@ -81,6 +81,7 @@ class KernelReading:
     _rates: TotalRates
     _listed: tuple[float, int]        # (end of the current second of events, events in it)
     _unlisted: dict[int, int]         # event type -> events past EVENTS_LISTED a second since the last read
+    _unreadable_said: int             # RuleStore.unreadable entries the event log last said
 
     if TYPE_CHECKING:     # the Session's
         def run_stats(self) -> dict[str, tuple[int, int]]: ...
@@ -152,6 +153,7 @@ class KernelReading:
         # The kernel's count of entries made, read before the map: the read then holds every
         # entry counted here that the LRU has not evicted, so the losses below are never
         # over-stated (flows made during the read are counted at the next one).
+        self._say_unreadable()
         made = self.probe.read_stats()["new_flows"]
         keys, stats = self.probe.read_flow_arrays()
         counters = self._counters(keys, stats, active_rules)
@@ -161,6 +163,15 @@ class KernelReading:
             self.flows.update_columns(now, flow_columns(keys), counters, dry_run=self.dry_run)
             self._flow_loss = (max(0, made - len(keys)), max(0, made - self.flows.kernel_flows_seen))
             return self.flows.view()
+
+    def _say_unreadable(self) -> None:
+        """An error line in the event log when the compound entries no rule decodes from change
+        (RuleStore.unreadable, as of this tick's sweep): drops they cause name no rule listed."""
+        now = self.store.unreadable if self.store is not None else (0, 0)
+        if now[0] != self._unreadable_said:
+            self._unreadable_said = now[0]
+            if now[0]:
+                self._log("error", unreadable_message(*now))
 
     def _counters(self, keys: np.ndarray, st: np.ndarray, active_rules: list[Rule]) -> np.ndarray:
         """The flows as the kernel has them, as flowcols.COUNTER_DTYPE rows. A flow's verdict is

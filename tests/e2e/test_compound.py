@@ -16,7 +16,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.cli import lwtui_env, ok, watch  # noqa: F401 (fixtures)
+from tests.e2e.cli import lwtui_env, ok, run, watch  # noqa: F401 (fixtures)
 from tests.e2e.traffic import http_server, nsrun
 
 SECOND = "10.0.0.4"
@@ -164,3 +164,40 @@ def test_block_dry_run_counts_one_rule_while_the_others_enforce(topo, watch, lwt
             assert d["text"].startswith(f"{what} out tcp ") and d["text"].endswith(f"(rule: {rule})"), d["text"]
         assert not [d for d in w.seen if d["type"] == "drop" and "rule rule" in d["text"]]
         assert w.stop() == 128 + signal.SIGTERM
+
+
+def test_compound_entries_no_rule_decodes_from_are_said_not_hidden(topo, watch, lwtui_env):
+    """An entry of the session's compound map that this lwtui did not write (here: a copy of a
+    rule's entry under another group, with a term field no lwtui writes) is in force in the kernel
+    but in no rule: the event log says so once, and `rules` lists what it can read and exits 1
+    with a line naming the entry and its hits."""
+    import ctypes as ct
+    from lwtui.kernel import bpfsys, kstructs
+    name = f"t{os.getpid()}u"
+    w = watch(f"{topo.server_v4}/32", "--netns", topo.client_ns, "--interval", "0.3", "--duration", "120",
+              "--session", name)
+    rule = f"src host {topo.client_v4} and dst port 8081/tcp"
+    ok(lwtui_env, "block", rule, "--session", name)
+    fd = bpfsys.obj_get(str(lwtui_env.pin_root / name / "compound"))
+    try:
+        entries = []
+        for i in range(bpfsys.map_info(fd)["max_entries"]):
+            e = kstructs.CompoundEntry()
+            bpfsys.map_lookup(fd, ct.c_uint32(i), e)
+            entries.append(e)
+        used = next(e for e in entries if e.group)
+        free = next(i for i, e in enumerate(entries) if not e.group)
+        foreign = kstructs.CompoundEntry.from_buffer_copy(bytes(used))
+        foreign.group, foreign.terms[0].field = used.group ^ 0x5A5A, 0xEE
+        bpfsys.map_update(fd, ct.c_uint32(free), foreign)
+    finally:
+        os.close(fd)
+    said = w.wait_for(lambda d: d["type"] == "log" and d["kind"] == "error" and "cannot read" in d["text"],
+                      what="the event log's line on the entry no rule decodes from")
+    assert said["text"].startswith("1 compound rule entry that this lwtui cannot read (0 hits) is in force"), said
+    r = run(lwtui_env, "rules", "--session", name, "--json")
+    assert r.returncode == 1 and [json.loads(x)["rule"] for x in r.stdout.splitlines()] == [rule], r
+    assert r.stderr.startswith("lwtui: 1 compound rule entry that this lwtui cannot read") and \
+        r.stderr.count("\n") == 1, r.stderr
+    assert w.stop() == 128 + signal.SIGTERM
+    assert sum("cannot read" in d.get("text", "") for d in w.seen) == 1, "said once, not every tick"
