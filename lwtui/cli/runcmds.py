@@ -30,14 +30,15 @@ def _session(args, targets, rules=()):
 
 def _print_ebpf(args) -> int:
     from lwtui.kernel import features
-    from lwtui.kernel.loader import SOURCE_NAME, bpf_dir, build_cflags, events_cflags
+    from lwtui.cli.targets import hooks
+    from lwtui.kernel.loader import SOURCE_NAME, bpf_dir, build_cflags, events_cflags, hook_cflags
     events = getattr(args, "events", "perf")
     if os.geteuid() == 0:
         chosen, whose = features.plan(events), "this kernel's"
     else:       # the probes need root: say so rather than show every fallback
         chosen, whose = features.decide(dict.fromkeys(features.PROBES, True), events=events), \
             "a kernel with every feature's (run as root for this kernel's)"
-    extra = [*chosen.cflags, *events_cflags(chosen.events)]
+    extra = [*chosen.cflags, *events_cflags(chosen.events), *hook_cflags(hooks(getattr(args, "hook", "out")))]
     print(f"// cflags, {whose}: {' '.join(build_cflags(args.max_flows, 4096, extra))}")
     print((bpf_dir() / SOURCE_NAME).read_text())
     return 0

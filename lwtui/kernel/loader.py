@@ -56,6 +56,11 @@ def build_cflags(max_flows: int, max_rules: int, extra=()) -> list[str]:
     return [f"-I{bpf_dir()}", f"-DMAX_FLOWS={int(max_flows)}", f"-DMAX_RULES={int(max_rules)}", *extra]
 
 
+def hook_cflags(hooks) -> list[str]:
+    """The -D flags that compile only these hooks' entry points (see bpf/lwtui.bpf.c)."""
+    return [f"-DLWTUI_WITH_{h.upper()}" for h in hooks]
+
+
 def events_cflags(events: str = "perf", ringbuf_pages: int = RINGBUF_PAGES) -> list[str]:
     """The -D flags that select the event transport (see bpf/lwtui.bpf.c)."""
     if events not in EVENT_TRANSPORTS:

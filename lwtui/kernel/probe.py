@@ -18,7 +18,7 @@ from lwtui.core.names import HOOKS
 from lwtui.kernel import bpfsys
 from lwtui.kernel.events import EventBuffers
 from lwtui.kernel.loader import (RINGBUF_PAGES, SOURCE_NAME, ProbeError, bpf_dir, build_cflags, compile_source,
-                                 events_cflags, load_hook)
+                                 events_cflags, hook_cflags, load_hook)
 from lwtui.kernel.maps import MAP_NAMES, MapAccess
 
 
@@ -94,7 +94,8 @@ class Probe(MapAccess, EventBuffers):
         self.hooks = tuple(hooks)
         self.transport = events  # "perf" or "ringbuf"
         self.source_path = bpf_dir() / SOURCE_NAME
-        self.cflags = build_cflags(max_flows, max_rules, [*extra_cflags, *events_cflags(events, ringbuf_pages)])
+        self.cflags = build_cflags(max_flows, max_rules, [*extra_cflags, *events_cflags(events, ringbuf_pages),
+                                                          *hook_cflags(self.hooks)])
         self._bpf = None
         self._funcs = {}
         self._prog_ids = {}
