@@ -30,7 +30,7 @@ def compound_probe(request, probe_session):
     if request.param == "loops":
         yield probe_session
         return
-    p = _build(features.plan(environ={features.HIDE_ENV: "bounded_loops"}).cflags)
+    p = _build(features.plan(environ={features.HIDE_ENV: "bounded_loops"}).cflags, hooks=("in",))  # verdict()'s
     yield p
     p.close()
 
