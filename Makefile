@@ -22,10 +22,11 @@ ifdef NOROOT
 endif
 	@$(SUDO) scripts/bootstrap.sh $(BOOTSTRAP_ARGS)
 
-# Two workers (tests/conftest.py says which tests are kept apart), then the few
+# Three workers on any number of CPUs (many tests wait on packets and timers;
+# tests/conftest.py says which are kept apart), then the few
 # that must run with no other lwtui on the host.
 test: bootstrap
-	$(SUDO) $(PY) -m pytest -q -n 2 --dist loadgroup -m 'not alone' tests
+	$(SUDO) $(PY) -m pytest -q -n 3 --dist loadgroup -m 'not alone' tests
 	$(SUDO) $(PY) -m pytest -q -m alone tests
 
 demo: bootstrap

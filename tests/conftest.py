@@ -17,7 +17,7 @@ from lwtui.net.netns import Topology, create_topology, destroy_topology
 
 _counter = itertools.count(1)
 
-# `make test` runs the suite on two pytest-xdist workers (`-n 2 --dist loadgroup`);
+# `make test` runs the suite on three pytest-xdist workers (`-n 3 --dist loadgroup`);
 # every test's namespaces, sessions, pins and state are its own (names carry the
 # worker's pid). Two kinds of test act on the whole host and are kept apart:
 #   host_wide  looks at or leaves routes in every namespace (`detach --all`,
