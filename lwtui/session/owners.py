@@ -149,12 +149,12 @@ class OwnerResolver:
                 inode = index.match(fid)
                 if inode:
                     inodes[k] = inode
-        found = procs.socket_owners(set(inodes.values()))
+        # one Owner per socket: the flows of one socket share it
+        found = {inode: Owner(pid, comm, _user(uid))
+                 for inode, (pid, comm, uid) in procs.socket_owners(set(inodes.values())).items()}
         for k, fid in todo:
-            hit = found.get(inodes.get(k, 0))
-            if hit is not None:
-                pid, comm, uid = hit
-                owner = Owner(pid, comm, _user(uid))
+            owner = found.get(inodes.get(k, 0))
+            if owner is not None:
                 self._cache[k], self._known[fid] = (fid, owner, now + KNOWN_TTL, 0), owner
                 continue
             self._known.pop(fid, None)
