@@ -224,13 +224,12 @@ class FlowView(_Records):
         hit = np.flatnonzero(raw_keys(self.keys) == raw_keys(encode_ids([flow]))[0])
         return int(hit[0]) if len(hit) else None
 
-    def recent_ids(self, limit: int) -> list[FlowId]:
-        """The ids of every flow, or of the `limit` flows seen last when there are more."""
+    def recent_rows(self, limit: int) -> np.ndarray:
+        """The rows of every flow, or of the `limit` flows seen last when there are more."""
         n = len(self)
         if n <= limit:
-            return [self.flow_id(i) for i in range(n)]
-        rows = np.sort(np.argpartition(self.cols["last_seen"], n - limit)[n - limit:])
-        return [self.flow_id(i) for i in rows]
+            return np.arange(n)
+        return np.sort(np.argpartition(self.cols["last_seen"], n - limit)[n - limit:])
 
     def rows(self, order: np.ndarray) -> "FlowRows":
         return FlowRows(self, order)

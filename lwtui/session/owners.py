@@ -15,12 +15,13 @@ a process that exited) stays unknown: nothing is guessed.
 from __future__ import annotations
 
 import functools
+import math
 import pwd
 import time
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Hashable, Iterable, Sequence
 
 from lwtui.core import procs
-from lwtui.core.flowcols import FlowView
+from lwtui.core.flowcols import FlowView, raw_keys
 from lwtui.core.model import FlowId, FlowRecord, Owner
 from lwtui.core.names import PORT_PROTOS
 from lwtui.net.netlink import NamespaceGone
@@ -87,56 +88,77 @@ class OwnerResolver:
         self.routes = RouteIndex(targets)
         self._list = list_socks
         self._clock = clock
-        self._cache: dict[FlowId, tuple[Owner | None, float, int]] = {}   # owner, expires, tries
+        # by a flow's key (its 40 key bytes in a flow table's view, else its FlowId):
+        # flow id, owner, expires, tries
+        self._cache: dict[Hashable, tuple[FlowId, Owner | None, float, int]] = {}
+        self._known: dict[FlowId, Owner] = {}    # the cache's known owners, kept as the cache changes
         self._next = 0.0
 
     def resolve(self, records: Sequence[FlowRecord]) -> dict[FlowId, Owner]:
-        """The known owners of these flows; looks up the ones not cached (at most every RESOLVE_INTERVAL).
-        Of a flow table's view, the OWNED_FLOWS flows seen last (a socket dump per
-        namespace serves any number, but a FlowId per flow of 100,000 is the cost)."""
-        ids = records.recent_ids(OWNED_FLOWS) if isinstance(records, FlowView) else [r.id for r in records]
-        now = self._clock()
+        """The known owners of these flows (and of flows seen lately, until the cache lets them
+        go); looks up the ones not cached (at most every RESOLVE_INTERVAL). Of a flow table's
+        view, the OWNED_FLOWS flows seen last (a socket dump per namespace serves any number).
+        Those are keyed by their key bytes: a FlowId is decoded only for a flow not cached or
+        due again, not for every flow of every tick; the answer is a copy of a dict kept up to
+        date, not one built per flow."""
+        if isinstance(records, FlowView):
+            rows = records.recent_rows(OWNED_FLOWS)
+            keys: list = raw_keys(records.keys[rows]).tolist()
+            flow_id: Callable[[int], FlowId] = lambda j: records.flow_id(int(rows[j]))
+        else:
+            keys = [r.id for r in records]
+            flow_id = keys.__getitem__
+        now, cache = self._clock(), self._cache
         if now >= self._next:
-            todo = [f for f in ids if self._due(f, now)]
+            todo = []
+            for j, k in enumerate(keys):
+                e = cache.get(k)
+                if e is None:
+                    fid = flow_id(j)
+                    if fid.proto not in PORT_PROTOS or fid.fragment:
+                        cache[k] = (fid, None, math.inf, 0)    # no socket to look for, ever
+                        continue
+                elif now < e[2]:
+                    continue
+                else:
+                    fid = e[0]
+                todo.append((k, fid))
             if todo:
                 self._next = now + RESOLVE_INTERVAL
                 self._lookup(todo, now)
-        if len(self._cache) > 2 * len(ids) + 1024:   # flows gone from the table leave the cache
-            live = set(ids)
-            self._cache = {k: v for k, v in self._cache.items() if k in live}
-        cache = self._cache
-        return {f: e[0] for f in ids if (e := cache.get(f)) is not None and e[0] is not None}
+        if len(cache) > 2 * len(keys) + 1024:   # flows gone from the table leave the cache
+            live = set(keys)
+            self._cache = {k: v for k, v in cache.items() if k in live}
+            self._known = {e[0]: e[1] for e in self._cache.values() if e[1] is not None}
+        return dict(self._known)
 
-    def _due(self, fid: FlowId, now: float) -> bool:
-        if fid.proto not in PORT_PROTOS or fid.fragment:
-            return False
-        e = self._cache.get(fid)
-        return e is None or now >= e[1]
-
-    def _lookup(self, todo: list[FlowId], now: float) -> None:
+    def _lookup(self, todo: list[tuple[Hashable, FlowId]], now: float) -> None:
         """One round: one socket dump per namespace, one /proc scan for every inode found."""
         by_ns: dict = {}
-        for fid in todo:
+        for k, fid in todo:
             ref = self.routes.route_of(fid.hook, fid.dst)
             if ref is not None:
-                by_ns.setdefault(ref.netns, []).append(fid)
-        inodes: dict[FlowId, int] = {}
-        for netns, fids in by_ns.items():
+                by_ns.setdefault(ref.netns, []).append((k, fid))
+        inodes: dict[Hashable, int] = {}
+        for netns, flows in by_ns.items():
             try:
                 index = SocketIndex(self._list(netns))
             except (NamespaceGone, OSError):
                 continue   # the namespace went away, or netlink failed: unknown this round
-            for fid in fids:
+            for k, fid in flows:
                 inode = index.match(fid)
                 if inode:
-                    inodes[fid] = inode
-        found = procs.socket_owners(set(inodes.values()))
-        for fid in todo:
-            hit = found.get(inodes.get(fid, 0))
-            if hit is not None:
-                pid, comm, uid = hit
-                self._cache[fid] = (Owner(pid, comm, _user(uid)), now + KNOWN_TTL, 0)
+                    inodes[k] = inode
+        # one Owner per socket: the flows of one socket share it
+        found = {inode: Owner(pid, comm, _user(uid))
+                 for inode, (pid, comm, uid) in procs.socket_owners(set(inodes.values())).items()}
+        for k, fid in todo:
+            owner = found.get(inodes.get(k, 0))
+            if owner is not None:
+                self._cache[k], self._known[fid] = (fid, owner, now + KNOWN_TTL, 0), owner
                 continue
-            tries = (self._cache.get(fid, (None, 0.0, 0))[2]) + 1
+            self._known.pop(fid, None)
+            old = self._cache.get(k)
+            tries = (old[3] if old is not None else 0) + 1
             wait = UNKNOWN_RETRY if tries < UNKNOWN_TRIES else KNOWN_TTL
-            self._cache[fid] = (None, now + wait, tries if tries < UNKNOWN_TRIES else 0)
+            self._cache[k] = (fid, None, now + wait, tries if tries < UNKNOWN_TRIES else 0)

@@ -264,7 +264,7 @@ class DashboardApp(FeedMixin, ActionsMixin, RuleEditMixin, KeepMixin, RecordMixi
             note += f" · showing top {fmt_count(len(sel.rows))} of {fmt_count(sel.matched)}"
         if self.paused:
             note += " · PAUSED (space resumes)"
-        self.query_one("#table-note", Static).update(note)
+        self.query_one("#table-note", Static).update(note, layout=False)   # one line high: no layout pass
 
     @work(thread=True, exclusive=True, exit_on_error=False, group="routes", name="list-routes")
     def _fetch_other_routes(self) -> None:

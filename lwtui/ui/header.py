@@ -175,7 +175,7 @@ class HeaderStrip(Static):
         lines = [routes_text(snap), totals_text(snap, compact=self.app.size.width < COMPACT_WIDTH)]
         for line in lines:      # one line each: a narrow terminal cuts the end, never wraps it away
             line.no_wrap, line.overflow = True, "ellipsis"
-        self.update(Group(top, *lines))
+        self.update(Group(top, *lines), layout=False)   # three lines high (the stylesheet): no layout pass
 
     def on_resize(self) -> None:
         self.show()

@@ -77,3 +77,40 @@ def test_detail_pane_names_the_process_or_says_unknown():
     assert "process   unknown" in detail_text(rec, 3.0, {}).plain
     text = detail_text(rec, 3.0, {f: Owner(4242, "lwtui-sender", "root")}).plain
     assert "process   lwtui-sender   pid 4242   user root" in text
+
+
+def test_a_table_view_is_keyed_by_key_bytes_and_cached_flows_cost_no_flow_id(monkeypatch):
+    """A session hands the resolver its table's view: the owners equal those of the same flows
+    as records, and a second tick decodes no FlowId for flows already cached."""
+    import numpy as np
+    from lwtui.core.flowcols import COUNTER_DTYPE, FlowView, encode_ids
+    from lwtui.core.flows import FlowStore
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock_inode = os.fstat(s.fileno()).st_ino
+    ids = [flow("out", UDP, "10.0.0.2", 40000 + i, "10.0.0.3", 53) for i in range(20)]
+    ids.append(flow("out", 1, "10.0.0.2", 8, "10.0.0.3", 0))               # ICMP: never looked up
+
+    def list_socks(netns):
+        return [SockEntry(UDP, A("10.0.0.2"), 40000 + i, A("0.0.0.0"), 0, sock_inode if i % 2 else 7, 0)
+                for i in range(20)]
+
+    store = FlowStore()
+    counters = np.zeros(len(ids), dtype=COUNTER_DTYPE)
+    counters["packets"], counters["first_seen"], counters["last_seen"] = 1, 99.0, 100.0
+    store.update_columns(100.0, encode_ids(ids), counters)
+    view = store.view()
+    now = [100.0]
+    by_view = O.OwnerResolver([Target("10.0.0.3/32", "out", "ns1")], list_socks, clock=lambda: now[0])
+    by_records = O.OwnerResolver([Target("10.0.0.3/32", "out", "ns1")], list_socks, clock=lambda: now[0])
+    decoded = []
+    real = FlowView.flow_id
+    monkeypatch.setattr(FlowView, "flow_id", lambda self, i: decoded.append(i) or real(self, i))
+    try:
+        got = by_view.resolve(view)
+        assert got == by_records.resolve([FlowRecord(f) for f in ids])
+        assert set(got) == set(ids[1:20:2]) and len(decoded) == len(ids)
+        decoded.clear()
+        now[0] += O.RESOLVE_INTERVAL
+        assert by_view.resolve(store.view()) == got and decoded == []     # all cached, none due
+    finally:
+        s.close()
