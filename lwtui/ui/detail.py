@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from itertools import groupby
-from operator import itemgetter
-
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal
@@ -131,8 +128,8 @@ class RateChart(Widget):
         for i, row in enumerate(rows):
             label = fmt_bits(peak) if i == 0 else ("0" if i == len(rows) - 1 else "")
             out.append(f"{label:>{label_w - 1}} ", style="dim")
-            for part, cells in groupby(row, key=itemgetter(1)):    # one span per run of a part, not per cell
-                out.append("".join(char for char, _ in cells), style=styles[part])
+            for char, part in row:
+                out.append(char, style=styles[part])
             out.append("\n")
         if passed:
             left = f"-{fmt_duration(len(passed) * self.interval)}"
