@@ -4,6 +4,8 @@ the session received and on what the table shows after the next tick."""
 from __future__ import annotations
 
 import ipaddress
+import os
+import subprocess
 import sys
 
 from lwtui.core.model import FlowId
@@ -289,3 +291,15 @@ async def test_command_palette_runs_actions(replay):
                          "the dry-run command in the palette")
         await pilot.press("enter")
         await wait_until(pilot, lambda: ("set_dry_run", True) in replay.calls, "the command to run")
+
+
+def test_frames_come_at_120_a_second_unless_the_environment_says_otherwise():
+    """A key's redraw waits for Textual's next frame: lwtui asks for 120 a second (a ~4 ms
+    wait, not ~8); TEXTUAL_FPS set by the user wins. Fresh interpreters: textual reads it once."""
+    probe = "import lwtui.ui.app, textual.constants as c; print(c.MAX_FPS)"
+    env = {k: v for k, v in os.environ.items() if k != "TEXTUAL_FPS"}
+    got = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=60)
+    assert got.stdout.strip() == "120", got.stderr
+    got = subprocess.run([sys.executable, "-c", probe], env={**env, "TEXTUAL_FPS": "30"},
+                         capture_output=True, text=True, timeout=60)
+    assert got.stdout.strip() == "30", got.stderr
