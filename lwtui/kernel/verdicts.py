@@ -21,6 +21,7 @@ from lwtui.core.model import RuleEntry
 from lwtui.core.grammar import parse_rule
 from lwtui.core.rules import FLOW_DRY_RUN, HostRule, PortRule, Rule
 from lwtui.core.compound import MAX_TERMS, CompoundRule, Term
+from lwtui.core.units import noun
 from lwtui.kernel.codec import decode, decode_compound, encode, encode_compound
 
 _KEY_TYPES = {
@@ -67,8 +68,8 @@ def write_config_slot(fd: int, slot: int, value: int) -> None:
 
 def unreadable_message(entries: int, hits: int) -> str:
     """What RuleStore.unreadable means, in one line."""
-    return (f"{entries} compound rule {'entry' if entries == 1 else 'entries'} that this lwtui cannot read "
-            f"({hits:,} hits) {'is' if entries == 1 else 'are'} in force in the kernel but in no rule listed: "
+    return (f"{entries} compound rule {noun(entries, 'entry', 'entries')} that this lwtui cannot read "
+            f"({hits:,} hits) {noun(entries, 'is', 'are')} in force in the kernel but in no rule listed: "
             "not written by this lwtui; they go when the session ends")
 
 

@@ -150,10 +150,10 @@ class KernelReading:
         """Read the flow map into the flow table (what it gained since the last read is
         booked under the current mode); the table's view. Holds _read_lock."""
         assert self.probe is not None       # snapshot() checked
+        self._say_unreadable()
         # The kernel's count of entries made, read before the map: the read then holds every
         # entry counted here that the LRU has not evicted, so the losses below are never
         # over-stated (flows made during the read are counted at the next one).
-        self._say_unreadable()
         made = self.probe.read_stats()["new_flows"]
         keys, stats = self.probe.read_flow_arrays()
         counters = self._counters(keys, stats, active_rules)
@@ -167,11 +167,11 @@ class KernelReading:
     def _say_unreadable(self) -> None:
         """An error line in the event log when the compound entries no rule decodes from change
         (RuleStore.unreadable, as of this tick's sweep): drops they cause name no rule listed."""
-        now = self.store.unreadable if self.store is not None else (0, 0)
-        if now[0] != self._unreadable_said:
-            self._unreadable_said = now[0]
-            if now[0]:
-                self._log("error", unreadable_message(*now))
+        entries, hits = self.store.unreadable if self.store is not None else (0, 0)
+        if entries != self._unreadable_said:
+            self._unreadable_said = entries
+            if entries:
+                self._log("error", unreadable_message(entries, hits))
 
     def _counters(self, keys: np.ndarray, st: np.ndarray, active_rules: list[Rule]) -> np.ndarray:
         """The flows as the kernel has them, as flowcols.COUNTER_DTYPE rows. A flow's verdict is
